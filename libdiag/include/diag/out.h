@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+#include <libsmartcols.h>
+
+#include "diag/util.h"
+
+/*
+ * Output: column tables (libsmartcols, util-linux conventions), JSON documents
+ * (json-c) and text trees. Renderers only format what collectors filled in.
+ */
+
+/* ---- columns: one table per tool drives -o, --output-all, -H, -J, -r, -n ---- */
+
+enum diag_col_json {
+        DIAG_COL_STRING = 0,
+        DIAG_COL_NUMBER,
+        DIAG_COL_BOOLEAN,
+        DIAG_COL_ARRAY,         /* newline-separated cell shown as a JSON array of strings */
+};
+
+struct diag_column {
+        const char *name;       /* upper case, e.g. "TID" */
+        double whint;           /* libsmartcols width hint (<1: fraction of terminal) */
+        int flags;              /* SCOLS_FL_RIGHT, SCOLS_FL_TRUNC, SCOLS_FL_WRAP ... */
+        enum diag_col_json json;
+        unsigned need;          /* tool-defined bits: what the collector must read for it */
+        const char *help;       /* one line for -H and --help */
+};
+
+#define DIAG_MAX_COLUMNS 64
+
+struct diag_columns {
+        const struct diag_column *all;
+        size_t nall;
+        size_t n;
+        int ids[DIAG_MAX_COLUMNS];      /* indexes into all[] in display order */
+};
+
+/*
+ * Select columns. defaults: indexes shown when nothing else is asked for.
+ * env: name of the <TOOL>_COLUMNS environment variable (may be NULL), used in place
+ * of the defaults when set. output: the -o argument or NULL: "A,B" replaces,
+ * "+A,B" appends to the defaults. output_all: every column.
+ * Names are case-insensitive. On an unknown name returns -EINVAL and points
+ * *ret_bad (if non-NULL) at a malloc'd copy of the bad name.
+ */
+int diag_columns_select(struct diag_columns *c, const struct diag_column *all, size_t nall,
+                        const int *defaults, size_t ndefaults, const char *env,
+                        const char *output, bool output_all, char **ret_bad);
+/* OR of the need bits of the selected columns. */
+unsigned diag_columns_need(const struct diag_columns *c);
+/* Position of column id in the selection, or -1 if not shown. */
+int diag_columns_pos(const struct diag_columns *c, int id);
+/* -H/--list-columns: "NAME  <type>  help" lines like util-linux, or a JSON
+ * document {"columns":[{"id":..,"type":..,"description":..}]} when json. */
+int diag_columns_list(FILE *f, const struct diag_column *all, size_t nall, bool json);
+
+/* Common table options of every tool. */
+struct diag_outopts {
+        bool json;              /* -J/--json */
+        bool raw;               /* -r/--raw */
+        bool noheadings;        /* -n/--noheadings */
+};
+
+/* A table with the selected columns set up; name is the JSON array name. */
+struct libscols_table *diag_table_new(const struct diag_columns *c, const struct diag_outopts *o,
+                                      const char *name);
+/* Set cell for column id (not shown: no-op) from printf format. NULL fmt = empty. */
+int diag_table_set(struct libscols_line *ln, const struct diag_columns *c, int id,
+                   const char *fmt, ...) _printf_(4, 5);
+/* Print the table to stdout; returns 0 or negative errno of a failed write. */
+int diag_table_print(struct libscols_table *tb);
+
+/* ---- JSON ---- */
+
+/* Print obj to f, pretty, newline-terminated; negative errno on write failure. */
+int diag_json_print(FILE *f, struct json_object *obj);
+/* Small constructors that tolerate NULL strings (-> JSON null). */
+struct json_object *diag_json_str(const char *s);
+struct json_object *diag_json_hex(uint64_t v);     /* "0x7f12..." */
+
+/* ---- text trees ---- */
+
+struct diag_tree {
+        char *text;
+        struct diag_tree **kids;
+        size_t nkids, alloc;
+};
+
+struct diag_tree *diag_tree_new(const char *fmt, ...) _printf_(1, 2);
+/* Append a child; returns it (NULL on ENOMEM, and the parent is unchanged). */
+struct diag_tree *diag_tree_add(struct diag_tree *parent, const char *fmt, ...) _printf_(2, 3);
+/* Print with "├─ └─ │ " (ascii: "|- `- | ") connectors; the root is printed unindented. */
+int diag_tree_print(FILE *f, const struct diag_tree *root, bool ascii);
+void diag_tree_free(struct diag_tree *t);

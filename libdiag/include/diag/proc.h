@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "diag/syscall.h"
+
+/*
+ * Processes and threads. The table comes from libproc2; what it lacks is read
+ * directly from /proc/PID/task/TID (syscall, wchan, stack, sched). Nothing here
+ * stops or signals the target.
+ */
+
+struct diag_task {
+        pid_t tid;
+        char comm[17];
+        char state;                     /* R S D T t Z X I P, '?' if gone */
+        double cpu_pct;                 /* lifetime average (utime+stime)/elapsed, like ps */
+        uint64_t cpu_ms;                /* utime + stime */
+        struct diag_syscall_state sc;   /* /proc/PID/task/TID/syscall */
+        int sc_err;                     /* 0, or negative errno why sc is unknown */
+        char wchan[64];                 /* "" when 0 or unreadable */
+        int64_t offcpu_ms;              /* now - se.exec_start for non-running tasks; -1 unknown */
+        char *kstack;                   /* kernel stack text (root only), NULL if not read */
+        int kstack_err;                 /* negative errno if asked for and failed */
+};
+
+struct diag_proc {
+        pid_t pid;
+        char comm[17];
+        char state;
+        uid_t uid;
+        char *exe;                      /* readlink /proc/PID/exe, may be NULL */
+        char *cmdline;                  /* spaces between args, may be NULL */
+        size_t ntasks;
+        struct diag_task *tasks;
+};
+
+enum {
+        DIAG_PROC_SYSCALL = 1 << 0,
+        DIAG_PROC_WCHAN   = 1 << 1,
+        DIAG_PROC_KSTACK  = 1 << 2,
+        DIAG_PROC_SCHED   = 1 << 3,
+        DIAG_PROC_CMDLINE = 1 << 4,
+        DIAG_PROC_ALL     = 0x1f,
+};
+
+/* Load a process and all its threads. -ESRCH if it does not exist. */
+int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret);
+struct diag_proc *diag_proc_free(struct diag_proc *p);
+static inline void diag_proc_freep(struct diag_proc **p) { diag_proc_free(*p); }
+#define _cleanup_proc_ _cleanup_(diag_proc_freep)
+
+struct diag_task *diag_proc_find_task(struct diag_proc *p, pid_t tid);
+
+/* Thread-group id of any tid (the pid of its process). -ESRCH if gone. */
+int diag_tid_to_pid(pid_t tid, pid_t *ret_pid);
+
+/* Is pid a kernel thread (no mm)? */
+int diag_proc_is_kernel_thread(pid_t pid);
+
+/* Every thread id of pid, from /proc/PID/task. Caller frees *ret. */
+int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n);
+
+/* Per-task direct readers. pid may be the tid's process or 0 (use /proc/TID). */
+int diag_task_read_syscall(pid_t pid, pid_t tid, struct diag_syscall_state *ret);
+int diag_task_read_wchan(pid_t pid, pid_t tid, char *buf, size_t size);
+int diag_task_read_kstack(pid_t pid, pid_t tid, char **ret);
+int diag_task_read_offcpu_ms(pid_t pid, pid_t tid, int64_t *ret_ms);
+int diag_task_read_state(pid_t pid, pid_t tid, char *ret_state);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "diag/mem.h"
+#include "diag/syscall.h"
+
+/*
+ * The only module that stops a target. PTRACE_SEIZE + PTRACE_INTERRUPT on every
+ * thread (never SIGSTOP: if the tool dies, the kernel detaches and the target runs
+ * on), copy registers and stack bytes while stopped, detach at once. Everything
+ * slow happens on the copies afterwards.
+ */
+
+#define DIAG_MAX_DWARF_REGS 34
+
+struct diag_thread_capture {
+        pid_t tid;
+        int err;                        /* 0, or negative errno (-ESRCH gone, -ETIMEDOUT, -EPERM) */
+        uint64_t pc, sp, fp;
+        long syscall_nr;                /* syscall the thread was in when stopped, -1 if none */
+        /* Registers in DWARF numbering, as the unwinder wants them. */
+        uint64_t dwarf_regs[DIAG_MAX_DWARF_REGS];
+        unsigned ndwarf_regs;
+        /* Copy of the stack from stack_start (at or below sp) upward. */
+        uint64_t stack_start;
+        size_t stack_len;
+        uint8_t *stack;
+};
+
+struct diag_capture {
+        pid_t pid;
+        enum diag_arch arch;
+        size_t n;
+        struct diag_thread_capture *threads;
+        uint64_t pause_ns;              /* first stop to last resume: how long the target was frozen */
+        uint64_t freeze_ns;             /* first stop to last thread stopped */
+        unsigned appeared;              /* threads that were born during the stop (caught too) */
+        unsigned vanished;              /* threads that exited before we could stop them */
+};
+
+struct diag_capture_opts {
+        size_t stack_max;               /* bytes of stack copied per thread; 0 = default (256 KiB) */
+        unsigned timeout_ms;            /* for each wait on a stop; 0 = default (2000) */
+        const pid_t *tids;              /* only these threads (NULL = all) */
+        size_t ntids;
+        const struct diag_maps *maps;   /* to bound stack copies at the end of their mapping */
+};
+
+/* -ESRCH no such process; -EPERM not traceable (permission, or already traced:
+ * then *ret_tracer is set to the tracer pid when known); -EBUSY target is in a
+ * group stop (state T) and was left alone. */
+int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct diag_capture **ret);
+struct diag_capture *diag_capture_free(struct diag_capture *c);
+static inline void diag_capture_freep(struct diag_capture **c) { diag_capture_free(*c); }
+
+/* Pid of the process tracing pid (TracerPid in status), 0 if none. */
+int diag_ptrace_tracer_of(pid_t pid, pid_t *ret);
