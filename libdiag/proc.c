@@ -1,1 +1,363 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <libproc2/pids.h>
+
+#include "config.h"
+#include "diag/proc.h"
+#include "diag/util.h"
+
+/* procps-ng 4.0.5 dropped the unused fourth argument of PIDS_VAL. */
+#if HAVE_PROCPS_PIDS_VAL_3ARGS
+#define DIAG_PIDS_VAL(item, type, stack) PIDS_VAL(item, type, stack)
+#else
+#define DIAG_PIDS_VAL(item, type, stack) PIDS_VAL(item, type, stack, NULL)
+#endif
+
+#define PF_KTHREAD 0x00200000
+
+static void pids_unrefp(struct pids_info **info) {
+        if (*info)
+                procps_pids_unref(info);
+}
+
+static int open_task_dir(pid_t pid, pid_t tid) {
+        char path[64];
+        int fd;
+
+        if (pid > 0)
+                snprintf(path, sizeof path, "/proc/%d/task/%d", pid, tid);
+        else
+                snprintf(path, sizeof path, "/proc/%d", tid);
+        fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : negative_errno();
+        return fd;
+}
+
+static int task_read_small(pid_t pid, pid_t tid, const char *name, char *buf, size_t size) {
+        _cleanup_close_ int dfd = open_task_dir(pid, tid);
+        ssize_t n;
+
+        if (dfd < 0)
+                return dfd;
+        n = diag_read_small_at(dfd, name, buf, size);
+        if (n == -ENOENT)
+                return -ESRCH;
+        return n < 0 ? (int) n : 0;
+}
+
+int diag_task_read_syscall(pid_t pid, pid_t tid, struct diag_syscall_state *ret) {
+        char buf[256];
+        int r = task_read_small(pid, tid, "syscall", buf, sizeof buf);
+
+        if (r < 0)
+                return r;
+        return diag_syscall_parse_proc(buf, ret);
+}
+
+int diag_task_read_wchan(pid_t pid, pid_t tid, char *buf, size_t size) {
+        int r = task_read_small(pid, tid, "wchan", buf, size);
+
+        if (r < 0)
+                return r;
+        diag_strip(buf);
+        if (strcmp(buf, "0") == 0)
+                buf[0] = 0;
+        return 0;
+}
+
+int diag_task_read_kstack(pid_t pid, pid_t tid, char **ret) {
+        _cleanup_close_ int dfd = open_task_dir(pid, tid);
+
+        if (dfd < 0)
+                return dfd;
+        return diag_read_file_at(dfd, "stack", 64 * 1024, ret, NULL);
+}
+
+static int sched_exec_start_ms(int dirfd, const char *path, double *ret) {
+        char buf[8192];
+        const char *p;
+        ssize_t n = diag_read_small_at(dirfd, path, buf, sizeof buf);
+
+        if (n < 0)
+                return n == -ENOENT ? -ESRCH : (int) n;
+        p = strstr(buf, "se.exec_start");
+        if (!p || !(p = strchr(p, ':')))
+                return -ENODATA;
+        if (sscanf(p + 1, "%lf", ret) != 1)
+                return -EINVAL;
+        return 0;
+}
+
+/* se.exec_start is on the scheduler clock, in ms; for a sleeping task it is when
+ * it last ran. That clock drifts from CLOCK_MONOTONIC (by seconds on some VMs), so
+ * the reference "now" is our own thread's exec_start: we are running while we
+ * read it, so it is at most a scheduler tick old. */
+int diag_task_read_offcpu_ms(pid_t pid, pid_t tid, int64_t *ret_ms) {
+        _cleanup_close_ int dfd = open_task_dir(pid, tid);
+        double start, now;
+        int r;
+
+        if (dfd < 0)
+                return dfd;
+        r = sched_exec_start_ms(dfd, "sched", &start);
+        if (r < 0)
+                return r;
+        r = sched_exec_start_ms(AT_FDCWD, "/proc/thread-self/sched", &now);
+        if (r < 0)
+                return r;
+        *ret_ms = now > start ? (int64_t) (now - start) : 0;
+        return 0;
+}
+
+/* /proc/.../stat: "pid (comm) S ..." where comm may hold spaces and parens. */
+int diag_task_read_state(pid_t pid, pid_t tid, char *ret_state) {
+        char buf[1024];
+        const char *p;
+        int r = task_read_small(pid, tid, "stat", buf, sizeof buf);
+
+        if (r < 0)
+                return r;
+        p = strrchr(buf, ')');
+        if (!p || p[1] != ' ' || !p[2])
+                return -EINVAL;
+        *ret_state = p[2];
+        return 0;
+}
+
+int diag_tid_to_pid(pid_t tid, pid_t *ret_pid) {
+        char buf[4096];
+        const char *p;
+        long long v;
+        char num[32];
+        size_t i = 0;
+        int r = task_read_small(0, tid, "status", buf, sizeof buf);
+
+        if (r < 0)
+                return r;
+        p = strstr(buf, "\nTgid:");
+        if (!p)
+                return -EINVAL;
+        p += 6;
+        while (*p == ' ' || *p == '\t')
+                p++;
+        while (*p >= '0' && *p <= '9' && i < sizeof num - 1)
+                num[i++] = *p++;
+        num[i] = 0;
+        r = diag_parse_ll(num, 10, 1, INT32_MAX, &v);
+        if (r < 0)
+                return r;
+        *ret_pid = (pid_t) v;
+        return 0;
+}
+
+int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n) {
+        char path[64];
+        DIR *d;
+        struct dirent *de;
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0, alloc = 0;
+
+        snprintf(path, sizeof path, "/proc/%d/task", pid);
+        d = opendir(path);
+        if (!d)
+                return errno == ENOENT ? -ESRCH : negative_errno();
+        while ((de = readdir(d))) {
+                pid_t tid;
+
+                if (diag_parse_pid(de->d_name, &tid) < 0)
+                        continue;
+                if (DIAG_GROW(tids, alloc, n + 1) < 0) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                tids[n++] = tid;
+        }
+        closedir(d);
+        *ret = TAKE_PTR(tids);
+        *ret_n = n;
+        return 0;
+}
+
+int diag_proc_is_kernel_thread(pid_t pid) {
+        char buf[1024];
+        const char *p;
+        unsigned long long flags = 0;
+        int r = task_read_small(0, pid, "stat", buf, sizeof buf);
+
+        if (r < 0)
+                return r;
+        p = strrchr(buf, ')');
+        /* fields after comm: state ppid pgrp session tty_nr tpgid flags */
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %llu", &flags) != 1)
+                return -EINVAL;
+        return (flags & PF_KTHREAD) != 0;
+}
+
+/* libproc2 4.0.x fills the leader's entry of a PID_THREADS selection from
+ * /proc/PID/stat, which sums every thread: read the leader's own task stat. */
+static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_pct) {
+        char buf[1024], up[128];
+        const char *p;
+        unsigned long long ut, st, start;
+        double uptime;
+        long hz = sysconf(_SC_CLK_TCK);
+        int r = task_read_small(pid, tid, "stat", buf, sizeof buf);
+
+        if (r < 0)
+                return r;
+        if (hz <= 0)
+                hz = 100;
+        p = strrchr(buf, ')');
+        /* after comm: state(3) ... utime(14) stime(15) ... starttime(22) */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu",
+                         &ut, &st, &start) != 3)
+                return -EINVAL;
+        if (diag_read_small_at(AT_FDCWD, "/proc/uptime", up, sizeof up) < 0 || sscanf(up, "%lf", &uptime) != 1)
+                return -EINVAL;
+        *ret_ms = (ut + st) * 1000 / (unsigned long long) hz;
+        {
+                double life = uptime - (double) start / (double) hz;
+                *ret_pct = life > 0 ? (double) (ut + st) / (double) hz / life * 100.0 : 0;
+        }
+        return 0;
+}
+
+static char *read_cmdline(pid_t pid) {
+        char path[64];
+        char *buf = NULL;
+        size_t len;
+
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        if (diag_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, &len) < 0)
+                return NULL;
+        for (size_t i = 0; i + 1 < len; i++)
+                if (buf[i] == 0)
+                        buf[i] = ' ';
+        return buf;
+}
+
+static char *read_link(const char *path) {
+        char buf[4096];
+        ssize_t n = readlink(path, buf, sizeof buf - 1);
+
+        if (n < 0)
+                return NULL;
+        buf[n] = 0;
+        return strdup(buf);
+}
+
+static void task_fill_direct(pid_t pid, struct diag_task *t, unsigned flags) {
+        if (flags & DIAG_PROC_SYSCALL) {
+                t->sc_err = diag_task_read_syscall(pid, t->tid, &t->sc);
+                if (t->sc_err < 0)
+                        t->sc.kind = DIAG_SC_UNKNOWN;
+        }
+        if (flags & DIAG_PROC_WCHAN)
+                (void) diag_task_read_wchan(pid, t->tid, t->wchan, sizeof t->wchan);
+        t->offcpu_ms = -1;
+        if ((flags & DIAG_PROC_SCHED) && t->state != 'R')
+                (void) diag_task_read_offcpu_ms(pid, t->tid, &t->offcpu_ms);
+        if (flags & DIAG_PROC_KSTACK)
+                t->kstack_err = diag_task_read_kstack(pid, t->tid, &t->kstack);
+}
+
+int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
+        enum pids_item items[] = {
+                PIDS_ID_PID, PIDS_ID_TGID, PIDS_CMD, PIDS_STATE, PIDS_TICS_ALL,
+                PIDS_UTILIZATION, PIDS_ID_RUID,
+        };
+        enum { I_TID, I_TGID, I_CMD, I_STATE, I_TICS, I_UTIL, I_RUID };
+        _cleanup_(pids_unrefp) struct pids_info *info = NULL;
+        struct pids_fetch *f;
+        unsigned sel = (unsigned) pid;
+        struct diag_proc *p;
+        long hz = sysconf(_SC_CLK_TCK);
+        size_t alloc = 0;
+        int r;
+
+        r = procps_pids_new(&info, items, (int) ELEMENTSOF(items));
+        if (r < 0)
+                return r;
+        f = procps_pids_select(info, &sel, 1, PIDS_SELECT_PID_THREADS);
+        if (!f)
+                return -errno ?: -ENOMEM;
+        if (f->counts->total <= 0)
+                return -ESRCH;
+
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->pid = pid;
+        p->state = '?';
+        for (int i = 0; i < f->counts->total; i++) {
+                struct pids_stack *s = f->stacks[i];
+                struct diag_task *t;
+                pid_t tid = DIAG_PIDS_VAL(I_TID, s_int, s);
+
+                if (DIAG_PIDS_VAL(I_TGID, s_int, s) != pid)
+                        continue;
+                /* The selection holds the process (its stat sums every thread)
+                 * and then each task, the leader's included: keep the task. */
+                t = diag_proc_find_task(p, tid);
+                if (!t) {
+                        if (DIAG_GROW(p->tasks, alloc, p->ntasks + 1) < 0) {
+                                diag_proc_free(p);
+                                return -ENOMEM;
+                        }
+                        t = &p->tasks[p->ntasks++];
+                }
+                t->tid = tid;
+                snprintf(t->comm, sizeof t->comm, "%s", DIAG_PIDS_VAL(I_CMD, str, s));
+                t->state = DIAG_PIDS_VAL(I_STATE, s_ch, s);
+                t->cpu_ms = DIAG_PIDS_VAL(I_TICS, ull_int, s) * 1000 / (unsigned long long) (hz > 0 ? hz : 100);
+                t->cpu_pct = DIAG_PIDS_VAL(I_UTIL, real, s);
+                if (tid == pid) {
+                        (void) task_read_cpu(pid, tid, &t->cpu_ms, &t->cpu_pct);
+                        snprintf(p->comm, sizeof p->comm, "%s", t->comm);
+                        p->state = t->state;
+                        p->uid = DIAG_PIDS_VAL(I_RUID, u_int, s);
+                }
+        }
+        if (p->ntasks == 0) {
+                diag_proc_free(p);
+                return -ESRCH;
+        }
+        /* A zombie leader keeps live threads; the main task's state is the process's. */
+        for (size_t i = 0; i < p->ntasks; i++)
+                task_fill_direct(pid, &p->tasks[i], flags);
+        {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/exe", pid);
+                p->exe = read_link(path);
+        }
+        if (flags & DIAG_PROC_CMDLINE)
+                p->cmdline = read_cmdline(pid);
+        *ret = p;
+        return 0;
+}
+
+struct diag_proc *diag_proc_free(struct diag_proc *p) {
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < p->ntasks; i++)
+                free(p->tasks[i].kstack);
+        free(p->tasks);
+        free(p->exe);
+        free(p->cmdline);
+        free(p);
+        return NULL;
+}
+
+struct diag_task *diag_proc_find_task(struct diag_proc *p, pid_t tid) {
+        for (size_t i = 0; i < p->ntasks; i++)
+                if (p->tasks[i].tid == tid)
+                        return &p->tasks[i];
+        return NULL;
+}

@@ -1,1 +1,408 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <elf.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "diag/proc.h"
+#include "diag/ptrace.h"
+#include "diag/util.h"
+
+/*
+ * How a capture keeps the target safe:
+ *  - PTRACE_SEIZE never stops anything; PTRACE_INTERRUPT makes a ptrace-stop that
+ *    the kernel undoes if the tracer goes away.
+ *  - The ptrace work runs in a short-lived thread of our own. Tracees belong to the
+ *    tracing thread, so when it exits the kernel detaches whatever is still attached
+ *    (a thread that did not stop in time, say) and clears the pending interrupt.
+ *  - Threads in uninterruptible sleep (D) are not interrupted: they could not stop
+ *    before they wake, and waiting for them would lengthen everyone's pause.
+ */
+
+#define DEFAULT_STACK_MAX (256 * 1024)
+#define DEFAULT_TIMEOUT_MS 1000
+#define RED_ZONE 128
+#define NO_MAPPING_STACK (64 * 1024)
+
+enum tstate { T_NEW, T_SKIPPED, T_SEIZED, T_STOPPED, T_GONE, T_FAILED };
+
+struct tslot {
+        pid_t tid;
+        enum tstate st;
+        int err;
+        int pending_sig;        /* a signal we caught in a signal-delivery-stop: give it back */
+};
+
+struct job {
+        pid_t pid;
+        const struct diag_capture_opts *opts;
+        struct diag_capture *cap;
+        struct tslot *slots;
+        size_t nslots, alloc;
+        int result;
+};
+
+static struct tslot *job_find(struct job *j, pid_t tid) {
+        for (size_t i = 0; i < j->nslots; i++)
+                if (j->slots[i].tid == tid)
+                        return &j->slots[i];
+        return NULL;
+}
+
+static bool job_wanted(const struct job *j, pid_t tid) {
+        if (!j->opts->tids)
+                return true;
+        for (size_t i = 0; i < j->opts->ntids; i++)
+                if (j->opts->tids[i] == tid)
+                        return true;
+        return false;
+}
+
+int diag_ptrace_tracer_of(pid_t pid, pid_t *ret) {
+        char path[64], buf[4096];
+        const char *p;
+        long long v;
+        ssize_t n;
+
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        n = diag_read_small_at(AT_FDCWD, path, buf, sizeof buf);
+        if (n < 0)
+                return n == -ENOENT ? -ESRCH : (int) n;
+        p = strstr(buf, "\nTracerPid:");
+        if (!p)
+                return -ENODATA;
+        p += strlen("\nTracerPid:");
+        while (*p == ' ' || *p == '\t')
+                p++;
+        {
+                char num[16];
+                size_t i = 0;
+                while (p[i] >= '0' && p[i] <= '9' && i < sizeof num - 1) {
+                        num[i] = p[i];
+                        i++;
+                }
+                num[i] = 0;
+                if (diag_parse_ll(num, 10, 0, INT32_MAX, &v) < 0)
+                        return -EINVAL;
+        }
+        *ret = (pid_t) v;
+        return 0;
+}
+
+/* Seize and interrupt every wanted thread not yet known. Returns how many new. */
+static int job_seize_new(struct job *j, uint64_t *first_interrupt_ns) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+        int added = 0, r;
+
+        r = diag_proc_list_tids(j->pid, &tids, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                struct tslot *s;
+                char state = '?';
+
+                if (job_find(j, tids[i]) || !job_wanted(j, tids[i]))
+                        continue;
+                if (DIAG_GROW(j->slots, j->alloc, j->nslots + 1) < 0)
+                        return -ENOMEM;
+                s = &j->slots[j->nslots++];
+                *s = (struct tslot) { .tid = tids[i], .st = T_NEW };
+                added++;
+                if (diag_task_read_state(j->pid, s->tid, &state) < 0) {
+                        s->st = T_GONE;
+                        continue;
+                }
+                if (state == 'D' || state == 'Z' || state == 'X') {
+                        s->st = T_SKIPPED;
+                        s->err = state == 'D' ? -EDEADLK : -ESRCH;
+                        continue;
+                }
+                if (ptrace(PTRACE_SEIZE, s->tid, 0, 0) < 0) {
+                        s->err = negative_errno();
+                        s->st = s->err == -ESRCH ? T_GONE : T_FAILED;
+                        continue;
+                }
+                if (*first_interrupt_ns == 0)
+                        *first_interrupt_ns = diag_now_ns(CLOCK_MONOTONIC);
+                if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0) {
+                        s->err = negative_errno();
+                        s->st = T_GONE;
+                        continue;
+                }
+                s->st = T_SEIZED;
+        }
+        return added;
+}
+
+/* Reap stop notifications until every seized thread stopped or the deadline passed. */
+static void job_wait_stops(struct job *j, uint64_t deadline_ns) {
+        unsigned spins = 0;
+
+        for (;;) {
+                size_t waiting = 0;
+                int status;
+                pid_t w;
+
+                for (size_t i = 0; i < j->nslots; i++)
+                        if (j->slots[i].st == T_SEIZED)
+                                waiting++;
+                if (!waiting)
+                        return;
+                w = waitpid(-1, &status, __WALL | WNOHANG);
+                if (w > 0) {
+                        struct tslot *s = job_find(j, w);
+                        if (!s)
+                                continue;
+                        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+                                s->st = T_GONE;
+                                s->err = -ESRCH;
+                        } else if (WIFSTOPPED(status)) {
+                                int event = status >> 16;
+                                int sig = WSTOPSIG(status);
+                                /* A signal-delivery-stop holds a real signal: hand it back
+                                 * on detach. Group stops and our interrupt carry none. */
+                                if (event == 0 && sig != SIGTRAP)
+                                        s->pending_sig = sig;
+                                s->st = T_STOPPED;
+                        }
+                        spins = 0;
+                        continue;
+                }
+                if (w < 0 && errno == ECHILD)
+                        return;
+                if (diag_now_ns(CLOCK_MONOTONIC) >= deadline_ns)
+                        return;
+                /* Stops arrive within microseconds; yield first, then sleep a little. */
+                if (++spins < 64)
+                        sched_yield();
+                else
+                        nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000 }, NULL);
+        }
+}
+
+#if defined(__x86_64__)
+static void regs_to_capture(const struct user_regs_struct *r, struct diag_thread_capture *t) {
+        /* DWARF numbering for x86_64: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip */
+        const uint64_t d[17] = {
+                r->rax, r->rdx, r->rcx, r->rbx, r->rsi, r->rdi, r->rbp, r->rsp,
+                r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, r->rip,
+        };
+        memcpy(t->dwarf_regs, d, sizeof d);
+        t->ndwarf_regs = 17;
+        t->pc = r->rip;
+        t->sp = r->rsp;
+        t->fp = r->rbp;
+        t->syscall_nr = (long) r->orig_rax;
+}
+typedef struct user_regs_struct diag_user_regs;
+#elif defined(__aarch64__)
+static void regs_to_capture(const struct user_regs_struct *r, struct diag_thread_capture *t) {
+        /* DWARF numbering for aarch64: x0..x30, sp = 31; pc is passed separately */
+        for (int i = 0; i < 31; i++)
+                t->dwarf_regs[i] = r->regs[i];
+        t->dwarf_regs[31] = r->sp;
+        t->ndwarf_regs = 32;
+        t->pc = r->pc;
+        t->sp = r->sp;
+        t->fp = r->regs[29];
+        t->syscall_nr = -1;
+}
+typedef struct user_regs_struct diag_user_regs;
+#else
+#error "diagkit supports x86_64 and aarch64"
+#endif
+
+static int read_regs(pid_t tid, struct diag_thread_capture *t) {
+        diag_user_regs regs;
+        struct iovec iov = { .iov_base = &regs, .iov_len = sizeof regs };
+
+        if (ptrace(PTRACE_GETREGSET, tid, (void *) NT_PRSTATUS, &iov) < 0)
+                return negative_errno();
+        regs_to_capture(&regs, t);
+#if defined(__aarch64__)
+        {
+                int nr;
+                struct iovec siov = { .iov_base = &nr, .iov_len = sizeof nr };
+                if (ptrace(PTRACE_GETREGSET, tid, (void *) NT_ARM_SYSTEM_CALL, &siov) == 0)
+                        t->syscall_nr = nr;
+        }
+#endif
+        return 0;
+}
+
+static void job_detach_all(struct job *j) {
+        for (size_t i = 0; i < j->nslots; i++) {
+                struct tslot *s = &j->slots[i];
+                if (s->st == T_STOPPED)
+                        (void) ptrace(PTRACE_DETACH, s->tid, 0, (void *) (long) s->pending_sig);
+        }
+}
+
+static void *capture_thread(void *arg) {
+        struct job *j = arg;
+        const struct diag_capture_opts *o = j->opts;
+        struct diag_capture *c = j->cap;
+        size_t stack_max = o->stack_max ? o->stack_max : DEFAULT_STACK_MAX;
+        unsigned timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+        uint64_t t0 = 0, t_stopped, t_end, deadline;
+        size_t nstopped = 0, k = 0, total = 0, first_round;
+        _cleanup_free_ struct iovec *liov = NULL;
+        _cleanup_free_ struct iovec *riov = NULL;
+        _cleanup_free_ size_t *done = NULL;
+        uint8_t *arena = NULL;
+        int r;
+
+        r = job_seize_new(j, &t0);
+        if (r < 0) {
+                j->result = r;
+                return NULL;
+        }
+        first_round = j->nslots;
+        if (first_round == 0) {
+                j->result = -ESRCH;
+                return NULL;
+        }
+        deadline = diag_now_ns(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * 1000000ULL;
+        /* Threads born while we were stopping the others: catch them too, until the
+         * set is closed (a stopped thread cannot clone). */
+        for (;;) {
+                job_wait_stops(j, deadline);
+                r = job_seize_new(j, &t0);
+                if (r <= 0)
+                        break;
+                c->appeared += (unsigned) r;
+        }
+        t_stopped = diag_now_ns(CLOCK_MONOTONIC);
+
+        /* While stopped: registers, then every stack in as few reads as possible. */
+        c->threads = calloc(j->nslots, sizeof *c->threads);
+        liov = calloc(j->nslots, sizeof *liov);
+        riov = calloc(j->nslots, sizeof *riov);
+        done = calloc(j->nslots, sizeof *done);
+        if (!c->threads || !liov || !riov || !done) {
+                job_detach_all(j);
+                j->result = -ENOMEM;
+                return NULL;
+        }
+        for (size_t i = 0; i < j->nslots; i++) {
+                struct tslot *s = &j->slots[i];
+                struct diag_thread_capture *t = &c->threads[c->n++];
+                const struct diag_map *m;
+                uint64_t lo, hi;
+
+                t->tid = s->tid;
+                t->syscall_nr = -1;
+                if (s->st != T_STOPPED) {
+                        t->err = s->st == T_SEIZED ? -ETIMEDOUT : (s->err ? s->err : -ESRCH);
+                        if (t->err == -ESRCH)
+                                c->vanished++;
+                        continue;
+                }
+                nstopped++;
+                r = read_regs(s->tid, t);
+                if (r < 0) {
+                        t->err = r;
+                        continue;
+                }
+                lo = t->sp > RED_ZONE ? t->sp - RED_ZONE : 0;
+                m = diag_maps_find(o->maps, t->sp);
+                hi = m ? MIN(m->end, t->sp + stack_max) : t->sp + MIN(stack_max, (size_t) NO_MAPPING_STACK);
+                if (m && lo < m->start)
+                        lo = m->start;
+                t->stack_start = lo;
+                t->stack_len = hi - lo;
+                total += t->stack_len;
+        }
+        arena = malloc(total ? total : 1);
+        if (!arena) {
+                job_detach_all(j);
+                j->result = -ENOMEM;
+                return NULL;
+        }
+        for (size_t i = 0, off = 0; i < c->n; i++) {
+                struct diag_thread_capture *t = &c->threads[i];
+                if (t->err || !t->stack_len)
+                        continue;
+                t->stack = arena + off;
+                liov[k] = (struct iovec) { t->stack, t->stack_len };
+                riov[k] = (struct iovec) { (void *) (uintptr_t) t->stack_start, t->stack_len };
+                k++;
+                off += t->stack_len;
+        }
+        (void) diag_mem_readv(j->pid, liov, riov, k, done);
+        job_detach_all(j);
+        t_end = diag_now_ns(CLOCK_MONOTONIC);
+
+        for (size_t i = 0, kk = 0; i < c->n; i++) {
+                struct diag_thread_capture *t = &c->threads[i];
+                if (t->err || !t->stack_len)
+                        continue;
+                t->stack_len = done[kk++];      /* only what was really read */
+        }
+        c->stack_arena = arena;
+        c->pause_ns = t0 ? t_end - t0 : 0;
+        c->freeze_ns = t0 ? t_stopped - t0 : 0;
+        j->result = 0;
+        if (nstopped == 0) {
+                /* Nothing stopped: report the first reason (the leader's when it has one). */
+                j->result = -ESRCH;
+                for (size_t i = 0; i < j->nslots; i++)
+                        if (j->slots[i].err && j->slots[i].err != -ESRCH) {
+                                j->result = j->slots[i].err;
+                                break;
+                        }
+        }
+        return NULL;
+}
+
+int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct diag_capture **ret) {
+        struct diag_capture_opts dflt = {};
+        struct diag_capture *c;
+        struct job j = { .pid = pid, .opts = opts ? opts : &dflt };
+        pthread_t th;
+        pid_t tracer = 0;
+        int r;
+
+        r = diag_ptrace_tracer_of(pid, &tracer);
+        if (r < 0)
+                return r;
+        if (tracer > 0)
+                return -EBUSY;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->pid = pid;
+        c->arch = diag_arch_native();
+        j.cap = c;
+        /* The tracer thread's exit is what guarantees every tracee is released. */
+        r = -pthread_create(&th, NULL, capture_thread, &j);
+        if (r == 0)
+                r = -pthread_join(th, NULL);
+        free(j.slots);
+        if (r == 0)
+                r = j.result;
+        if (r < 0) {
+                diag_capture_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+struct diag_capture *diag_capture_free(struct diag_capture *c) {
+        if (!c)
+                return NULL;
+        free(c->stack_arena);
+        free(c->threads);
+        free(c);
+        return NULL;
+}

@@ -1,1 +1,487 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dwarf.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <libelf.h>
+
+#include "diag/mem.h"
+#include "diag/unwind.h"
+#include "diag/util.h"
+
+/*
+ * libdw's Dwfl does both halves: CFI unwinding through our own thread callbacks
+ * (registers and stack bytes come from the capture, not from a live ptrace
+ * session) and symbolization (symtab, DWARF scopes for inlines, line tables).
+ */
+
+struct diag_unwinder {
+        pid_t pid;
+        Dwfl *dwfl;
+        bool attached;
+        const struct diag_capture *cap;
+        size_t cur;                     /* thread being unwound */
+        struct diag_module *mods;
+        size_t nmods, allocmods;
+        Dwfl_Module **modkeys;          /* parallel to mods */
+};
+
+static char *debuginfo_path = NULL;
+
+static const Dwfl_Callbacks proc_callbacks = {
+        .find_elf = dwfl_linux_proc_find_elf,
+        .find_debuginfo = dwfl_standard_find_debuginfo,
+        .debuginfo_path = &debuginfo_path,
+};
+
+const char *diag_debuginfo_name(enum diag_debuginfo d) {
+        switch (d) {
+        case DIAG_DEBUG_FOUND: return "found";
+        case DIAG_DEBUG_MISSING: return "missing";
+        case DIAG_DEBUG_MISMATCH: return "mismatch";
+        default: return "unknown";
+        }
+}
+
+int diag_unwinder_new(pid_t pid, struct diag_unwinder **ret) {
+        struct diag_unwinder *u;
+        int r;
+
+        u = calloc(1, sizeof *u);
+        if (!u)
+                return -ENOMEM;
+        u->pid = pid;
+        u->dwfl = dwfl_begin(&proc_callbacks);
+        if (!u->dwfl) {
+                free(u);
+                return -ENOMEM;
+        }
+        dwfl_report_begin(u->dwfl);
+        r = dwfl_linux_proc_report(u->dwfl, pid);
+        dwfl_report_end(u->dwfl, NULL, NULL);
+        if (r != 0) {
+                diag_unwinder_free(u);
+                return r > 0 ? (r == ENOENT ? -ESRCH : -r) : -EIO;
+        }
+        *ret = u;
+        return 0;
+}
+
+struct diag_unwinder *diag_unwinder_free(struct diag_unwinder *u) {
+        if (!u)
+                return NULL;
+        for (size_t i = 0; i < u->nmods; i++) {
+                free(u->mods[i].path);
+                free(u->mods[i].debug_path);
+                free(u->mods[i].debug_note);
+        }
+        free(u->mods);
+        free(u->modkeys);
+        if (u->dwfl)
+                dwfl_end(u->dwfl);
+        free(u);
+        return NULL;
+}
+
+/* ---- thread callbacks: everything comes from the capture ----
+ * A thread's thread_arg is its capture entry; next_thread uses it as the cursor. */
+
+static pid_t cb_next_thread(Dwfl *dwfl, void *arg, void **thread_argp) {
+        struct diag_unwinder *u = arg;
+        const struct diag_thread_capture *prev = *thread_argp;
+        size_t i = prev ? (size_t) (prev - u->cap->threads) + 1 : 0;
+
+        while (i < u->cap->n && u->cap->threads[i].err)
+                i++;
+        if (i >= u->cap->n)
+                return 0;
+        *thread_argp = (void *) &u->cap->threads[i];
+        return u->cap->threads[i].tid;
+}
+
+static bool cb_get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp) {
+        struct diag_unwinder *u = arg;
+
+        for (size_t i = 0; i < u->cap->n; i++)
+                if (u->cap->threads[i].tid == tid && !u->cap->threads[i].err) {
+                        *thread_argp = (void *) &u->cap->threads[i];
+                        return true;
+                }
+        return false;
+}
+
+static bool cb_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg) {
+        struct diag_unwinder *u = arg;
+        const struct diag_thread_capture *t = &u->cap->threads[u->cur];
+        uint64_t v;
+
+        if (addr >= t->stack_start && addr + sizeof v <= t->stack_start + t->stack_len) {
+                memcpy(&v, t->stack + (addr - t->stack_start), sizeof v);
+                *result = v;
+                return true;
+        }
+        /* Outside the copy (a frame deeper than --stack-size, another mapping):
+         * read the live process. Rare, and such memory seldom changes under us. */
+        if (diag_mem_read(u->pid, addr, &v, sizeof v) != (ssize_t) sizeof v)
+                return false;
+        *result = v;
+        return true;
+}
+
+static bool cb_set_initial_registers(Dwfl_Thread *thread, void *thread_arg) {
+        const struct diag_thread_capture *t = thread_arg;
+
+        if (!dwfl_thread_state_registers(thread, 0, t->ndwarf_regs, t->dwarf_regs))
+                return false;
+        dwfl_thread_state_register_pc(thread, t->pc);
+        return true;
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+        .next_thread = cb_next_thread,
+        .get_thread = cb_get_thread,
+        .memory_read = cb_memory_read,
+        .set_initial_registers = cb_set_initial_registers,
+};
+
+/* ---- modules and their debuginfo ---- */
+
+static void hex_build_id(const unsigned char *bits, int len, char out[41]) {
+        int n = MIN(len, 20);
+        for (int i = 0; i < n; i++)
+                snprintf(out + 2 * i, 3, "%02x", bits[i]);
+        out[2 * n] = 0;
+}
+
+static int file_build_id(const char *path, char out[41]) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        Elf *elf;
+        const void *bits;
+        ssize_t len;
+
+        out[0] = 0;
+        if (fd < 0)
+                return negative_errno();
+        elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        if (!elf)
+                return -EINVAL;
+        len = dwelf_elf_gnu_build_id(elf, &bits);
+        if (len > 0)
+                hex_build_id(bits, (int) len, out);
+        elf_end(elf);
+        return len > 0 ? 0 : -ENODATA;
+}
+
+/* No DWARF was found for the module. Was there a separate debug file that
+ * dwfl_standard_find_debuginfo rejected because its build-id differs? Look where
+ * debuggers look: by debuglink next to the file, in .debug/, and under
+ * /usr/lib/debug mirroring the file's directory; and /usr/lib/debug/PATH.debug. */
+static void check_debug_mismatch(Dwfl_Module *mod, struct diag_module *m) {
+        Dwarf_Addr bias;
+        Elf *elf = dwfl_module_getelf(mod, &bias);
+        const char *link = NULL;
+        GElf_Word crc;
+        char dir[4096], cand[4][4096 + 512];
+        size_t ncand = 0;
+        const char *slash;
+
+        if (!m->path || m->path[0] != '/' || !m->build_id[0])
+                return;
+        slash = strrchr(m->path, '/');
+        snprintf(dir, sizeof dir, "%.*s", (int) (slash - m->path), m->path);
+        if (elf)
+                link = dwelf_elf_gnu_debuglink(elf, &crc);
+        if (link) {
+                snprintf(cand[ncand++], sizeof cand[0], "%s/%s", dir, link);
+                snprintf(cand[ncand++], sizeof cand[0], "%s/.debug/%s", dir, link);
+                snprintf(cand[ncand++], sizeof cand[0], "/usr/lib/debug%s/%s", dir, link);
+        }
+        snprintf(cand[ncand++], sizeof cand[0], "/usr/lib/debug%s.debug", m->path);
+        for (size_t i = 0; i < ncand; i++) {
+                char id[41];
+                struct stat st;
+
+                if (strcmp(cand[i], m->path) == 0 || stat(cand[i], &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (file_build_id(cand[i], id) < 0 || strcmp(id, m->build_id) == 0)
+                        continue;
+                m->debuginfo = DIAG_DEBUG_MISMATCH;
+                free(m->debug_path);
+                m->debug_path = strdup(cand[i]);
+                free(m->debug_note);
+                if (asprintf(&m->debug_note, "%s has build-id %s, the module has %s", cand[i],
+                             id[0] ? id : "(none)", m->build_id) < 0)
+                        m->debug_note = NULL;
+                return;
+        }
+}
+
+static int module_index(struct diag_unwinder *u, Dwfl_Module *mod) {
+        struct diag_module *m;
+        const char *name, *mainfile = NULL, *debugfile = NULL;
+        Dwarf_Addr start, end, bias, vaddr;
+        const unsigned char *bits;
+        int len;
+
+        if (!mod)
+                return -1;
+        for (size_t i = 0; i < u->nmods; i++)
+                if (u->modkeys[i] == mod)
+                        return (int) i;
+        if (DIAG_GROW(u->mods, u->allocmods, u->nmods + 1) < 0)
+                return -1;
+        {
+                Dwfl_Module **nk = realloc(u->modkeys, u->allocmods * sizeof *nk);
+                if (!nk)
+                        return -1;
+                u->modkeys = nk;
+        }
+        m = &u->mods[u->nmods];
+        memset(m, 0, sizeof *m);
+        u->modkeys[u->nmods] = mod;
+
+        name = dwfl_module_info(mod, NULL, &start, &end, NULL, NULL, NULL, NULL);
+        m->start = start;
+        m->end = end;
+        len = dwfl_module_build_id(mod, &bits, &vaddr);
+        if (len > 0)
+                hex_build_id(bits, len, m->build_id);
+        if (dwfl_module_getdwarf(mod, &bias)) {
+                m->debuginfo = DIAG_DEBUG_FOUND;
+        } else {
+                m->debuginfo = DIAG_DEBUG_MISSING;
+        }
+        (void) dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
+        m->path = strdup(mainfile ? mainfile : (name ? name : "?"));
+        if (m->debuginfo == DIAG_DEBUG_FOUND)
+                m->debug_path = strdup(debugfile ? debugfile : (mainfile ? mainfile : ""));
+        else
+                check_debug_mismatch(mod, m);
+        return (int) u->nmods++;
+}
+
+size_t diag_unwinder_n_modules(const struct diag_unwinder *u) {
+        return u->nmods;
+}
+
+const struct diag_module *diag_unwinder_module(const struct diag_unwinder *u, size_t i) {
+        return i < u->nmods ? &u->mods[i] : NULL;
+}
+
+/* ---- symbolization ---- */
+
+static int frames_push(struct diag_stack *s, size_t *alloc, const struct diag_frame *f) {
+        if (DIAG_GROW(s->frames, *alloc, s->n + 1) < 0)
+                return -ENOMEM;
+        s->frames[s->n++] = *f;
+        return 0;
+}
+
+static const char *die_name(Dwarf_Die *die) {
+        Dwarf_Attribute a;
+        const char *n;
+
+        /* Inlined instances name their function through DW_AT_abstract_origin. */
+        n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
+        return n;
+}
+
+static const char *call_file(Dwarf_Die *cudie, Dwarf_Die *die) {
+        Dwarf_Attribute a;
+        Dwarf_Word idx;
+        Dwarf_Files *files;
+        size_t nfiles;
+
+        if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &a), &idx) != 0)
+                return NULL;
+        if (dwarf_getsrcfiles(cudie, &files, &nfiles) != 0 || idx >= nfiles)
+                return NULL;
+        return dwarf_filesrc(files, idx, NULL, NULL);
+}
+
+static int call_line(Dwarf_Die *die) {
+        Dwarf_Attribute a;
+        Dwarf_Word line;
+
+        if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &a), &line) != 0)
+                return 0;
+        return (int) line;
+}
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+/* Push the frames for one physical pc: inlined calls innermost first, then the
+ * function the code physically belongs to. */
+static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *alloc,
+                        uint64_t pc, bool activation, bool inlines) {
+        Dwarf_Addr lookup = activation ? pc : pc - 1;
+        Dwfl_Module *mod = dwfl_addrmodule(u->dwfl, lookup);
+        struct diag_frame phys = { .pc = pc, .activation = activation, .module = -1 };
+        const char *file = NULL;
+        int line = 0;
+        int r;
+
+        if (mod) {
+                GElf_Off off = 0;
+                GElf_Sym sym;
+                const char *name;
+                Dwfl_Line *ln;
+
+                phys.module = module_index(u, mod);
+                name = dwfl_module_addrinfo(mod, lookup, &off, &sym, NULL, NULL, NULL);
+                if (name) {
+                        phys.func = strdup(name);
+                        phys.func_off = activation ? off : off + 1;
+                }
+                ln = dwfl_module_getsrc(mod, lookup);
+                if (ln) {
+                        file = dwfl_lineinfo(ln, NULL, &line, NULL, NULL, NULL);
+                }
+        }
+
+        if (mod && inlines) {
+                Dwarf_Addr bias;
+                Dwarf_Die *cudie = dwfl_module_addrdie(mod, lookup, &bias);
+                Dwarf_Die *scopes = NULL;
+                int n = cudie ? dwarf_getscopes(cudie, lookup - bias, &scopes) : 0;
+
+                for (int i = 0; i < n; i++) {
+                        int tag = dwarf_tag(&scopes[i]);
+                        if (tag == DW_TAG_inlined_subroutine) {
+                                struct diag_frame f = {
+                                        .pc = pc, .activation = activation, .module = phys.module,
+                                        .inlined = true,
+                                        .func = strdup_or_null(die_name(&scopes[i])),
+                                        .file = strdup_or_null(file), .line = line,
+                                };
+                                r = frames_push(s, alloc, &f);
+                                if (r < 0) {
+                                        free(scopes);
+                                        return r;
+                                }
+                                /* the caller is at this inlined call's call site */
+                                file = call_file(cudie, &scopes[i]);
+                                line = call_line(&scopes[i]);
+                        } else if (tag == DW_TAG_subprogram) {
+                                if (!phys.func)
+                                        phys.func = strdup_or_null(die_name(&scopes[i]));
+                                break;
+                        }
+                }
+                free(scopes);
+        }
+        phys.file = strdup_or_null(file);
+        phys.line = line;
+        return frames_push(s, alloc, &phys);
+}
+
+struct walk {
+        struct diag_unwinder *u;
+        struct diag_stack *s;
+        size_t alloc;
+        size_t max_frames;
+        size_t physical;
+        bool inlines;
+        int err;
+};
+
+static int frame_cb(Dwfl_Frame *state, void *arg) {
+        struct walk *w = arg;
+        Dwarf_Addr pc;
+        bool activation;
+        int r;
+
+        if (!dwfl_frame_pc(state, &pc, &activation))
+                return DWARF_CB_ABORT;
+        if (w->physical >= w->max_frames) {
+                w->s->truncated = true;
+                return DWARF_CB_ABORT;
+        }
+        w->physical++;
+        r = symbolize_pc(w->u, w->s, &w->alloc, pc, activation, w->inlines);
+        if (r < 0) {
+                w->err = r;
+                return DWARF_CB_ABORT;
+        }
+        return DWARF_CB_OK;
+}
+
+int diag_unwind(struct diag_unwinder *u, const struct diag_capture *c, size_t thread_idx,
+                size_t max_frames, bool inlines, struct diag_stack *ret) {
+        const struct diag_thread_capture *t = &c->threads[thread_idx];
+        struct walk w = { .u = u, .s = ret, .max_frames = max_frames ? max_frames : 64, .inlines = inlines };
+        int r;
+
+        memset(ret, 0, sizeof *ret);
+        if (t->err)
+                return t->err;
+        if (!u->attached) {
+                u->cap = c;
+                if (!dwfl_attach_state(u->dwfl, NULL, c->pid, &thread_callbacks, u)) {
+                        ret->err = -EIO;
+                        ret->err_msg = strdup_or_null(dwfl_errmsg(-1));
+                        return -EIO;
+                }
+                u->attached = true;
+        }
+        if (u->cap != c)
+                return -EINVAL;
+        u->cur = thread_idx;
+        r = dwfl_getthread_frames(u->dwfl, t->tid, frame_cb, &w);
+        if (w.err < 0)
+                return w.err;
+        if (r == -1 && !ret->truncated) {
+                /* Ran out of CFI, or hit unreadable memory, before the outermost frame. */
+                ret->err = -ENODATA;
+                ret->err_msg = strdup_or_null(dwfl_errmsg(-1));
+        }
+        return 0;
+}
+
+void diag_stack_clear(struct diag_stack *s) {
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->frames[i].func);
+                free(s->frames[i].file);
+        }
+        free(s->frames);
+        free(s->err_msg);
+        memset(s, 0, sizeof *s);
+}
+
+bool diag_stack_equal(const struct diag_stack *a, const struct diag_stack *b) {
+        if (a->n != b->n || (a->err != 0) != (b->err != 0))
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (a->frames[i].pc != b->frames[i].pc || a->frames[i].inlined != b->frames[i].inlined)
+                        return false;
+        return true;
+}
+
+int diag_unwinder_symbolize(struct diag_unwinder *u, uint64_t addr, char **ret_func,
+                            uint64_t *ret_off, int *ret_module) {
+        Dwfl_Module *mod = dwfl_addrmodule(u->dwfl, addr);
+        GElf_Off off = 0;
+        GElf_Sym sym;
+        const char *name;
+
+        if (!mod)
+                return -ENOENT;
+        name = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
+        if (ret_module)
+                *ret_module = module_index(u, mod);
+        if (ret_func)
+                *ret_func = strdup_or_null(name);
+        if (ret_off)
+                *ret_off = off;
+        return 0;
+}

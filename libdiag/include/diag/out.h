@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -48,6 +49,9 @@ struct diag_columns {
  * "+A,B" appends to the defaults. output_all: every column.
  * Names are case-insensitive. On an unknown name returns -EINVAL and points
  * *ret_bad (if non-NULL) at a malloc'd copy of the bad name.
+ * Also: an empty env variable counts as unset; output_all wins over env and output
+ * (output is still checked for unknown names); a column may be listed twice; more
+ * than DIAG_MAX_COLUMNS gives -E2BIG. On error *c is left unchanged.
  */
 int diag_columns_select(struct diag_columns *c, const struct diag_column *all, size_t nall,
                         const int *defaults, size_t ndefaults, const char *env,
@@ -70,11 +74,43 @@ struct diag_outopts {
 /* A table with the selected columns set up; name is the JSON array name. */
 struct libscols_table *diag_table_new(const struct diag_columns *c, const struct diag_outopts *o,
                                       const char *name);
-/* Set cell for column id (not shown: no-op) from printf format. NULL fmt = empty. */
+/* Set cell for column id (not shown: no-op) from printf format. NULL fmt = empty.
+ * An ARRAY cell holds one element per line; note that libsmartcols 2.38 prints an
+ * empty ARRAY cell as [null] in JSON, and empty string/number cells as null. */
 int diag_table_set(struct libscols_line *ln, const struct diag_columns *c, int id,
                    const char *fmt, ...) _printf_(4, 5);
 /* Print the table to stdout; returns 0 or negative errno of a failed write. */
 int diag_table_print(struct libscols_table *tb);
+/* Same, to f (tests, or a tool writing to a file); f is flushed. */
+int diag_table_print_to(FILE *f, struct libscols_table *tb);
+
+/*
+ * The common table options, parsed in one place. In a tool:
+ *
+ *   static const struct option longopts[] = { DIAG_OUT_LONGOPTS, {"pid", ...}, {} };
+ *   getopt_long(argc, argv, DIAG_OUT_SHORTOPTS "p:h", longopts, NULL);
+ *   if (diag_outopts_parse(c, optarg, &o, &output, &output_all, &list_columns)) continue;
+ *
+ * Tools number their own long-only options from 0x100; DIAG_OPT_* stay far above.
+ */
+enum {
+        DIAG_OPT_OUTPUT_ALL = 0x4000,
+};
+#define DIAG_OUT_SHORTOPTS "Jrno:H"
+#define DIAG_OUT_LONGOPTS \
+        { "json",         no_argument,       NULL, 'J' }, \
+        { "raw",          no_argument,       NULL, 'r' }, \
+        { "noheadings",   no_argument,       NULL, 'n' }, \
+        { "output",       required_argument, NULL, 'o' }, \
+        { "output-all",   no_argument,       NULL, DIAG_OPT_OUTPUT_ALL }, \
+        { "list-columns", no_argument,       NULL, 'H' }
+/* Returns 1 if c was one of the options above (and records it), 0 if not.
+ * output gets the -o argument as given (not copied: it points into argv). */
+int diag_outopts_parse(int c, const char *arg, struct diag_outopts *o, const char **output,
+                       bool *output_all, bool *list_columns);
+/* The --help lines for these options; descriptions start at column 27 so a
+ * tool's own lines align when written as " %-24s %s\n". */
+void diag_outopts_help(FILE *f);
 
 /* ---- JSON ---- */
 
@@ -95,6 +131,7 @@ struct diag_tree {
 struct diag_tree *diag_tree_new(const char *fmt, ...) _printf_(1, 2);
 /* Append a child; returns it (NULL on ENOMEM, and the parent is unchanged). */
 struct diag_tree *diag_tree_add(struct diag_tree *parent, const char *fmt, ...) _printf_(2, 3);
-/* Print with "├─ └─ │ " (ascii: "|- `- | ") connectors; the root is printed unindented. */
+/* Print with "├─ └─ │ " (ascii: "|- `- | ") connectors; the root is printed unindented.
+ * Lines after the first of a multi-line text continue under the node's first line. */
 int diag_tree_print(FILE *f, const struct diag_tree *root, bool ascii);
 void diag_tree_free(struct diag_tree *t);

@@ -40,6 +40,7 @@ struct diag_capture {
         uint64_t freeze_ns;             /* first stop to last thread stopped */
         unsigned appeared;              /* threads that were born during the stop (caught too) */
         unsigned vanished;              /* threads that exited before we could stop them */
+        uint8_t *stack_arena;           /* backing store of every thread's stack copy */
 };
 
 struct diag_capture_opts {
@@ -50,9 +51,11 @@ struct diag_capture_opts {
         const struct diag_maps *maps;   /* to bound stack copies at the end of their mapping */
 };
 
-/* -ESRCH no such process; -EPERM not traceable (permission, or already traced:
- * then *ret_tracer is set to the tracer pid when known); -EBUSY target is in a
- * group stop (state T) and was left alone. */
+/* -ESRCH no such process (or every thread vanished); -EPERM not permitted to
+ * trace; -EBUSY already traced by another process (see diag_ptrace_tracer_of).
+ * Threads in D state are not stopped: their entry has err -EDEADLK. A thread
+ * that did not stop within the timeout has -ETIMEDOUT. On partial failure the
+ * capture is still returned (with the error) when at least one thread has data. */
 int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct diag_capture **ret);
 struct diag_capture *diag_capture_free(struct diag_capture *c);
 static inline void diag_capture_freep(struct diag_capture **c) { diag_capture_free(*c); }
