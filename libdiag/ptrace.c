@@ -43,6 +43,8 @@ struct tslot {
 
 struct job {
         pid_t pid;
+        int *index;             /* open-addressing tid -> slot+1, size nindex (power of 2) */
+        size_t nindex;
         const struct diag_capture_opts *opts;
         struct diag_capture *cap;
         struct tslot *slots;
@@ -50,11 +52,40 @@ struct job {
         int result;
 };
 
+/* A thread list can be thousands long and is searched on every stop: hash it. */
 static struct tslot *job_find(struct job *j, pid_t tid) {
-        for (size_t i = 0; i < j->nslots; i++)
-                if (j->slots[i].tid == tid)
-                        return &j->slots[i];
-        return NULL;
+        if (!j->nindex)
+                return NULL;
+        for (size_t h = ((size_t) tid * 2654435761u) & (j->nindex - 1);; h = (h + 1) & (j->nindex - 1)) {
+                int v = j->index[h];
+                if (v == 0)
+                        return NULL;
+                if (j->slots[v - 1].tid == tid)
+                        return &j->slots[v - 1];
+        }
+}
+
+static int job_index_rebuild(struct job *j, size_t want) {
+        size_t n = 64;
+
+        while (n < want * 2)
+                n *= 2;
+        if (n != j->nindex) {
+                int *ni = calloc(n, sizeof *ni);
+                if (!ni)
+                        return -ENOMEM;
+                free(j->index);
+                j->index = ni;
+                j->nindex = n;
+        } else
+                memset(j->index, 0, n * sizeof *j->index);
+        for (size_t i = 0; i < j->nslots; i++) {
+                size_t h = ((size_t) j->slots[i].tid * 2654435761u) & (n - 1);
+                while (j->index[h])
+                        h = (h + 1) & (n - 1);
+                j->index[h] = (int) i + 1;
+        }
+        return 0;
 }
 
 static bool job_wanted(const struct job *j, pid_t tid) {
@@ -97,10 +128,12 @@ int diag_ptrace_tracer_of(pid_t pid, pid_t *ret) {
         return 0;
 }
 
-/* Seize and interrupt every wanted thread not yet known. Returns how many new. */
+/* Seize and interrupt every wanted thread not yet known. Returns how many new.
+ * The slow part (reading each thread's state) comes before the first interrupt,
+ * and the interrupts go out back to back: the pause starts with the first one. */
 static int job_seize_new(struct job *j, uint64_t *first_interrupt_ns) {
         _cleanup_free_ pid_t *tids = NULL;
-        size_t n = 0;
+        size_t n = 0, first_new = j->nslots;
         int added = 0, r;
 
         r = diag_proc_list_tids(j->pid, &tids, &n);
@@ -119,18 +152,27 @@ static int job_seize_new(struct job *j, uint64_t *first_interrupt_ns) {
                 added++;
                 if (diag_task_read_state(j->pid, s->tid, &state) < 0) {
                         s->st = T_GONE;
-                        continue;
-                }
-                if (state == 'D' || state == 'Z' || state == 'X') {
+                        s->err = -ESRCH;
+                } else if (state == 'D' || state == 'Z' || state == 'X') {
                         s->st = T_SKIPPED;
                         s->err = state == 'D' ? -EDEADLK : -ESRCH;
-                        continue;
                 }
+        }
+        if (added && job_index_rebuild(j, j->nslots) < 0)
+                return -ENOMEM;
+        for (size_t i = first_new; i < j->nslots; i++) {
+                struct tslot *s = &j->slots[i];
+                if (s->st != T_NEW)
+                        continue;
                 if (ptrace(PTRACE_SEIZE, s->tid, 0, 0) < 0) {
                         s->err = negative_errno();
                         s->st = s->err == -ESRCH ? T_GONE : T_FAILED;
-                        continue;
                 }
+        }
+        for (size_t i = first_new; i < j->nslots; i++) {
+                struct tslot *s = &j->slots[i];
+                if (s->st != T_NEW)
+                        continue;
                 if (*first_interrupt_ns == 0)
                         *first_interrupt_ns = diag_now_ns(CLOCK_MONOTONIC);
                 if (ptrace(PTRACE_INTERRUPT, s->tid, 0, 0) < 0) {
@@ -143,46 +185,56 @@ static int job_seize_new(struct job *j, uint64_t *first_interrupt_ns) {
         return added;
 }
 
-/* Reap stop notifications until every seized thread stopped or the deadline passed. */
+static void slot_status(struct tslot *s, int status) {
+        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+                s->st = T_GONE;
+                s->err = -ESRCH;
+        } else if (WIFSTOPPED(status)) {
+                int event = status >> 16;
+                int sig = WSTOPSIG(status);
+                /* A signal-delivery-stop holds a real signal: hand it back on
+                 * detach. Group stops and our interrupt carry none to give. */
+                if (event == 0 && sig != SIGTRAP)
+                        s->pending_sig = sig;
+                s->st = T_STOPPED;
+        }
+}
+
+/* Reap stop notifications until every seized thread stopped or the deadline
+ * passed. waitpid on each tid: waitpid(-1) makes the kernel walk every tracee
+ * on each call, quadratic with thousands of threads. */
 static void job_wait_stops(struct job *j, uint64_t deadline_ns) {
-        unsigned spins = 0;
+        unsigned idle_passes = 0;
 
         for (;;) {
-                size_t waiting = 0;
-                int status;
-                pid_t w;
+                size_t waiting = 0, progress = 0;
 
-                for (size_t i = 0; i < j->nslots; i++)
-                        if (j->slots[i].st == T_SEIZED)
-                                waiting++;
-                if (!waiting)
-                        return;
-                w = waitpid(-1, &status, __WALL | WNOHANG);
-                if (w > 0) {
-                        struct tslot *s = job_find(j, w);
-                        if (!s)
+                for (size_t i = 0; i < j->nslots; i++) {
+                        struct tslot *s = &j->slots[i];
+                        int status;
+                        pid_t w;
+
+                        if (s->st != T_SEIZED)
                                 continue;
-                        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+                        w = waitpid(s->tid, &status, __WALL | WNOHANG);
+                        if (w == s->tid) {
+                                slot_status(s, status);
+                                progress++;
+                        } else if (w < 0 && errno == ECHILD) {
                                 s->st = T_GONE;
                                 s->err = -ESRCH;
-                        } else if (WIFSTOPPED(status)) {
-                                int event = status >> 16;
-                                int sig = WSTOPSIG(status);
-                                /* A signal-delivery-stop holds a real signal: hand it back
-                                 * on detach. Group stops and our interrupt carry none. */
-                                if (event == 0 && sig != SIGTRAP)
-                                        s->pending_sig = sig;
-                                s->st = T_STOPPED;
-                        }
-                        spins = 0;
-                        continue;
+                                progress++;
+                        } else
+                                waiting++;
                 }
-                if (w < 0 && errno == ECHILD)
+                if (!waiting)
                         return;
                 if (diag_now_ns(CLOCK_MONOTONIC) >= deadline_ns)
                         return;
                 /* Stops arrive within microseconds; yield first, then sleep a little. */
-                if (++spins < 64)
+                if (progress)
+                        idle_passes = 0;
+                else if (++idle_passes < 64)
                         sched_yield();
                 else
                         nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000 }, NULL);
@@ -388,6 +440,7 @@ int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct di
         if (r == 0)
                 r = -pthread_join(th, NULL);
         free(j.slots);
+        free(j.index);
         if (r == 0)
                 r = j.result;
         if (r < 0) {

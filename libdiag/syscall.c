@@ -483,7 +483,7 @@ static const struct flag msg_flags[] = {
         { 0x2, "MSG_PEEK" },
         { 0x4, "MSG_DONTROUTE" },
         { 0x8, "MSG_CTRUNC" },
-        { 0x10, "MSG_PROXY" },
+        { 0x10, "MSG_PROBE" },
         { 0x20, "MSG_TRUNC" },
         { 0x40, "MSG_DONTWAIT" },
         { 0x80, "MSG_EOR" },
@@ -500,6 +500,7 @@ static const struct flag msg_flags[] = {
         { 0x4000000, "MSG_ZEROCOPY" },
         { 0x20000000, "MSG_FASTOPEN" },
         { 0x40000000, "MSG_CMSG_CLOEXEC" },
+        { 0x80000000, "MSG_CMSG_COMPAT" },
 };
 
 /* O_CLOEXEC and O_NONBLOCK have the same values on x86_64 and aarch64. */
@@ -518,10 +519,11 @@ static const struct flag flock_ops[] = {
         { 128, "LOCK_WRITE" },
 };
 
+/* In strace's order. */
 static const struct flag wait4_flags[] = {
         { 0x1, "WNOHANG" },
-        { 0x2, "WUNTRACED" },
         { 0x4, "WEXITED" },
+        { 0x2, "WUNTRACED" },
         { 0x8, "WCONTINUED" },
         { 0x1000000, "WNOWAIT" },
         { 0x20000000, "__WNOTHREAD" },
@@ -532,8 +534,8 @@ static const struct flag wait4_flags[] = {
 /* Same bits; for waitid 2 means WSTOPPED, as strace prints it. */
 static const struct flag waitid_flags[] = {
         { 0x1, "WNOHANG" },
-        { 0x2, "WSTOPPED" },
         { 0x4, "WEXITED" },
+        { 0x2, "WSTOPPED" },
         { 0x8, "WCONTINUED" },
         { 0x1000000, "WNOWAIT" },
         { 0x20000000, "__WNOTHREAD" },
@@ -681,41 +683,45 @@ static void out_arg(struct out *o, enum argfmt f, uint64_t v) {
         }
 }
 
-/* futex(2) ops; the argument list strace prints depends on the command. */
+/*
+ * futex(2) commands. Written out rather than taken from the build host's headers: the
+ * values are the same on both arches and the host headers may predate newer ones.
+ * The argument list strace prints depends on the command.
+ */
 enum {
-        FUTEX_WAIT_ = 0,
-        FUTEX_WAKE_ = 1,
-        FUTEX_FD_ = 2,
-        FUTEX_REQUEUE_ = 3,
-        FUTEX_CMP_REQUEUE_ = 4,
-        FUTEX_WAKE_OP_ = 5,
-        FUTEX_LOCK_PI_ = 6,
-        FUTEX_UNLOCK_PI_ = 7,
-        FUTEX_TRYLOCK_PI_ = 8,
-        FUTEX_WAIT_BITSET_ = 9,
-        FUTEX_WAKE_BITSET_ = 10,
-        FUTEX_WAIT_REQUEUE_PI_ = 11,
-        FUTEX_CMP_REQUEUE_PI_ = 12,
-        FUTEX_LOCK_PI2_ = 13,
+        FCMD_WAIT = 0,
+        FCMD_WAKE = 1,
+        FCMD_FD = 2,
+        FCMD_REQUEUE = 3,
+        FCMD_CMP_REQUEUE = 4,
+        FCMD_WAKE_OP = 5,
+        FCMD_LOCK_PI = 6,
+        FCMD_UNLOCK_PI = 7,
+        FCMD_TRYLOCK_PI = 8,
+        FCMD_WAIT_BITSET = 9,
+        FCMD_WAKE_BITSET = 10,
+        FCMD_WAIT_REQUEUE_PI = 11,
+        FCMD_CMP_REQUEUE_PI = 12,
+        FCMD_LOCK_PI2 = 13,
 };
-#define FUTEX_PRIVATE_FLAG_ 128u
-#define FUTEX_CLOCK_REALTIME_ 256u
+#define FUTEX_PRIVATE_BIT 128u
+#define FUTEX_REALTIME_BIT 256u
 
 static const char *const futex_cmds[] = {
-        [FUTEX_WAIT_] = "FUTEX_WAIT",
-        [FUTEX_WAKE_] = "FUTEX_WAKE",
-        [FUTEX_FD_] = "FUTEX_FD",
-        [FUTEX_REQUEUE_] = "FUTEX_REQUEUE",
-        [FUTEX_CMP_REQUEUE_] = "FUTEX_CMP_REQUEUE",
-        [FUTEX_WAKE_OP_] = "FUTEX_WAKE_OP",
-        [FUTEX_LOCK_PI_] = "FUTEX_LOCK_PI",
-        [FUTEX_UNLOCK_PI_] = "FUTEX_UNLOCK_PI",
-        [FUTEX_TRYLOCK_PI_] = "FUTEX_TRYLOCK_PI",
-        [FUTEX_WAIT_BITSET_] = "FUTEX_WAIT_BITSET",
-        [FUTEX_WAKE_BITSET_] = "FUTEX_WAKE_BITSET",
-        [FUTEX_WAIT_REQUEUE_PI_] = "FUTEX_WAIT_REQUEUE_PI",
-        [FUTEX_CMP_REQUEUE_PI_] = "FUTEX_CMP_REQUEUE_PI",
-        [FUTEX_LOCK_PI2_] = "FUTEX_LOCK_PI2",
+        [FCMD_WAIT] = "FUTEX_WAIT",
+        [FCMD_WAKE] = "FUTEX_WAKE",
+        [FCMD_FD] = "FUTEX_FD",
+        [FCMD_REQUEUE] = "FUTEX_REQUEUE",
+        [FCMD_CMP_REQUEUE] = "FUTEX_CMP_REQUEUE",
+        [FCMD_WAKE_OP] = "FUTEX_WAKE_OP",
+        [FCMD_LOCK_PI] = "FUTEX_LOCK_PI",
+        [FCMD_UNLOCK_PI] = "FUTEX_UNLOCK_PI",
+        [FCMD_TRYLOCK_PI] = "FUTEX_TRYLOCK_PI",
+        [FCMD_WAIT_BITSET] = "FUTEX_WAIT_BITSET",
+        [FCMD_WAKE_BITSET] = "FUTEX_WAKE_BITSET",
+        [FCMD_WAIT_REQUEUE_PI] = "FUTEX_WAIT_REQUEUE_PI",
+        [FCMD_CMP_REQUEUE_PI] = "FUTEX_CMP_REQUEUE_PI",
+        [FCMD_LOCK_PI2] = "FUTEX_LOCK_PI2",
 };
 
 static const char *const futex_wake_ops[] = {
@@ -745,73 +751,73 @@ static void out_futex_wake_op(struct out *o, uint32_t v) {
 }
 
 static void format_futex(struct out *o, const uint64_t *a) {
-        uint32_t op = (uint32_t) a[1], cmd = op & 127, rest = op & ~(127u | FUTEX_PRIVATE_FLAG_);
+        uint32_t op = (uint32_t) a[1], cmd = op & 127, rest = op & ~(127u | FUTEX_PRIVATE_BIT);
         uint32_t val = (uint32_t) a[2];
 
         out_printf(o, "futex(");
         out_ptr(o, a[0]);
         out_str(o, ", ");
         if (cmd < ELEMENTSOF(futex_cmds)) {
-                out_printf(o, "%s%s", futex_cmds[cmd], op & FUTEX_PRIVATE_FLAG_ ? "_PRIVATE" : "");
-                if (rest & FUTEX_CLOCK_REALTIME_)
+                out_printf(o, "%s%s", futex_cmds[cmd], op & FUTEX_PRIVATE_BIT ? "_PRIVATE" : "");
+                if (rest & FUTEX_REALTIME_BIT)
                         out_str(o, "|FUTEX_CLOCK_REALTIME");
-                rest &= ~FUTEX_CLOCK_REALTIME_;
+                rest &= ~FUTEX_REALTIME_BIT;
                 if (rest)
                         out_printf(o, "|0x%x", rest);
         } else
                 out_printf(o, "0x%x", op);
 
         switch (cmd) {
-        case FUTEX_WAIT_:
+        case FCMD_WAIT:
                 out_printf(o, ", %u, ", val);
                 out_ptr(o, a[3]);
                 break;
-        case FUTEX_WAKE_:
-        case FUTEX_FD_:
+        case FCMD_WAKE:
+        case FCMD_FD:
                 out_printf(o, ", %u", val);
                 break;
-        case FUTEX_REQUEUE_:
+        case FCMD_REQUEUE:
                 out_printf(o, ", %u, %u, ", val, (uint32_t) a[3]);
                 out_ptr(o, a[4]);
                 break;
-        case FUTEX_CMP_REQUEUE_:
-        case FUTEX_CMP_REQUEUE_PI_:
+        case FCMD_CMP_REQUEUE:
+        case FCMD_CMP_REQUEUE_PI:
                 out_printf(o, ", %u, %u, ", val, (uint32_t) a[3]);
                 out_ptr(o, a[4]);
                 out_printf(o, ", %u", (uint32_t) a[5]);
                 break;
-        case FUTEX_WAKE_OP_:
+        case FCMD_WAKE_OP:
                 out_printf(o, ", %u, %u, ", val, (uint32_t) a[3]);
                 out_ptr(o, a[4]);
                 out_str(o, ", ");
                 out_futex_wake_op(o, (uint32_t) a[5]);
                 break;
-        case FUTEX_LOCK_PI_:
-        case FUTEX_LOCK_PI2_:
+        case FCMD_LOCK_PI:
+        case FCMD_LOCK_PI2:
                 out_str(o, ", ");
                 out_ptr(o, a[3]);
                 break;
-        case FUTEX_UNLOCK_PI_:
-        case FUTEX_TRYLOCK_PI_:
+        case FCMD_UNLOCK_PI:
+        case FCMD_TRYLOCK_PI:
                 break;
-        case FUTEX_WAIT_BITSET_:
+        case FCMD_WAIT_BITSET:
                 out_printf(o, ", %u, ", val);
                 out_ptr(o, a[3]);
                 out_str(o, ", ");
                 out_bitset(o, (uint32_t) a[5]);
                 break;
-        case FUTEX_WAKE_BITSET_:
+        case FCMD_WAKE_BITSET:
                 out_printf(o, ", %u, ", val);
                 out_bitset(o, (uint32_t) a[5]);
                 break;
-        case FUTEX_WAIT_REQUEUE_PI_:
+        case FCMD_WAIT_REQUEUE_PI:
                 out_printf(o, ", %u, ", val);
                 out_ptr(o, a[3]);
                 out_str(o, ", ");
                 out_ptr(o, a[4]);
                 break;
         default:
-                out_printf(o, ", 0x%x, 0x%" PRIx64 ", 0x%" PRIx64 ", 0x%x",
+                out_printf(o, ", %u, 0x%" PRIx64 ", 0x%" PRIx64 ", 0x%x",
                            val, a[3], a[4], (uint32_t) a[5]);
                 break;
         }
@@ -834,8 +840,8 @@ struct fcntl_cmd {
         enum fcntl_arg arg;
 };
 
-#define F_SETLKW_ 7
-#define F_OFD_SETLKW_ 38
+#define FCNTL_SETLKW 7
+#define FCNTL_OFD_SETLKW 38
 
 static const struct fcntl_cmd fcntl_cmds[] = {
         { 0, "F_DUPFD", FA_INT },
@@ -845,7 +851,7 @@ static const struct fcntl_cmd fcntl_cmds[] = {
         { 4, "F_SETFL", FA_HEX },
         { 5, "F_GETLK", FA_PTR },
         { 6, "F_SETLK", FA_PTR },
-        { F_SETLKW_, "F_SETLKW", FA_PTR },
+        { FCNTL_SETLKW, "F_SETLKW", FA_PTR },
         { 8, "F_SETOWN", FA_INT },
         { 9, "F_GETOWN", FA_NONE },
         { 10, "F_SETSIG", FA_INT },
@@ -855,7 +861,7 @@ static const struct fcntl_cmd fcntl_cmds[] = {
         { 17, "F_GETOWNER_UIDS", FA_PTR },
         { 36, "F_OFD_GETLK", FA_PTR },
         { 37, "F_OFD_SETLK", FA_PTR },
-        { F_OFD_SETLKW_, "F_OFD_SETLKW", FA_PTR },
+        { FCNTL_OFD_SETLKW, "F_OFD_SETLKW", FA_PTR },
         { 1024, "F_SETLEASE", FA_LEASE },
         { 1025, "F_GETLEASE", FA_NONE },
         { 1026, "F_NOTIFY", FA_HEX },
@@ -1016,7 +1022,7 @@ enum diag_sc_class diag_syscall_class(enum diag_arch arch, const struct diag_sys
         if (d->class == DIAG_SCC_FCNTL_LOCK) {
                 /* Only the waiting variants block; F_SETLK/F_OFD_SETLK fail at once. */
                 cmd = as_int(sc->args[1]);
-                return cmd == F_SETLKW_ || cmd == F_OFD_SETLKW_ ? DIAG_SCC_FCNTL_LOCK : DIAG_SCC_OTHER;
+                return cmd == FCNTL_SETLKW || cmd == FCNTL_OFD_SETLKW ? DIAG_SCC_FCNTL_LOCK : DIAG_SCC_OTHER;
         }
         return d->class;
 }
@@ -1108,6 +1114,13 @@ char *diag_syscall_format(enum diag_arch arch, const struct diag_syscall_state *
 
         /* Not a blocking call we decode: just the raw registers. */
         name = diag_syscall_name(arch, sc->nr);
+        /* A sleep with a timeout that was interrupted by a stop (any tracer's,
+         * or SIGSTOP/SIGCONT) continues here; its registers no longer say what
+         * the original call was. */
+        if (name && strcmp(name, "restart_syscall") == 0) {
+                out_str(&o, "restart_syscall(<... resuming interrupted call ...>)");
+                return buf;
+        }
         if (name)
                 out_printf(&o, "%s(", name);
         else

@@ -30,6 +30,17 @@ struct diag_unwinder {
         struct diag_module *mods;
         size_t nmods, allocmods;
         Dwfl_Module **modkeys;          /* parallel to mods */
+        /* Symbolized frames by (pc, activation): threads of one process share
+         * most of their pcs, and symbolizing is most of the cost. */
+        struct symcache *cache;
+        size_t ncache, nslots_cache;
+        struct diag_frame *pool;        /* cached frames, strings owned here */
+        size_t npool, allocpool;
+};
+
+struct symcache {
+        uint64_t key;                   /* pc << 1 | activation; 0 = empty */
+        size_t first, n;                /* range in pool */
 };
 
 static char *debuginfo_path = NULL;
@@ -83,6 +94,12 @@ struct diag_unwinder *diag_unwinder_free(struct diag_unwinder *u) {
         }
         free(u->mods);
         free(u->modkeys);
+        for (size_t i = 0; i < u->npool; i++) {
+                free(u->pool[i].func);
+                free(u->pool[i].file);
+        }
+        free(u->pool);
+        free(u->cache);
         if (u->dwfl)
                 dwfl_end(u->dwfl);
         free(u);
@@ -383,6 +400,63 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
         return frames_push(s, alloc, &phys);
 }
 
+static struct symcache *cache_slot(struct diag_unwinder *u, uint64_t key) {
+        size_t mask = u->nslots_cache - 1;
+        for (size_t h = (size_t) (key * 0x9e3779b97f4a7c15ULL >> 20) & mask;; h = (h + 1) & mask)
+                if (u->cache[h].key == key || u->cache[h].key == 0)
+                        return &u->cache[h];
+}
+
+static int cache_grow(struct diag_unwinder *u) {
+        struct symcache *old = u->cache;
+        size_t oldn = u->nslots_cache, n = oldn ? oldn * 2 : 1024;
+
+        u->cache = calloc(n, sizeof *u->cache);
+        if (!u->cache) {
+                u->cache = old;
+                return -ENOMEM;
+        }
+        u->nslots_cache = n;
+        for (size_t i = 0; i < oldn; i++)
+                if (old[i].key)
+                        *cache_slot(u, old[i].key) = old[i];
+        free(old);
+        return 0;
+}
+
+/* Append the frames for pc to s, symbolizing once per distinct pc. Frame strings
+ * stay owned by the unwinder. */
+static int symbolize_cached(struct diag_unwinder *u, struct diag_stack *s, size_t *alloc,
+                            uint64_t pc, bool activation, bool inlines) {
+        uint64_t key = pc << 1 | (activation ? 1 : 0);
+        struct symcache *c;
+        int r;
+
+        if (key == 0)
+                key = 2;        /* pc 0 never resolves anyway; keep 0 as "empty" */
+        if (u->ncache * 2 >= u->nslots_cache && cache_grow(u) < 0)
+                return -ENOMEM;
+        c = cache_slot(u, key);
+        if (c->key == 0) {
+                struct diag_stack tmp = { .frames = u->pool, .n = u->npool };
+                size_t first = u->npool;
+
+                r = symbolize_pc(u, &tmp, &u->allocpool, pc, activation, inlines);
+                u->pool = tmp.frames;
+                u->npool = tmp.n;
+                if (r < 0)
+                        return r;
+                c = cache_slot(u, key);
+                *c = (struct symcache) { .key = key, .first = first, .n = u->npool - first };
+                u->ncache++;
+        }
+        if (DIAG_GROW(s->frames, *alloc, s->n + c->n) < 0)
+                return -ENOMEM;
+        memcpy(s->frames + s->n, u->pool + c->first, c->n * sizeof *s->frames);
+        s->n += c->n;
+        return 0;
+}
+
 struct walk {
         struct diag_unwinder *u;
         struct diag_stack *s;
@@ -406,7 +480,7 @@ static int frame_cb(Dwfl_Frame *state, void *arg) {
                 return DWARF_CB_ABORT;
         }
         w->physical++;
-        r = symbolize_pc(w->u, w->s, &w->alloc, pc, activation, w->inlines);
+        r = symbolize_cached(w->u, w->s, &w->alloc, pc, activation, w->inlines);
         if (r < 0) {
                 w->err = r;
                 return DWARF_CB_ABORT;
@@ -449,11 +523,7 @@ int diag_unwind(struct diag_unwinder *u, const struct diag_capture *c, size_t th
 void diag_stack_clear(struct diag_stack *s) {
         if (!s)
                 return;
-        for (size_t i = 0; i < s->n; i++) {
-                free(s->frames[i].func);
-                free(s->frames[i].file);
-        }
-        free(s->frames);
+        free(s->frames);        /* the strings belong to the unwinder's cache */
         free(s->err_msg);
         memset(s, 0, sizeof *s);
 }

@@ -31,6 +31,7 @@ struct diag_module {
         bool used;                      /* some frame is in it */
 };
 
+/* A frame's strings belong to the unwinder and live until diag_unwinder_free(). */
 struct diag_frame {
         uint64_t pc;                    /* address as unwound */
         bool activation;                /* pc is exact (innermost or signal frame), else a return address */
