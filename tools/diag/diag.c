@@ -1,1 +1,238 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diag: run diag-VERB. `diag stack 1234` is `diag-stack 1234`. The tools are
+ * looked up next to this binary, then in the build tree layout
+ * (tools/diag/diag -> tools/diag-VERB/diag-VERB), then in the package's
+ * libexec directory, then on PATH.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "config.h"
+#include "diag/log.h"
+#include "diag/util.h"
+
+static const struct verb {
+        const char *name;
+        const char *help;
+} verbs[] = {
+        { "stack", "every thread's state, system call and stack, from one snapshot" },
+        { "fds",   "open files, sockets with their peers and TCP state, locks" },
+        { "locks", "futex and file locks: owners, waiters, deadlocks" },
+        { "chain", "follow a hung thread's wait chain to what it really waits for" },
+        { "core",  "a gdb-ready core of a live process, with a short stop" },
+        { "sample", "sample stacks over time" },
+        { "snap",  "a snapshot of everything, before the evidence is gone" },
+        { "top",   "live view of blocked and busy threads" },
+};
+
+static char self_dir[PATH_MAX];
+
+static void find_self_dir(void) {
+        ssize_t n = readlink("/proc/self/exe", self_dir, sizeof self_dir - 1);
+        char *s;
+
+        if (n <= 0) {
+                self_dir[0] = 0;
+                return;
+        }
+        self_dir[n] = 0;
+        s = strrchr(self_dir, '/');
+        if (s)
+                *s = 0;
+}
+
+static bool executable(const char *path) {
+        return access(path, X_OK) == 0;
+}
+
+/* Full path of diag-VERB (or of a helper by file name), or NULL to try PATH. */
+static bool find_tool(const char *file, const char *builddir_sub, char *buf, size_t size) {
+        if (self_dir[0]) {
+                snprintf(buf, size, "%s/%s", self_dir, file);
+                if (executable(buf))
+                        return true;
+                snprintf(buf, size, "%s/../%s/%s", self_dir, builddir_sub, file);
+                if (executable(buf))
+                        return true;
+        }
+        snprintf(buf, size, "%s/%s", DIAG_LIBEXECDIR, file);
+        return executable(buf);
+}
+
+static bool find_verb(const char *verb, char *buf, size_t size) {
+        char file[64], sub[80];
+
+        snprintf(file, sizeof file, "diag-%s", verb);
+        snprintf(sub, sizeof sub, "diag-%s", verb);
+        return find_tool(file, sub, buf, size);
+}
+
+static bool verb_on_path(const char *verb) {
+        const char *path = getenv("PATH");
+        _cleanup_free_ char *copy = path ? strdup(path) : NULL;
+        char *dir, *save = NULL, buf[PATH_MAX];
+
+        if (!copy)
+                return false;
+        for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+                snprintf(buf, sizeof buf, "%s/diag-%s", dir, verb);
+                if (executable(buf))
+                        return true;
+        }
+        return false;
+}
+
+static void usage(FILE *f) {
+        char buf[PATH_MAX];
+        int shown = 0;
+
+        fprintf(f, "Usage:\n"
+                   " diag VERB [ARGS...]     run diag-VERB ARGS...\n"
+                   " diag demo               diagnose a built-in hung worker\n"
+                   "\n"
+                   "Verbs:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (find_verb(verbs[i].name, buf, sizeof buf) || verb_on_path(verbs[i].name)) {
+                        fprintf(f, " %-8s %s\n", verbs[i].name, verbs[i].help);
+                        shown++;
+                }
+        if (!shown)
+                fprintf(f, " (no diag-* tool found next to diag, in %s or on PATH)\n", DIAG_LIBEXECDIR);
+        fprintf(f, "\n"
+                   "Options:\n"
+                   " -h, --help     display this help\n"
+                   " -V, --version  display version\n"
+                   "\n"
+                   "'diag VERB --help' describes each verb. See diag(1).\n");
+}
+
+static int run_verb(const char *verb, char **args) {
+        char path[PATH_MAX], name[64];
+
+        snprintf(name, sizeof name, "diag-%s", verb);
+        args[0] = name;
+        if (find_verb(verb, path, sizeof path))
+                execv(path, args);
+        else
+                execvp(name, args);
+        if (errno == ENOENT) {
+                log_error("unknown verb '%s'\nTry 'diag --help' for the list.", verb);
+                return DIAG_EXIT_USAGE;
+        }
+        log_error_errno(errno, "cannot run %s: %m", name);
+        return 127;
+}
+
+/* ---- demo: start the hung worker, diagnose it, stop it ---- */
+
+static pid_t demo_start(int *ret_fd) {
+        char path[PATH_MAX];
+        int p[2];
+        pid_t pid;
+
+        if (!find_tool("diag-demo-worker", "../demo", path, sizeof path)) {
+                log_error("cannot find diag-demo-worker (looked next to diag, in the build tree and in %s)", DIAG_LIBEXECDIR);
+                return -ENOENT;
+        }
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return log_error_errno(errno, "pipe: %m");
+        pid = fork();
+        if (pid < 0)
+                return log_error_errno(errno, "fork: %m");
+        if (pid == 0) {
+                dup2(p[1], STDOUT_FILENO);
+                execl(path, "diag-demo-worker", (char *) NULL);
+                _exit(127);
+        }
+        close(p[1]);
+        *ret_fd = p[0];
+        return pid;
+}
+
+/* Read the worker's report until READY (5 s at most). */
+static int demo_wait_ready(int fd, char *buf, size_t size) {
+        size_t len = 0;
+        uint64_t deadline = diag_now_ns(CLOCK_MONOTONIC) + 5000000000ULL;
+
+        while (diag_now_ns(CLOCK_MONOTONIC) < deadline && len < size - 1) {
+                ssize_t k = read(fd, buf + len, size - 1 - len);
+                if (k <= 0)
+                        return -EIO;
+                len += (size_t) k;
+                buf[len] = 0;
+                if (strstr(buf, "READY\n"))
+                        return 0;
+        }
+        return -ETIMEDOUT;
+}
+
+static int run_demo(void) {
+        char report[4096], tool[PATH_MAX], pidstr[16];
+        int fd = -1, status = 0, r;
+        pid_t worker, child;
+
+        worker = demo_start(&fd);
+        if (worker < 0)
+                return DIAG_EXIT_FAILURE;
+        r = demo_wait_ready(fd, report, sizeof report);
+        close(fd);
+        if (r < 0) {
+                kill(worker, SIGKILL);
+                waitpid(worker, NULL, 0);
+                log_error("the demo worker did not start");
+                return DIAG_EXIT_FAILURE;
+        }
+        snprintf(pidstr, sizeof pidstr, "%d", worker);
+        printf("A demo worker is running as pid %d: four request threads wait for the session\n"
+               "lock, and the thread holding it waits for a backend that never answers.\n"
+               "What is it doing?\n\n"
+               "$ diag stack %d\n", worker, worker);
+        fflush(stdout);
+
+        child = fork();
+        if (child == 0) {
+                char *args[] = { (char *) "diag-stack", pidstr, NULL };
+                if (find_verb("stack", tool, sizeof tool))
+                        execv(tool, args);
+                else
+                        execvp("diag-stack", args);
+                _exit(127);
+        }
+        if (child > 0)
+                waitpid(child, &status, 0);
+        kill(worker, SIGTERM);
+        waitpid(worker, NULL, 0);
+        if (child < 0)
+                return DIAG_EXIT_FAILURE;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : DIAG_EXIT_FAILURE;
+}
+
+int main(int argc, char **argv) {
+        diag_log_init(argv[0]);
+        find_self_dir();
+        if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+                usage(stdout);
+                return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : DIAG_EXIT_OK;
+        }
+        if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+                printf("diag from diagkit %s\n", DIAG_VERSION);
+                return DIAG_EXIT_OK;
+        }
+        if (argv[1][0] == '-') {
+                log_error("unknown option '%s'\nTry 'diag --help' for more information.", argv[1]);
+                return DIAG_EXIT_USAGE;
+        }
+        if (strcmp(argv[1], "demo") == 0)
+                return run_demo();
+        if (strchr(argv[1], '/')) {
+                log_error("invalid verb '%s'", argv[1]);
+                return DIAG_EXIT_USAGE;
+        }
+        return run_verb(argv[1], argv + 1);
+}
