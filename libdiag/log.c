@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,4 +73,53 @@ int diag_close_stdout(void) {
                 return log_error_errno(r, "write error on standard output: %m");
         }
         return 0;
+}
+
+static volatile sig_atomic_t watchdog_seconds;
+static const char *volatile watchdog_phase_text = "starting";
+
+void diag_watchdog_phase(const char *phase) {
+        watchdog_phase_text = phase;
+}
+
+static void write_all(const char *s) {
+        size_t len = strlen(s);
+        while (len > 0) {
+                ssize_t k = write(STDERR_FILENO, s, len);
+                if (k <= 0)
+                        return;
+                s += k;
+                len -= (size_t) k;
+        }
+}
+
+/* Async-signal-safe: write(2) and _exit(2) only. */
+static void watchdog_fired(int sig) {
+        char num[16];
+        int n = watchdog_seconds, i = (int) sizeof num - 1;
+
+        (void) sig;
+        num[i] = 0;
+        do {
+                num[--i] = (char) ('0' + n % 10);
+                n /= 10;
+        } while (n > 0 && i > 0);
+        write_all(progname);
+        write_all(": timed out after ");
+        write_all(num + i);
+        write_all("s while ");
+        write_all(watchdog_phase_text);
+        write_all(" (is the target stuck on a dead mount? its threads were left running)\n");
+        _exit(DIAG_EXIT_FAILURE);
+}
+
+void diag_watchdog_arm(unsigned seconds) {
+        struct sigaction sa = { .sa_handler = watchdog_fired };
+
+        watchdog_seconds = (sig_atomic_t) seconds;
+        if (seconds) {
+                sigemptyset(&sa.sa_mask);
+                sigaction(SIGALRM, &sa, NULL);
+        }
+        alarm(seconds);
 }

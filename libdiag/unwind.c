@@ -266,14 +266,11 @@ static int module_index(struct diag_unwinder *u, Dwfl_Module *mod) {
         name = dwfl_module_info(mod, NULL, &start, &end, NULL, NULL, NULL, NULL);
         m->start = start;
         m->end = end;
+        /* getdwarf loads the ELF file first: only then is its build-id known */
+        m->debuginfo = dwfl_module_getdwarf(mod, &bias) ? DIAG_DEBUG_FOUND : DIAG_DEBUG_MISSING;
         len = dwfl_module_build_id(mod, &bits, &vaddr);
         if (len > 0)
                 hex_build_id(bits, len, m->build_id);
-        if (dwfl_module_getdwarf(mod, &bias)) {
-                m->debuginfo = DIAG_DEBUG_FOUND;
-        } else {
-                m->debuginfo = DIAG_DEBUG_MISSING;
-        }
         (void) dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
         m->path = strdup(mainfile ? mainfile : (name ? name : "?"));
         if (m->debuginfo == DIAG_DEBUG_FOUND)

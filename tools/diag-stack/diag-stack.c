@@ -59,6 +59,7 @@ static struct {
         size_t frames;
         bool kernel, group, inlines, source, stop, table, verbose;
         uint64_t stack_size;
+        unsigned timeout_s;
         pid_t *tids;
         size_t ntids;
         struct diag_outopts out;
@@ -66,6 +67,7 @@ static struct {
 } arg = {
         .frames = DEFAULT_FRAMES,
         .kernel = true, .group = true, .inlines = true, .stop = true,
+        .timeout_s = 30,
 };
 
 /* ---- collected data ---- */
@@ -209,11 +211,12 @@ static const char *uid_hint(void) {
 /* Collect one process. Returns 0 when something can be shown (rp->exit says how
  * complete), or a negative errno after logging the one line that says why not. */
 static int collect(pid_t pid, unsigned need, struct report *rp) {
-        unsigned flags = DIAG_PROC_CMDLINE;
+        unsigned flags = 0;
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
         int r, kt;
 
         rp->pid = pid;
+        diag_watchdog_phase("reading /proc");
         kt = diag_proc_is_kernel_thread(pid);
         if (kt == -ESRCH)
                 return log_error_errno(kt, "no such process: %d", pid);
@@ -269,13 +272,16 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 struct diag_capture_opts co = {
                         .stack_max = arg.stack_size, .tids = arg.tids, .ntids = arg.ntids,
                 };
+                diag_watchdog_phase("reading the memory map");
                 r = diag_maps_read(pid, &maps);
                 if (r >= 0)
                         r = diag_unwinder_new(pid, &rp->unw);
                 if (r >= 0) {
                         co.maps = maps;
+                        diag_watchdog_phase("capturing the threads");
                         r = diag_capture_take(pid, &co, &rp->cap);
                 }
+                diag_watchdog_phase("unwinding");
                 if (r == -EBUSY) {
                         pid_t tracer = 0;
                         char comm[32] = "?";
@@ -702,7 +708,8 @@ static void usage(void) {
                "     --no-inline        do not expand inlined functions\n"
                "     --source           print the source line under each frame\n"
                "     --no-stop          never stop the target: /proc data only, no user stacks\n"
-               "     --stack-size SIZE  stack bytes copied per thread (default 256K)\n",
+               "     --stack-size SIZE  stack bytes copied per thread (default 256K)\n"
+               "     --timeout TIME     give up after TIME (default 30s; e.g. 5s, 1m)\n",
                diag_progname(), DEFAULT_FRAMES);
         diag_outopts_help(stdout);
         printf(" -v, --verbose          also list modules without debuginfo, unwinding stops\n"
@@ -743,7 +750,8 @@ static int parse_tid_list(const char *s) {
         return arg.ntids ? 0 : -EINVAL;
 }
 
-enum { OPT_FRAMES = 0x100, OPT_NO_KERNEL, OPT_NO_GROUP, OPT_NO_INLINE, OPT_SOURCE, OPT_NO_STOP, OPT_STACK_SIZE };
+enum { OPT_FRAMES = 0x100, OPT_NO_KERNEL, OPT_NO_GROUP, OPT_NO_INLINE, OPT_SOURCE, OPT_NO_STOP, OPT_STACK_SIZE,
+       OPT_TIMEOUT };
 
 static int usage_error(const char *fmt, ...) _printf_(1, 2);
 static int usage_error(const char *fmt, ...) {
@@ -768,6 +776,7 @@ int main(int argc, char **argv) {
                 { "source",     no_argument,       NULL, OPT_SOURCE },
                 { "no-stop",    no_argument,       NULL, OPT_NO_STOP },
                 { "stack-size", required_argument, NULL, OPT_STACK_SIZE },
+                { "timeout",    required_argument, NULL, OPT_TIMEOUT },
                 { "verbose",    no_argument,       NULL, 'v' },
                 { "help",       no_argument,       NULL, 'h' },
                 { "version",    no_argument,       NULL, 'V' },
@@ -809,6 +818,11 @@ int main(int argc, char **argv) {
                         if (diag_parse_size(optarg, &sz) < 0 || sz < 4096 || sz > (1ULL << 30))
                                 return usage_error("invalid stack size: '%s' (4K to 1G)", optarg);
                         arg.stack_size = sz;
+                        break;
+                case OPT_TIMEOUT:
+                        if (diag_parse_duration_ms(optarg, &sz) < 0 || sz < 1000 || sz > 3600000)
+                                return usage_error("invalid timeout: '%s' (1s to 1h)", optarg);
+                        arg.timeout_s = (unsigned) (sz / 1000);
                         break;
                 case 'v': diag_log_verbose++; break;
                 case 'h': usage(); return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : 0;
@@ -854,6 +868,7 @@ int main(int argc, char **argv) {
                 pids[npids++] = id;
         }
 
+        diag_watchdog_arm(arg.timeout_s);
         if (arg.out.json && !arg.table) {
                 doc = json_object_new_object();
                 procs = json_object_new_array();

@@ -24,5 +24,17 @@ enum {
         DIAG_EXIT_PARTIAL = 4,  /* did the job, but some of the data is missing (see stderr) */
 };
 
+/*
+ * Watchdog for tools: some kernel paths a tool cannot avoid (reading
+ * /proc/PID/maps, process_vm_readv) sleep on the target's memory-map lock, and a
+ * target stuck in a page fault on a dead NFS/FUSE mount can hold it for ever.
+ * After `seconds` the tool prints "<prog>: timed out after Ns while <phase>" and
+ * exits with DIAG_EXIT_FAILURE. Exiting is safe: the kernel detaches every
+ * tracee and lets it run. 0 disarms.
+ */
+void diag_watchdog_arm(unsigned seconds);
+/* What the tool is doing now, for the timeout message (a string literal). */
+void diag_watchdog_phase(const char *phase);
+
 /* Flush stdout and turn a failed write (EPIPE aside, ENOSPC...) into an error exit. */
 int diag_close_stdout(void);
