@@ -332,6 +332,48 @@ static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
 }
 
+/* DWARF names sources relative to the compilation directory when the compiler
+ * was given a relative path ("../src/x.c"): join them with DW_AT_comp_dir, and
+ * fold "dir/.." so the path reads as what it is. */
+static char *source_path(Dwarf_Die *cu, const char *file) {
+        Dwarf_Attribute a;
+        const char *dir;
+        char *joined, *out;
+        size_t n = 0;
+
+        if (!file)
+                return NULL;
+        /* a relative comp_dir (distribution builds use "./nptl") helps no one */
+        if (file[0] == '/' || !cu || !(dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &a))) || dir[0] != '/')
+                return strdup(file);
+        if (asprintf(&joined, "%s/%s", dir, file) < 0)
+                return NULL;
+        out = malloc(strlen(joined) + 2);
+        if (!out) {
+                free(joined);
+                return NULL;
+        }
+        for (char *save = NULL, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                if (strcmp(c, ".") == 0)
+                        continue;
+                if (strcmp(c, "..") == 0) {
+                        while (n > 0 && out[n - 1] != '/')
+                                n--;
+                        if (n > 0)
+                                n--;
+                        continue;
+                }
+                out[n++] = '/';
+                memcpy(out + n, c, strlen(c));
+                n += strlen(c);
+        }
+        if (n == 0)
+                out[n++] = '/';
+        out[n] = 0;
+        free(joined);
+        return out;
+}
+
 /* Push the frames for one physical pc: inlined calls innermost first, then the
  * function the code physically belongs to. */
 static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *alloc,
@@ -340,6 +382,7 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
         Dwfl_Module *mod = dwfl_addrmodule(u->dwfl, lookup);
         struct diag_frame phys = { .pc = pc, .activation = activation, .module = -1 };
         const char *file = NULL;
+        Dwarf_Die *file_cu = NULL;
         int line = 0;
         int r;
 
@@ -358,6 +401,7 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                 ln = dwfl_module_getsrc(mod, lookup);
                 if (ln) {
                         file = dwfl_lineinfo(ln, NULL, &line, NULL, NULL, NULL);
+                        file_cu = dwfl_linecu(ln);
                 }
         }
 
@@ -374,7 +418,7 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                                         .pc = pc, .activation = activation, .module = phys.module,
                                         .inlined = true,
                                         .func = strdup_or_null(die_name(&scopes[i])),
-                                        .file = strdup_or_null(file), .line = line,
+                                        .file = source_path(file_cu, file), .line = line,
                                 };
                                 r = frames_push(s, alloc, &f);
                                 if (r < 0) {
@@ -383,6 +427,7 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                                 }
                                 /* the caller is at this inlined call's call site */
                                 file = call_file(cudie, &scopes[i]);
+                                file_cu = cudie;
                                 line = call_line(&scopes[i]);
                         } else if (tag == DW_TAG_subprogram) {
                                 if (!phys.func)
@@ -392,7 +437,7 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                 }
                 free(scopes);
         }
-        phys.file = strdup_or_null(file);
+        phys.file = source_path(file_cu, file);
         phys.line = line;
         return frames_push(s, alloc, &phys);
 }

@@ -293,7 +293,15 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                         report_note(rp, "user stacks: pid %d is already traced by pid %d (%s); showing /proc data only", pid, tracer, comm);
                         rp->exit = DIAG_EXIT_PARTIAL;
                 } else if (r == -EPERM || r == -EACCES) {
-                        report_note(rp, "user stacks: not permitted to trace pid %d%s", pid, uid_hint());
+                        pid_t tracer = 0;
+                        /* a thread traced by someone else refuses us too: name them */
+                        for (size_t i = 0; i < rp->proc->ntasks && !tracer; i++)
+                                if (tid_selected(rp->proc->tasks[i].tid))
+                                        (void) diag_ptrace_tracer_of(rp->proc->tasks[i].tid, &tracer);
+                        if (tracer > 0)
+                                report_note(rp, "user stacks: the threads are traced by pid %d; showing /proc data only", tracer);
+                        else
+                                report_note(rp, "user stacks: not permitted to trace pid %d%s", pid, uid_hint());
                         rp->exit = DIAG_EXIT_PARTIAL;
                 } else if (r == -EDEADLK) {
                         report_note(rp, "user stacks: every thread is in uninterruptible sleep (D), none was stopped");
@@ -327,6 +335,14 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                         *v = (struct thread_view) { .tid = c->tid };
                 }
                 v->cap = c;
+                if (c->err == -EPERM) {
+                        pid_t tracer = 0;
+                        rp->exit = DIAG_EXIT_PARTIAL;
+                        if (diag_ptrace_tracer_of(c->tid, &tracer) == 0 && tracer > 0)
+                                report_note(rp, "thread %d is traced by pid %d: its user stack is missing", c->tid, tracer);
+                        else
+                                report_note(rp, "thread %d may not be traced: its user stack is missing", c->tid);
+                }
                 if (c->err == -ETIMEDOUT) {
                         rp->exit = DIAG_EXIT_PARTIAL;
                         report_note(rp, "thread %d did not stop in time: its user stack is missing", c->tid);
@@ -701,26 +717,26 @@ static void usage(void) {
                "unwinding and symbols come after they run again.\n"
                "\n"
                "Options:\n"
-               " -t, --tid LIST         only these threads (comma-separated tids)\n"
-               "     --frames N         at most N frames per thread (default %2$d)\n"
-               "     --no-kernel        do not read kernel stacks\n"
-               "     --no-group         one entry per thread, even when stacks are the same\n"
-               "     --no-inline        do not expand inlined functions\n"
-               "     --source           print the source line under each frame\n"
-               "     --no-stop          never stop the target: /proc data only, no user stacks\n"
-               "     --stack-size SIZE  stack bytes copied per thread (default 256K)\n"
-               "     --timeout TIME     give up after TIME (default 30s; e.g. 5s, 1m)\n",
+               " -t, --tid LIST           only these threads (comma-separated tids)\n"
+               "     --frames N           at most N frames per thread (default %2$d)\n"
+               "     --no-kernel          do not read kernel stacks\n"
+               "     --no-group           one entry per thread, even when stacks are the same\n"
+               "     --no-inline          do not expand inlined functions\n"
+               "     --source             print the source line under each frame\n"
+               "     --no-stop            never stop the target: /proc data only, no user stacks\n"
+               "     --stack-size SIZE    stack bytes copied per thread (default 256K)\n"
+               "     --timeout TIME       give up after TIME (default 30s; e.g. 5s, 1m)\n",
                diag_progname(), DEFAULT_FRAMES);
         diag_outopts_help(stdout);
-        printf(" -v, --verbose          also list modules without debuginfo, unwinding stops\n"
-               " -h, --help             display this help\n"
-               " -V, --version          display version\n"
+        printf(" -v, --verbose            also list modules without debuginfo, unwinding stops\n"
+               " -h, --help               display this help\n"
+               " -V, --version            display version\n"
                "\n"
                "Table columns (-o; the default output is a report, -o selects a table):\n");
         diag_columns_list(stdout, columns, ELEMENTSOF(columns), false);
         printf("\n"
                "Exit status: 0 all shown, 1 nothing could be shown, 2 bad usage,\n"
-               "4 shown but some data is missing (said on stderr).\n"
+               "4 shown, but user stacks are missing for some threads (said on stderr).\n"
                "\n"
                "Examples:\n"
                " %1$s 1234                   every thread of process 1234\n"
@@ -793,6 +809,7 @@ int main(int argc, char **argv) {
         _cleanup_free_ char *bad = NULL;
 
         diag_log_init(argv[0]);
+        argv[0] = (char *) diag_progname();     /* getopt's messages name the tool, not its path */
         while ((c = getopt_long(argc, argv, DIAG_OUT_SHORTOPTS "t:vhV", longopts, NULL)) != -1) {
                 long long v;
                 uint64_t sz;

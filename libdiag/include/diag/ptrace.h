@@ -45,7 +45,7 @@ struct diag_capture {
 
 struct diag_capture_opts {
         size_t stack_max;               /* bytes of stack copied per thread; 0 = default (256 KiB) */
-        unsigned timeout_ms;            /* for each wait on a stop; 0 = default (2000) */
+        unsigned timeout_ms;            /* for all threads to stop; 0 = default (1000) */
         const pid_t *tids;              /* only these threads (NULL = all) */
         size_t ntids;
         const struct diag_maps *maps;   /* to bound stack copies at the end of their mapping */
