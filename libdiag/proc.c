@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <libproc2/pids.h>
@@ -157,14 +158,12 @@ int diag_tid_to_pid(pid_t tid, pid_t *ret_pid) {
         return 0;
 }
 
-int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n) {
-        char path[64];
+static int list_numeric_dir(const char *path, pid_t **ret, size_t *ret_n) {
         DIR *d;
         struct dirent *de;
         _cleanup_free_ pid_t *tids = NULL;
         size_t n = 0, alloc = 0;
 
-        snprintf(path, sizeof path, "/proc/%d/task", pid);
         d = opendir(path);
         if (!d)
                 return errno == ENOENT ? -ESRCH : negative_errno();
@@ -182,6 +181,38 @@ int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n) {
         closedir(d);
         *ret = TAKE_PTR(tids);
         *ret_n = n;
+        return 0;
+}
+
+int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n) {
+        char path[64];
+
+        snprintf(path, sizeof path, "/proc/%d/task", pid);
+        return list_numeric_dir(path, ret, ret_n);
+}
+
+int diag_proc_list_pids(pid_t **ret, size_t *ret_n) {
+        return list_numeric_dir("/proc", ret, ret_n);
+}
+
+int diag_proc_read_comm(pid_t pid, char *buf, size_t size) {
+        int r = task_read_small(0, pid, "comm", buf, size);
+
+        if (r < 0)
+                return r;
+        diag_strip(buf);
+        return 0;
+}
+
+int diag_proc_read_uid(pid_t pid, uid_t *ret) {
+        char path[64];
+        struct stat st;
+
+        /* /proc/PID is owned by the process's effective uid (unless undumpable) */
+        snprintf(path, sizeof path, "/proc/%d", pid);
+        if (stat(path, &st) < 0)
+                return errno == ENOENT ? -ESRCH : negative_errno();
+        *ret = st.st_uid;
         return 0;
 }
 

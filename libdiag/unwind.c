@@ -504,7 +504,6 @@ struct walk {
         struct diag_stack *s;
         size_t alloc;
         size_t max_frames;
-        size_t physical;
         bool inlines;
         int err;
 };
@@ -517,14 +516,19 @@ static int frame_cb(Dwfl_Frame *state, void *arg) {
 
         if (!dwfl_frame_pc(state, &pc, &activation))
                 return DWARF_CB_ABORT;
-        if (w->physical >= w->max_frames) {
+        /* max_frames counts every frame shown, inlined ones included */
+        if (w->s->n >= w->max_frames) {
                 w->s->truncated = true;
                 return DWARF_CB_ABORT;
         }
-        w->physical++;
         r = symbolize_cached(w->u, w->s, &w->alloc, pc, activation, w->inlines);
         if (r < 0) {
                 w->err = r;
+                return DWARF_CB_ABORT;
+        }
+        if (w->s->n > w->max_frames) {
+                w->s->n = w->max_frames;
+                w->s->truncated = true;
                 return DWARF_CB_ABORT;
         }
         return DWARF_CB_OK;

@@ -60,6 +60,13 @@ int diag_tid_to_pid(pid_t tid, pid_t *ret_pid);
 /* Is pid a kernel thread (no mm)? */
 int diag_proc_is_kernel_thread(pid_t pid);
 
+/* Every process id, from /proc (a snapshot: some may be gone when read). */
+int diag_proc_list_pids(pid_t **ret, size_t *ret_n);
+/* /proc/PID/comm without the newline. */
+int diag_proc_read_comm(pid_t pid, char *buf, size_t size);
+/* Real uid of pid (owner of /proc/PID). */
+int diag_proc_read_uid(pid_t pid, uid_t *ret);
+
 /* Every thread id of pid, from /proc/PID/task. Caller frees *ret. */
 int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n);
 
