@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,13 +42,16 @@ static int open_task_dir(pid_t pid, pid_t tid) {
         return fd;
 }
 
+/* One open per read: these run for every thread of every process scanned. */
 static int task_read_small(pid_t pid, pid_t tid, const char *name, char *buf, size_t size) {
-        _cleanup_close_ int dfd = open_task_dir(pid, tid);
+        char path[96];
         ssize_t n;
 
-        if (dfd < 0)
-                return dfd;
-        n = diag_read_small_at(dfd, name, buf, size);
+        if (pid > 0)
+                snprintf(path, sizeof path, "/proc/%d/task/%d/%s", pid, tid, name);
+        else
+                snprintf(path, sizeof path, "/proc/%d/%s", tid, name);
+        n = diag_read_small_at(AT_FDCWD, path, buf, size);
         if (n == -ENOENT)
                 return -ESRCH;
         return n < 0 ? (int) n : 0;
@@ -96,21 +100,90 @@ static int sched_exec_start_ms(int dirfd, const char *path, double *ret) {
         return 0;
 }
 
-/* se.exec_start is on the scheduler clock, in ms; for a sleeping task it is when
- * it last ran. That clock drifts from CLOCK_MONOTONIC (by seconds on some VMs), so
- * the reference "now" is our own thread's exec_start: we are running while we
- * read it, so it is at most a scheduler tick old. */
+/*
+ * se.exec_start (ms) is read from the clock_task of the CPU the task last ran
+ * on. Each CPU's clock_task leaves out that CPU's IRQ and steal time, so CPUs
+ * drift apart (by seconds on a busy VM) and none matches CLOCK_MONOTONIC. The
+ * reference "now" must come from the same CPU: pin our own thread there for an
+ * instant (migrating sets our exec_start to that CPU's clock), read it, and
+ * carry it forward with CLOCK_MONOTONIC for a while.
+ */
+#define SCHED_REF_TTL_NS (200 * 1000000ULL)
+
+struct sched_ref {
+        bool valid;
+        double ms;              /* that CPU's clock, as our exec_start read it */
+        uint64_t mono_ns;       /* CLOCK_MONOTONIC when read */
+};
+
+static struct sched_ref *sched_refs;
+static int n_sched_refs;
+
+static int last_cpu_of(pid_t pid, pid_t tid) {
+        char buf[1024];
+        const char *p;
+        int cpu;
+
+        if (task_read_small(pid, tid, "stat", buf, sizeof buf) < 0 || !(p = strrchr(buf, ')')))
+                return -1;
+        /* processor is field 39; after "comm)" field 3 starts */
+        for (int field = 2; field < 39 && p; field++)
+                p = strchr(p + 1, ' ');
+        if (!p || sscanf(p + 1, "%d", &cpu) != 1)
+                return -1;
+        return cpu;
+}
+
+static int sched_now_ms(int cpu, double *ret) {
+        uint64_t mono = diag_now_ns(CLOCK_MONOTONIC);
+        cpu_set_t old, one;
+        bool pinned = false;
+        double now;
+        int r;
+
+        if (cpu >= 0 && cpu < CPU_SETSIZE) {
+                if (cpu >= n_sched_refs) {
+                        struct sched_ref *n = realloc(sched_refs, (size_t) (cpu + 1) * sizeof *n);
+                        if (!n)
+                                return -ENOMEM;
+                        memset(n + n_sched_refs, 0, (size_t) (cpu + 1 - n_sched_refs) * sizeof *n);
+                        sched_refs = n;
+                        n_sched_refs = cpu + 1;
+                }
+                if (sched_refs[cpu].valid && mono - sched_refs[cpu].mono_ns < SCHED_REF_TTL_NS) {
+                        *ret = sched_refs[cpu].ms + (double) (mono - sched_refs[cpu].mono_ns) / 1e6;
+                        return 0;
+                }
+                CPU_ZERO(&one);
+                CPU_SET(cpu, &one);
+                if (sched_getaffinity(0, sizeof old, &old) == 0 && sched_setaffinity(0, sizeof one, &one) == 0)
+                        pinned = true;
+        }
+        r = sched_exec_start_ms(AT_FDCWD, "/proc/thread-self/sched", &now);
+        mono = diag_now_ns(CLOCK_MONOTONIC);
+        if (pinned)
+                (void) sched_setaffinity(0, sizeof old, &old);
+        if (r < 0)
+                return r;
+        if (pinned)
+                sched_refs[cpu] = (struct sched_ref) { .valid = true, .ms = now, .mono_ns = mono };
+        *ret = now;
+        return 0;
+}
+
 int diag_task_read_offcpu_ms(pid_t pid, pid_t tid, int64_t *ret_ms) {
-        _cleanup_close_ int dfd = open_task_dir(pid, tid);
+        char path[96];
         double start, now;
         int r;
 
-        if (dfd < 0)
-                return dfd;
-        r = sched_exec_start_ms(dfd, "sched", &start);
+        if (pid > 0)
+                snprintf(path, sizeof path, "/proc/%d/task/%d/sched", pid, tid);
+        else
+                snprintf(path, sizeof path, "/proc/%d/sched", tid);
+        r = sched_exec_start_ms(AT_FDCWD, path, &start);
         if (r < 0)
                 return r;
-        r = sched_exec_start_ms(AT_FDCWD, "/proc/thread-self/sched", &now);
+        r = sched_now_ms(last_cpu_of(pid, tid), &now);
         if (r < 0)
                 return r;
         *ret_ms = now > start ? (int64_t) (now - start) : 0;

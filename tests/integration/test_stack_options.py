@@ -130,7 +130,7 @@ def main():
         chk.eq(len(lines), len(all_tids) + 1, "table with header: rows")
         # FRAMES and KSTACK are multi-line cells: count rows by their leading TID.
         r = dt.diag_stack("-o", "TID,FRAMES", pid)
-        rows = [l for l in r.out.splitlines()[1:] if re.match(r"\d+\s", l)]
+        rows = [l for l in r.out.splitlines()[1:] if re.match(r"\s*\d+\s", l)]  # TID is right-aligned
         chk.eq(sorted(int(l.split()[0]) for l in rows), all_tids, "-o TID,FRAMES: one row per thread")
         chk.check(re.search(r"^\s+fix_pipe_reader\s*$", r.out, re.M) or
                   re.search(r"^%d\s.*fix_pipe_reader" % reader, r.out, re.M),
