@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "diag/log.h"
 
 static const char *progname = "diag";
@@ -55,6 +56,16 @@ void log_warn(const char *fmt, ...) {
         va_end(ap);
 }
 
+int diag_usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vlog(0, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+        return DIAG_EXIT_USAGE;
+}
+
 void log_debug(const char *fmt, ...) {
         va_list ap;
 
@@ -63,6 +74,29 @@ void log_debug(const char *fmt, ...) {
         va_start(ap, fmt);
         vlog(0, fmt, ap);
         va_end(ap);
+}
+
+bool diag_std_option(int c, void (*usage)(void), int *ret_exit) {
+        *ret_exit = -1;
+        switch (c) {
+        case 'v':
+                diag_log_verbose++;
+                return true;
+        case 'h':
+                usage();
+                *ret_exit = diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : DIAG_EXIT_OK;
+                return true;
+        case 'V':
+                printf("%s from diagkit %s\n", progname, DIAG_VERSION);
+                *ret_exit = diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : DIAG_EXIT_OK;
+                return true;
+        case '?':
+                fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+                *ret_exit = DIAG_EXIT_USAGE;
+                return true;
+        default:
+                return false;
+        }
 }
 
 int diag_close_stdout(void) {

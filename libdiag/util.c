@@ -53,6 +53,24 @@ int diag_parse_pid(const char *s, pid_t *ret) {
         return 0;
 }
 
+int diag_parse_pid_list(const char *s, pid_t **arr, size_t *n, size_t *alloc) {
+        _cleanup_free_ char *copy = strdup(s);
+        char *tok, *save = NULL;
+        size_t before = *n;
+
+        if (!copy)
+                return -ENOMEM;
+        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                pid_t p;
+                if (diag_parse_pid(tok, &p) < 0)
+                        return -EINVAL;
+                if (diag_grow((void **) arr, alloc, *n + 1, sizeof **arr) < 0)
+                        return -ENOMEM;
+                (*arr)[(*n)++] = p;
+        }
+        return *n > before ? 0 : -EINVAL;
+}
+
 /* Parse "<number><unit>" pairs; units maps suffix -> multiplier. */
 struct unit { const char *suffix; uint64_t mult; };
 

@@ -831,34 +831,9 @@ static void usage(void) {
                "See diag-fds(1).\n", diag_progname());
 }
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", diag_progname());
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nTry '%s --help' for more information.\n", diag_progname());
-        return DIAG_EXIT_USAGE;
-}
-
 static int parse_pid_list(const char *s) {
-        _cleanup_free_ char *copy = strdup(s);
-        char *tok, *save = NULL;
-        size_t alloc = arg.npids;
-
-        if (!copy)
-                return -ENOMEM;
-        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                pid_t p;
-                if (diag_parse_pid(tok, &p) < 0)
-                        return -EINVAL;
-                if (DIAG_GROW(arg.pids, alloc, arg.npids + 1) < 0)
-                        return -ENOMEM;
-                arg.pids[arg.npids++] = p;
-        }
-        return arg.npids ? 0 : -EINVAL;
+        static size_t alloc;
+        return diag_parse_pid_list(s, &arg.pids, &arg.npids, &alloc);
 }
 
 enum { OPT_PORT = 0x100, OPT_INODE, OPT_SOCKET };
@@ -872,9 +847,7 @@ int main(int argc, char **argv) {
                 { "inode",   required_argument, NULL, OPT_INODE },
                 { "socket",  required_argument, NULL, OPT_SOCKET },
                 { "summary", no_argument,       NULL, 's' },
-                { "verbose", no_argument,       NULL, 'v' },
-                { "help",    no_argument,       NULL, 'h' },
-                { "version", no_argument,       NULL, 'V' },
+                DIAG_STD_LONGOPTS,
                 {}
         };
         const char *output = NULL;
@@ -887,26 +860,31 @@ int main(int argc, char **argv) {
 
         diag_log_init(argv[0]);
         argv[0] = (char *) diag_progname();     /* getopt's messages name the tool, not its path */
-        while ((c = getopt_long(argc, argv, DIAG_OUT_SHORTOPTS "p:c:svhV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, DIAG_OUT_SHORTOPTS "p:c:s" DIAG_STD_SHORTOPTS, longopts, NULL)) != -1) {
                 long long n;
                 unsigned long long u;
 
                 if (diag_outopts_parse(c, optarg, &arg.out, &output, &output_all, &list_columns))
                         continue;
+                if (diag_std_option(c, usage, &r)) {
+                        if (r >= 0)
+                                return r;
+                        continue;
+                }
                 switch (c) {
                 case 'p':
                         if (parse_pid_list(optarg) < 0)
-                                return usage_error("invalid process list: '%s'", optarg);
+                                return diag_usage_error("invalid process list: '%s'", optarg);
                         break;
                 case 'c': arg.comm = optarg; break;
                 case OPT_PORT:
                         if (diag_parse_ll(optarg, 10, 0, 65535, &n) < 0)
-                                return usage_error("invalid port: '%s'", optarg);
+                                return diag_usage_error("invalid port: '%s'", optarg);
                         arg.port = (long) n;
                         break;
                 case OPT_INODE:
                         if (diag_parse_ull(optarg, 10, &u) < 0 || u == 0)
-                                return usage_error("invalid inode: '%s'", optarg);
+                                return diag_usage_error("invalid inode: '%s'", optarg);
                         arg.inode = u;
                         break;
                 case OPT_SOCKET:
@@ -920,15 +898,11 @@ int main(int argc, char **argv) {
                                 arg.sockmatch = optarg[0] == 'l' ? SM_LOCAL : SM_REMOTE;
                                 arg.sockaddr = argv[optind++];
                         } else
-                                return usage_error("invalid --socket: '%s' (local ADDR:PORT or remote ADDR:PORT)", optarg);
+                                return diag_usage_error("invalid --socket: '%s' (local ADDR:PORT or remote ADDR:PORT)", optarg);
                         break;
                 case 's': arg.summary = true; break;
-                case 'v': diag_log_verbose++; break;
-                case 'h': usage(); return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : 0;
-                case 'V': printf("%s from diagkit %s\n", diag_progname(), DIAG_VERSION); return 0;
                 default:
-                        fprintf(stderr, "Try '%s --help' for more information.\n", diag_progname());
-                        return DIAG_EXIT_USAGE;
+                        return diag_usage_error("unexpected option");
                 }
         }
         if (list_columns) {
@@ -950,7 +924,7 @@ int main(int argc, char **argv) {
                 arg.file_ino = st.st_ino;
         }
         if (optind < argc)
-                return usage_error("unexpected argument: '%s'", argv[optind]);
+                return diag_usage_error("unexpected argument: '%s'", argv[optind]);
 
         if (arg.summary)
                 r = diag_columns_select(&arg.cols, sum_columns, ELEMENTSOF(sum_columns), default_sum_columns,
@@ -959,7 +933,7 @@ int main(int argc, char **argv) {
                 r = diag_columns_select(&arg.cols, columns, ELEMENTSOF(columns), default_columns,
                                         ELEMENTSOF(default_columns), "DIAG_FDS_COLUMNS", output, output_all, &bad);
         if (r < 0)
-                return usage_error("unknown column: '%s'", bad ? bad : "?");
+                return diag_usage_error("unknown column: '%s'", bad ? bad : "?");
 
         need = diag_columns_need(&arg.cols);
         if (arg.out.json && !arg.summary)

@@ -749,37 +749,12 @@ static void usage(void) {
 }
 
 static int parse_tid_list(const char *s) {
-        _cleanup_free_ char *copy = strdup(s);
-        char *tok, *save = NULL;
-        size_t alloc = arg.ntids;
-
-        if (!copy)
-                return -ENOMEM;
-        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                pid_t t;
-                if (diag_parse_pid(tok, &t) < 0)
-                        return -EINVAL;
-                if (DIAG_GROW(arg.tids, alloc, arg.ntids + 1) < 0)
-                        return -ENOMEM;
-                arg.tids[arg.ntids++] = t;
-        }
-        return arg.ntids ? 0 : -EINVAL;
+        static size_t alloc;
+        return diag_parse_pid_list(s, &arg.tids, &arg.ntids, &alloc);
 }
 
 enum { OPT_FRAMES = 0x100, OPT_NO_KERNEL, OPT_NO_GROUP, OPT_NO_INLINE, OPT_SOURCE, OPT_NO_STOP, OPT_STACK_SIZE,
        OPT_TIMEOUT };
-
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", diag_progname());
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nTry '%s --help' for more information.\n", diag_progname());
-        return DIAG_EXIT_USAGE;
-}
 
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
@@ -793,9 +768,7 @@ int main(int argc, char **argv) {
                 { "no-stop",    no_argument,       NULL, OPT_NO_STOP },
                 { "stack-size", required_argument, NULL, OPT_STACK_SIZE },
                 { "timeout",    required_argument, NULL, OPT_TIMEOUT },
-                { "verbose",    no_argument,       NULL, 'v' },
-                { "help",       no_argument,       NULL, 'h' },
-                { "version",    no_argument,       NULL, 'V' },
+                DIAG_STD_LONGOPTS,
                 {}
         };
         const char *output = NULL;
@@ -810,20 +783,25 @@ int main(int argc, char **argv) {
 
         diag_log_init(argv[0]);
         argv[0] = (char *) diag_progname();     /* getopt's messages name the tool, not its path */
-        while ((c = getopt_long(argc, argv, DIAG_OUT_SHORTOPTS "t:vhV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, DIAG_OUT_SHORTOPTS "t:" DIAG_STD_SHORTOPTS, longopts, NULL)) != -1) {
                 long long v;
                 uint64_t sz;
 
                 if (diag_outopts_parse(c, optarg, &arg.out, &output, &output_all, &list_columns))
                         continue;
+                if (diag_std_option(c, usage, &r)) {
+                        if (r >= 0)
+                                return r;
+                        continue;
+                }
                 switch (c) {
                 case 't':
                         if (parse_tid_list(optarg) < 0)
-                                return usage_error("invalid thread list: '%s'", optarg);
+                                return diag_usage_error("invalid thread list: '%s'", optarg);
                         break;
                 case OPT_FRAMES:
                         if (diag_parse_ll(optarg, 10, 1, 100000, &v) < 0)
-                                return usage_error("invalid frame count: '%s'", optarg);
+                                return diag_usage_error("invalid frame count: '%s'", optarg);
                         arg.frames = (size_t) v;
                         break;
                 case OPT_NO_KERNEL: arg.kernel = false; break;
@@ -833,20 +811,16 @@ int main(int argc, char **argv) {
                 case OPT_NO_STOP: arg.stop = false; break;
                 case OPT_STACK_SIZE:
                         if (diag_parse_size(optarg, &sz) < 0 || sz < 4096 || sz > (1ULL << 30))
-                                return usage_error("invalid stack size: '%s' (4K to 1G)", optarg);
+                                return diag_usage_error("invalid stack size: '%s' (4K to 1G)", optarg);
                         arg.stack_size = sz;
                         break;
                 case OPT_TIMEOUT:
                         if (diag_parse_duration_ms(optarg, &sz) < 0 || sz < 1000 || sz > 3600000)
-                                return usage_error("invalid timeout: '%s' (1s to 1h)", optarg);
+                                return diag_usage_error("invalid timeout: '%s' (1s to 1h)", optarg);
                         arg.timeout_s = (unsigned) (sz / 1000);
                         break;
-                case 'v': diag_log_verbose++; break;
-                case 'h': usage(); return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : 0;
-                case 'V': printf("%s from diagkit %s\n", diag_progname(), DIAG_VERSION); return 0;
                 default:
-                        fprintf(stderr, "Try '%s --help' for more information.\n", diag_progname());
-                        return DIAG_EXIT_USAGE;
+                        return diag_usage_error("unexpected option");
                 }
         }
         if (list_columns) {
@@ -858,20 +832,20 @@ int main(int argc, char **argv) {
                 r = diag_columns_select(&arg.cols, columns, ELEMENTSOF(columns), default_columns,
                                         ELEMENTSOF(default_columns), "DIAG_STACK_COLUMNS", output, output_all, &bad);
                 if (r < 0)
-                        return usage_error("unknown column: '%s'", bad ? bad : "?");
+                        return diag_usage_error("unknown column: '%s'", bad ? bad : "?");
                 need = diag_columns_need(&arg.cols) | NEED_SYSCALL;
         } else
                 need = NEED_STACK | NEED_KSTACK | NEED_WCHAN | NEED_SCHED | NEED_SYSCALL;
         if (!arg.stop)
                 need &= ~(unsigned) NEED_STACK;
         if (optind >= argc)
-                return usage_error("%s", "no process given");
+                return diag_usage_error("%s", "no process given");
 
         /* PID or TID: a tid names its process, restricted to that thread. */
         for (int i = optind; i < argc; i++) {
                 pid_t id, owner;
                 if (diag_parse_pid(argv[i], &id) < 0)
-                        return usage_error("invalid process id: '%s'", argv[i]);
+                        return diag_usage_error("invalid process id: '%s'", argv[i]);
                 r = diag_tid_to_pid(id, &owner);
                 if (r == 0 && owner != id) {
                         char s[16];

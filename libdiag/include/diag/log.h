@@ -12,6 +12,8 @@ const char *diag_progname(void);
 int log_error_errno(int err, const char *fmt, ...) _printf_(2, 3);
 void log_error(const char *fmt, ...) _printf_(1, 2);
 void log_warn(const char *fmt, ...) _printf_(1, 2);
+/* "prog: <message>\nTry 'prog --help' for more information." Returns DIAG_EXIT_USAGE. */
+int diag_usage_error(const char *fmt, ...) _printf_(1, 2);
 /* Only printed when diag_log_verbose was raised (-v). */
 void log_debug(const char *fmt, ...) _printf_(1, 2);
 extern int diag_log_verbose;
@@ -35,6 +37,17 @@ enum {
 void diag_watchdog_arm(unsigned seconds);
 /* What the tool is doing now, for the timeout message (a string literal). */
 void diag_watchdog_phase(const char *phase);
+
+/* The options every tool has, for getopt_long tables and their handling. */
+#define DIAG_STD_SHORTOPTS "vhV"
+#define DIAG_STD_LONGOPTS \
+        { "verbose", no_argument, NULL, 'v' }, \
+        { "help",    no_argument, NULL, 'h' }, \
+        { "version", no_argument, NULL, 'V' }
+/* -v, -h (calls usage(), which prints to stdout), -V, and getopt's '?' (a bad
+ * option). Returns false when c is none of them. When it returns true, *ret_exit
+ * is -1 to go on parsing, or the status the tool exits with now. */
+bool diag_std_option(int c, void (*usage)(void), int *ret_exit);
 
 /* Flush stdout and turn a failed write (EPIPE aside, ENOSPC...) into an error exit. */
 int diag_close_stdout(void);

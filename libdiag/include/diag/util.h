@@ -34,6 +34,9 @@ static inline int negative_errno(void) { return errno > 0 ? -errno : -EIO; }
 int diag_parse_ll(const char *s, int base, long long min, long long max, long long *ret);
 int diag_parse_ull(const char *s, int base, unsigned long long *ret);
 int diag_parse_pid(const char *s, pid_t *ret);
+/* "12,34,56": append each to *arr (grown with DIAG_GROW semantics, *alloc its
+ * capacity). -EINVAL on a bad or empty list. */
+int diag_parse_pid_list(const char *s, pid_t **arr, size_t *n, size_t *alloc);
 /* "30s", "5m", "1h30m", "250ms", plain number = seconds. */
 int diag_parse_duration_ms(const char *s, uint64_t *ret_ms);
 /* "64k", "1M", "512" (bytes). */
