@@ -113,6 +113,42 @@ size_t diag_scan_refs(const struct diag_scan *s, enum diag_ref_kind kind, uint64
         return n;
 }
 
+static bool fd_on_file(const struct diag_fd *fd, const struct diag_filelock *l) {
+        return fd->inode == l->inode && fd->dev_major == l->dev_major && fd->dev_minor == l->dev_minor;
+}
+
+static bool same_lock(const struct diag_filelock *a, const struct diag_filelock *b) {
+        return a->kind == b->kind && a->mode == b->mode && a->start == b->start && a->end == b->end &&
+               a->inode == b->inode && a->waiter == b->waiter;
+}
+
+void diag_scan_lock_fds(struct diag_scan *s, const struct diag_filelock *l, diag_scan_lock_fn fn, void *ud) {
+        size_t first, nref;
+
+        nref = diag_scan_refs(s, DIAG_REF_FILE, makedev(l->dev_major, l->dev_minor), l->inode, &first);
+        for (size_t k = 0; k < nref; k++) {
+                const struct diag_fdref *ref = diag_scan_ref(s, first + k);
+                struct diag_scan_proc *p = &s->procs[ref->proc];
+                struct diag_fd *fd = &p->fdt->fds[ref->fd];
+
+                if (!fd_on_file(fd, l))
+                        continue;
+                if (l->pid > 0) {
+                        if (p->pid == l->pid)
+                                fn(ref->proc, ref->fd, l, ud);
+                        continue;
+                }
+                /* pid -1: this fd's fdinfo says whether the lock is its */
+                if (!fd->have_fdinfo && diag_fd_read_fdinfo(p->pid, fd) < 0)
+                        continue;
+                for (size_t j = 0; j < fd->nlocks; j++)
+                        if (same_lock(&fd->locks[j], l)) {
+                                fn(ref->proc, ref->fd, l, ud);
+                                break;
+                        }
+        }
+}
+
 static int cmp_pid(const void *a, const void *b) {
         const struct diag_scan_proc *x = a, *y = b;
         return (x->pid > y->pid) - (x->pid < y->pid);

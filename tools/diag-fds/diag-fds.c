@@ -199,48 +199,16 @@ static void add_lockmark(struct view *v, size_t p, size_t f, const struct diag_f
         m->locks[m->nlocks++] = (struct lockmark) { .lock = l, .waiting = waiting };
 }
 
-static bool fd_is_file(const struct diag_fd *fd, const struct diag_filelock *l) {
-        return fd->inode == l->inode && fd->dev_major == l->dev_major && fd->dev_minor == l->dev_minor;
+static void lock_fd_found(size_t p, size_t f, const struct diag_filelock *l, void *ud) {
+        add_lockmark(ud, p, f, l, l->waiter);
 }
 
-static bool same_lock(const struct diag_filelock *a, const struct diag_filelock *b) {
-        return a->kind == b->kind && a->mode == b->mode && a->start == b->start && a->end == b->end &&
-               a->inode == b->inode && a->waiter == b->waiter;
-}
-
-/* Attach each /proc/locks entry to the fds it goes through. flock and POSIX
- * entries name their process; OFD locks say pid -1, so every fd on that file is
- * a candidate and its fdinfo "lock:" lines tell whether it is the one. */
+/* Attach each /proc/locks entry to the fds it goes through. */
 static void mark_locks(struct view *v) {
         const struct diag_locktab *t = v->scan->locks;
 
-        for (size_t i = 0; t && i < t->n; i++) {
-                const struct diag_filelock *l = &t->locks[i];
-                size_t first, nref;
-
-                nref = diag_scan_refs(v->scan, DIAG_REF_FILE, makedev(l->dev_major, l->dev_minor), l->inode, &first);
-                for (size_t k = 0; k < nref; k++) {
-                        const struct diag_fdref *ref = diag_scan_ref(v->scan, first + k);
-                        struct diag_scan_proc *pr = &v->scan->procs[ref->proc];
-                        struct diag_fd *fd = &pr->fdt->fds[ref->fd];
-
-                        if (!fd_is_file(fd, l))
-                                continue;
-                        if (l->pid > 0) {
-                                if (pr->pid == l->pid)
-                                        add_lockmark(v, ref->proc, ref->fd, l, l->waiter);
-                                continue;
-                        }
-                        /* pid -1: ask this fd's fdinfo */
-                        if (!fd->have_fdinfo && diag_fd_read_fdinfo(pr->pid, fd) < 0)
-                                continue;
-                        for (size_t j = 0; j < fd->nlocks; j++)
-                                if (same_lock(&fd->locks[j], l)) {
-                                        add_lockmark(v, ref->proc, ref->fd, l, l->waiter);
-                                        break;
-                                }
-                }
-        }
+        for (size_t i = 0; t && i < t->n; i++)
+                diag_scan_lock_fds(v->scan, &t->locks[i], lock_fd_found, v);
 }
 
 /* ---- selection ---- */

@@ -79,5 +79,12 @@ const struct diag_sock *diag_scan_sock(const struct diag_scan *s, const struct d
 size_t diag_scan_refs(const struct diag_scan *s, enum diag_ref_kind kind, uint64_t dev,
                       uint64_t ino, size_t *ret_first);
 const struct diag_fdref *diag_scan_ref(const struct diag_scan *s, size_t i);
+/* Every fd a /proc/locks entry goes through: for flock and POSIX entries the
+ * fds of its pid on that file; for OFD locks (pid -1 in /proc/locks) the fds
+ * whose fdinfo "lock:" lines carry the same lock. Needs DIAG_SCAN_STATX and
+ * DIAG_SCAN_INDEX; may read fdinfo of the candidate fds. */
+typedef void (*diag_scan_lock_fn)(size_t proc, size_t fd, const struct diag_filelock *l, void *ud);
+void diag_scan_lock_fds(struct diag_scan *s, const struct diag_filelock *l, diag_scan_lock_fn fn, void *ud);
+
 /* The key of an fd (0 kind if it has none). */
 enum diag_ref_kind diag_scan_fd_key(const struct diag_fd *fd, uint64_t *ret_dev, uint64_t *ret_ino);
