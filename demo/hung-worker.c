@@ -1,115 +1,171 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The built-in demo for `diag demo`: a small request server that hangs the way
- * real ones do. Worker threads serving requests all need the session lock; the
- * worker holding it is waiting for a backend that accepted the connection but
- * never answers. Nothing here spins: every thread is blocked, as in production.
+ * The built-in demo for `diag demo`: a worker pool that hangs the way PHP-FPM
+ * pools do. Each worker serves a request by taking an exclusive flock on the
+ * user's session file. The first one, holding it, asks a backend for data over
+ * a loopback TCP connection and waits in poll(); the backend accepted the
+ * connection but never answers (it is stuck in a sleep). The other workers pile
+ * up on the session lock.
  *
- * Prints "PID <pid>", one "worker <tid> ..." line per thread, then "READY".
+ * Prints "PID <pid>", "session <path>", "backend <pid> port=<port>",
+ * "holder <pid>", "waiter <pid>" lines, then "READY". SIGTERM ends it all.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
-#include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-#define N_WAITERS 4
+#define N_WAITERS 3
 
-static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_barrier_t started;
-static struct sockaddr_in backend_addr;
+static char dir[] = "/tmp/diag-demo-XXXXXX";
+static char session[64];
+static pid_t children[N_WAITERS + 2];
+static int nchildren;
 
-static pid_t gettid_(void) {
-        return (pid_t) syscall(SYS_gettid);
-}
+static pid_t spawn(const char *name, void (*fn)(void *), void *arg) {
+        pid_t p = fork();
 
-/* Ask the backend for the session data: it never answers. */
-__attribute__((noinline)) static ssize_t backend_fetch(int fd, char *buf, size_t len) {
-        static const char req[] = "GET /session/42\r\n";
-
-        if (send(fd, req, sizeof req - 1, 0) < 0)
-                return -1;
-        return recv(fd, buf, len, 0);
-}
-
-__attribute__((noinline)) static void *session_refresh(void *arg) {
-        char buf[512];
-        int fd;
-
-        (void) arg;
-        pthread_setname_np(pthread_self(), "refresh");
-        pthread_mutex_lock(&session_lock);
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &backend_addr, sizeof backend_addr) < 0) {
-                perror("connect");
+        if (p < 0) {
+                perror("fork");
                 exit(1);
         }
-        printf("holder %d fd=%d port=%d\n", gettid_(), fd, ntohs(backend_addr.sin_port));
-        pthread_barrier_wait(&started);
-        backend_fetch(fd, buf, sizeof buf);
-        pthread_mutex_unlock(&session_lock);
-        return NULL;
+        if (p == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                sigset_t none;
+
+                prctl(PR_SET_NAME, name);
+                /* the parent blocks SIGTERM for sigwait(); its children must not */
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                fn(arg);
+                _exit(0);
+        }
+        children[nchildren++] = p;
+        return p;
 }
 
-__attribute__((noinline)) static void handle_request(int n) {
-        pthread_mutex_lock(&session_lock);
-        /* would read the session here */
-        pthread_mutex_unlock(&session_lock);
-        (void) n;
+/* The backend: accepts, reads the request, then "thinks" for ever. */
+__attribute__((noinline)) static void backend_process_request(int c) {
+        char buf[256];
+        (void) !read(c, buf, sizeof buf);
+        for (;;)
+                sleep(3600);
 }
 
-static void *request_worker(void *arg) {
-        int n = (int) (long) arg;
-        char name[16];
+static void backend(void *arg) {
+        int lfd = *(int *) arg;
+        int c = accept(lfd, NULL, NULL);
+        if (c >= 0)
+                backend_process_request(c);
+}
 
-        snprintf(name, sizeof name, "worker-%d", n);
-        pthread_setname_np(pthread_self(), name);
-        printf("waiter %d lock=%p\n", gettid_(), (void *) &session_lock);
-        pthread_barrier_wait(&started);
-        handle_request(n);
-        return NULL;
+/* A worker: lock the session, fetch from the backend, unlock. */
+__attribute__((noinline)) static int fetch_session_data(int port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        static const char req[] = "GET session 42\r\n";
+        struct pollfd p;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof a) < 0)
+                return -1;
+        (void) !write(fd, req, sizeof req - 1);
+        p = (struct pollfd) { .fd = fd, .events = POLLIN };
+        return poll(&p, 1, -1);         /* the answer never comes */
+}
+
+__attribute__((noinline)) static void handle_request(int port) {
+        int fd = open(session, O_RDWR | O_CLOEXEC);
+
+        if (fd < 0 || flock(fd, LOCK_EX) < 0)
+                _exit(1);
+        fetch_session_data(port);
+        flock(fd, LOCK_UN);
+}
+
+static void worker(void *arg) {
+        handle_request(*(int *) arg);
+}
+
+static void cleanup(void) {
+        for (int i = 0; i < nchildren; i++)
+                kill(children[i], SIGKILL);
+        for (int i = 0; i < nchildren; i++)
+                waitpid(children[i], NULL, 0);
+        unlink(session);
+        rmdir(dir);
+}
+
+/* Until /proc/PID/wchan (or syscall) shows the process asleep: the scene is set. */
+static void wait_asleep(pid_t pid) {
+        char path[64], buf[64];
+        for (int i = 0; i < 500; i++) {
+                FILE *f;
+                snprintf(path, sizeof path, "/proc/%d/stat", pid);
+                if ((f = fopen(path, "re"))) {
+                        char *p = fgets(buf, sizeof buf, f) ? strrchr(buf, ')') : NULL;
+                        fclose(f);
+                        if (p && p[2] == 'S')
+                                return;
+                }
+                nanosleep(&(struct timespec) { .tv_nsec = 2000000 }, NULL);
+        }
 }
 
 int main(void) {
-        pthread_t holder, waiters[N_WAITERS];
-        socklen_t alen = sizeof backend_addr;
-        int lfd;
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t alen = sizeof a;
+        int lfd, port, fd;
+        pid_t holder;
         sigset_t set;
         int sig;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        /* The "backend": a listening socket that nobody accepts from. The kernel
-         * completes the handshake, so connect() works and recv() waits forever. */
+        if (!mkdtemp(dir)) {
+                perror("mkdtemp");
+                return 1;
+        }
+        snprintf(session, sizeof session, "%s/sess_42", dir);
+        fd = open(session, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                perror(session);
+                return 1;
+        }
+        close(fd);
         lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        memset(&backend_addr, 0, sizeof backend_addr);
-        backend_addr.sin_family = AF_INET;
-        backend_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (lfd < 0 || bind(lfd, (struct sockaddr *) &backend_addr, sizeof backend_addr) < 0 ||
-            listen(lfd, 8) < 0 || getsockname(lfd, (struct sockaddr *) &backend_addr, &alen) < 0) {
+        if (lfd < 0 || bind(lfd, (struct sockaddr *) &a, sizeof a) < 0 || listen(lfd, 8) < 0 ||
+            getsockname(lfd, (struct sockaddr *) &a, &alen) < 0) {
                 perror("backend socket");
                 return 1;
         }
-        printf("PID %d\n", (int) getpid());
+        port = ntohs(a.sin_port);
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        atexit(cleanup);
 
-        pthread_barrier_init(&started, NULL, 2);
-        pthread_create(&holder, NULL, session_refresh, NULL);
-        pthread_barrier_wait(&started);
-        pthread_barrier_destroy(&started);
-        pthread_barrier_init(&started, NULL, N_WAITERS + 1);
-        for (long i = 0; i < N_WAITERS; i++)
-                pthread_create(&waiters[i], NULL, request_worker, (void *) (i + 1));
-        pthread_barrier_wait(&started);
-        /* let the waiters reach the lock */
-        usleep(100 * 1000);
+        printf("PID %d\nsession %s\n", (int) getpid(), session);
+        printf("backend %d port=%d\n", (int) spawn("demo-backend", backend, &lfd), port);
+        close(lfd);
+        holder = spawn("demo-worker", worker, &port);
+        wait_asleep(holder);
+        printf("holder %d\n", (int) holder);
+        for (int i = 0; i < N_WAITERS; i++) {
+                pid_t w = spawn("demo-worker", worker, &port);
+                wait_asleep(w);
+                printf("waiter %d\n", (int) w);
+        }
         printf("READY\n");
         sigwait(&set, &sig);
         return 0;

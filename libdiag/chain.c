@@ -1,7 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 #include "diag/chain.h"
+#include "diag/futex.h"
+#include "diag/locks.h"
+#include "diag/mem.h"
+#include "diag/proc.h"
+#include "diag/scan.h"
 #include "diag/util.h"
 
 int diag_waitgraph_add(struct diag_waitgraph *g, const struct diag_wait_edge *e) {
@@ -109,4 +119,892 @@ size_t diag_waitgraph_cycles(const struct diag_waitgraph *g, size_t max, diag_cy
         free(w.path);
         free(w.on_path);
         return w.found;
+}
+
+/* ======================================================================
+ * Following a wait chain
+ * ====================================================================== */
+
+
+static const char *const end_names[] = {
+        [DIAG_END_NONE] = "none", [DIAG_END_REMOTE] = "remote", [DIAG_END_DSTATE] = "uninterruptible",
+        [DIAG_END_ONCPU] = "on-cpu", [DIAG_END_SLEEP] = "sleeping", [DIAG_END_NO_OWNER] = "no-owner",
+        [DIAG_END_NO_PEER] = "no-peer", [DIAG_END_FILE] = "file", [DIAG_END_CYCLE] = "deadlock",
+        [DIAG_END_CAPPED] = "capped", [DIAG_END_OTHER] = "other", [DIAG_END_NOT_BLOCKED] = "not-blocked",
+        [DIAG_END_GONE] = "gone", [DIAG_END_SEEN] = "seen",
+};
+
+const char *diag_end_name(enum diag_end e) {
+        return (size_t) e < ELEMENTSOF(end_names) && end_names[e] ? end_names[e] : "?";
+}
+
+struct pcache {
+        pid_t pid;
+        struct diag_maps *maps;
+        bool maps_tried;
+        struct diag_futex_scan *fx;
+        bool fx_tried;
+};
+
+struct diag_chain_ctx {
+        unsigned flags;
+        struct diag_scan *scan;
+        struct diag_symcache *sc;
+        struct pcache *pc;
+        size_t npc, apc;
+};
+
+int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret) {
+        struct diag_chain_ctx *c = calloc(1, sizeof *c);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->flags = flags;
+        r = diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_NET | DIAG_SCAN_LOCKS | DIAG_SCAN_INDEX |
+                          DIAG_SCAN_EPOLL | DIAG_SCAN_ACCESS, &c->scan);
+        if (r >= 0)
+                r = diag_symcache_new(&c->sc);
+        if (r < 0) {
+                diag_chain_ctx_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c) {
+        if (!c)
+                return NULL;
+        for (size_t i = 0; i < c->npc; i++) {
+                diag_maps_free(c->pc[i].maps);
+                diag_futex_scan_free(c->pc[i].fx);
+        }
+        free(c->pc);
+        diag_scan_free(c->scan);
+        diag_symcache_free(c->sc);
+        free(c);
+        return NULL;
+}
+
+static struct pcache *pcache_of(struct diag_chain_ctx *c, pid_t pid) {
+        for (size_t i = 0; i < c->npc; i++)
+                if (c->pc[i].pid == pid)
+                        return &c->pc[i];
+        if (DIAG_GROW(c->pc, c->apc, c->npc + 1) < 0)
+                return NULL;
+        c->pc[c->npc] = (struct pcache) { .pid = pid };
+        return &c->pc[c->npc++];
+}
+
+static const struct diag_maps *maps_of(struct diag_chain_ctx *c, pid_t pid) {
+        struct pcache *p = pcache_of(c, pid);
+        if (!p)
+                return NULL;
+        if (!p->maps_tried) {
+                p->maps_tried = true;
+                (void) diag_maps_read(pid, &p->maps);
+        }
+        return p->maps;
+}
+
+static const struct diag_futex_lock *futex_of(struct diag_chain_ctx *c, pid_t pid, pid_t tid) {
+        struct pcache *p = pcache_of(c, pid);
+        if (!p)
+                return NULL;
+        if (!p->fx_tried) {
+                p->fx_tried = true;
+                (void) diag_futex_scan_with(&pid, 1, DIAG_FUTEX_PEEK, c->sc, &p->fx);
+        }
+        return p->fx ? diag_futex_waited_by(p->fx, tid) : NULL;
+}
+
+int diag_chain_blocked_threads(pid_t pid, pid_t **ret, size_t *ret_n) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0, k = 0;
+        int r = diag_proc_list_tids(pid, &tids, &n);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                char st = '?';
+                if (diag_task_read_state(pid, tids[i], &st) < 0)
+                        continue;
+                if (st == 'S' || st == 'D')
+                        tids[k++] = tids[i];
+        }
+        *ret = TAKE_PTR(tids);
+        *ret_n = k;
+        return 0;
+}
+
+/* ---- nodes ---- */
+
+static char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+static char *xasprintf(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        return s;
+}
+
+static int add_node(struct diag_chain *ch, int parent, enum diag_node_kind kind, enum diag_wait_kind via_kind,
+                    char *via) {
+        struct diag_chain_node *n;
+
+        if (DIAG_GROW(ch->nodes, ch->alloc, ch->n + 1) < 0) {
+                free(via);
+                return -ENOMEM;
+        }
+        n = &ch->nodes[ch->n];
+        memset(n, 0, sizeof *n);
+        n->kind = kind;
+        n->parent = parent;
+        n->depth = parent >= 0 ? ch->nodes[parent].depth + 1 : 0;
+        n->via_kind = via_kind;
+        n->via = via;
+        n->blocked_ms = -1;
+        n->state = '?';
+        return (int) ch->n++;
+}
+
+static void set_end(struct diag_chain *ch, int idx, enum diag_end e, char *text) {
+        ch->nodes[idx].end = e;
+        free(ch->nodes[idx].end_text);
+        ch->nodes[idx].end_text = text;
+}
+
+struct walk_ctx {
+        struct diag_chain_ctx *c;
+        struct diag_chain *ch;
+        const struct diag_chain_opts *o;
+        struct diag_syscall_state *sc;  /* per node, parallel to ch->nodes */
+        size_t asc;
+};
+
+static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
+        struct diag_chain_node *n = &w->ch->nodes[idx];
+        struct diag_syscall_state sc = {};
+        const struct diag_maps *maps;
+
+        n->pid = pid;
+        n->tid = tid;
+        (void) diag_proc_read_comm(tid, n->comm, sizeof n->comm);
+        if (diag_task_read_state(pid, tid, &n->state) < 0) {
+                set_end(w->ch, idx, DIAG_END_GONE, xasprintf("thread %d is gone", tid));
+                return;
+        }
+        if (diag_task_read_syscall(pid, tid, &sc) < 0)
+                sc.kind = DIAG_SC_UNKNOWN;
+        if (DIAG_GROW(w->sc, w->asc, (size_t) idx + 1) == 0)
+                w->sc[idx] = sc;
+        diag_syscall_format(diag_arch_native(), &sc, n->syscall, sizeof n->syscall);
+        n->cls = sc.kind == DIAG_SC_IN ? diag_syscall_class(diag_arch_native(), &sc) : DIAG_SCC_OTHER;
+        n->syscall_name = sc.kind == DIAG_SC_IN ? diag_syscall_name(diag_arch_native(), sc.nr) : NULL;
+        if (n->state != 'R')
+                (void) diag_task_read_offcpu_ms(pid, tid, &n->blocked_ms);
+        (void) diag_task_read_wchan(pid, tid, n->wchan, sizeof n->wchan);
+        maps = maps_of(w->c, pid);
+        n = &w->ch->nodes[idx];
+        if (sc.kind == DIAG_SC_IN && maps)
+                n->nframes = diag_symcache_peek(w->c->sc, pid, maps, sc.sp, sc.pc, n->frames, DIAG_CHAIN_FRAMES);
+}
+
+/* Is tid on the path from the start to idx? Returns the node index or -1. */
+static int on_path(const struct diag_chain *ch, int idx, pid_t tid) {
+        for (int i = idx; i >= 0; i = ch->nodes[i].parent)
+                if (ch->nodes[i].kind == DIAG_NODE_THREAD && ch->nodes[i].tid == tid)
+                        return i;
+        return -1;
+}
+
+static bool seen_elsewhere(const struct diag_chain *ch, pid_t tid, int except_from) {
+        for (size_t i = 0; i < ch->n; i++)
+                if ((int) i != except_from && ch->nodes[i].kind == DIAG_NODE_THREAD && ch->nodes[i].tid == tid &&
+                    ch->nodes[i].end != DIAG_END_SEEN && ch->nodes[i].end != DIAG_END_CYCLE)
+                        return true;
+        return false;
+}
+
+static void walk_thread(struct walk_ctx *w, int idx);
+
+/* Step from parent into thread tid of pid. */
+static void step_into(struct walk_ctx *w, int parent, pid_t pid, pid_t tid, enum diag_wait_kind kind, char *via) {
+        int k = on_path(w->ch, parent, tid);
+        int idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via);
+
+        if (idx < 0)
+                return;
+        w->ch->nodes[idx].pid = pid;
+        w->ch->nodes[idx].tid = tid;
+        if (k >= 0) {
+                (void) diag_proc_read_comm(tid, w->ch->nodes[idx].comm, sizeof w->ch->nodes[idx].comm);
+                set_end(w->ch, idx, DIAG_END_CYCLE, xasprintf("tid %d again: a deadlock", tid));
+                w->ch->deadlock = true;
+                return;
+        }
+        if (seen_elsewhere(w->ch, tid, idx)) {
+                (void) diag_proc_read_comm(tid, w->ch->nodes[idx].comm, sizeof w->ch->nodes[idx].comm);
+                set_end(w->ch, idx, DIAG_END_SEEN, xasprintf("tid %d: shown above", tid));
+                return;
+        }
+        fill_thread(w, idx, pid, tid);
+        if (w->ch->nodes[idx].end == DIAG_END_NONE)
+                walk_thread(w, idx);
+}
+
+static const struct diag_fd *find_fd(const struct diag_scan_proc *p, int fd) {
+        for (size_t i = 0; p && p->fdt && i < p->fdt->n; i++)
+                if (p->fdt->fds[i].fd == fd)
+                        return &p->fdt->fds[i];
+        return NULL;
+}
+
+/* The threads of pid worth following: those blocked on fd (when given), else
+ * every thread not simply waiting for the same thing, busiest first. */
+static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_hint, enum diag_wait_kind kind,
+                              const char *via, bool guess_may_cycle) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0, taken = 0, max = w->o->max_fanout ? w->o->max_fanout : 8;
+        pid_t pick[64];
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0) {
+                int idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via ? strdup(via) : NULL);
+                if (idx >= 0) {
+                        w->ch->nodes[idx].pid = pid;
+                        set_end(w->ch, idx, DIAG_END_GONE, xasprintf("pid %d is gone", pid));
+                }
+                return;
+        }
+        if (fd_hint >= 0)
+                for (size_t i = 0; i < n && taken < ELEMENTSOF(pick); i++) {
+                        struct diag_syscall_state sc;
+                        if (diag_task_read_syscall(pid, tids[i], &sc) == 0 && sc.kind == DIAG_SC_IN &&
+                            diag_syscall_fd(diag_arch_native(), &sc) == fd_hint)
+                                pick[taken++] = tids[i];
+                }
+        if (!taken) {
+                /* No thread is on that fd: any of them might be the one. Running
+                 * threads first (a busy holder), then the rest in tid order. A guess
+                 * never closes a cycle through the threads already on this path,
+                 * except for a file lock, which the whole process holds. */
+                for (int pass = 0; pass < 2; pass++)
+                        for (size_t i = 0; i < n && taken < ELEMENTSOF(pick); i++) {
+                                char st = '?';
+                                if (!guess_may_cycle && on_path(w->ch, parent, tids[i]) >= 0)
+                                        continue;
+                                (void) diag_task_read_state(pid, tids[i], &st);
+                                if ((pass == 0) == (st == 'R'))
+                                        pick[taken++] = tids[i];
+                        }
+                if (!taken) {
+                        int idx = add_node(w->ch, parent, DIAG_NODE_ENDPOINT, kind, via ? strdup(via) : NULL);
+                        if (idx >= 0)
+                                set_end(w->ch, idx, DIAG_END_NO_PEER,
+                                        xasprintf("pid %d has no other thread that could do it", pid));
+                        return;
+                }
+        }
+        for (size_t i = 0; i < taken; i++) {
+                if (i >= max) {
+                        int idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via ? strdup(via) : NULL);
+                        if (idx >= 0) {
+                                w->ch->nodes[idx].pid = pid;
+                                set_end(w->ch, idx, DIAG_END_CAPPED,
+                                        xasprintf("%zu more threads of pid %d not followed (fan-out limit %zu)",
+                                                  taken - max, pid, max));
+                        }
+                        w->ch->capped = true;
+                        break;
+                }
+                step_into(w, parent, pid, pick[i], kind, via ? strdup(via) : NULL);
+        }
+}
+
+static void sock_describe(const struct diag_sock *s, char *buf, size_t size) {
+        char l[128], r[128];
+
+        if (s->family == AF_UNIX) {
+                snprintf(buf, size, "%s %s", diag_sock_proto_name(s), s->path ? s->path : "(unnamed)");
+                return;
+        }
+        diag_sockaddr_format(&s->local, l, sizeof l);
+        diag_sockaddr_format(&s->remote, r, sizeof r);
+        if (s->state == 10)
+                snprintf(buf, size, "%s %s LISTEN", diag_sock_proto_name(s), l);
+        else
+                snprintf(buf, size, "%s %s -> %s %s", diag_sock_proto_name(s), l, r, diag_tcp_state_name(s->state));
+}
+
+static void endpoint(struct walk_ctx *w, int parent, enum diag_wait_kind kind, char *via, enum diag_end e,
+                     char *text, const struct diag_sock *s) {
+        int idx = add_node(w->ch, parent, DIAG_NODE_ENDPOINT, kind, via);
+
+        if (idx < 0) {
+                free(text);
+                return;
+        }
+        set_end(w->ch, idx, e, text);
+        if (s) {
+                char buf[300];
+                w->ch->nodes[idx].have_sock = true;
+                w->ch->nodes[idx].sock = *s;
+                w->ch->nodes[idx].sock.path = NULL;
+                sock_describe(s, buf, sizeof buf);
+                w->ch->nodes[idx].sock_text = strdup(buf);
+        }
+}
+
+/* Every holder of (kind, ino) other than pid's own fd: continue into them. */
+static size_t step_into_holders(struct walk_ctx *w, int parent, enum diag_ref_kind rk, uint64_t dev, uint64_t ino,
+                                pid_t self_pid, int self_fd, unsigned want_access, enum diag_wait_kind kind,
+                                const char *what) {
+        struct diag_scan *s = w->c->scan;
+        size_t first, n = diag_scan_refs(s, rk, dev, ino, &first), followed = 0;
+        size_t max = w->o->max_fanout ? w->o->max_fanout : 8;
+        pid_t done[64];
+        size_t ndone = 0;
+
+        for (size_t k = 0; k < n; k++) {
+                const struct diag_fdref *ref = diag_scan_ref(s, first + k);
+                const struct diag_scan_proc *p = &s->procs[ref->proc];
+                const struct diag_fd *fd = &p->fdt->fds[ref->fd];
+                bool dup = false;
+                char *via;
+
+                if (p->pid == self_pid && fd->fd == self_fd)
+                        continue;
+                if (want_access && !(fd->access & want_access))
+                        continue;
+                if (p->pid == getpid())
+                        continue;       /* the tool itself */
+                for (size_t i = 0; i < ndone; i++)
+                        dup = dup || done[i] == p->pid;
+                if (dup || ndone >= ELEMENTSOF(done))
+                        continue;
+                if (ndone >= max) {
+                        w->ch->capped = true;
+                        endpoint(w, parent, kind, strdup(what), DIAG_END_CAPPED,
+                                 xasprintf("more processes hold it, not followed (fan-out limit %zu)", max), NULL);
+                        break;
+                }
+                done[ndone++] = p->pid;
+                via = xasprintf("%s → fd %d of pid %d (%s)", what, fd->fd, p->pid, p->comm);
+                step_into_process(w, parent, p->pid, fd->fd, kind, via, false);
+                free(via);
+                followed++;
+        }
+        return followed;
+}
+
+/* "tcp A -> B" becomes "fd 7: tcp A -> B" */
+static void fd_prefix(char *desc, size_t size, int fdnum) {
+        char num[24];
+        size_t l = (size_t) snprintf(num, sizeof num, "fd %d: ", fdnum), d = strlen(desc);
+
+        if (l + d + 1 > size)
+                d = size - l - 1;
+        memmove(desc + l, desc, d);
+        memcpy(desc, num, l);
+        desc[l + d] = 0;
+}
+
+static void follow_fd(struct walk_ctx *w, int idx, int fdnum, bool writing) {
+        struct diag_scan *s = w->c->scan;
+        struct diag_chain_node *n = &w->ch->nodes[idx];
+        pid_t pid = n->pid;
+        const struct diag_scan_proc *p = diag_scan_find(s, pid);
+        const struct diag_fd *fd = find_fd(p, fdnum);
+        const struct diag_sock *so;
+        char desc[400];
+        uint64_t dev, ino;
+        enum diag_ref_kind rk;
+
+        if (!fd) {
+                endpoint(w, idx, DIAG_WAIT_SOCKET, xasprintf("fd %d", fdnum), DIAG_END_OTHER,
+                         xasprintf("fd %d was not seen in the scan (opened since?)", fdnum), NULL);
+                return;
+        }
+        so = diag_scan_sock(s, p, fd);
+        if (so) {
+                const struct diag_sock *peer = NULL;
+                sock_describe(so, desc, sizeof desc);
+                if (so->family == AF_UNIX) {
+                        if (!so->peer_inode) {
+                                endpoint(w, idx, DIAG_WAIT_SOCKET, xasprintf("fd %d: %s", fdnum, desc),
+                                         so->state == 10 ? DIAG_END_OTHER : DIAG_END_NO_PEER,
+                                         xasprintf(so->state == 10 ? "listening: waits for a client" : "no peer"), so);
+                                return;
+                        }
+                        fd_prefix(desc, sizeof desc, fdnum);
+                        if (!step_into_holders(w, idx, DIAG_REF_SOCK, 0, so->peer_inode, pid, fdnum, 0, DIAG_WAIT_SOCKET, desc))
+                                endpoint(w, idx, DIAG_WAIT_SOCKET, strdup(desc), DIAG_END_NO_PEER,
+                                         xasprintf("the peer socket is held by no process we can see"), so);
+                        return;
+                }
+                if (so->state == 10) {
+                        endpoint(w, idx, DIAG_WAIT_SOCKET, xasprintf("fd %d: %s", fdnum, desc), DIAG_END_OTHER,
+                                 xasprintf("listening: waits for a client"), so);
+                        return;
+                }
+                peer = diag_socktab_inet_peer(p->socks, so);
+                fd_prefix(desc, sizeof desc, fdnum);
+                if (peer && peer->inode) {
+                        if (step_into_holders(w, idx, DIAG_REF_SOCK, 0, peer->inode, pid, fdnum, 0, DIAG_WAIT_SOCKET, desc))
+                                return;
+                } else if (peer && so->protocol == IPPROTO_TCP) {
+                        /* the connection sits in a listener's backlog: nobody accepted it */
+                        uint16_t port = so->remote.ss_family == AF_INET ?
+                                ((const struct sockaddr_in *) &so->remote)->sin_port :
+                                ((const struct sockaddr_in6 *) &so->remote)->sin6_port;
+                        for (size_t i = 0; p->socks && i < p->socks->n; i++) {
+                                const struct diag_sock *l = &p->socks->socks[i];
+                                uint16_t lport = l->local.ss_family == AF_INET ?
+                                        ((const struct sockaddr_in *) &l->local)->sin_port :
+                                        ((const struct sockaddr_in6 *) &l->local)->sin6_port;
+                                size_t first, nref;
+                                if (l->state != 10 || l->protocol != IPPROTO_TCP || !l->inode || lport != port)
+                                        continue;
+                                nref = diag_scan_refs(s, DIAG_REF_SOCK, 0, l->inode, &first);
+                                if (nref) {
+                                        const struct diag_fdref *ref = diag_scan_ref(s, first);
+                                        const struct diag_scan_proc *lp = &s->procs[ref->proc];
+                                        endpoint(w, idx, DIAG_WAIT_SOCKET, strdup(desc), DIAG_END_NO_PEER,
+                                                 xasprintf("never accepted: the connection waits in the backlog of pid %d (%s) fd %d, "
+                                                           "listening on port %u with %u queued; no thread accepts",
+                                                           lp->pid, lp->comm, lp->fdt->fds[ref->fd].fd, ntohs(lport), l->rqueue), so);
+                                        return;
+                                }
+                        }
+                }
+                /* not on this host (or its owner is out of sight): the chain leaves here */
+                {
+                        char d1[DIAG_DURATION_MAX], d2[DIAG_DURATION_MAX];
+                        char *text;
+                        if (so->have_tcp_info)
+                                text = xasprintf("%s: nothing received for %s, nothing sent for %s; %u unread, %u unsent, "
+                                                 "%u unacked, %u retransmits, rtt %.1f ms", peer ? "peer on this host, owner not visible" : "remote peer",
+                                                 diag_format_duration(so->tcp.last_data_recv_ms, d1, sizeof d1),
+                                                 diag_format_duration(so->tcp.last_data_sent_ms, d2, sizeof d2),
+                                                 so->rqueue, so->wqueue, so->tcp.unacked, so->tcp.total_retrans,
+                                                 so->tcp.rtt_us / 1000.0);
+                        else
+                                text = xasprintf("%s; %u unread, %u unsent", peer ? "peer on this host, owner not visible" : "remote peer",
+                                                 so->rqueue, so->wqueue);
+                        endpoint(w, idx, DIAG_WAIT_SOCKET, strdup(desc), DIAG_END_REMOTE, text, so);
+                }
+                return;
+        }
+        rk = diag_scan_fd_key(fd, &dev, &ino);
+        if (rk == DIAG_REF_PIPE || (fd->type == DIAG_FD_FIFO && rk) || rk == DIAG_REF_EVENTFD) {
+                snprintf(desc, sizeof desc, "fd %d: %s", fdnum, fd->link);
+                /* a reader waits for writers, a writer for readers */
+                if (!step_into_holders(w, idx, rk, dev, ino, pid, fdnum,
+                                       rk == DIAG_REF_EVENTFD ? 0 : (writing ? DIAG_FD_R : DIAG_FD_W), DIAG_WAIT_PIPE, desc))
+                        endpoint(w, idx, DIAG_WAIT_PIPE, strdup(desc), DIAG_END_NO_PEER,
+                                 xasprintf("no other process in sight holds the %s end (it may be outside this pid "
+                                           "namespace or unreadable)", writing ? "read" : "write"), NULL);
+                return;
+        }
+        endpoint(w, idx, DIAG_WAIT_SOCKET, xasprintf("fd %d: %s", fdnum, fd->link),
+                 fd->type == DIAG_FD_REG || fd->type == DIAG_FD_CHR || fd->type == DIAG_FD_BLK ? DIAG_END_FILE : DIAG_END_OTHER,
+                 xasprintf("%s %s", writing ? "writing" : "reading", fd->link), NULL);
+}
+
+/* The fds a poll or select call waits on, read from the caller's memory. */
+static size_t poll_fds(pid_t pid, const struct diag_syscall_state *sc, const char *name, int *fds, size_t max) {
+        size_t n = 0;
+
+        if (strcmp(name, "poll") == 0 || strcmp(name, "ppoll") == 0) {
+                struct { int fd; short events, revents; } pf[64];
+                size_t nfds = MIN((size_t) sc->args[1], ELEMENTSOF(pf));
+                if (nfds && diag_mem_read(pid, sc->args[0], pf, nfds * sizeof pf[0]) == (ssize_t) (nfds * sizeof pf[0]))
+                        for (size_t i = 0; i < nfds && n < max; i++)
+                                if (pf[i].fd >= 0)
+                                        fds[n++] = pf[i].fd;
+        } else if (strcmp(name, "select") == 0 || strcmp(name, "pselect6") == 0) {
+                uint64_t set[16];
+                size_t nfds = MIN((size_t) sc->args[0], sizeof set * 8);
+                for (int which = 1; which <= 2; which++) {
+                        size_t bytes = (nfds + 63) / 64 * 8;
+                        if (!sc->args[which] || !bytes ||
+                            diag_mem_read(pid, sc->args[which], set, bytes) != (ssize_t) bytes)
+                                continue;
+                        for (size_t b = 0; b < nfds && n < max; b++)
+                                if (set[b / 64] & (1ULL << (b % 64)))
+                                        fds[n++] = (int) b;
+                }
+        }
+        return n;
+}
+
+static void follow_filelock(struct walk_ctx *w, int idx, int fdnum) {
+        struct diag_scan *s = w->c->scan;
+        pid_t pid = w->ch->nodes[idx].pid;
+        const struct diag_scan_proc *p = diag_scan_find(s, pid);
+        const struct diag_fd *fd = find_fd(p, fdnum);
+        const struct diag_locktab *t = s->locks;
+        const struct diag_filelock *waiter = NULL, *holder;
+        pid_t holder_pid = 0;
+
+        if (!fd || !t) {
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for a file lock on fd %d (not found)", fdnum));
+                return;
+        }
+        for (size_t i = 0; i < t->n && !waiter; i++) {
+                const struct diag_filelock *l = &t->locks[i];
+                if (l->waiter && l->inode == fd->inode && l->dev_major == fd->dev_major &&
+                    l->dev_minor == fd->dev_minor && (l->pid == pid || l->pid <= 0))
+                        waiter = l;
+        }
+        holder = waiter ? diag_locks_blocker(t, waiter) : NULL;
+        if (!holder) {
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for a lock on %s; its holder is not in /proc/locks", fd->link));
+                return;
+        }
+        holder_pid = holder->pid;
+        if (holder_pid <= 0) {
+                /* OFD: whose fd carries it */
+                size_t first, n = diag_scan_refs(s, DIAG_REF_FILE, makedev(holder->dev_major, holder->dev_minor),
+                                                 holder->inode, &first);
+                for (size_t k = 0; k < n && holder_pid <= 0; k++) {
+                        const struct diag_fdref *ref = diag_scan_ref(s, first + k);
+                        struct diag_fd *hf = &s->procs[ref->proc].fdt->fds[ref->fd];
+                        if (!hf->have_fdinfo && diag_fd_read_fdinfo(s->procs[ref->proc].pid, hf) < 0)
+                                continue;
+                        for (size_t j = 0; j < hf->nlocks; j++)
+                                if (!hf->locks[j].waiter && hf->locks[j].kind == holder->kind &&
+                                    hf->locks[j].start == holder->start && hf->locks[j].end == holder->end)
+                                        holder_pid = s->procs[ref->proc].pid;
+                }
+        }
+        if (holder_pid <= 0) {
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("%s lock on %s: holder not found", diag_lock_kind_name(holder->kind), fd->link));
+                return;
+        }
+        {
+                char *via = xasprintf("%s %s %s", diag_lock_kind_name(holder->kind), diag_lock_mode_name(holder->mode), fd->link);
+                step_into_process(w, idx, holder_pid, -1, DIAG_WAIT_FILELOCK, via, true);
+                free(via);
+        }
+}
+
+static void follow_children(struct walk_ctx *w, int idx, pid_t want) {
+        pid_t pid = w->ch->nodes[idx].pid;
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0, found = 0;
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                char path[96], buf[4096];
+                char *tok, *save = NULL;
+                snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, tids[i]);
+                if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0)
+                        continue;
+                for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+                        pid_t child;
+                        char *via;
+                        if (diag_parse_pid(tok, &child) < 0 || (want > 0 && child != want))
+                                continue;
+                        via = xasprintf("child pid %d", child);
+                        step_into_process(w, idx, child, -1, DIAG_WAIT_CHILD, via, true);
+                        free(via);
+                        found++;
+                }
+        }
+        if (!found)
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for a child, none found"));
+}
+
+static void walk_thread(struct walk_ctx *w, int idx) {
+        struct diag_chain_node *n = &w->ch->nodes[idx];
+        unsigned max_depth = w->o->max_depth ? w->o->max_depth : 12;
+        struct diag_syscall_state sc = (size_t) idx < w->asc ? w->sc[idx] : (struct diag_syscall_state) {};
+        const char *name = n->syscall_name;
+
+        if (n->depth >= max_depth) {
+                w->ch->capped = true;
+                set_end(w->ch, idx, DIAG_END_CAPPED, xasprintf("depth limit %u reached", max_depth));
+                return;
+        }
+        switch (n->state) {
+        case 'D':
+                if (w->c->flags & DIAG_CHAIN_KSTACK)
+                        (void) diag_task_read_kstack(n->pid, n->tid, &w->ch->nodes[idx].kstack);
+                set_end(w->ch, idx, DIAG_END_DSTATE, xasprintf("uninterruptible sleep in %s", n->wchan[0] ? n->wchan : "the kernel"));
+                return;
+        case 'R':
+                set_end(w->ch, idx, DIAG_END_ONCPU, xasprintf("running: busy on a CPU, not waiting"));
+                return;
+        case 'T': case 't':
+                set_end(w->ch, idx, DIAG_END_NOT_BLOCKED, xasprintf("stopped (%c)", n->state));
+                return;
+        case 'Z': case 'X':
+                set_end(w->ch, idx, DIAG_END_GONE, xasprintf("exited"));
+                return;
+        default:
+                break;
+        }
+        if (sc.kind != DIAG_SC_IN || !name) {
+                set_end(w->ch, idx, DIAG_END_NOT_BLOCKED, xasprintf(sc.kind == DIAG_SC_RUNNING ? "running" : "not in a system call"));
+                return;
+        }
+        switch (n->cls) {
+        case DIAG_SCC_FUTEX: {
+                const struct diag_futex_lock *l = futex_of(w->c, n->pid, n->tid);
+                char *via;
+                if (!l) {
+                        set_end(w->ch, idx, DIAG_END_NO_OWNER, xasprintf("futex wait, lock not identified"));
+                        return;
+                }
+                via = xasprintf("%s %s", diag_futex_kind_name(l->kind), l->name ? l->name : "?");
+                if (l->owner_tid && !l->owner_gone) {
+                        step_into(w, idx, l->owner_pid, l->owner_tid, DIAG_WAIT_FUTEX, via);
+                        return;
+                }
+                if (l->owner_gone)
+                        set_end(w->ch, idx, DIAG_END_NO_OWNER,
+                                xasprintf("waits for %s, whose owner tid %d exited holding it", via, l->owner_tid));
+                else if (l->readers)
+                        set_end(w->ch, idx, DIAG_END_NO_OWNER,
+                                xasprintf("waits for %s, held by %u readers (not recorded which)", via, l->readers));
+                else
+                        set_end(w->ch, idx, DIAG_END_NO_OWNER,
+                                xasprintf("waits on %s: %s", via, l->kind == DIAG_FUTEX_CONDVAR ? "no owner, waits for a signal" :
+                                          l->kind == DIAG_FUTEX_SEMAPHORE ? "no owner, waits for a post" :
+                                          l->kind == DIAG_FUTEX_LIBC_LOCK ? "its owner is not recorded" : "owner unknown"));
+                free(via);
+                return;
+        }
+        case DIAG_SCC_FLOCK:
+        case DIAG_SCC_FCNTL_LOCK:
+                follow_filelock(w, idx, diag_syscall_fd(diag_arch_native(), &sc));
+                return;
+        case DIAG_SCC_FD_READ:
+        case DIAG_SCC_ACCEPT:
+                follow_fd(w, idx, diag_syscall_fd(diag_arch_native(), &sc), false);
+                return;
+        case DIAG_SCC_FD_WRITE:
+        case DIAG_SCC_CONNECT:
+                follow_fd(w, idx, diag_syscall_fd(diag_arch_native(), &sc), true);
+                return;
+        case DIAG_SCC_POLL: {
+                int fds[64];
+                size_t nf = poll_fds(n->pid, &sc, name, fds, ELEMENTSOF(fds));
+                size_t max = w->o->max_fanout ? w->o->max_fanout : 8;
+                if (!nf) {
+                        set_end(w->ch, idx, DIAG_END_SLEEP, xasprintf("%s with no fds: a sleep", name));
+                        return;
+                }
+                for (size_t i = 0; i < nf && i < max; i++)
+                        follow_fd(w, idx, fds[i], false);
+                if (nf > max) {
+                        w->ch->capped = true;
+                        endpoint(w, idx, DIAG_WAIT_SOCKET, NULL, DIAG_END_CAPPED,
+                                 xasprintf("%zu more fds not followed (fan-out limit %zu)", nf - max, max), NULL);
+                }
+                return;
+        }
+        case DIAG_SCC_EPOLL: {
+                const struct diag_scan_proc *p = diag_scan_find(w->c->scan, n->pid);
+                const struct diag_fd *ep = find_fd(p, (int) sc.args[0]);
+                size_t max = w->o->max_fanout ? w->o->max_fanout : 8, nt;
+                int tfds[64];
+                if (!ep || !ep->have_fdinfo || !ep->nepoll_tfds) {
+                        set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("epoll set of fd %d unknown or empty", (int) sc.args[0]));
+                        return;
+                }
+                nt = MIN(ep->nepoll_tfds, ELEMENTSOF(tfds));
+                memcpy(tfds, ep->epoll_tfds, nt * sizeof *tfds);
+                for (size_t i = 0; i < nt && i < max; i++)
+                        follow_fd(w, idx, tfds[i], false);
+                if (nt > max) {
+                        w->ch->capped = true;
+                        endpoint(w, idx, DIAG_WAIT_SOCKET, NULL, DIAG_END_CAPPED,
+                                 xasprintf("%zu more fds in the epoll set not followed (fan-out limit %zu)", nt - max, max), NULL);
+                }
+                return;
+        }
+        case DIAG_SCC_WAIT_CHILD:
+                follow_children(w, idx, strcmp(name, "wait4") == 0 ? (pid_t) (int) sc.args[0] : 0);
+                return;
+        case DIAG_SCC_SLEEP:
+        case DIAG_SCC_PAUSE:
+        case DIAG_SCC_SIGWAIT:
+                set_end(w->ch, idx, DIAG_END_SLEEP, xasprintf("sleeping by choice in %s()", name));
+                return;
+        case DIAG_SCC_AIO:
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for asynchronous I/O in %s()", name));
+                return;
+        default:
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("in %s()", name));
+                return;
+        }
+}
+
+/* ---- the verdict ---- */
+
+static int end_rank(enum diag_end e) {
+        switch (e) {
+        case DIAG_END_CYCLE: return 10;
+        case DIAG_END_REMOTE: return 9;
+        case DIAG_END_DSTATE: return 8;
+        case DIAG_END_NO_OWNER: return 7;
+        case DIAG_END_ONCPU: return 6;
+        case DIAG_END_NO_PEER: return 5;
+        case DIAG_END_FILE: return 4;
+        case DIAG_END_SLEEP: return 3;
+        case DIAG_END_OTHER: return 2;
+        case DIAG_END_NOT_BLOCKED: case DIAG_END_GONE: return 1;
+        default: return 0;
+        }
+}
+
+/* The thread a node belongs to (itself, or an endpoint's parent). */
+static const struct diag_chain_node *thread_of(const struct diag_chain *ch, int idx) {
+        while (idx >= 0 && ch->nodes[idx].kind != DIAG_NODE_THREAD)
+                idx = ch->nodes[idx].parent;
+        return idx >= 0 ? &ch->nodes[idx] : NULL;
+}
+
+static void verdict(struct diag_chain *ch) {
+        int best = -1;
+        const struct diag_chain_node *t, *e;
+        char dur[DIAG_DURATION_MAX], d2[DIAG_DURATION_MAX];
+        char *holds = NULL;
+
+        for (size_t i = 0; i < ch->n; i++) {
+                int r = end_rank(ch->nodes[i].end);
+                if (r && (best < 0 || r > end_rank(ch->nodes[best].end) ||
+                          (r == end_rank(ch->nodes[best].end) && ch->nodes[i].depth > ch->nodes[best].depth)))
+                        best = (int) i;
+        }
+        ch->root = best;
+        if (best < 0)
+                return;
+        e = &ch->nodes[best];
+        t = thread_of(ch, best);
+        if (!t)
+                return;
+        if (e->end == DIAG_END_CYCLE) {
+                FILE *f;
+                size_t len = 0;
+                f = open_memstream(&ch->verdict, &len);
+                if (!f)
+                        return;
+                fprintf(f, "root: deadlock:");
+                /* from the repeated thread's first appearance down to the repeat */
+                {
+                        int first = on_path(ch, e->parent, e->tid), chain[64], nc = 0;
+                        for (int i = best; i >= 0 && nc < 64; i = ch->nodes[i].parent) {
+                                chain[nc++] = i;
+                                if (i == first)
+                                        break;
+                        }
+                        for (int i = nc - 1; i > 0; i--) {
+                                const struct diag_chain_node *a = &ch->nodes[chain[i]], *b = &ch->nodes[chain[i - 1]];
+                                fprintf(f, "%s tid %d (pid %d %s) waits for %s held by tid %d", i == nc - 1 ? "" : ";",
+                                        a->tid, a->pid, a->comm, b->via ? b->via : "?", b->tid);
+                        }
+                }
+                fclose(f);
+                return;
+        }
+        if (t->via && (t->via_kind == DIAG_WAIT_FILELOCK || t->via_kind == DIAG_WAIT_FUTEX))
+                holds = xasprintf(" has held %s%s%s", t->via, t->blocked_ms >= 0 ? " for " : "",
+                                  t->blocked_ms >= 0 ? diag_format_duration((uint64_t) t->blocked_ms, dur, sizeof dur) : "");
+        switch (e->end) {
+        case DIAG_END_REMOTE: {
+                char peer[128] = "?";
+                if (e->have_sock)
+                        diag_sockaddr_format(&e->sock.remote, peer, sizeof peer);
+                if (e->have_sock && e->sock.have_tcp_info)
+                        ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s waiting in %s() on %s, which has sent nothing for %s (%u bytes unanswered, %u unacked)",
+                                                t->pid, t->comm, t->tid, holds ? holds : "", holds ? " while" : " is",
+                                                t->syscall_name ? t->syscall_name : "?", peer,
+                                                diag_format_duration(e->sock.tcp.last_data_recv_ms, d2, sizeof d2),
+                                                e->sock.wqueue, e->sock.tcp.unacked);
+                else
+                        ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s waiting in %s() on %s",
+                                                t->pid, t->comm, t->tid, holds ? holds : "", holds ? " while" : " is",
+                                                t->syscall_name ? t->syscall_name : "?", peer);
+                break;
+        }
+        case DIAG_END_DSTATE:
+                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s in uninterruptible sleep in %s (disk, network file system or driver)",
+                                        t->pid, t->comm, t->tid, holds ? holds : "", holds ? " while" : " is",
+                                        t->wchan[0] ? t->wchan : "the kernel");
+                break;
+        case DIAG_END_ONCPU:
+                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s running on a CPU: busy, not blocked",
+                                        t->pid, t->comm, t->tid, holds ? holds : "", holds ? " and is" : " is");
+                break;
+        default:
+                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s: %s", t->pid, t->comm, t->tid,
+                                        holds ? holds : "", e->end_text ? e->end_text : diag_end_name(e->end));
+                break;
+        }
+        free(holds);
+        /* The root lies beyond a lock holder: name the holder too, it is what the
+         * waiters at the start wait for. */
+        {
+                const struct diag_chain_node *l = NULL;
+                for (int i = (int) (t - ch->nodes); i >= 0; i = ch->nodes[i].parent)
+                        if (&ch->nodes[i] != t && ch->nodes[i].kind == DIAG_NODE_THREAD && ch->nodes[i].via &&
+                            (ch->nodes[i].via_kind == DIAG_WAIT_FILELOCK || ch->nodes[i].via_kind == DIAG_WAIT_FUTEX)) {
+                                l = &ch->nodes[i];
+                                break;
+                        }
+                if (l && ch->verdict) {
+                        char *v = xasprintf("%s; pid %d (%s) tid %d has held %s%s%s while waiting for it in %s()", ch->verdict,
+                                            l->pid, l->comm, l->tid, l->via, l->blocked_ms >= 0 ? " for " : "",
+                                            l->blocked_ms >= 0 ? diag_format_duration((uint64_t) l->blocked_ms, dur, sizeof dur) : "",
+                                            l->syscall_name ? l->syscall_name : "?");
+                        if (v) {
+                                free(ch->verdict);
+                                ch->verdict = v;
+                        }
+                }
+        }
+}
+
+int diag_chain_walk(struct diag_chain_ctx *c, pid_t pid, pid_t tid, const struct diag_chain_opts *o,
+                    struct diag_chain *ret) {
+        struct diag_chain_opts dflt = {};
+        struct walk_ctx w = { .c = c, .ch = ret, .o = o ? o : &dflt };
+        int idx;
+
+        memset(ret, 0, sizeof *ret);
+        ret->root = -1;
+        idx = add_node(ret, -1, DIAG_NODE_THREAD, DIAG_WAIT_FUTEX, NULL);
+        if (idx < 0)
+                return idx;
+        fill_thread(&w, idx, pid, tid);
+        if (ret->nodes[idx].end == DIAG_END_GONE) {
+                free(w.sc);
+                diag_chain_clear(ret);
+                return -ESRCH;
+        }
+        walk_thread(&w, idx);
+        free(w.sc);
+        verdict(ret);
+        return 0;
+}
+
+void diag_chain_clear(struct diag_chain *ch) {
+        for (size_t i = 0; i < ch->n; i++) {
+                free(ch->nodes[i].via);
+                free(ch->nodes[i].end_text);
+                free(ch->nodes[i].kstack);
+                free(ch->nodes[i].sock_text);
+        }
+        free(ch->nodes);
+        free(ch->verdict);
+        memset(ch, 0, sizeof *ch);
+        ch->root = -1;
 }

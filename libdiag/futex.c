@@ -484,8 +484,13 @@ static void scan_thread(struct scan_state *st, struct pctx *pc, pid_t tid) {
 }
 
 int diag_futex_scan(const pid_t *pids, size_t npids, unsigned flags, struct diag_futex_scan **ret) {
+        return diag_futex_scan_with(pids, npids, flags, NULL, ret);
+}
+
+int diag_futex_scan_with(const pid_t *pids, size_t npids, unsigned flags, struct diag_symcache *shared,
+                         struct diag_futex_scan **ret) {
         _cleanup_free_ pid_t *all = NULL;
-        struct scan_state st = { .flags = flags };
+        struct scan_state st = { .flags = flags, .sc = shared };
         int r;
 
         if (!pids) {
@@ -497,7 +502,7 @@ int diag_futex_scan(const pid_t *pids, size_t npids, unsigned flags, struct diag
         st.s = calloc(1, sizeof *st.s);
         if (!st.s)
                 return -ENOMEM;
-        if ((flags & DIAG_FUTEX_PEEK) && diag_symcache_new(&st.sc) < 0) {
+        if ((flags & DIAG_FUTEX_PEEK) && !shared && diag_symcache_new(&st.sc) < 0) {
                 free(st.s);
                 return -ENOMEM;
         }
@@ -520,7 +525,7 @@ int diag_futex_scan(const pid_t *pids, size_t npids, unsigned flags, struct diag
                 }
                 diag_maps_free(pc.maps);
         }
-        st.s->symcache = st.sc;
+        st.s->symcache = shared ? NULL : st.sc;
         *ret = st.s;
         return 0;
 }

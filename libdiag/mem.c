@@ -150,6 +150,7 @@ int diag_maps_read(pid_t pid, struct diag_maps **ret) {
         m = calloc(1, sizeof *m);
         if (!m)
                 return -ENOMEM;
+        m->pid = pid;
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 if (DIAG_GROW(m->maps, alloc, m->n + 1) < 0) {
                         diag_maps_free(m);

@@ -86,8 +86,10 @@ static int load_file(struct symfile *f) {
         return 0;
 }
 
-/* The file behind a mapping, loaded on first use. */
-static struct symfile *file_of(struct diag_symcache *c, const struct diag_map *m) {
+/* The file behind a mapping, loaded on first use. A file deleted (or replaced
+ * by a rebuild) since it was mapped is still there behind the process's
+ * map_files link. */
+static struct symfile *file_of(struct diag_symcache *c, const struct diag_map *m, pid_t pid) {
         struct symfile *f;
 
         if (!m->path || m->path[0] != '/' || !m->inode)
@@ -100,7 +102,14 @@ static struct symfile *file_of(struct diag_symcache *c, const struct diag_map *m
                 return NULL;
         f = &c->files[c->n++];
         *f = (struct symfile) { .dev_major = m->dev_major, .dev_minor = m->dev_minor, .inode = m->inode };
-        f->path = strdup(m->path);
+        {
+                size_t l = strlen(m->path);
+                if (l > 10 && strcmp(m->path + l - 10, " (deleted)") == 0 && pid > 0) {
+                        if (asprintf(&f->path, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start, m->end) < 0)
+                                f->path = NULL;
+                } else
+                        f->path = strdup(m->path);
+        }
         if (!f->path || load_file(f) < 0) {
                 f->failed = true;
                 return NULL;
@@ -136,7 +145,7 @@ static bool to_file_vaddr(const struct symfile *f, const struct diag_map *fm, ui
         return false;
 }
 
-static int resolve(struct diag_symcache *c, const struct diag_maps *maps, uint64_t addr,
+static int resolve(struct diag_symcache *c, pid_t pid, const struct diag_maps *maps, uint64_t addr,
                    struct symfile **ret_f, const struct diag_map **ret_m, uint64_t *ret_vaddr) {
         const struct diag_map *m = diag_maps_find(maps, addr);
         struct symfile *f;
@@ -146,7 +155,7 @@ static int resolve(struct diag_symcache *c, const struct diag_maps *maps, uint64
         /* .bss beyond the file's last page: the file mapping just below */
         if (!m->inode && m > maps->maps && m[-1].inode && m[-1].end == m->start)
                 m = &m[-1];
-        f = file_of(c, m);
+        f = file_of(c, m, pid);
         if (!f || !to_file_vaddr(f, m, addr, ret_vaddr))
                 return -ENOENT;
         *ret_f = f;
@@ -163,7 +172,7 @@ int diag_symcache_lookup(struct diag_symcache *c, const struct diag_maps *maps, 
         GElf_Sym sym;
         const char *name;
 
-        if (resolve(c, maps, addr, &f, &m, &v) < 0)
+        if (resolve(c, maps->pid, maps, addr, &f, &m, &v) < 0)
                 return -ENOENT;
         if (ret_module)
                 *ret_module = f->path;
@@ -222,7 +231,7 @@ size_t diag_symcache_peek(struct diag_symcache *c, pid_t pid, const struct diag_
 
                 *fr = (struct diag_peek_frame) { .pc = pc };
                 /* a return address points after the call: look up the call itself */
-                if (resolve(c, maps, n == 1 ? pc : pc - 1, &f, &m, &v) < 0) {
+                if (resolve(c, pid, maps, n == 1 ? pc : pc - 1, &f, &m, &v) < 0) {
                         if (n > 1)
                                 n--;    /* past the outermost frame: not a frame */
                         break;

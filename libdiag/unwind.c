@@ -601,3 +601,50 @@ int diag_unwinder_symbolize(struct diag_unwinder *u, uint64_t addr, char **ret_f
                 *ret_off = off;
         return 0;
 }
+
+void diag_strv_free(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+int diag_unwind_thread_lines(pid_t pid, pid_t tid, size_t max_frames, char ***ret) {
+        _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
+        _cleanup_(diag_unwinder_freep) struct diag_unwinder *u = NULL;
+        _cleanup_(diag_capture_freep) struct diag_capture *c = NULL;
+        struct diag_capture_opts o = { .tids = &tid, .ntids = 1, .stack_max = 64 * 1024 };
+        struct diag_stack s = {};
+        char **v;
+        int r;
+
+        if ((r = diag_maps_read(pid, &maps)) < 0 || (r = diag_unwinder_new(pid, &u)) < 0)
+                return r;
+        o.maps = maps;
+        r = diag_capture_take(pid, &o, &c);
+        if (r < 0)
+                return r;
+        if (c->n == 0 || c->threads[0].err)
+                return c->n ? c->threads[0].err : -ESRCH;
+        r = diag_unwind(u, c, 0, max_frames, true, &s);
+        if (r < 0)
+                return r;
+        v = calloc(s.n + 1, sizeof *v);
+        if (!v) {
+                diag_stack_clear(&s);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < s.n; i++) {
+                const struct diag_frame *f = &s.frames[i];
+                const struct diag_module *m = f->module >= 0 ? diag_unwinder_module(u, (size_t) f->module) : NULL;
+                const char *mod = m && m->path ? (strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path) : "?";
+                char line[32];
+
+                snprintf(line, sizeof line, ":%d", f->line);
+                if (asprintf(&v[i], "%s%s%s (%s)%s%s%s", f->func ? f->func : "??", f->inlined ? " [inlined]" : "",
+                             "", mod, f->file ? " " : "", f->file ? f->file : "", f->file ? line : "") < 0)
+                        v[i] = NULL;
+        }
+        diag_stack_clear(&s);
+        *ret = v;
+        return 0;
+}

@@ -342,28 +342,18 @@ static int cmp_lock(const void *a, const void *b) {
         return (wx < wy) - (wx > wy);
 }
 
-/* ---- --stacks: the owners' and waiters' stacks, with a short stop ---- */
+/* ---- --stacks: the owners' stacks, with a short stop ---- */
 
 static void print_stack(FILE *f, pid_t pid, pid_t tid, const char *indent) {
-        _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
-        _cleanup_(diag_unwinder_freep) struct diag_unwinder *u = NULL;
-        _cleanup_(diag_capture_freep) struct diag_capture *c = NULL;
-        struct diag_capture_opts o = { .tids = &tid, .ntids = 1, .stack_max = 64 * 1024 };
-        struct diag_stack s = {};
+        char **lines = NULL;
 
-        if (diag_maps_read(pid, &maps) < 0 || diag_unwinder_new(pid, &u) < 0)
-                return;
-        o.maps = maps;
-        if (diag_capture_take(pid, &o, &c) < 0 || c->n == 0) {
+        if (diag_unwind_thread_lines(pid, tid, STACK_FRAMES, &lines) < 0) {
                 fprintf(f, "%s(stack not captured)\n", indent);
                 return;
         }
-        if (diag_unwind(u, c, 0, STACK_FRAMES, true, &s) == 0)
-                for (size_t i = 0; i < s.n; i++)
-                        fprintf(f, "%s#%zu %s%s%s:%d\n", indent, i, s.frames[i].func ? s.frames[i].func : "??",
-                                s.frames[i].inlined ? " [inlined] " : " ", s.frames[i].file ? s.frames[i].file : "",
-                                s.frames[i].line);
-        diag_stack_clear(&s);
+        for (size_t i = 0; lines[i]; i++)
+                fprintf(f, "%s#%zu %s\n", indent, i, lines[i]);
+        diag_strv_free(lines);
 }
 
 /* ---- rendering ---- */

@@ -132,6 +132,7 @@ static int run_verb(const char *verb, char **args) {
 /* ---- demo: start the hung worker, diagnose it, stop it ---- */
 
 static pid_t demo_start(int *ret_fd) {
+        /* the demo is one program: a pool of workers, a session file, a backend */
         char path[PATH_MAX];
         int p[2];
         pid_t pid;
@@ -155,7 +156,7 @@ static pid_t demo_start(int *ret_fd) {
         return pid;
 }
 
-/* Read the worker's report until READY (5 s at most). */
+/* Read the demo's report until READY (5 s at most). */
 static int demo_wait_ready(int fd, char *buf, size_t size) {
         size_t len = 0;
         uint64_t deadline = diag_now_ns(CLOCK_MONOTONIC) + 5000000000ULL;
@@ -172,45 +173,67 @@ static int demo_wait_ready(int fd, char *buf, size_t size) {
         return -ETIMEDOUT;
 }
 
+/* The value after "key " on a line of the demo's report, or 0. */
+static pid_t report_pid(const char *report, const char *key) {
+        const char *p = strstr(report, key);
+        char num[16];
+        size_t i = 0;
+        pid_t v;
+
+        if (!p)
+                return 0;
+        p += strlen(key);
+        while (p[i] >= '0' && p[i] <= '9' && i < sizeof num - 1) {
+                num[i] = p[i];
+                i++;
+        }
+        num[i] = 0;
+        return diag_parse_pid(num, &v) == 0 ? v : 0;
+}
+
 static int run_demo(void) {
         char report[4096], tool[PATH_MAX], pidstr[16];
         int fd = -1, status = 0, r;
-        pid_t worker, child;
+        pid_t demo, waiter, child;
 
-        worker = demo_start(&fd);
-        if (worker < 0)
+        demo = demo_start(&fd);
+        if (demo < 0)
                 return DIAG_EXIT_FAILURE;
         r = demo_wait_ready(fd, report, sizeof report);
         close(fd);
-        if (r < 0) {
-                kill(worker, SIGKILL);
-                waitpid(worker, NULL, 0);
-                log_error("the demo worker did not start");
+        waiter = report_pid(report, "\nwaiter ");
+        if (r < 0 || !waiter) {
+                kill(demo, SIGTERM);
+                waitpid(demo, NULL, 0);
+                log_error("the demo did not start");
                 return DIAG_EXIT_FAILURE;
         }
-        snprintf(pidstr, sizeof pidstr, "%d", worker);
-        printf("A demo worker is running as pid %d: four request threads wait for the session\n"
-               "lock, and the thread holding it waits for a backend that never answers.\n"
-               "What is it doing?\n\n"
-               "$ diag stack %d\n", worker, worker);
+        snprintf(pidstr, sizeof pidstr, "%d", waiter);
+        /* let the pile-up age a little, as it would before anyone looks */
+        nanosleep(&(struct timespec) { .tv_sec = 2 }, NULL);
+        printf("A demo worker pool is running. Its workers serve requests for one user's\n"
+               "session and hang: worker %d, like its siblings, has been stuck for a while.\n"
+               "Why?\n\n"
+               "$ diag chain %d\n", waiter, waiter);
         fflush(stdout);
 
         child = fork();
         if (child == 0) {
-                char *args[] = { (char *) "diag-stack", pidstr, NULL };
-                if (find_verb("stack", tool, sizeof tool))
+                char *args[] = { (char *) "diag-chain", pidstr, NULL };
+                if (find_verb("chain", tool, sizeof tool))
                         execv(tool, args);
                 else
-                        execvp("diag-stack", args);
+                        execvp("diag-chain", args);
                 _exit(127);
         }
         if (child > 0)
                 waitpid(child, &status, 0);
-        kill(worker, SIGTERM);
-        waitpid(worker, NULL, 0);
-        if (child < 0)
+        kill(demo, SIGTERM);
+        waitpid(demo, NULL, 0);
+        if (child < 0 || !WIFEXITED(status))
                 return DIAG_EXIT_FAILURE;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : DIAG_EXIT_FAILURE;
+        /* diag-chain says 5 when it found the stuck chain: that is the demo working */
+        return WEXITSTATUS(status) == 5 ? 0 : WEXITSTATUS(status);
 }
 
 int main(int argc, char **argv) {

@@ -40,3 +40,97 @@ void diag_waitgraph_clear(struct diag_waitgraph *g);
  * returns how many were found. */
 typedef void (*diag_cycle_fn)(const struct diag_waitgraph *g, const size_t *edges, size_t n, void *ud);
 size_t diag_waitgraph_cycles(const struct diag_waitgraph *g, size_t max, diag_cycle_fn fn, void *ud);
+
+/* ---- following one thread's wait chain ---- */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diag/net.h"
+#include "diag/sym.h"
+#include "diag/syscall.h"
+
+struct diag_chain_ctx;
+
+enum diag_node_kind {
+        DIAG_NODE_THREAD = 0,   /* a thread, with what it does */
+        DIAG_NODE_ENDPOINT,     /* where a chain leaves the host or the process model: remote socket, file */
+};
+
+/* Why a chain stops at a node (DIAG_END_NONE: it goes on, into the children). */
+enum diag_end {
+        DIAG_END_NONE = 0,
+        DIAG_END_REMOTE,        /* a socket whose peer is not on this host */
+        DIAG_END_DSTATE,        /* uninterruptible sleep: disk, NFS, ... */
+        DIAG_END_ONCPU,         /* running: busy, not blocked */
+        DIAG_END_SLEEP,         /* nanosleep, pause, sigwait: sleeping by choice */
+        DIAG_END_NO_OWNER,      /* a futex without an owner (condvar, semaphore) or an unknown one */
+        DIAG_END_NO_PEER,       /* nobody holds the other end (of a pipe, a socket) */
+        DIAG_END_FILE,          /* reading or writing a file */
+        DIAG_END_CYCLE,         /* a thread already on this path: deadlock */
+        DIAG_END_CAPPED,        /* depth or fan-out limit */
+        DIAG_END_OTHER,         /* a system call diag-chain does not follow */
+        DIAG_END_NOT_BLOCKED,   /* in user space, or stopped */
+        DIAG_END_GONE,          /* vanished during the walk */
+        DIAG_END_SEEN,          /* this thread's chain is shown elsewhere in the tree */
+};
+const char *diag_end_name(enum diag_end e);
+
+#define DIAG_CHAIN_FRAMES 6
+
+struct diag_chain_node {
+        enum diag_node_kind kind;
+        int parent;                     /* node index, -1 for the start */
+        unsigned depth;
+        enum diag_wait_kind via_kind;   /* how the parent waits for this node */
+        char *via;                      /* "FLOCK WRITE /var/lib/x (fd 5)", "mutex cache_lock", "fd 7: tcp A -> B" */
+        /* thread */
+        pid_t pid, tid;
+        char comm[17];
+        char state;
+        int64_t blocked_ms;             /* -1 unknown or running */
+        enum diag_sc_class cls;
+        char syscall[256];
+        const char *syscall_name;
+        struct diag_peek_frame frames[DIAG_CHAIN_FRAMES];
+        size_t nframes;
+        char wchan[64];
+        char *kstack;                   /* D state, when readable */
+        /* how it ends */
+        enum diag_end end;
+        char *end_text;
+        /* endpoint: a socket's view */
+        bool have_sock;
+        struct diag_sock sock;          /* path not kept */
+        char *sock_text;                /* "tcp A -> B ESTABLISHED" */
+};
+
+struct diag_chain {
+        struct diag_chain_node *nodes;
+        size_t n, alloc;
+        bool deadlock;
+        bool capped;
+        int root;                       /* the node the verdict blames, -1 */
+        char *verdict;
+};
+
+struct diag_chain_opts {
+        unsigned max_depth;             /* default 12 */
+        unsigned max_fanout;            /* default 8 */
+};
+
+enum {
+        DIAG_CHAIN_KSTACK = 1 << 0,     /* read kernel stacks of D-state threads (root) */
+};
+
+/* The scan behind the walks (every process's fds and sockets, /proc/locks). */
+int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret);
+struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c);
+static inline void diag_chain_ctx_freep(struct diag_chain_ctx **c) { diag_chain_ctx_free(*c); }
+
+/* Blocked threads of pid (state S or D, in a system call), in tid order. */
+int diag_chain_blocked_threads(pid_t pid, pid_t **ret, size_t *ret_n);
+
+int diag_chain_walk(struct diag_chain_ctx *c, pid_t pid, pid_t tid, const struct diag_chain_opts *o,
+                    struct diag_chain *ret);
+void diag_chain_clear(struct diag_chain *ch);

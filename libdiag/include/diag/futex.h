@@ -83,7 +83,7 @@ struct diag_futex_scan {
         unsigned threads_seen;
         unsigned vanished;              /* processes or threads gone during the scan */
         unsigned denied;                /* processes we may not read */
-        struct diag_symcache *symcache; /* owns the waiters' frame strings */
+        struct diag_symcache *symcache; /* owns the waiters' frame strings (NULL: the caller's) */
 };
 
 enum {
@@ -92,6 +92,9 @@ enum {
 
 /* pids: only these processes (NULL: all). */
 int diag_futex_scan(const pid_t *pids, size_t npids, unsigned flags, struct diag_futex_scan **ret);
+/* Same, peeking with a symbol cache the caller keeps (and frees after the scan). */
+int diag_futex_scan_with(const pid_t *pids, size_t npids, unsigned flags, struct diag_symcache *sc,
+                         struct diag_futex_scan **ret);
 struct diag_futex_scan *diag_futex_scan_free(struct diag_futex_scan *s);
 static inline void diag_futex_scan_freep(struct diag_futex_scan **s) { diag_futex_scan_free(*s); }
 

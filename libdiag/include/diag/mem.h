@@ -27,6 +27,7 @@ struct diag_map {
 };
 
 struct diag_maps {
+        pid_t pid;
         size_t n;
         struct diag_map *maps;  /* sorted by start */
 };

@@ -72,3 +72,9 @@ const struct diag_module *diag_unwinder_module(const struct diag_unwinder *u, si
  * addresses in data). ret_func/ret_module may be NULL. */
 int diag_unwinder_symbolize(struct diag_unwinder *u, uint64_t addr, char **ret_func,
                             uint64_t *ret_off, int *ret_module);
+
+/* One thread's top frames as text ("func+0x12 (libc.so.6) file.c:57"), from a
+ * capture that stops only that thread, for the instant of the copy. *ret is a
+ * NULL-terminated array of strings, freed with diag_strv_free(). */
+int diag_unwind_thread_lines(pid_t pid, pid_t tid, size_t max_frames, char ***ret);
+void diag_strv_free(char **v);

@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diag-chain: follow a hung thread's wait chain — the lock it waits for, who
+ * holds that, what the holder waits for, across threads and processes, pipes,
+ * sockets and file locks — down to the socket, disk or peer that never answered,
+ * and name the root cause. Stops nothing unless --stacks.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "diag/chain.h"
+#include "diag/log.h"
+#include "diag/out.h"
+#include "diag/proc.h"
+#include "diag/unwind.h"
+#include "diag/util.h"
+
+enum {
+        DIAG_EXIT_DEADLOCK = 3,
+        DIAG_EXIT_STUCK = 5,
+};
+
+static struct {
+        pid_t *ids;
+        size_t nids;
+        bool all, stacks, json, ascii;
+        uint64_t min_blocked_ms;
+        struct diag_chain_opts o;
+} arg;
+
+struct start {
+        pid_t pid, tid;
+};
+
+struct group {
+        struct diag_chain ch;
+        struct start *starts;           /* every thread whose chain this is */
+        size_t nstarts;
+        int64_t worst_ms;
+};
+
+/* ---- grouping: threads with the same chain are one story ---- */
+
+static bool same_chain(const struct diag_chain *a, const struct diag_chain *b) {
+        if (a->n != b->n || a->deadlock != b->deadlock)
+                return false;
+        /* same path below the start: same tids, same ends */
+        for (size_t i = 1; i < a->n; i++)
+                if (a->nodes[i].tid != b->nodes[i].tid || a->nodes[i].end != b->nodes[i].end ||
+                    a->nodes[i].kind != b->nodes[i].kind)
+                        return false;
+        /* and the starts wait the same way */
+        return a->nodes[0].cls == b->nodes[0].cls && a->nodes[0].end == b->nodes[0].end &&
+               a->nodes[0].pid == b->nodes[0].pid;
+}
+
+static bool chain_matters(const struct diag_chain *ch) {
+        for (size_t i = 1; i < ch->n; i++)
+                if (ch->nodes[i].kind == DIAG_NODE_THREAD)
+                        return true;
+        if (ch->root < 0)
+                return false;
+        switch (ch->nodes[ch->root].end) {
+        case DIAG_END_CYCLE: case DIAG_END_REMOTE: case DIAG_END_DSTATE: case DIAG_END_NO_PEER:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static int cmp_group(const void *x, const void *y) {
+        const struct group *a = x, *b = y;
+        if (a->ch.deadlock != b->ch.deadlock)
+                return a->ch.deadlock ? -1 : 1;
+        if (a->worst_ms != b->worst_ms)
+                return a->worst_ms > b->worst_ms ? -1 : 1;
+        return (a->nstarts < b->nstarts) - (a->nstarts > b->nstarts);
+}
+
+/* ---- text ---- */
+
+static char *node_text(const struct diag_chain_node *n, char *buf, size_t size) {
+        char dur[DIAG_DURATION_MAX];
+
+        if (n->kind == DIAG_NODE_ENDPOINT) {
+                snprintf(buf, size, "%s%s%s", n->via ? n->via : "", n->via ? " — " : "", n->end_text ? n->end_text : "");
+                return buf;
+        }
+        if (n->end == DIAG_END_CYCLE || n->end == DIAG_END_SEEN || n->end == DIAG_END_CAPPED || n->end == DIAG_END_GONE)
+                snprintf(buf, size, "%s%spid %d tid %d \"%s\" — %s", n->via ? n->via : "", n->via ? " → " : "",
+                         n->pid, n->tid, n->comm, n->end_text ? n->end_text : "");
+        else
+                snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s — %s", n->via ? n->via : "", n->via ? " → " : "",
+                         n->pid, n->tid, n->comm, n->state, n->blocked_ms >= 0 ? " blocked " : "",
+                         n->blocked_ms >= 0 ? diag_format_duration((uint64_t) n->blocked_ms, dur, sizeof dur) : "",
+                         n->syscall);
+        return buf;
+}
+
+/* Where in its code a thread is: the first frame outside libc and the loader. */
+static const char *where(const struct diag_chain_node *n) {
+        for (size_t i = 0; i < n->nframes; i++) {
+                const char *m = n->frames[i].module;
+                if (n->frames[i].func && m && !strstr(m, "/libc.so") && !strstr(m, "/ld-linux"))
+                        return n->frames[i].func;
+        }
+        return NULL;
+}
+
+static void add_subtree(struct diag_tree *t, const struct diag_chain *ch, int idx) {
+        const struct diag_chain_node *n = &ch->nodes[idx];
+        char buf[1024];
+        struct diag_tree *me = t;
+
+        if (idx > 0)
+                me = diag_tree_add(t, "%s", node_text(n, buf, sizeof buf));
+        if (!me)
+                return;
+        if (n->kind == DIAG_NODE_THREAD && n->end != DIAG_END_CYCLE && n->end != DIAG_END_SEEN && n->end != DIAG_END_CAPPED) {
+                const char *w = where(n);
+                if (w)
+                        diag_tree_add(me, "in %s", w);
+                if (n->end != DIAG_END_NONE && n->end_text)
+                        diag_tree_add(me, "%s", n->end_text);
+                if (n->kstack) {
+                        const char *k = n->kstack;
+                        while (*k) {
+                                const char *nl = strchr(k, '\n');
+                                size_t len = nl ? (size_t) (nl - k) : strlen(k);
+                                const char *sp = memchr(k, ' ', len);
+                                if (sp) {
+                                        len -= (size_t) (sp + 1 - k);
+                                        k = sp + 1;
+                                }
+                                diag_tree_add(me, "kernel %.*s", (int) len, k);
+                                k = nl ? nl + 1 : k + len;
+                        }
+                }
+                if (arg.stacks) {
+                        char **lines = NULL;
+                        if (diag_unwind_thread_lines(n->pid, n->tid, 8, &lines) == 0) {
+                                for (size_t i = 0; lines[i]; i++)
+                                        diag_tree_add(me, "#%zu %s", i, lines[i]);
+                                diag_strv_free(lines);
+                        }
+                }
+        }
+        for (size_t i = (size_t) idx + 1; i < ch->n; i++)
+                if (ch->nodes[i].parent == idx)
+                        add_subtree(me, ch, (int) i);
+}
+
+static void render_text(const struct group *g, size_t gi) {
+        const struct diag_chain *ch = &g->ch;
+        const struct diag_chain_node *s = &ch->nodes[0];
+        char buf[1024], dur[DIAG_DURATION_MAX];
+        struct diag_tree *root;
+
+        if (gi)
+                putchar('\n');
+        if (g->nstarts > 1) {
+                printf("%zu threads of pid %d (%s) wait the same way, the longest for %s: tids", g->nstarts, s->pid, s->comm,
+                       g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
+                for (size_t i = 0; i < g->nstarts && i < 12; i++)
+                        printf(" %d", g->starts[i].tid);
+                printf("%s\n", g->nstarts > 12 ? " ..." : "");
+        }
+        root = diag_tree_new("%s", node_text(s, buf, sizeof buf));
+        if (!root)
+                return;
+        add_subtree(root, ch, 0);
+        diag_tree_print(stdout, root, arg.ascii);
+        diag_tree_free(root);
+        if (ch->capped)
+                printf("(the walk was capped: see the capped nodes; --depth and --fanout raise the limits)\n");
+        if (ch->verdict)
+                printf("%s\n", ch->verdict);
+}
+
+/* ---- JSON ---- */
+
+static json_object *json_group(const struct group *g) {
+        const struct diag_chain *ch = &g->ch;
+        json_object *o = json_object_new_object(), *starts = json_object_new_array(),
+                    *nodes = json_object_new_array(), *edges = json_object_new_array();
+        char buf[16];
+
+        for (size_t i = 0; i < g->nstarts; i++) {
+                json_object *s = json_object_new_object();
+                json_object_object_add(s, "pid", json_object_new_int(g->starts[i].pid));
+                json_object_object_add(s, "tid", json_object_new_int(g->starts[i].tid));
+                json_object_array_add(starts, s);
+        }
+        for (size_t i = 0; i < ch->n; i++) {
+                const struct diag_chain_node *n = &ch->nodes[i];
+                json_object *no = json_object_new_object();
+
+                json_object_object_add(no, "id", json_object_new_int((int) i));
+                json_object_object_add(no, "kind", json_object_new_string(n->kind == DIAG_NODE_THREAD ? "thread" : "endpoint"));
+                if (n->kind == DIAG_NODE_THREAD) {
+                        json_object *fr = json_object_new_array();
+                        json_object_object_add(no, "pid", json_object_new_int(n->pid));
+                        json_object_object_add(no, "tid", json_object_new_int(n->tid));
+                        json_object_object_add(no, "comm", json_object_new_string(n->comm));
+                        snprintf(buf, sizeof buf, "%c", n->state);
+                        json_object_object_add(no, "state", json_object_new_string(buf));
+                        json_object_object_add(no, "blocked_ms", n->blocked_ms >= 0 ? json_object_new_int64(n->blocked_ms) : NULL);
+                        json_object_object_add(no, "syscall", json_object_new_string(n->syscall));
+                        json_object_object_add(no, "wchan", n->wchan[0] ? json_object_new_string(n->wchan) : NULL);
+                        for (size_t k = 0; k < n->nframes; k++) {
+                                json_object *f = json_object_new_object();
+                                json_object_object_add(f, "function", diag_json_str(n->frames[k].func));
+                                json_object_object_add(f, "module", diag_json_str(n->frames[k].module));
+                                json_object_object_add(f, "pc", diag_json_hex(n->frames[k].pc));
+                                json_object_array_add(fr, f);
+                        }
+                        json_object_object_add(no, "frames", fr);
+                }
+                json_object_object_add(no, "end", json_object_new_string(diag_end_name(n->end)));
+                json_object_object_add(no, "end_text", diag_json_str(n->end_text));
+                if (n->have_sock) {
+                        json_object *so = json_object_new_object();
+                        char a[128];
+                        json_object_object_add(so, "text", diag_json_str(n->sock_text));
+                        json_object_object_add(so, "state", json_object_new_string(diag_tcp_state_name(n->sock.state)));
+                        if (n->sock.family != AF_UNIX) {
+                                json_object_object_add(so, "local", json_object_new_string(diag_sockaddr_format(&n->sock.local, a, sizeof a)));
+                                json_object_object_add(so, "remote", json_object_new_string(diag_sockaddr_format(&n->sock.remote, a, sizeof a)));
+                        }
+                        json_object_object_add(so, "recvq", json_object_new_int64(n->sock.rqueue));
+                        json_object_object_add(so, "sendq", json_object_new_int64(n->sock.wqueue));
+                        if (n->sock.have_tcp_info) {
+                                json_object_object_add(so, "last_data_recv_ms", json_object_new_int64(n->sock.tcp.last_data_recv_ms));
+                                json_object_object_add(so, "last_data_sent_ms", json_object_new_int64(n->sock.tcp.last_data_sent_ms));
+                                json_object_object_add(so, "unacked", json_object_new_int64(n->sock.tcp.unacked));
+                                json_object_object_add(so, "retransmits", json_object_new_int64(n->sock.tcp.total_retrans));
+                                json_object_object_add(so, "rtt_us", json_object_new_int64(n->sock.tcp.rtt_us));
+                        }
+                        json_object_object_add(no, "socket", so);
+                }
+                json_object_array_add(nodes, no);
+                if (n->parent >= 0) {
+                        json_object *e = json_object_new_object();
+                        static const char *const kinds[] = { "futex", "file-lock", "pipe", "socket", "child" };
+                        json_object_object_add(e, "from", json_object_new_int(n->parent));
+                        json_object_object_add(e, "to", json_object_new_int((int) i));
+                        json_object_object_add(e, "kind", json_object_new_string((size_t) n->via_kind < ELEMENTSOF(kinds) ? kinds[n->via_kind] : "?"));
+                        json_object_object_add(e, "resource", diag_json_str(n->via));
+                        json_object_array_add(edges, e);
+                }
+        }
+        json_object_object_add(o, "threads", starts);
+        json_object_object_add(o, "deadlock", json_object_new_boolean(ch->deadlock));
+        json_object_object_add(o, "capped", json_object_new_boolean(ch->capped));
+        json_object_object_add(o, "blocked_ms", g->worst_ms >= 0 ? json_object_new_int64(g->worst_ms) : NULL);
+        json_object_object_add(o, "nodes", nodes);
+        json_object_object_add(o, "edges", edges);
+        json_object_object_add(o, "root", ch->root >= 0 ? json_object_new_int(ch->root) : NULL);
+        json_object_object_add(o, "verdict", diag_json_str(ch->verdict));
+        return o;
+}
+
+/* ---- main ---- */
+
+static void usage(void) {
+        printf("Usage:\n"
+               " %1$s [options] PID|TID...\n"
+               " %1$s [options] --all\n"
+               "\n"
+               "Follow what a blocked thread waits for, who holds that, and what the holder\n"
+               "waits for — futex locks, file locks, pipes, unix and loopback sockets, child\n"
+               "processes — across processes, down to the remote peer, disk or sleep at the\n"
+               "end, and name the likely root cause. A PID means each of its blocked threads.\n"
+               "Reads /proc, sock_diag and the locks' memory: stops nothing unless --stacks.\n"
+               "\n"
+               "Options:\n"
+               " -a, --all                every blocked thread on the host whose chain crosses\n"
+               "                          to another thread or ends at a deadlock, a remote\n"
+               "                          peer, a disk or a missing peer; grouped, worst first\n"
+               " -m, --min-blocked TIME   only threads blocked at least TIME (e.g. 30s, 5m)\n"
+               "     --stacks             the full stack of each thread on a chain (stops each\n"
+               "                          one for the instant of the copy)\n"
+               "     --depth N            follow at most N hops (default 12)\n"
+               "     --fanout N           follow at most N branches per hop (default 8)\n"
+               "     --ascii              draw the tree with ASCII characters\n"
+               " -J, --json               JSON output\n"
+               " -v, --verbose            more detail\n"
+               " -h, --help               display this help\n"
+               " -V, --version            display version\n"
+               "\n"
+               "Exit status: 0 nothing blocked (or nothing matched), 1 failure, 2 bad usage,\n"
+               "3 a deadlock was found, 5 blocked chains were found (and shown).\n"
+               "\n"
+               "Examples:\n"
+               " %1$s 1234                 why is every blocked thread of 1234 blocked?\n"
+               " %1$s --all -m 30s         every chain on the host blocked for 30s or more\n"
+               " %1$s -J 1234 | jq -r '.chains[].verdict'\n"
+               "\n"
+               "See diag-chain(1).\n", diag_progname());
+}
+
+enum { OPT_STACKS = 0x100, OPT_DEPTH, OPT_FANOUT, OPT_ASCII };
+
+static int add_start(struct start **v, size_t *n, size_t *alloc, pid_t pid, pid_t tid) {
+        for (size_t i = 0; i < *n; i++)
+                if ((*v)[i].tid == tid)
+                        return 0;
+        if (DIAG_GROW(*v, *alloc, *n + 1) < 0)
+                return -ENOMEM;
+        (*v)[(*n)++] = (struct start) { pid, tid };
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        static const struct option longopts[] = {
+                DIAG_STD_LONGOPTS,
+                { "all",         no_argument,       NULL, 'a' },
+                { "min-blocked", required_argument, NULL, 'm' },
+                { "stacks",      no_argument,       NULL, OPT_STACKS },
+                { "depth",       required_argument, NULL, OPT_DEPTH },
+                { "fanout",      required_argument, NULL, OPT_FANOUT },
+                { "ascii",       no_argument,       NULL, OPT_ASCII },
+                { "json",        no_argument,       NULL, 'J' },
+                {}
+        };
+        _cleanup_(diag_chain_ctx_freep) struct diag_chain_ctx *ctx = NULL;
+        _cleanup_free_ struct start *starts = NULL;
+        struct group *groups = NULL;
+        size_t nstarts = 0, astarts = 0, ngroups = 0, agroups = 0, idalloc = 0;
+        int c, r, status = DIAG_EXIT_OK;
+        long long v;
+
+        diag_log_init(argv[0]);
+        argv[0] = (char *) diag_progname();
+        while ((c = getopt_long(argc, argv, "am:J" DIAG_STD_SHORTOPTS, longopts, NULL)) != -1) {
+                if (diag_std_option(c, usage, &r)) {
+                        if (r >= 0)
+                                return r;
+                        continue;
+                }
+                switch (c) {
+                case 'a': arg.all = true; break;
+                case 'm':
+                        if (diag_parse_duration_ms(optarg, &arg.min_blocked_ms) < 0)
+                                return diag_usage_error("invalid duration: '%s'", optarg);
+                        break;
+                case OPT_STACKS: arg.stacks = true; break;
+                case OPT_DEPTH:
+                        if (diag_parse_ll(optarg, 10, 1, 100, &v) < 0)
+                                return diag_usage_error("invalid depth: '%s' (1 to 100)", optarg);
+                        arg.o.max_depth = (unsigned) v;
+                        break;
+                case OPT_FANOUT:
+                        if (diag_parse_ll(optarg, 10, 1, 64, &v) < 0)
+                                return diag_usage_error("invalid fan-out: '%s' (1 to 64)", optarg);
+                        arg.o.max_fanout = (unsigned) v;
+                        break;
+                case OPT_ASCII: arg.ascii = true; break;
+                case 'J': arg.json = true; break;
+                default:
+                        return diag_usage_error("unexpected option");
+                }
+        }
+        for (int i = optind; i < argc; i++)
+                if (diag_parse_pid_list(argv[i], &arg.ids, &arg.nids, &idalloc) < 0)
+                        return diag_usage_error("invalid process or thread id: '%s'", argv[i]);
+        if (!arg.all && !arg.nids)
+                return diag_usage_error("no process given (or --all)");
+        if (arg.all && arg.nids)
+                return diag_usage_error("--all and a process list exclude each other");
+
+        /* The threads to start from. */
+        {
+                _cleanup_free_ pid_t *pids = NULL;
+                size_t npids = 0;
+
+                if (arg.all) {
+                        r = diag_proc_list_pids(&pids, &npids);
+                        if (r < 0)
+                                return log_error_errno(r, "cannot list processes: %m"), DIAG_EXIT_FAILURE;
+                } else
+                        pids = TAKE_PTR(arg.ids);
+                if (!arg.all)
+                        npids = arg.nids;
+                for (size_t i = 0; i < npids; i++) {
+                        pid_t owner = 0, id = pids[i];
+                        _cleanup_free_ pid_t *tids = NULL;
+                        size_t nt = 0;
+
+                        if (id == getpid())
+                                continue;
+
+                        if (diag_tid_to_pid(id, &owner) < 0) {
+                                if (!arg.all) {
+                                        log_error("no such process: %d", id);
+                                        status = DIAG_EXIT_FAILURE;
+                                }
+                                continue;
+                        }
+                        if (owner != id) {      /* a thread id: just that thread */
+                                if (add_start(&starts, &nstarts, &astarts, owner, id) < 0)
+                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                                continue;
+                        }
+                        if (diag_proc_is_kernel_thread(id) > 0) {
+                                if (!arg.all) {
+                                        log_error("pid %d is a kernel thread", id);
+                                        status = DIAG_EXIT_FAILURE;
+                                }
+                                continue;
+                        }
+                        if (diag_chain_blocked_threads(id, &tids, &nt) < 0)
+                                continue;
+                        for (size_t k = 0; k < nt; k++)
+                                if (add_start(&starts, &nstarts, &astarts, id, tids[k]) < 0)
+                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                        if (!nt && !arg.all) {
+                                /* nothing blocked: show the main thread, whatever it does */
+                                if (add_start(&starts, &nstarts, &astarts, id, id) < 0)
+                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                        }
+                }
+                if (arg.all && !arg.ids)
+                        free(arg.ids);
+        }
+
+        diag_watchdog_arm(120);
+        diag_watchdog_phase("scanning processes, fds and sockets");
+        r = diag_chain_ctx_new(geteuid() == 0 ? DIAG_CHAIN_KSTACK : 0, &ctx);
+        if (r < 0)
+                return log_error_errno(r, "scan failed: %m"), DIAG_EXIT_FAILURE;
+
+        diag_watchdog_phase("following the chains");
+        for (size_t i = 0; i < nstarts; i++) {
+                struct diag_chain ch;
+                int64_t b;
+
+                if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
+                        continue;       /* gone meanwhile */
+                b = ch.nodes[0].blocked_ms;
+                if (arg.min_blocked_ms && (b < 0 || (uint64_t) b < arg.min_blocked_ms)) {
+                        diag_chain_clear(&ch);
+                        continue;
+                }
+                /* With --all, an idle thread is not a story: keep chains that cross
+                 * to another thread, or end in a deadlock, a remote peer, a disk or a
+                 * missing peer. */
+                if (arg.all && !chain_matters(&ch)) {
+                        diag_chain_clear(&ch);
+                        continue;
+                }
+                {
+                        struct group *g = NULL;
+                        for (size_t k = 0; k < ngroups && !g; k++)
+                                if (same_chain(&groups[k].ch, &ch))
+                                        g = &groups[k];
+                        if (g) {
+                                diag_chain_clear(&ch);
+                        } else {
+                                if (DIAG_GROW(groups, agroups, ngroups + 1) < 0) {
+                                        diag_chain_clear(&ch);
+                                        break;
+                                }
+                                g = &groups[ngroups++];
+                                memset(g, 0, sizeof *g);
+                                g->ch = ch;
+                                g->worst_ms = -1;
+                        }
+                        {
+                                struct start *ns = realloc(g->starts, (g->nstarts + 1) * sizeof *ns);
+                                if (ns) {
+                                        g->starts = ns;
+                                        g->starts[g->nstarts++] = starts[i];
+                                }
+                        }
+                        g->worst_ms = MAX(g->worst_ms, b);
+                }
+        }
+        if (ngroups)
+                qsort(groups, ngroups, sizeof *groups, cmp_group);
+        /* A chain that starts at a thread some chain above already passes through
+         * is part of that story: fold it in. */
+        {
+                size_t kept = 0;
+                for (size_t i = 0; i < ngroups; i++) {
+                        bool covered = false;
+                        for (size_t k = 0; k < kept && !covered; k++)
+                                for (size_t j = 1; j < groups[k].ch.n && !covered; j++)
+                                        for (size_t s = 0; s < groups[i].nstarts && !covered; s++)
+                                                covered = groups[k].ch.nodes[j].kind == DIAG_NODE_THREAD &&
+                                                          groups[k].ch.nodes[j].tid == groups[i].starts[s].tid;
+                        if (covered) {
+                                diag_chain_clear(&groups[i].ch);
+                                free(groups[i].starts);
+                                continue;
+                        }
+                        groups[kept++] = groups[i];
+                }
+                ngroups = kept;
+        }
+
+        diag_watchdog_phase("writing the output");
+        if (arg.json) {
+                json_object *doc = json_object_new_object(), *a = json_object_new_array();
+                json_object_object_add(doc, "schema", json_object_new_string("diag-chain/1"));
+                for (size_t i = 0; i < ngroups; i++)
+                        json_object_array_add(a, json_group(&groups[i]));
+                json_object_object_add(doc, "chains", a);
+                if (diag_json_print(stdout, doc) < 0)
+                        status = DIAG_EXIT_FAILURE;
+                json_object_put(doc);
+        } else {
+                for (size_t i = 0; i < ngroups; i++)
+                        render_text(&groups[i], i);
+                if (!ngroups)
+                        printf("No blocked thread%s.\n", arg.min_blocked_ms ? " blocked that long" : "");
+        }
+        if (status == DIAG_EXIT_OK && ngroups) {
+                status = DIAG_EXIT_STUCK;
+                for (size_t i = 0; i < ngroups; i++)
+                        if (groups[i].ch.deadlock)
+                                status = DIAG_EXIT_DEADLOCK;
+        }
+        for (size_t i = 0; i < ngroups; i++) {
+                diag_chain_clear(&groups[i].ch);
+                free(groups[i].starts);
+        }
+        free(groups);
+        if (diag_close_stdout() < 0)
+                return DIAG_EXIT_FAILURE;
+        return status;
+}
