@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 
 #include "diag/proc.h"
 #include "diag/scan.h"
+#include "diag/syscall.h"
 #include "diag/util.h"
 
 struct scan_key {
@@ -122,6 +124,25 @@ static bool same_lock(const struct diag_filelock *a, const struct diag_filelock 
                a->inode == b->inode && a->waiter == b->waiter;
 }
 
+/* Is a thread of pid blocked in a lock call (flock, fcntl F_*SETLKW) on fd? */
+static bool blocked_in_lock_on(pid_t pid, int fd) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                struct diag_syscall_state sc;
+                enum diag_sc_class c;
+                if (diag_task_read_syscall(pid, tids[i], &sc) < 0 || sc.kind != DIAG_SC_IN)
+                        continue;
+                c = diag_syscall_class(diag_arch_native(), &sc);
+                if ((c == DIAG_SCC_FLOCK || c == DIAG_SCC_FCNTL_LOCK) && diag_syscall_fd(diag_arch_native(), &sc) == fd)
+                        return true;
+        }
+        return false;
+}
+
 void diag_scan_lock_fds(struct diag_scan *s, const struct diag_filelock *l, diag_scan_lock_fn fn, void *ud) {
         size_t first, nref;
 
@@ -138,7 +159,14 @@ void diag_scan_lock_fds(struct diag_scan *s, const struct diag_filelock *l, diag
                                 fn(ref->proc, ref->fd, l, ud);
                         continue;
                 }
-                /* pid -1: this fd's fdinfo says whether the lock is its */
+                /* pid -1, a waiter: fdinfo lists only held locks; the waiter is the
+                 * fd a thread is blocked on in a lock call */
+                if (l->waiter) {
+                        if (blocked_in_lock_on(p->pid, fd->fd))
+                                fn(ref->proc, ref->fd, l, ud);
+                        continue;
+                }
+                /* pid -1, held: this fd's fdinfo says whether the lock is its */
                 if (!fd->have_fdinfo && diag_fd_read_fdinfo(p->pid, fd) < 0)
                         continue;
                 for (size_t j = 0; j < fd->nlocks; j++)
@@ -215,6 +243,91 @@ static int dump_namespaces(struct diag_scan *s) {
         return 0;
 }
 
+/* One process: its name, owner and fd table. Returns 1 if it is to be kept. */
+static int scan_proc(struct diag_scan_proc *p, pid_t pid, unsigned fdflags, unsigned *vanished, unsigned *denied) {
+        int r;
+
+        memset(p, 0, sizeof *p);
+        p->pid = pid;
+        if (diag_proc_read_comm(pid, p->comm, sizeof p->comm) < 0) {
+                (*vanished)++;
+                return 0;
+        }
+        (void) diag_proc_read_uid(pid, &p->uid);
+        r = diag_fd_scan(pid, fdflags, &p->fdt);
+        if (r == -ESRCH) {
+                (*vanished)++;
+                return 0;
+        }
+        /* not permitted, or a kernel thread (no fd table): keep it, without fds */
+        if (r < 0 && r != -ENOENT)
+                (*denied)++;
+        return 1;
+}
+
+struct scan_part {
+        const pid_t *pids;
+        size_t npids;
+        unsigned fdflags;
+        struct diag_scan_proc *out;     /* room for npids */
+        size_t n;
+        unsigned vanished, denied;
+};
+
+static void *scan_part_run(void *arg) {
+        struct scan_part *sp = arg;
+
+        for (size_t i = 0; i < sp->npids; i++)
+                if (scan_proc(&sp->out[sp->n], sp->pids[i], sp->fdflags, &sp->vanished, &sp->denied))
+                        sp->n++;
+        return NULL;
+}
+
+/* /proc reads are system calls that scale across CPUs: split the processes
+ * among up to 4 threads (interleaved, so big and small processes mix). */
+static int scan_parallel(struct diag_scan *s, const pid_t *pids, size_t npids, unsigned fdflags) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t nth = (size_t) MAX(1, MIN(ncpu, 4L));
+        struct scan_part parts[4] = {};
+        pthread_t th[4];
+        bool started[4] = {};
+        _cleanup_free_ pid_t *split = NULL;
+
+        if (npids < 64)
+                nth = 1;
+        split = malloc((npids ? npids : 1) * sizeof *split);
+        if (!split)
+                return -ENOMEM;
+        for (size_t t = 0, k = 0; t < nth; t++) {
+                parts[t].pids = split + k;
+                parts[t].fdflags = fdflags;
+                for (size_t i = t; i < npids; i += nth)
+                        split[k++] = pids[i];
+                parts[t].npids = (size_t) (split + k - parts[t].pids);
+                parts[t].out = s->procs + (parts[t].pids - split);
+        }
+        for (size_t t = 1; t < nth; t++)
+                started[t] = pthread_create(&th[t], NULL, scan_part_run, &parts[t]) == 0;
+        scan_part_run(&parts[0]);
+        for (size_t t = 1; t < nth; t++) {
+                if (started[t])
+                        pthread_join(th[t], NULL);
+                else
+                        scan_part_run(&parts[t]);
+        }
+        /* compact the parts into procs[0..n) */
+        for (size_t t = 0; t < nth; t++) {
+                memmove(s->procs + s->n, parts[t].out, parts[t].n * sizeof *s->procs);
+                s->n += parts[t].n;
+                s->vanished += parts[t].vanished;
+                s->denied += parts[t].denied;
+        }
+        for (size_t i = 0; i < s->n; i++)
+                if (s->procs[i].fdt)
+                        s->fds_vanished += s->procs[i].fdt->vanished;
+        return 0;
+}
+
 int diag_scan_run(const pid_t *pids, size_t npids, unsigned flags, struct diag_scan **ret) {
         _cleanup_free_ pid_t *all = NULL;
         struct diag_scan *s;
@@ -243,31 +356,9 @@ int diag_scan_run(const pid_t *pids, size_t npids, unsigned flags, struct diag_s
                 fdflags |= DIAG_FD_FDINFO_SPECIAL;
         if (flags & DIAG_SCAN_ACCESS)
                 fdflags |= DIAG_FD_ACCESS;
-        for (size_t i = 0; i < npids; i++) {
-                struct diag_scan_proc *p = &s->procs[s->n];
-
-                memset(p, 0, sizeof *p);
-                p->pid = pids[i];
-                if (diag_proc_read_comm(p->pid, p->comm, sizeof p->comm) < 0) {
-                        s->vanished++;
-                        continue;
-                }
-                (void) diag_proc_read_uid(p->pid, &p->uid);
-                r = diag_fd_scan(p->pid, fdflags, &p->fdt);
-                if (r == -ESRCH) {
-                        s->vanished++;
-                        continue;
-                }
-                if (r == -EACCES || r == -EPERM)
-                        s->denied++;
-                else if (r < 0 && r != -ENOENT) {
-                        /* a kernel thread has an empty fd dir; anything else: skip it */
-                        s->denied++;
-                }
-                if (p->fdt)
-                        s->fds_vanished += p->fdt->vanished;
-                s->n++;
-        }
+        r = scan_parallel(s, pids, npids, fdflags);
+        if (r < 0)
+                goto fail;
         qsort(s->procs, s->n, sizeof *s->procs, cmp_pid);
         if (flags & DIAG_SCAN_NET) {
                 r = dump_namespaces(s);

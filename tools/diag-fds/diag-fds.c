@@ -50,7 +50,7 @@ static const struct diag_column columns[] = {
                            "r/w access, lock (W/R held, w/r waited for), * a thread is blocked on it" },
         [COL_TYPE]     = { "TYPE", 5, 0, DIAG_COL_STRING, NEED_STATX, "REG DIR FIFO SOCK CHR BLK or anon kind" },
         [COL_NAME]     = { "NAME", 0.4, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_NET | NEED_EPOLL, "path, or a description of the socket, pipe or anon fd" },
-        [COL_ENDPOINT] = { "ENDPOINT", 0.3, SCOLS_FL_WRAP, DIAG_COL_ARRAY, NEED_INDEX | NEED_NET | NEED_STATX | NEED_EPOLL | NEED_ACCESS,
+        [COL_ENDPOINT] = { "ENDPOINT", 0.3, SCOLS_FL_WRAP, DIAG_COL_ARRAY, NEED_INDEX | NEED_NET | NEED_STATX | NEED_EPOLL,
                            "the other end: PID,COMM,FD and access of each process there" },
         [COL_LOCKS]    = { "LOCKS", 0.2, SCOLS_FL_WRAP, DIAG_COL_ARRAY, NEED_LOCKS | NEED_STATX | NEED_INDEX, "file locks held or waited for through this fd, with the other side" },
         [COL_POS]      = { "POS", 5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, NEED_FDINFO, "file offset (fdinfo)" },
@@ -71,7 +71,8 @@ static const struct diag_column columns[] = {
         [COL_BLOCKED]  = { "BLOCKED", 0.1, 0, DIAG_COL_STRING, NEED_BLOCKED, "threads blocked in a system call on this fd" },
 };
 
-static const int default_columns[] = { COL_PID, COL_COMM, COL_FD, COL_MODE, COL_TYPE, COL_NAME, COL_ENDPOINT };
+/* MODE costs a stat of every fd: it is one "+MODE" away, not in the default. */
+static const int default_columns[] = { COL_PID, COL_COMM, COL_FD, COL_TYPE, COL_NAME, COL_ENDPOINT };
 
 /* --summary: one row per process */
 enum { SUM_PID, SUM_COMM, SUM_FDS, SUM_LIMIT, SUM_USE, SUM_REG, SUM_DIR, SUM_FIFO, SUM_SOCK,
@@ -112,6 +113,7 @@ static struct {
         enum sockmatch sockmatch;
         const char *sockaddr;
         bool summary;
+        bool access_read;
         struct diag_outopts out;
         struct diag_columns cols;
 } arg = { .port = -1 };
@@ -289,6 +291,15 @@ static char *fmt_mode(const struct diag_fd *fd, const struct fdmark *m, char *bu
         return buf;
 }
 
+/* A remote address of port 0 is no peer (an unconnected UDP socket). */
+static bool sock_connected(const struct diag_sock *s) {
+        if (s->remote.ss_family == AF_INET)
+                return ((const struct sockaddr_in *) &s->remote)->sin_port != 0;
+        if (s->remote.ss_family == AF_INET6)
+                return ((const struct sockaddr_in6 *) &s->remote)->sin6_port != 0;
+        return false;
+}
+
 static void fmt_sock_name(const struct diag_sock *s, char *buf, size_t size) {
         char l[128], r[128];
 
@@ -300,7 +311,7 @@ static void fmt_sock_name(const struct diag_sock *s, char *buf, size_t size) {
                 return;
         }
         diag_sockaddr_format(&s->local, l, sizeof l);
-        if (s->state == 10 || (s->protocol == IPPROTO_UDP && s->remote.ss_family == 0)) {
+        if (s->state == 10 || !sock_connected(s)) {
                 snprintf(buf, size, "%s %s %s", diag_sock_proto_name(s), l, diag_tcp_state_name(s->state));
                 return;
         }
@@ -424,7 +435,8 @@ static void each_endpoint(const struct view *v, const struct diag_scan_proc *p, 
 
 static void endpoint_text(const struct diag_scan_proc *p, const struct diag_fd *fd, const char *note, void *ud) {
         char a[4];
-        sb_add(ud, "%d,%s,%d%s%s%s%s", p->pid, p->comm, fd->fd, fmt_access(fd->access, a),
+        /* access is known when MODE (or -J) had it read */
+        sb_add(ud, "%d,%s,%d%s%s%s%s", p->pid, p->comm, fd->fd, arg.access_read ? fmt_access(fd->access, a) : "",
                note ? " (" : "", note ? note : "", note ? ")" : "");
 }
 
@@ -440,13 +452,23 @@ static void endpoint_json(const struct diag_scan_proc *p, const struct diag_fd *
         json_object_array_add(ud, o);
 }
 
-static void epoll_watched(const struct diag_fd *fd, struct strbuf *b) {
-        for (size_t i = 0; i < fd->nepoll_tfds; i++)
-                sb_add(b, "watches fd %d", fd->epoll_tfds[i]);
+static void first_pid_found(size_t p, size_t f, const struct diag_filelock *l, void *ud) {
+        struct { struct view *v; pid_t pid; } *c = ud;
+        if (!c->pid)
+                c->pid = c->v->scan->procs[p].pid;
+}
+
+/* A lock entry's process: /proc/locks says, except for OFD locks (-1). */
+static pid_t lock_pid(struct view *v, const struct diag_filelock *l) {
+        struct { struct view *v; pid_t pid; } c = { v, 0 };
+        if (l->pid > 0)
+                return l->pid;
+        diag_scan_lock_fds(v->scan, l, first_pid_found, &c);
+        return c.pid;
 }
 
 /* "FLOCK WRITE held, waited for by 1235(php-fpm)" / "POSIX WRITE 0-EOF waits for 1105(php-fpm)" */
-static void lock_text(const struct view *v, const struct lockmark *lm, struct strbuf *b) {
+static void lock_text(struct view *v, const struct lockmark *lm, struct strbuf *b) {
         const struct diag_filelock *l = lm->lock;
         const struct diag_locktab *t = v->scan->locks;
         char range[64] = "";
@@ -460,10 +482,11 @@ static void lock_text(const struct view *v, const struct lockmark *lm, struct st
         }
         if (lm->waiting) {
                 const struct diag_filelock *h = diag_locks_blocker(t, l);
-                const struct diag_scan_proc *hp = h && h->pid > 0 ? diag_scan_find(v->scan, h->pid) : NULL;
-                if (h && h->pid > 0)
+                pid_t hpid = h ? lock_pid(v, h) : 0;
+                const struct diag_scan_proc *hp = hpid > 0 ? diag_scan_find(v->scan, hpid) : NULL;
+                if (hpid > 0)
                         sb_add(b, "%s %s%s waits for %d(%s)", diag_lock_kind_name(l->kind), diag_lock_mode_name(l->mode),
-                               range, h->pid, hp ? hp->comm : "?");
+                               range, hpid, hp ? hp->comm : "?");
                 else
                         sb_add(b, "%s %s%s waits", diag_lock_kind_name(l->kind), diag_lock_mode_name(l->mode), range);
                 return;
@@ -471,12 +494,13 @@ static void lock_text(const struct view *v, const struct lockmark *lm, struct st
         /* holders: list the waiters that follow this entry in /proc/locks */
         for (size_t i = (size_t) (l - t->locks) + 1; i < t->n && t->locks[i].waiter; i++) {
                 const struct diag_filelock *w = &t->locks[i];
-                const struct diag_scan_proc *wp = w->pid > 0 ? diag_scan_find(v->scan, w->pid) : NULL;
+                pid_t wpid = lock_pid(v, w);
+                const struct diag_scan_proc *wp = wpid > 0 ? diag_scan_find(v->scan, wpid) : NULL;
                 if (diag_locks_blocker(t, w) != l)
                         continue;
                 if (who.len < 400) {
                         char tmp[64];
-                        snprintf(tmp, sizeof tmp, "%s%d(%s)", who.len ? " " : "", w->pid, wp ? wp->comm : "?");
+                        snprintf(tmp, sizeof tmp, "%s%d(%s)", who.len ? " " : "", wpid, wp ? wp->comm : "?");
                         if (!DIAG_GROW(who.s, who.alloc, who.len + strlen(tmp) + 1)) {
                                 memcpy(who.s + who.len, tmp, strlen(tmp) + 1);
                                 who.len += strlen(tmp);
@@ -535,8 +559,6 @@ static void table_row(struct libscols_table *tb, struct view *v, size_t pi, size
         if (diag_columns_pos(c, COL_ENDPOINT) >= 0) {
                 struct strbuf b = {};
                 each_endpoint(v, p, fd, endpoint_text, &b);
-                if (fd->type == DIAG_FD_EVENTPOLL)
-                        epoll_watched(fd, &b);
                 if (b.s)
                         diag_table_set(ln, c, COL_ENDPOINT, "%s", b.s);
                 free(b.s);
@@ -564,7 +586,7 @@ static void table_row(struct libscols_table *tb, struct view *v, size_t pi, size
                         diag_table_set(ln, c, COL_LOCAL, "%s", s->path ? s->path : "");
                 else {
                         diag_table_set(ln, c, COL_LOCAL, "%s", diag_sockaddr_format(&s->local, buf, sizeof buf));
-                        if (s->remote.ss_family && s->state != 10 /* LISTEN */)
+                        if (sock_connected(s) && s->state != 10 /* LISTEN */)
                                 diag_table_set(ln, c, COL_REMOTE, "%s", diag_sockaddr_format(&s->remote, buf, sizeof buf));
                 }
                 diag_table_set(ln, c, COL_RECVQ, "%u", s->rqueue);
@@ -628,7 +650,7 @@ static json_object *json_fd(struct view *v, size_t pi, size_t fi) {
                         json_object_object_add(so, "peer_inode", s->peer_inode ? json_object_new_int64((int64_t) s->peer_inode) : NULL);
                 } else {
                         json_object_object_add(so, "local", json_object_new_string(diag_sockaddr_format(&s->local, buf, sizeof buf)));
-                        json_object_object_add(so, "remote", s->remote.ss_family && s->state != 10 ?
+                        json_object_object_add(so, "remote", sock_connected(s) && s->state != 10 ?
                                                json_object_new_string(diag_sockaddr_format(&s->remote, buf, sizeof buf)) : NULL);
                 }
                 json_object_object_add(so, "recvq", json_object_new_int64(s->rqueue));
@@ -670,11 +692,12 @@ static json_object *json_fd(struct view *v, size_t pi, size_t fi) {
                         json_object_object_add(lo, "waiting", json_object_new_boolean(m->locks[i].waiting));
                         if (m->locks[i].waiting) {
                                 const struct diag_filelock *h = diag_locks_blocker(t, l);
-                                json_object_object_add(lo, "holder_pid", h && h->pid > 0 ? json_object_new_int(h->pid) : NULL);
+                                pid_t hpid = h ? lock_pid(v, h) : 0;
+                                json_object_object_add(lo, "holder_pid", hpid > 0 ? json_object_new_int(hpid) : NULL);
                         } else
                                 for (size_t k = (size_t) (l - t->locks) + 1; k < t->n && t->locks[k].waiter; k++)
                                         if (diag_locks_blocker(t, &t->locks[k]) == l)
-                                                json_object_array_add(waiters, json_object_new_int(t->locks[k].pid));
+                                                json_object_array_add(waiters, json_object_new_int(lock_pid(v, &t->locks[k])));
                         json_object_object_add(lo, "waiters", waiters);
                         lock_text(v, &m->locks[i], &b);
                         json_object_object_add(lo, "text", diag_json_str(b.s));
@@ -691,10 +714,14 @@ static json_object *json_fd(struct view *v, size_t pi, size_t fi) {
 
 /* ---- summary ---- */
 
-static void summary_counts(const struct diag_scan_proc *p, unsigned counts[SUM_DELETED + 1]) {
+static bool fd_selected(const struct view *v, const struct diag_scan_proc *p, const struct diag_fd *fd);
+
+static void summary_counts(const struct view *v, const struct diag_scan_proc *p, unsigned counts[SUM_DELETED + 1]) {
         memset(counts, 0, sizeof(unsigned) * (SUM_DELETED + 1));
         for (size_t i = 0; p->fdt && i < p->fdt->n; i++) {
                 const struct diag_fd *fd = &p->fdt->fds[i];
+                if (!fd_selected(v, p, fd))
+                        continue;
                 counts[SUM_FDS]++;
                 switch (fd->type) {
                 case DIAG_FD_REG: case DIAG_FD_MEMFD: counts[SUM_REG]++; break;
@@ -718,7 +745,11 @@ static int cmp_fdcount(const void *a, const void *b) {
         return ((*x)->pid > (*y)->pid) - ((*x)->pid < (*y)->pid);
 }
 
-static int render_summary(struct view *v) {
+static bool filtering(void) {
+        return arg.have_file || arg.inode || arg.port >= 0 || arg.sockmatch != SM_NONE;
+}
+
+static int render_summary(struct view *v, size_t *ret_shown) {
         struct libscols_table *tb;
         _cleanup_free_ const struct diag_scan_proc **order = calloc(v->scan->n + 1, sizeof *order);
         size_t n = 0;
@@ -735,13 +766,17 @@ static int render_summary(struct view *v) {
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 const struct diag_scan_proc *p = order[i];
-                struct libscols_line *ln = scols_table_new_line(tb, NULL);
+                struct libscols_line *ln;
                 unsigned counts[SUM_DELETED + 1];
                 uint64_t soft = 0;
 
+                summary_counts(v, p, counts);
+                if (filtering() && counts[SUM_FDS] == 0)
+                        continue;
+                ln = scols_table_new_line(tb, NULL);
                 if (!ln)
                         break;
-                summary_counts(p, counts);
+                (*ret_shown)++;
                 diag_table_set(ln, &arg.cols, SUM_PID, "%d", p->pid);
                 diag_table_set(ln, &arg.cols, SUM_COMM, "%s", p->comm);
                 diag_table_set(ln, &arg.cols, SUM_FDS, "%u", counts[SUM_FDS]);
@@ -905,11 +940,14 @@ int main(int argc, char **argv) {
 
         need = diag_columns_need(&arg.cols);
         if (arg.out.json && !arg.summary)
-                need = NEED_STATX | NEED_NET | NEED_LOCKS | NEED_INDEX | NEED_ACCESS | NEED_BLOCKED | NEED_EPOLL;
+                need |= NEED_STATX | NEED_NET | NEED_LOCKS | NEED_INDEX | NEED_ACCESS | NEED_BLOCKED | NEED_EPOLL;
         if (arg.have_file)
                 need |= NEED_STATX | NEED_LOCKS | NEED_INDEX;
         if (arg.port >= 0 || arg.sockmatch != SM_NONE)
                 need |= NEED_NET;
+        if (arg.inode)
+                need |= NEED_STATX;     /* a regular file's inode comes from statx */
+        arg.access_read = (need & NEED_ACCESS) != 0;
         if (need & NEED_STATX)
                 sflags |= DIAG_SCAN_STATX;
         if (need & NEED_NET)
@@ -958,10 +996,9 @@ int main(int argc, char **argv) {
                                 mark_blocked(&v, i);
 
         diag_watchdog_phase("writing the output");
-        filtered = arg.have_file || arg.inode || arg.port >= 0 || arg.sockmatch != SM_NONE;
+        filtered = filtering() || arg.comm;
         if (arg.summary) {
-                r = render_summary(&v);
-                shown = 1;
+                r = render_summary(&v, &shown);
         } else if (arg.out.json) {
                 json_object *doc = json_object_new_object(), *procs = json_object_new_array(), *van = json_object_new_object();
                 json_object_object_add(doc, "schema", json_object_new_string("diag-fds/1"));
