@@ -64,6 +64,7 @@ const char *diag_confidence_name(enum diag_confidence c) {
 
 struct pctx {
         pid_t pid;
+        bool denied_counted;
         struct diag_maps *maps;
         bool maps_tried;
 };
@@ -220,45 +221,81 @@ static void infer_mutex(struct diag_futex_lock *l, enum diag_confidence conf) {
                  l->word == 2 ? ": contended" : l->word == 1 ? ": locked" : "", m[MUTEX_KIND / 4]);
 }
 
-static bool rwlock_base_plausible(pid_t pid, uint64_t base, uint32_t *rw) {
-        if (!read_u32s(pid, base, rw, RWLOCK_SIZE / 4))
-                return false;
-        return rw[RWLOCK_SHARED / 4] <= 1 && rw[RWLOCK_FLAGS / 4] <= 2;
+static bool rwlock_read(pid_t pid, uint64_t base, uint32_t *rw) {
+        return read_u32s(pid, base, rw, RWLOCK_SIZE / 4);
 }
 
-static void infer_rwlock(struct diag_futex_lock *l, bool writer) {
-        uint32_t rw[RWLOCK_SIZE / 4];
-        uint64_t cand[2] = { l->uaddr - RWLOCK_WRITERS_FUTEX, l->uaddr - RWLOCK_WRPHASE_FUTEX };
+/* How well the words at base fit a pthread_rwlock_t in its present state:
+ * -1 not at all, higher is better. */
+static int rwlock_fit(const uint32_t *rw) {
+        uint32_t readers = rw[RWLOCK_READERS / 4], cw = rw[RWLOCK_CUR_WRITER / 4];
 
-        (void) writer;
+        if (rw[RWLOCK_SHARED / 4] > 1 || rw[RWLOCK_FLAGS / 4] > 2)
+                return -1;
+        if (cw && tid_process((pid_t) cw) && (readers & 0x2))          /* write-locked, writer recorded */
+                return 2;
+        if (!cw && (readers >> RWLOCK_READER_SHIFT))                     /* read-locked by some */
+                return 2;
+        return 0;
+}
+
+/* Readers sleep on __wrphase_futex (+8); writers on __writers_futex (+12), or on
+ * +8 while readers drain. A data symbol that starts exactly at a candidate
+ * settles it; otherwise the candidate whose state is consistent wins. */
+static void infer_rwlock(struct diag_futex_lock *l, bool writer, struct diag_symcache *sc, const struct diag_maps *maps) {
+        uint64_t cand[2] = { l->uaddr - RWLOCK_WRPHASE_FUTEX, l->uaddr - RWLOCK_WRITERS_FUTEX };
+        size_t ncand = writer ? 2 : 1;
+        uint32_t rw[RWLOCK_SIZE / 4], best_rw[RWLOCK_SIZE / 4];
+        int best = -1, best_fit = -1;
+        pid_t w;
+
         l->kind = DIAG_FUTEX_RWLOCK;
-        for (int i = 0; i < 2; i++) {
-                pid_t w;
-                if (!rwlock_base_plausible(l->pid, cand[i], rw))
+        for (size_t i = 0; i < ncand; i++) {
+                const char *sym = NULL, *mod = NULL;
+                uint64_t off = 1;
+                int fit;
+
+                if (!rwlock_read(l->pid, cand[i], rw) || (fit = rwlock_fit(rw)) < 0)
                         continue;
-                l->base = cand[i];
-                l->confidence = DIAG_CONF_LIKELY;
-                w = (pid_t) rw[RWLOCK_CUR_WRITER / 4];
-                if (w) {
-                        set_owner(l, w, "__cur_writer");
-                        evidence(l, "held for writing");
-                } else {
-                        l->readers = rw[RWLOCK_READERS / 4] >> RWLOCK_READER_SHIFT;
-                        evidence(l, "held by %u reader%s: readers are not recorded", l->readers,
-                                 l->readers == 1 ? "" : "s");
+                if (sc && maps && diag_symcache_data_symbol(sc, maps, cand[i], &sym, &off, &mod) == 0 && off == 0)
+                        fit += 10;
+                if (fit > best_fit) {
+                        best_fit = fit;
+                        best = (int) i;
+                        memcpy(best_rw, rw, sizeof rw);
                 }
+        }
+        if (best < 0) {
+                l->confidence = DIAG_CONF_GUESS;
+                evidence(l, "rwlock layout did not check out: owner unknown");
                 return;
         }
-        l->confidence = DIAG_CONF_GUESS;
-        evidence(l, "rwlock layout did not check out: owner unknown");
+        l->base = cand[best];
+        l->confidence = DIAG_CONF_LIKELY;
+        w = (pid_t) best_rw[RWLOCK_CUR_WRITER / 4];
+        if (w) {
+                set_owner(l, w, "__cur_writer");
+                evidence(l, "held for writing");
+        } else {
+                l->readers = best_rw[RWLOCK_READERS / 4] >> RWLOCK_READER_SHIFT;
+                evidence(l, "held by %u reader%s: readers are not recorded", l->readers,
+                         l->readers == 1 ? "" : "s");
+        }
 }
 
-static void infer(struct diag_futex_lock *l) {
+static void infer(struct diag_futex_lock *l, struct diag_symcache *sc, const struct diag_maps *maps) {
         const struct diag_futex_waiter *w = &l->waiters[0];
         const char *func = NULL;
         bool writer = false;
         enum diag_futex_kind ck = caller_kind(w, &func, &writer);
 
+        /* each waiter's side of an rwlock, from its own caller */
+        for (size_t k = 0; k < l->nwaiters; k++) {
+                const char *f2;
+                bool wr = false;
+                if (caller_kind(&l->waiters[k], &f2, &wr) == DIAG_FUTEX_RWLOCK)
+                        l->waiters[k].rw_writer = wr;
+        }
         if (w->op == FUTEX_LOCK_PI || w->op == FUTEX_LOCK_PI2 || w->op == FUTEX_TRYLOCK_PI) {
                 uint32_t word;
                 l->kind = DIAG_FUTEX_MUTEX_PI;
@@ -288,7 +325,7 @@ static void infer(struct diag_futex_lock *l) {
                 infer_mutex(l, DIAG_CONF_LIKELY);
                 return;
         case DIAG_FUTEX_RWLOCK:
-                infer_rwlock(l, writer);
+                infer_rwlock(l, writer, sc, maps);
                 return;
         case DIAG_FUTEX_JOIN: {
                 uint32_t word;
@@ -371,6 +408,38 @@ static void name_lock(struct diag_futex_lock *l, struct diag_symcache *sc, const
                 l->name = strdup(m->perms[3] == 's' ? "shared anonymous memory" : "anonymous memory");
 }
 
+/* Readers and writers of one rwlock sleep on two different futex words: one
+ * lock, once its base is known. */
+static void merge_rwlocks(struct diag_futex_scan *s, size_t from) {
+        for (size_t i = from; i < s->n; i++) {
+                struct diag_futex_lock *a = &s->locks[i];
+                if (a->kind != DIAG_FUTEX_RWLOCK || !a->base)
+                        continue;
+                for (size_t j = i + 1; j < s->n; j++) {
+                        struct diag_futex_lock *b = &s->locks[j];
+                        struct diag_futex_waiter *nw;
+                        if (b->kind != DIAG_FUTEX_RWLOCK || b->base != a->base || b->pid != a->pid)
+                                continue;
+                        nw = realloc(a->waiters, (a->nwaiters + b->nwaiters) * sizeof *nw);
+                        if (!nw)
+                                return;
+                        memcpy(nw + a->nwaiters, b->waiters, b->nwaiters * sizeof *nw);
+                        a->waiters = nw;
+                        a->nwaiters += b->nwaiters;
+                        if (!a->owner_tid && b->owner_tid) {
+                                a->owner_tid = b->owner_tid;
+                                a->owner_pid = b->owner_pid;
+                        }
+                        free(b->waiters);
+                        free(b->evidence);
+                        free(b->name);
+                        memmove(b, b + 1, (s->n - j - 1) * sizeof *b);
+                        s->n--;
+                        j--;
+                }
+        }
+}
+
 /* ---- the scan ---- */
 
 struct scan_state {
@@ -440,9 +509,19 @@ static void scan_thread(struct scan_state *st, struct pctx *pc, pid_t tid) {
         uint64_t addrs[16];
         size_t naddrs = 0;
 
-        if (diag_task_read_syscall(pc->pid, tid, &sc) < 0) {
-                st->s->vanished++;
-                return;
+        {
+                int r = diag_task_read_syscall(pc->pid, tid, &sc);
+                if (r == -EACCES || r == -EPERM) {
+                        if (!pc->denied_counted) {
+                                pc->denied_counted = true;
+                                st->s->denied++;
+                        }
+                        return;
+                }
+                if (r < 0) {
+                        st->s->vanished++;
+                        return;
+                }
         }
         st->s->threads_seen++;
         if (sc.kind != DIAG_SC_IN || !(name = diag_syscall_name(arch, sc.nr)))
@@ -520,9 +599,10 @@ int diag_futex_scan_with(const pid_t *pids, size_t npids, unsigned flags, struct
                         scan_thread(&st, &pc, tids[k]);
                 /* infer and name while this process's maps are at hand */
                 for (size_t k = before; k < st.s->n; k++) {
-                        infer(&st.s->locks[k]);
+                        infer(&st.s->locks[k], st.sc, pctx_maps(&pc));
                         name_lock(&st.s->locks[k], st.sc, pctx_maps(&pc));
                 }
+                merge_rwlocks(st.s, before);
                 diag_maps_free(pc.maps);
         }
         st.s->symcache = shared ? NULL : st.sc;

@@ -16,7 +16,20 @@ struct load_seg {
         uint64_t offset, filesz, memsz, vaddr;
 };
 
+/* What one address of a file resolved to: symbols and CFI are asked again and
+ * again for the same few return addresses when many threads wait alike. */
+struct addr_memo {
+        uint64_t vaddr;                 /* 0: empty slot */
+        const char *name;
+        uint64_t off;
+        int64_t cfa_off;
+        signed char cfa_state;          /* 0 not looked up, 1 sp-based, -1 not */
+        bool name_done;
+};
+
 struct symfile {
+        struct addr_memo *memo;
+        size_t nmemo, amemo;
         unsigned dev_major, dev_minor;
         uint64_t inode;
         char *path;
@@ -53,6 +66,7 @@ struct diag_symcache *diag_symcache_free(struct diag_symcache *c) {
                         dwfl_end(c->files[i].dwfl);
                 free(c->files[i].path);
                 free(c->files[i].segs);
+                free(c->files[i].memo);
         }
         free(c->files);
         free(c);
@@ -145,6 +159,60 @@ static bool to_file_vaddr(const struct symfile *f, const struct diag_map *fm, ui
         return false;
 }
 
+static struct addr_memo *memo_slot(struct symfile *f, uint64_t v) {
+        size_t mask;
+
+        if (v == 0)
+                return NULL;
+        if (f->nmemo * 2 >= f->amemo) {
+                size_t na = f->amemo ? f->amemo * 2 : 256;
+                struct addr_memo *nm = calloc(na, sizeof *nm);
+                if (!nm)
+                        return NULL;
+                for (size_t i = 0; i < f->amemo; i++)
+                        if (f->memo[i].vaddr) {
+                                size_t h = (size_t) (f->memo[i].vaddr * 0x9e3779b97f4a7c15ULL >> 17) & (na - 1);
+                                while (nm[h].vaddr)
+                                        h = (h + 1) & (na - 1);
+                                nm[h] = f->memo[i];
+                        }
+                free(f->memo);
+                f->memo = nm;
+                f->amemo = na;
+        }
+        mask = f->amemo - 1;
+        for (size_t h = (size_t) (v * 0x9e3779b97f4a7c15ULL >> 17) & mask;; h = (h + 1) & mask) {
+                if (f->memo[h].vaddr == v)
+                        return &f->memo[h];
+                if (!f->memo[h].vaddr) {
+                        f->memo[h] = (struct addr_memo) { .vaddr = v };
+                        f->nmemo++;
+                        return &f->memo[h];
+                }
+        }
+}
+
+/* Symbol at a file address, remembered. */
+static const char *memo_name(struct symfile *f, uint64_t v, uint64_t *ret_off) {
+        struct addr_memo *m = memo_slot(f, v);
+        GElf_Off off = 0;
+        GElf_Sym sym;
+        const char *name;
+
+        if (m && m->name_done) {
+                *ret_off = m->off;
+                return m->name;
+        }
+        name = dwfl_module_addrinfo(f->mod, v, &off, &sym, NULL, NULL, NULL);
+        if (m) {
+                m->name = name;
+                m->off = off;
+                m->name_done = true;
+        }
+        *ret_off = off;
+        return name;
+}
+
 static int resolve(struct diag_symcache *c, pid_t pid, const struct diag_maps *maps, uint64_t addr,
                    struct symfile **ret_f, const struct diag_map **ret_m, uint64_t *ret_vaddr) {
         const struct diag_map *m = diag_maps_find(maps, addr);
@@ -168,15 +236,14 @@ int diag_symcache_lookup(struct diag_symcache *c, const struct diag_maps *maps, 
         struct symfile *f;
         const struct diag_map *m;
         uint64_t v;
-        GElf_Off off = 0;
-        GElf_Sym sym;
+        uint64_t off = 0;
         const char *name;
 
         if (resolve(c, maps->pid, maps, addr, &f, &m, &v) < 0)
                 return -ENOENT;
         if (ret_module)
                 *ret_module = f->path;
-        name = dwfl_module_addrinfo(f->mod, v, &off, &sym, NULL, NULL, NULL);
+        name = memo_name(f, v, &off);
         if (!name)
                 return -ENOENT;
         *ret_func = name;
@@ -238,17 +305,22 @@ size_t diag_symcache_peek(struct diag_symcache *c, pid_t pid, const struct diag_
                 }
                 fr->module = f->path;
                 {
-                        GElf_Off off = 0;
-                        GElf_Sym sym;
-                        fr->func = dwfl_module_addrinfo(f->mod, v, &off, &sym, NULL, NULL, NULL);
+                        uint64_t off = 0;
+                        fr->func = memo_name(f, v, &off);
                         fr->off = n == 1 ? off : off + 1;
                 }
 #if defined(__x86_64__)
                 {
-                        int64_t cfa_off;
+                        int64_t cfa_off = 0;
                         uint64_t cfa, ra;
-                        if (!cfa_from_sp(f, v, &cfa_off))
+                        struct addr_memo *mm = memo_slot(f, v);
+                        if (mm && mm->cfa_state == 0) {
+                                mm->cfa_state = cfa_from_sp(f, v, &mm->cfa_off) ? 1 : -1;
+                        }
+                        if (mm ? mm->cfa_state < 0 : !cfa_from_sp(f, v, &cfa_off))
                                 break;
+                        if (mm)
+                                cfa_off = mm->cfa_off;
                         cfa = sp + (uint64_t) cfa_off;
                         if (diag_mem_read(pid, cfa - 8, &ra, sizeof ra) != (ssize_t) sizeof ra)
                                 break;

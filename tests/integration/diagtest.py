@@ -452,3 +452,486 @@ def syscall_arg(sc, i):
 
 def which(name):
     return shutil.which(name)
+
+
+# ---------------------------------------------------------------- diag-fds tests
+
+def setup_fds(description):
+    """setup() for the diag-fds tests: also takes --diag-fds, --fdfix and --fusehang
+    (or DIAG_FDS, FDFIX, FUSEHANG in the environment); returns the namespace."""
+    ap = argparse.ArgumentParser(description=description)
+    for opt in ("--diag-stack", "--diag", "--stackfix", "--diag-fds", "--fdfix", "--fusehang"):
+        ap.add_argument(opt, dest=opt[2:].replace("-", "_"))
+    ns = ap.parse_args()
+    for k in ("diag_stack", "diag", "stackfix", "diag_fds", "fdfix", "fusehang"):
+        v = getattr(ns, k) or os.environ.get(k.upper())
+        setattr(paths, k, os.path.abspath(v) if v else None)
+    sys.excepthook = _excepthook
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGINT, _terminated)
+    return paths
+
+
+def diag_fds(*args, timeout=60):
+    return run_bounded([need_path("diag_fds")] + list(args), timeout=timeout)
+
+
+def run_bounded(argv, timeout=60, kill_wait=10):
+    """run(), but a run that times out is described (state, wchan, syscall of each of
+    its threads, taken before the kill) in the result's stderr, and the wait after the
+    kill is bounded too: a process that cannot be killed (D state on a dead mount)
+    gives rc "unkillable" instead of hanging the test."""
+    argv = [str(a) for a in argv]
+    start = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, env=_TOOL_ENV, cwd="/",
+                         start_new_session=True, text=True, errors="replace",
+                         preexec_fn=_child_setup)
+    try:
+        out, err = p.communicate(timeout=timeout)
+        return Result(argv, p.returncode, out, err, time.monotonic() - start)
+    except subprocess.TimeoutExpired:
+        where = describe_threads(p.pid)
+        kill_group(p)
+        try:
+            out, err = p.communicate(timeout=kill_wait)
+            rc = "timeout"
+        except subprocess.TimeoutExpired:
+            out, err, rc = "", "", "unkillable"
+        err = (err or "") + "\n[test harness: killed after %ss timeout]\n%s" % (timeout, where)
+        return Result(argv, rc, out or "", err, time.monotonic() - start)
+    finally:
+        if p.poll() is None:
+            kill_group(p)
+
+
+def _kv_value(v):
+    return int(v) if re.fullmatch(r"-?\d+", v) else v
+
+
+def _pdeathsig_term():
+    # A fixture that must clean up after itself (a FUSE mount) gets SIGTERM, not
+    # SIGKILL, when the test dies.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class KVFixture:
+    """A fixture that prints `KEY k=v k=v ...` lines, then READY (or `SKIP reason` and
+    exits 77), and stays until SIGTERM. Started in its own process group.
+
+    facts: dict KEY -> list of dicts (values that look like integers are ints).
+    On close: SIGTERM to the group, then SIGKILL after `term_timeout` seconds.
+    """
+
+    def __init__(self, exe_key, args=(), ready_timeout=30, term_timeout=5, pdeathsig=signal.SIGKILL):
+        self.exe_key = exe_key
+        self.args = [str(a) for a in args]
+        self.ready_timeout = ready_timeout
+        self.term_timeout = term_timeout
+        self.pdeathsig = pdeathsig
+        self.proc = None
+        self.facts = {}
+        self.lines = []
+        self.skipped = None
+
+    def __enter__(self):
+        argv = [need_path(self.exe_key)] + self.args
+        pre = _pdeathsig_term if self.pdeathsig == signal.SIGTERM else _child_setup
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, preexec_fn=pre, cwd="/")
+        try:
+            self._read_until_ready(argv)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _read_until_ready(self, argv):
+        import selectors
+        fd = self.proc.stdout.fileno()
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.ready_timeout
+        buf = b""
+        try:
+            while True:
+                while b"\n" not in buf:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not sel.select(timeout=left):
+                        harness_error("fixture `%s` not READY after %ss; got %r"
+                                      % (" ".join(argv), self.ready_timeout, self.lines))
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        rc = self.proc.wait()
+                        if rc == EXIT_SKIP:
+                            reason = " ".join(l[5:] for l in self.lines if l.startswith("SKIP "))
+                            self.close()
+                            skip("fixture %s: %s" % (os.path.basename(argv[0]), reason or "skipped"))
+                        harness_error("fixture `%s` exited (%s) before READY; got %r"
+                                      % (" ".join(argv), rc, self.lines))
+                    buf += chunk
+                line, buf = buf.split(b"\n", 1)
+                line = line.decode(errors="replace").strip()
+                self.lines.append(line)
+                if line == "READY":
+                    break
+                words = line.split()
+                if not words or words[0] == "SKIP":
+                    continue
+                ent = {}
+                for w in words[1:]:
+                    k, _, v = w.partition("=")
+                    ent[k] = _kv_value(v)
+                self.facts.setdefault(words[0], []).append(ent)
+        finally:
+            sel.close()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            kill_group(self.proc, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.term_timeout)
+            except subprocess.TimeoutExpired:
+                log("fixture %d did not exit on SIGTERM within %ss: killed"
+                    % (self.proc.pid, self.term_timeout))
+                kill_group(self.proc)
+                self.proc.wait()
+        # Children that outlived the fixture (they die with it: PDEATHSIG) still get a
+        # SIGKILL for the group.
+        if self.proc:
+            kill_group(self.proc)
+            self.proc.stdout.close()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def fact(self, key):
+        """The first `key` line's dict, or None."""
+        l = self.facts.get(key)
+        return l[0] if l else None
+
+    def pids(self):
+        """Every pid the fixture printed (fields named *pid*, and waiters=)."""
+        out = {self.proc.pid}
+        for ents in self.facts.values():
+            for e in ents:
+                for k, v in e.items():
+                    if isinstance(v, int) and "pid" in k and v > 0:
+                        out.add(v)
+                    elif k == "waiters":
+                        out.update(int_list(v))
+        return sorted(out)
+
+
+def int_list(v):
+    """'1,2,3' or 7 -> [1, 2, 3] / [7]."""
+    if isinstance(v, int):
+        return [v]
+    return [int(x) for x in str(v).split(",") if x.strip()]
+
+
+def fdfix(args=(), ready_timeout=30):
+    return KVFixture("fdfix", args, ready_timeout=ready_timeout)
+
+
+def fds_process(doc, pid):
+    """The diag-fds -J process entry of pid, or None."""
+    for p in (doc or {}).get("processes", []):
+        if p.get("pid") == pid:
+            return p
+    return None
+
+
+def fds_entry(doc, pid, fd):
+    """The diag-fds -J fd entry (pid, fd), or None."""
+    p = fds_process(doc, pid)
+    for f in (p or {}).get("fds", []):
+        if f.get("fd") == fd:
+            return f
+    return None
+
+
+def endpoint_set(entry):
+    """{(pid, fd)} of an fd entry's endpoints."""
+    return {(e.get("pid"), e.get("fd")) for e in (entry or {}).get("endpoints", [])}
+
+
+def mounted_at(path):
+    """True if something is mounted on path (per /proc/self/mounts; octal escapes decoded)."""
+    for line in (read_file("/proc/self/mounts") or "").splitlines():
+        f = line.split()
+        if len(f) > 1 and re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[1]) == path:
+            return True
+    return False
+
+
+def force_unmount(path, conn=None):
+    """Abort a FUSE connection (if given) and lazily unmount path; True if gone."""
+    if conn:
+        try:
+            with open("/sys/fs/fuse/connections/%s/abort" % conn, "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+    if mounted_at(path):
+        MNT_DETACH = 2
+        if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+            log("umount2(%s, MNT_DETACH): %s" % (path, os.strerror(ctypes.get_errno())))
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+    return not mounted_at(path)
+
+
+# ---------------------------------------------------------------- diag-locks tests
+
+def setup_locks(description):
+    """setup() for the diag-locks tests: also takes --diag-locks and --lockfix
+    (or DIAG_LOCKS, LOCKFIX in the environment); returns the namespace."""
+    ap = argparse.ArgumentParser(description=description)
+    for opt in ("--diag-stack", "--diag", "--stackfix", "--diag-locks", "--lockfix"):
+        ap.add_argument(opt, dest=opt[2:].replace("-", "_"))
+    ns = ap.parse_args()
+    for k in ("diag_stack", "diag", "stackfix", "diag_locks", "lockfix"):
+        v = getattr(ns, k) or os.environ.get(k.upper())
+        setattr(paths, k, os.path.abspath(v) if v else None)
+    sys.excepthook = _excepthook
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGINT, _terminated)
+    return paths
+
+
+def diag_locks(*args, timeout=60):
+    return run([need_path("diag_locks")] + list(args), timeout=timeout)
+
+
+def lockfix(case, ready_timeout=30):
+    """lockfix --case CASE as a KVFixture (facts keyed by the case's line names)."""
+    return KVFixture("lockfix", ["--case", case], ready_timeout=ready_timeout)
+
+
+def ctxt_switches(pids):
+    """{tid: voluntary + nonvoluntary context switches} of every thread of pids. A
+    thread asleep in a system call does not switch unless something wakes or stops
+    it (a ptrace interrupt does): equal snapshots mean nobody touched the threads."""
+    out = {}
+    for pid in pids:
+        for tid in task_ids(pid):
+            s = read_file("/proc/%d/task/%d/status" % (pid, tid)) or ""
+            n = [int(v) for v in re.findall(r"^(?:non)?voluntary_ctxt_switches:\s*(\d+)", s, re.M)]
+            if len(n) == 2:
+                out[tid] = sum(n)
+    return out
+
+
+def proc_locks_on(inode):
+    """/proc/locks entries on inode: list of (is_waiter, kind, mode, pid)."""
+    out = []
+    for line in (read_file("/proc/locks") or "").splitlines():
+        f = line.split()
+        waiter = len(f) > 1 and f[1] == "->"
+        if waiter:
+            f = f[:1] + f[2:]
+        if len(f) < 8:
+            continue
+        ids = f[5].split(":")
+        if len(ids) == 3 and ids[2] == str(inode):
+            out.append((waiter, f[1], f[3], int(f[4])))
+    return out
+
+
+def locks_futex(doc, name=None, kind=None, waiter_tid=None):
+    """futex_locks entries of a diag-locks -J document, filtered."""
+    out = []
+    for l in (doc or {}).get("futex_locks", []):
+        if name is not None and name not in (l.get("name") or ""):
+            continue
+        if kind is not None and l.get("kind") != kind:
+            continue
+        if waiter_tid is not None and waiter_tid not in [w.get("tid") for w in l.get("waiters", [])]:
+            continue
+        out.append(l)
+    return out
+
+
+def waiter_tids(lock):
+    return sorted(w.get("tid") for w in (lock or {}).get("waiters", []))
+
+
+def wait_asleep(pids, timeout=5.0):
+    """Wait until every thread of pids sleeps in a system call and its context-switch
+    count holds still (a fixture's main thread may still be on its way from READY to
+    its final wait); returns the ctxt_switches() snapshot, or {} on timeout."""
+    deadline = time.monotonic() + timeout
+    prev = None
+    while time.monotonic() < deadline:
+        cur = ctxt_switches(pids)
+        asleep = all(task_state(p, t) == "S" and proc_syscall(p, t)[:1] not in ([], ["running"])
+                     for p in pids for t in task_ids(p))
+        if asleep and cur == prev:
+            return cur
+        prev = cur if asleep else None
+        time.sleep(0.02)
+    return {}
+
+
+# ---------------------------------------------------------------- diag-chain tests
+
+def setup_chain(description):
+    """setup() for the diag-chain tests: also takes --diag-chain and --chainfix
+    (or DIAG_CHAIN, CHAINFIX in the environment); returns the namespace."""
+    ap = argparse.ArgumentParser(description=description)
+    for opt in ("--diag-stack", "--diag", "--stackfix", "--diag-chain", "--chainfix"):
+        ap.add_argument(opt, dest=opt[2:].replace("-", "_"))
+    ns = ap.parse_args()
+    for k in ("diag_stack", "diag", "stackfix", "diag_chain", "chainfix"):
+        v = getattr(ns, k) or os.environ.get(k.upper())
+        setattr(paths, k, os.path.abspath(v) if v else None)
+    sys.excepthook = _excepthook
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGINT, _terminated)
+    return paths
+
+
+def diag_chain(*args, timeout=60):
+    return run([need_path("diag_chain")] + list(args), timeout=timeout)
+
+
+def chainfix(case, ready_timeout=30, pdeathsig=signal.SIGKILL):
+    """chainfix --case CASE as a KVFixture: facts "chain" or "cycle" (values pid:tid
+    stay strings: see pid_tid())."""
+    return KVFixture("chainfix", ["--case", case], ready_timeout=ready_timeout, pdeathsig=pdeathsig)
+
+
+def pid_tid(v):
+    """'pid:tid' -> (pid, tid); a bare pid p -> (p, p)."""
+    if isinstance(v, int):
+        return v, v
+    p, _, t = str(v).partition(":")
+    return int(p), int(t or p)
+
+
+def chain_with_start(doc, tid):
+    """The diag-chain -J chain whose start threads include tid, or None."""
+    for ch in (doc or {}).get("chains", []):
+        if tid in [t.get("tid") for t in ch.get("threads", [])]:
+            return ch
+    return None
+
+
+def chain_node(chain, node_id):
+    for n in (chain or {}).get("nodes", []):
+        if n.get("id") == node_id:
+            return n
+    return None
+
+
+def chain_edge_into(chain, node_id):
+    for e in (chain or {}).get("edges", []):
+        if e.get("to") == node_id:
+            return e
+    return None
+
+
+def chain_path(chain, node_id=None):
+    """[(node, edge into it)] from node 0 down to node_id (default: the root node);
+    the start's edge is None. [] if the node is unknown."""
+    if node_id is None:
+        node_id = (chain or {}).get("root")
+    out, seen = [], set()
+    while node_id is not None and node_id not in seen:
+        seen.add(node_id)
+        n = chain_node(chain, node_id)
+        if n is None:
+            return []
+        e = chain_edge_into(chain, node_id)
+        out.append((n, e))
+        node_id = e.get("from") if e else None
+    return list(reversed(out))
+
+
+def chain_children(chain, node_id):
+    """[(node, edge)] of the nodes right below node_id."""
+    return [(chain_node(chain, e.get("to")), e) for e in (chain or {}).get("edges", []) if e.get("from") == node_id]
+
+
+def chain_threads(chain):
+    """[(pid, tid)] of every thread node, in node order."""
+    return [(n.get("pid"), n.get("tid")) for n in (chain or {}).get("nodes", []) if n.get("kind") == "thread"]
+
+
+def _stopped_or_traced_now(pids):
+    bad = []
+    for pid in pids:
+        for tid in task_ids(pid):
+            s = read_file("/proc/%d/task/%d/status" % (pid, tid)) or ""
+            st = re.search(r"^State:\s*(\S)", s, re.M)
+            tp = re.search(r"^TracerPid:\s*(\d+)", s, re.M)
+            if st and st.group(1) in ("t", "T"):
+                bad.append("tid %d in state %s" % (tid, st.group(1)))
+            if tp and int(tp.group(1)):
+                bad.append("tid %d has TracerPid %s" % (tid, tp.group(1)))
+    return bad
+
+
+def run_watched(argv, pids, timeout=60):
+    """Run argv while a thread samples every thread of pids, as often as it can.
+    Returns (Result, problems): problems lists each stop ('t'/'T') or tracer seen,
+    during the run or just after it."""
+    import threading
+    problems, done = [], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            for b in _stopped_or_traced_now(pids):
+                if b not in problems:
+                    problems.append(b)
+            time.sleep(0.0005)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        res = run(argv, timeout=timeout)
+    finally:
+        done.set()
+        t.join()
+    for b in _stopped_or_traced_now(pids):
+        if b not in problems:
+            problems.append(b + " (after the run)")
+    return res, problems
+
+
+def group_pids(pgid):
+    """Every process in process group pgid (a fixture and the children it forked)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = task_stat(int(d), int(d))
+        if st and len(st[2]) > 1 and st[2][1] == str(pgid):
+            out.append(int(d))
+    return sorted(out)
+
+
+def diag_chain_checked(chk, fx, what, *args, rc=5, blocked=(), timeout=60):
+    """diag-chain ARGS against a running chainfix fx, watched: no thread of the
+    fixture's process group is stopped or traced while it runs, the exit status is
+    rc, and the blocked threads [(pid, tid)] were not even woken (their context
+    switch counts hold still). Returns the Result."""
+    pids = sorted({p for p, _ in blocked})
+    before = ctxt_switches(pids)
+    res, problems = run_watched([need_path("diag_chain")] + [str(a) for a in args], group_pids(fx.pid),
+                                timeout=timeout)
+    chk.check(not problems, "%s: a target was stopped or traced while diag-chain ran: %s" % (what, problems[:8]))
+    chk.check(res.rc == rc, "%s: exit status %s, want %s\n%s" % (what, res.rc, rc, res.describe()))
+    after = ctxt_switches(pids)
+    woken = [t for _, t in blocked if t in before and after.get(t) != before[t]]
+    chk.check(not woken, "%s: blocked threads %s were woken up (context switches changed)" % (what, woken))
+    chk.check(fx.proc.poll() is None, "%s: the fixture died (%s)" % (what, fx.proc.poll()))
+    return res

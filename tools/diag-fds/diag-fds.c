@@ -8,6 +8,9 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,6 +109,7 @@ static struct {
         const char *comm;
         const char *file;
         bool have_file;
+        char *file_name;                /* FILE did not answer: match links by this text */
         dev_t file_dev;
         ino_t file_ino;
         long port;                      /* -1: not asked */
@@ -244,6 +248,8 @@ static bool fd_selected(const struct view *v, const struct diag_scan_proc *p, co
 
         if (arg.have_file &&
             !(fd->inode == arg.file_ino && fd->dev_major == major(arg.file_dev) && fd->dev_minor == minor(arg.file_dev)))
+                return false;
+        if (arg.file_name && strcmp(fd->link, arg.file_name) != 0)
                 return false;
         if (arg.inode && fd->inode != arg.inode)
                 return false;
@@ -746,7 +752,7 @@ static int cmp_fdcount(const void *a, const void *b) {
 }
 
 static bool filtering(void) {
-        return arg.have_file || arg.inode || arg.port >= 0 || arg.sockmatch != SM_NONE;
+        return arg.have_file || arg.file_name || arg.inode || arg.port >= 0 || arg.sockmatch != SM_NONE;
 }
 
 static int render_summary(struct view *v, size_t *ret_shown) {
@@ -834,6 +840,66 @@ static void usage(void) {
                "See diag-fds(1).\n", diag_progname());
 }
 
+/* The user named this file, so it may be stat()ed (the rule against stat is for
+ * the targets' files) — but it may sit on the very mount that hangs. A child
+ * asks and has two seconds; past that it is killed (a FUSE or NFS wait is
+ * killable) and fds are matched by the path text instead. A child, not a
+ * thread: a thread stuck in the kernel would keep the process from exiting
+ * cleanly. */
+static char *absolute_path(const char *f) {
+        char cwd[4096];
+        char *s;
+
+        if (f[0] == '/' || !getcwd(cwd, sizeof cwd))
+                return strdup(f);
+        return asprintf(&s, "%s/%s", cwd, f) < 0 ? NULL : s;
+}
+
+static int lookup_file(const char *file) {
+        struct { int err; dev_t dev; ino_t ino; } res = { .err = EIO };
+        struct pollfd pfd;
+        int p[2], r;
+        pid_t child;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return negative_errno();
+        child = fork();
+        if (child < 0) {
+                r = negative_errno();
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (child == 0) {
+                struct stat st;
+                close(p[0]);
+                if (stat(file, &st) < 0)
+                        res.err = errno;
+                else
+                        res = (typeof(res)) { 0, st.st_dev, st.st_ino };
+                (void) !write(p[1], &res, sizeof res);
+                _exit(0);
+        }
+        close(p[1]);
+        pfd = (struct pollfd) { .fd = p[0], .events = POLLIN };
+        r = poll(&pfd, 1, 2000);
+        if (r == 1 && read(p[0], &res, sizeof res) == (ssize_t) sizeof res) {
+                close(p[0]);
+                (void) waitpid(child, NULL, 0);
+                if (res.err)
+                        return -res.err;
+                arg.have_file = true;
+                arg.file_dev = res.dev;
+                arg.file_ino = res.ino;
+                return 0;
+        }
+        close(p[0]);
+        kill(child, SIGKILL);
+        (void) waitpid(child, NULL, WNOHANG);
+        arg.file_name = absolute_path(file);
+        return arg.file_name ? -ETIMEDOUT : -ENOMEM;
+}
+
 static int parse_pid_list(const char *s) {
         static size_t alloc;
         return diag_parse_pid_list(s, &arg.pids, &arg.npids, &alloc);
@@ -915,19 +981,17 @@ int main(int argc, char **argv) {
                         diag_columns_list(stdout, columns, ELEMENTSOF(columns), arg.out.json);
                 return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : 0;
         }
-        if (optind < argc) {
-                struct stat st;
+        if (optind < argc)
                 arg.file = argv[optind++];
-                /* the user named this file: stat it (the rule against stat is for
-                 * the targets' files, which may sit on a dead mount) */
-                if (stat(arg.file, &st) < 0)
-                        return log_error_errno(errno, "cannot stat %s: %m", arg.file), DIAG_EXIT_FAILURE;
-                arg.have_file = true;
-                arg.file_dev = st.st_dev;
-                arg.file_ino = st.st_ino;
-        }
         if (optind < argc)
                 return diag_usage_error("unexpected argument: '%s'", argv[optind]);
+        if (arg.file) {
+                r = lookup_file(arg.file);
+                if (r == -ETIMEDOUT)
+                        log_warn("%s does not answer (a hung mount?): matching open files by name instead", arg.file);
+                else if (r < 0)
+                        return log_error_errno(r, "cannot stat %s: %m", arg.file), DIAG_EXIT_FAILURE;
+        }
 
         if (arg.summary)
                 r = diag_columns_select(&arg.cols, sum_columns, ELEMENTSOF(sum_columns), default_sum_columns,
@@ -943,6 +1007,8 @@ int main(int argc, char **argv) {
                 need |= NEED_STATX | NEED_NET | NEED_LOCKS | NEED_INDEX | NEED_ACCESS | NEED_BLOCKED | NEED_EPOLL;
         if (arg.have_file)
                 need |= NEED_STATX | NEED_LOCKS | NEED_INDEX;
+        if (arg.file_name)
+                need |= NEED_LOCKS | NEED_INDEX;
         if (arg.port >= 0 || arg.sockmatch != SM_NONE)
                 need |= NEED_NET;
         if (arg.inode)
@@ -1071,6 +1137,7 @@ int main(int argc, char **argv) {
                 status = DIAG_EXIT_FAILURE;     /* like lsof: nothing matched */
         view_free(&v);
         free(arg.pids);
+        free(arg.file_name);
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;
         return status;

@@ -96,7 +96,13 @@ static bool pid_selected(pid_t pid) {
         return false;
 }
 
-struct holder_find { pid_t pid; int fd; const char *path; struct diag_scan *scan; };
+struct holder_find {
+        pid_t pid;
+        int fd;
+        const char *path;
+        struct diag_scan *scan;
+        const struct flock_group *taken;        /* waiters already placed: skip their pids */
+};
 
 static void holder_fd_found(size_t p, size_t f, const struct diag_filelock *l, void *ud) {
         struct holder_find *h = ud;
@@ -104,6 +110,10 @@ static void holder_fd_found(size_t p, size_t f, const struct diag_filelock *l, v
 
         if (h->pid)
                 return;
+        /* identical OFD waiter lines: each goes to a process not yet placed */
+        for (size_t k = 0; h->taken && k < h->taken->nwaiters; k++)
+                if (h->taken->waiters[k].pid == pr->pid && h->taken->waiters[k].entry->pid <= 0)
+                        return;
         h->pid = pr->pid;
         h->fd = pr->fdt->fds[f].fd;
         h->path = pr->fdt->fds[f].link;
@@ -135,6 +145,40 @@ static pid_t blocked_lock_thread(pid_t pid, struct diag_scan *scan, const struct
         return 0;
 }
 
+/* The fds needed to name locked files and find their holders: only the
+ * processes /proc/locks names, unless an OFD lock (pid -1) needs every fd on
+ * its file; nothing at all when no lock is waited for (and not --all). */
+static int scan_for_filelocks(struct diag_scan **ret) {
+        _cleanup_(diag_locktab_freep) struct diag_locktab *t = NULL;
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0, alloc = 0;
+        bool ofd = false, waited = false;
+        int r = diag_locks_read(&t);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < t->n; i++) {
+                bool dup = false;
+                waited = waited || t->locks[i].waiter;
+                if (t->locks[i].pid <= 0) {
+                        ofd = true;
+                        continue;
+                }
+                for (size_t k = 0; k < n; k++)
+                        dup = dup || pids[k] == t->locks[i].pid;
+                if (!dup) {
+                        if (DIAG_GROW(pids, alloc, n + 1) < 0)
+                                return -ENOMEM;
+                        pids[n++] = t->locks[i].pid;
+                }
+        }
+        if (!waited && !arg.all)
+                n = 0;
+        else if (ofd)
+                return diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
+        return diag_scan_run(pids, n, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
+}
+
 static int collect_filelocks(struct state *st) {
         const struct diag_locktab *t = st->scan->locks;
         size_t alloc = 0;
@@ -160,23 +204,24 @@ static int collect_filelocks(struct state *st) {
                         (void) diag_proc_read_comm(g->holder_pid, g->holder_comm, sizeof g->holder_comm);
                 for (size_t k = i + 1; k < t->n && t->locks[k].waiter; k++) {
                         const struct diag_filelock *w = &t->locks[k];
-                        struct holder_find wf = { .scan = st->scan };
+                        struct holder_find wf = { .scan = st->scan, .taken = g };
                         struct flock_waiter *fw;
                         struct flock_waiter *nw = realloc(g->waiters, (g->nwaiters + 1) * sizeof *nw);
 
                         if (!nw)
                                 return -ENOMEM;
                         g->waiters = nw;
-                        fw = &g->waiters[g->nwaiters++];
+                        fw = &g->waiters[g->nwaiters];
                         memset(fw, 0, sizeof *fw);
-                        fw->entry = w;
-                        fw->blocked_ms = -1;
                         if (w->pid > 0)
                                 fw->pid = w->pid;
                         else {
                                 diag_scan_lock_fds(st->scan, w, holder_fd_found, &wf);
                                 fw->pid = wf.pid;
                         }
+                        fw->entry = w;
+                        fw->blocked_ms = -1;
+                        g->nwaiters++;
                         if (!g->path && wf.path)
                                 g->path = wf.path;
                         if (fw->pid) {
@@ -638,11 +683,13 @@ static void usage(void) {
                "the locks' memory; stops nothing unless --stacks.\n"
                "\n"
                "Options:\n"
-               " -p, --pid LIST           only locks with a waiter in these processes\n"
-               "     --cycles-only        print only deadlocks\n"
+               " -p, --pid LIST           only locks with a waiter (or, for file locks, the\n"
+               "                          holder) in these processes; a thread id names its process\n"
+               "     --cycles-only        print only deadlocks (as text, or in -J)\n"
                " -a, --all                also file locks nobody waits for, and waits\n"
                "                          with no owner (condition variables...) in full\n"
-               "     --stacks             the owners' stacks (stops each owner briefly)\n",
+               "     --stacks             the owners' stacks in the text output (stops each\n"
+               "                          owner briefly)\n",
                diag_progname());
         diag_outopts_help(stdout);
         printf(" -v, --verbose            more detail\n"
@@ -709,16 +756,31 @@ int main(int argc, char **argv) {
         }
         if (optind < argc)
                 return diag_usage_error("unexpected argument: '%s'", argv[optind]);
-        arg.table = output || output_all || arg.out.raw || arg.out.noheadings;
+        arg.table = (output || output_all || arg.out.raw || arg.out.noheadings) && !arg.cycles_only;
         if (arg.table) {
                 r = diag_columns_select(&arg.cols, columns, ELEMENTSOF(columns), default_columns,
                                         ELEMENTSOF(default_columns), "DIAG_LOCKS_COLUMNS", output, output_all, &bad);
                 if (r < 0)
                         return diag_usage_error("unknown column: '%s'", bad ? bad : "?");
         }
-        for (size_t i = 0; i < arg.npids; i++)
-                if (kill(arg.pids[i], 0) < 0 && errno == ESRCH)
-                        return log_error_errno(-ESRCH, "no such process: %d", arg.pids[i]), DIAG_EXIT_FAILURE;
+        /* a thread id names its process; each process once */
+        {
+                size_t k = 0;
+                for (size_t i = 0; i < arg.npids; i++) {
+                        pid_t tg;
+                        bool dup = false;
+                        if (diag_tid_to_pid(arg.pids[i], &tg) < 0)
+                                return log_error_errno(-ESRCH, "no such process: %d", arg.pids[i]), DIAG_EXIT_FAILURE;
+                        for (size_t j = 0; j < k; j++)
+                                dup = dup || arg.pids[j] == tg;
+                        if (!dup)
+                                arg.pids[k++] = tg;
+                }
+                arg.npids = k;
+        }
+        /* deadlocks only is a list of cycles, not a table */
+        if (arg.cycles_only)
+                arg.table = false;
 
         diag_watchdog_arm(60);
         diag_watchdog_phase("scanning futex waiters");
@@ -726,7 +788,7 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "futex scan failed: %m"), DIAG_EXIT_FAILURE;
         diag_watchdog_phase("reading file locks");
-        r = diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, &st.scan);
+        r = scan_for_filelocks(&st.scan);
         if (r < 0 || (r = collect_filelocks(&st)) < 0) {
                 diag_futex_scan_free(st.fx);
                 diag_scan_free(st.scan);
@@ -753,6 +815,9 @@ int main(int argc, char **argv) {
                 status = DIAG_EXIT_FAILURE;
         diag_waitgraph_cycles(&st.graph, 100, on_cycle, &st);
 
+        if (st.fx->denied)
+                log_warn("%u process%s not readable: their lock waits are not shown (run as root)",
+                         st.fx->denied, st.fx->denied == 1 ? "" : "es");
         diag_watchdog_phase("writing the output");
         if (arg.out.json && !arg.table)
                 r = render_json(&st);

@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""diag-fds never hangs (DESIGN rule 2): with a FUSE file system that stopped answering
+and a holder process blocked reading a file on it, `diag-fds -p HOLDER`, the whole-system
+scan, -J and the fdinfo/lock columns all answer within a few seconds and list the holder's
+fd with its path. Needs root and /dev/fuse (else skipped)."""
+import os
+import signal
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import diagtest as dt  # noqa: E402
+
+ANSWER_WITHIN = 5       # seconds; longer counts as a hang
+
+
+def main():
+    dt.setup_fds(__doc__)
+    dt.need_path("diag_fds")
+    if not os.path.exists("/dev/fuse"):
+        dt.skip("/dev/fuse does not exist")
+    dt.need_root("mounting a FUSE file system")
+    chk = dt.Checker("fds-fuse")
+    fx = dt.KVFixture("fusehang", ready_timeout=20, term_timeout=10, pdeathsig=signal.SIGTERM)
+    mnt = conn = None
+    try:
+        fx.__enter__()
+        fu = fx.fact("fuse")
+        mnt, conn = fu["mnt"], fu.get("conn")
+        chk.check(dt.mounted_at(mnt), "fixture's mount %s is in /proc/self/mounts" % mnt)
+        # Prove the mount is hung: a plain stat of the file does not come back.
+        s = dt.run(["stat", fu["path"]], timeout=1)
+        if s.rc != "timeout":
+            dt.harness_error("the FUSE mount is not hung: `%s` returned %s" % (s.cmd(), s.rc))
+        check_tool(chk, fu)
+        chk.check(fx.proc.poll() is None, "fusehang still running after the diag-fds runs")
+    finally:
+        fx.close()
+        if mnt:
+            if dt.mounted_at(mnt):
+                dt.log("fusehang left %s mounted: forcing the unmount" % mnt)
+                dt.force_unmount(mnt, conn)
+            chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
+            chk.check(not os.path.lexists(mnt), "mount point %s removed" % mnt)
+    chk.finish()
+
+
+def answered(chk, r):
+    """True when the run came back in time and did not crash."""
+    ok = chk.check(r.rc != "timeout" and r.elapsed < ANSWER_WITHIN,
+                   "HANG: `%s` did not answer within %ss on a hung FUSE mount (took %.1fs, exit %s)\n%s"
+                   % (r.cmd(), ANSWER_WITHIN, r.elapsed, r.rc, r.err[-2000:]))
+    chk.check("Sanitizer" not in r.err and "runtime error" not in r.err,
+              "`%s`: sanitizer report:\n%s" % (r.cmd(), r.err[-3000:]))
+    return ok
+
+
+def check_tool(chk, fu):
+    h, hfd, path = fu["holder_pid"], fu["holder_fd"], fu["path"]
+    limit = ANSWER_WITHIN + 5   # the harness kills the run after this; a run past ANSWER_WITHIN fails
+
+    # -p HOLDER, default columns: the holder's fd with its path
+    r = dt.diag_fds("-p", h, timeout=limit)
+    if answered(chk, r):
+        chk.eq(r.rc, 0, "exit status of `%s` (stderr: %s)" % (r.cmd(), r.err.strip()))
+        row = [l for l in r.out.splitlines() if l.split()[:1] == [str(h)] and l.split()[2:3] == [str(hfd)]]
+        chk.check(row and path in row[0], "`%s` lists fd %d with path %s:\n%s" % (r.cmd(), hfd, path, r.out))
+
+    # the whole system
+    r = dt.diag_fds(timeout=limit)
+    if answered(chk, r):
+        chk.eq(r.rc, 0, "exit status of `%s` (stderr: %s)" % (r.cmd(), r.err.strip()))
+        chk.check(any(l.split()[:1] == [str(h)] and path in l for l in r.out.splitlines()),
+                  "`%s` lists the holder's fd on %s" % (r.cmd(), path))
+
+    # -J -p HOLDER: path, type, the blocked read
+    r = dt.diag_fds("-J", "-p", h, timeout=limit)
+    if answered(chk, r):
+        chk.eq(r.rc, 0, "exit status of `%s` (stderr: %s)" % (r.cmd(), r.err.strip()))
+        e = dt.fds_entry(r.json(chk), h, hfd)
+        if chk.check(e, "`%s` has fd %d of %d" % (r.cmd(), hfd, h)):
+            chk.eq(e.get("name"), path, "name of the holder's fd")
+            chk.eq(e.get("link"), path, "link of the holder's fd")
+            chk.eq(e.get("type"), "REG", "type of the holder's fd")
+            chk.eq(str(e.get("mode"))[:1], "r", "access of the holder's fd")
+            chk.check(fu["holder_tid"] in (e.get("blocked_tids") or []),
+                      "holder's fd blocked_tids %r contain %d (blocked in read)" % (e.get("blocked_tids"), fu["holder_tid"]))
+
+    # whole system JSON, and the columns that read fdinfo and locks
+    for args in (["-J"], ["-p", h, "-o", "+POS,FLAGS,LOCKS,INODE,DEV,BLOCKED"], ["--summary"],
+                 ["--inode", 2, "-J"]):     # 2: the FUSE file's inode number
+        r = dt.diag_fds(*args, timeout=limit)
+        if answered(chk, r):
+            chk.check(r.rc in (0, 1), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
+            if "-J" in args:
+                doc = r.json(chk)
+                chk.check(dt.fds_entry(doc, h, hfd), "`%s` has fd %d of %d" % (r.cmd(), hfd, h))
+
+    # FILE on the dead mount: "who has this file open" is asked exactly when its file
+    # system hangs. The tool may fail to resolve the name, but must not hang on it.
+    r = dt.diag_fds(path, timeout=ANSWER_WITHIN + 1)
+    if answered(chk, r):
+        chk.check(r.rc in (0, 1), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
+        if r.rc == 0:
+            chk.check(any(l.split()[:1] == [str(h)] for l in r.out.splitlines()),
+                      "`%s` lists the holder %d:\n%s" % (r.cmd(), h, r.out))
+
+
+if __name__ == "__main__":
+    main()
