@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "diag/log.h"
 #include "diag/out.h"
 
 static void unref_tablep(struct libscols_table **tb) {
@@ -538,4 +539,12 @@ void diag_tree_free(struct diag_tree *t) {
         free(t->kids);
         free(t->text);
         free(t);
+}
+
+bool diag_common_option(int c, const char *arg, struct diag_outopts *o, const char **output,
+                        bool *output_all, bool *list_columns, void (*usage)(void), int *ret_exit) {
+        *ret_exit = -1;
+        if (diag_outopts_parse(c, arg, o, output, output_all, list_columns))
+                return true;
+        return diag_std_option(c, usage, ret_exit);
 }

@@ -731,9 +731,7 @@ int main(int argc, char **argv) {
         diag_log_init(argv[0]);
         argv[0] = (char *) diag_progname();
         while ((c = getopt_long(argc, argv, DIAG_OUT_SHORTOPTS "p:a" DIAG_STD_SHORTOPTS, longopts, NULL)) != -1) {
-                if (diag_outopts_parse(c, optarg, &arg.out, &output, &output_all, &list_columns))
-                        continue;
-                if (diag_std_option(c, usage, &r)) {
+                if (diag_common_option(c, optarg, &arg.out, &output, &output_all, &list_columns, usage, &r)) {
                         if (r >= 0)
                                 return r;
                         continue;

@@ -787,9 +787,7 @@ int main(int argc, char **argv) {
                 long long v;
                 uint64_t sz;
 
-                if (diag_outopts_parse(c, optarg, &arg.out, &output, &output_all, &list_columns))
-                        continue;
-                if (diag_std_option(c, usage, &r)) {
+                if (diag_common_option(c, optarg, &arg.out, &output, &output_all, &list_columns, usage, &r)) {
                         if (r >= 0)
                                 return r;
                         continue;

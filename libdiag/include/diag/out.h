@@ -112,6 +112,11 @@ int diag_outopts_parse(int c, const char *arg, struct diag_outopts *o, const cha
  * tool's own lines align when written as " %-24s %s\n". */
 void diag_outopts_help(FILE *f);
 
+/* The table options and -v/-h/-V together, for a tool's getopt loop: true when
+ * c was one of them; then *ret_exit is -1 to go on, or the status to exit with. */
+bool diag_common_option(int c, const char *arg, struct diag_outopts *o, const char **output,
+                        bool *output_all, bool *list_columns, void (*usage)(void), int *ret_exit);
+
 /* ---- JSON ---- */
 
 /* Print obj to f, pretty, newline-terminated; negative errno on write failure. */
