@@ -146,7 +146,17 @@ struct pcache {
         bool fx_tried;
 };
 
+/* What /proc said about a thread, kept for the whole run: with --all the same
+ * threads come up in many walks. */
+struct tmemo {
+        pid_t tid;
+        struct diag_chain_node node;    /* filled part only: comm, state, times, syscall, frames */
+        struct diag_syscall_state sc;
+};
+
 struct diag_chain_ctx {
+        struct tmemo *memo;
+        size_t nmemo, amemo;
         unsigned flags;
         struct diag_scan *scan;
         struct diag_symcache *sc;
@@ -181,6 +191,7 @@ struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c) {
                 diag_futex_scan_free(c->pc[i].fx);
         }
         free(c->pc);
+        free(c->memo);
         diag_scan_free(c->scan);
         diag_symcache_free(c->sc);
         free(c);
@@ -287,10 +298,29 @@ struct walk_ctx {
 };
 
 static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
+        struct diag_chain_ctx *c = w->c;
         struct diag_chain_node *n = &w->ch->nodes[idx];
         struct diag_syscall_state sc = {};
         const struct diag_maps *maps;
 
+        for (size_t i = 0; i < c->nmemo; i++)
+                if (c->memo[i].tid == tid) {
+                        const struct diag_chain_node *m = &c->memo[i].node;
+                        n->pid = pid;
+                        n->tid = tid;
+                        memcpy(n->comm, m->comm, sizeof n->comm);
+                        n->state = m->state;
+                        n->blocked_ms = m->blocked_ms;
+                        n->cls = m->cls;
+                        memcpy(n->syscall, m->syscall, sizeof n->syscall);
+                        n->syscall_name = m->syscall_name;
+                        memcpy(n->frames, m->frames, sizeof n->frames);
+                        n->nframes = m->nframes;
+                        memcpy(n->wchan, m->wchan, sizeof n->wchan);
+                        if (DIAG_GROW(w->sc, w->asc, (size_t) idx + 1) == 0)
+                                w->sc[idx] = c->memo[i].sc;
+                        return;
+                }
         n->pid = pid;
         n->tid = tid;
         (void) diag_proc_read_comm(tid, n->comm, sizeof n->comm);
@@ -308,10 +338,30 @@ static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
         if (n->state != 'R')
                 (void) diag_task_read_offcpu_ms(pid, tid, &n->blocked_ms);
         (void) diag_task_read_wchan(pid, tid, n->wchan, sizeof n->wchan);
-        maps = maps_of(w->c, pid);
+        maps = maps_of(c, pid);
         n = &w->ch->nodes[idx];
         if (sc.kind == DIAG_SC_IN && maps)
-                n->nframes = diag_symcache_peek(w->c->sc, pid, maps, sc.sp, sc.pc, n->frames, DIAG_CHAIN_FRAMES);
+                n->nframes = diag_symcache_peek(c->sc, pid, maps, sc.sp, sc.pc, n->frames, DIAG_CHAIN_FRAMES);
+        if (DIAG_GROW(c->memo, c->amemo, c->nmemo + 1) == 0) {
+                struct tmemo *m = &c->memo[c->nmemo++];
+                memset(m, 0, sizeof *m);
+                m->tid = tid;
+                m->sc = sc;
+                memcpy(m->node.comm, n->comm, sizeof n->comm);
+                m->node.state = n->state;
+                m->node.blocked_ms = n->blocked_ms;
+                m->node.cls = n->cls;
+                memcpy(m->node.syscall, n->syscall, sizeof n->syscall);
+                m->node.syscall_name = n->syscall_name;
+                memcpy(m->node.frames, n->frames, sizeof n->frames);
+                m->node.nframes = n->nframes;
+                memcpy(m->node.wchan, n->wchan, sizeof n->wchan);
+        }
+}
+
+void diag_chain_ctx_unseen(const struct diag_chain_ctx *c, unsigned *ret_denied, unsigned *ret_netns_skipped) {
+        *ret_denied = c->scan ? c->scan->denied : 0;
+        *ret_netns_skipped = c->scan ? c->scan->ns_skipped : 0;
 }
 
 /* Is tid on the path from the start to idx? Returns the node index or -1. */
@@ -333,7 +383,16 @@ static bool seen_elsewhere(const struct diag_chain *ch, pid_t tid, int except_fr
 static void walk_thread(struct walk_ctx *w, int idx);
 
 /* Step from parent into thread tid of pid. */
-static void step_into(struct walk_ctx *w, int parent, pid_t pid, pid_t tid, enum diag_wait_kind kind, char *via) {
+/* Is any hop between node from (exclusive) and idx (inclusive) a guess? */
+static bool guess_between(const struct diag_chain *ch, int idx, int from) {
+        for (int i = idx; i >= 0 && i != from; i = ch->nodes[i].parent)
+                if (ch->nodes[i].guessed)
+                        return true;
+        return false;
+}
+
+static void step_into(struct walk_ctx *w, int parent, pid_t pid, pid_t tid, enum diag_wait_kind kind, char *via,
+                      bool guessed) {
         int k = on_path(w->ch, parent, tid);
         int idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via);
 
@@ -341,8 +400,15 @@ static void step_into(struct walk_ctx *w, int parent, pid_t pid, pid_t tid, enum
                 return;
         w->ch->nodes[idx].pid = pid;
         w->ch->nodes[idx].tid = tid;
+        w->ch->nodes[idx].guessed = guessed;
         if (k >= 0) {
                 (void) diag_proc_read_comm(tid, w->ch->nodes[idx].comm, sizeof w->ch->nodes[idx].comm);
+                /* a loop is a deadlock only if every hop in it is known, not guessed */
+                if (guess_between(w->ch, idx, k)) {
+                        set_end(w->ch, idx, DIAG_END_SEEN,
+                                xasprintf("tid %d again, through a guessed hop: not a proven deadlock", tid));
+                        return;
+                }
                 set_end(w->ch, idx, DIAG_END_CYCLE, xasprintf("tid %d again: a deadlock", tid));
                 w->ch->deadlock = true;
                 return;
@@ -371,7 +437,10 @@ static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_
         _cleanup_free_ pid_t *tids = NULL;
         size_t n = 0, taken = 0, max = w->o->max_fanout ? w->o->max_fanout : 8;
         pid_t pick[64];
+        bool guessed;
 
+        if (pid == getpid())
+                return;         /* the tool itself is no part of any story */
         if (diag_proc_list_tids(pid, &tids, &n) < 0) {
                 int idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via ? strdup(via) : NULL);
                 if (idx >= 0) {
@@ -387,6 +456,7 @@ static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_
                             diag_syscall_fd(diag_arch_native(), &sc) == fd_hint)
                                 pick[taken++] = tids[i];
                 }
+        guessed = !taken && fd_hint >= 0;
         if (!taken) {
                 /* No thread is on that fd: any of them might be the one. Running
                  * threads first (a busy holder), then the rest in tid order. A guess
@@ -421,7 +491,7 @@ static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_
                         w->ch->capped = true;
                         break;
                 }
-                step_into(w, parent, pid, pick[i], kind, via ? strdup(via) : NULL);
+                step_into(w, parent, pid, pick[i], kind, via ? strdup(via) : NULL, guessed);
         }
 }
 
@@ -460,43 +530,76 @@ static void endpoint(struct walk_ctx *w, int parent, enum diag_wait_kind kind, c
 }
 
 /* Every holder of (kind, ino) other than pid's own fd: continue into them. */
+/* A thread of pid blocked in a syscall on fd. */
+static bool process_blocked_on(pid_t pid, int fd) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                struct diag_syscall_state sc;
+                if (diag_task_read_syscall(pid, tids[i], &sc) == 0 && sc.kind == DIAG_SC_IN &&
+                    diag_syscall_fd(diag_arch_native(), &sc) == fd)
+                        return true;
+        }
+        return false;
+}
+
+/* Every holder of (kind, ino) other than pid's own fd: continue into them.
+ * One holder: into it, guessing its thread if none is on the fd. Several (a
+ * pipe end every child of a shell inherited): only into those with a thread
+ * on the fd, else say who holds it and stop — guessing into all of them
+ * would follow every unrelated process. */
 static size_t step_into_holders(struct walk_ctx *w, int parent, enum diag_ref_kind rk, uint64_t dev, uint64_t ino,
                                 pid_t self_pid, int self_fd, unsigned want_access, enum diag_wait_kind kind,
                                 const char *what) {
         struct diag_scan *s = w->c->scan;
         size_t first, n = diag_scan_refs(s, rk, dev, ino, &first), followed = 0;
         size_t max = w->o->max_fanout ? w->o->max_fanout : 8;
-        pid_t done[64];
-        size_t ndone = 0;
+        struct { pid_t pid; int fd; const char *comm; } cand[64];
+        size_t ncand = 0;
 
         for (size_t k = 0; k < n; k++) {
                 const struct diag_fdref *ref = diag_scan_ref(s, first + k);
                 const struct diag_scan_proc *p = &s->procs[ref->proc];
                 const struct diag_fd *fd = &p->fdt->fds[ref->fd];
                 bool dup = false;
-                char *via;
 
-                if (p->pid == self_pid && fd->fd == self_fd)
+                if ((p->pid == self_pid && fd->fd == self_fd) || p->pid == getpid())
                         continue;
                 if (want_access && !(fd->access & want_access))
                         continue;
-                if (p->pid == getpid())
-                        continue;       /* the tool itself */
-                for (size_t i = 0; i < ndone; i++)
-                        dup = dup || done[i] == p->pid;
-                if (dup || ndone >= ELEMENTSOF(done))
+                for (size_t i = 0; i < ncand; i++)
+                        dup = dup || cand[i].pid == p->pid;
+                if (dup || ncand >= ELEMENTSOF(cand))
                         continue;
-                if (ndone >= max) {
+                cand[ncand++] = (typeof(cand[0])) { p->pid, fd->fd, p->comm };
+        }
+        for (size_t i = 0; i < ncand; i++) {
+                char *via;
+                if (ncand > 1 && !process_blocked_on(cand[i].pid, cand[i].fd))
+                        continue;
+                if (followed >= max) {
                         w->ch->capped = true;
                         endpoint(w, parent, kind, strdup(what), DIAG_END_CAPPED,
                                  xasprintf("more processes hold it, not followed (fan-out limit %zu)", max), NULL);
                         break;
                 }
-                done[ndone++] = p->pid;
-                via = xasprintf("%s → fd %d of pid %d (%s)", what, fd->fd, p->pid, p->comm);
-                step_into_process(w, parent, p->pid, fd->fd, kind, via, false);
+                via = xasprintf("%s → fd %d of pid %d (%s)", what, cand[i].fd, cand[i].pid, cand[i].comm);
+                step_into_process(w, parent, cand[i].pid, cand[i].fd, kind, via, false);
                 free(via);
                 followed++;
+        }
+        if (ncand > 1 && !followed) {
+                char list[256] = "";
+                size_t o = 0;
+                for (size_t i = 0; i < ncand && i < 8 && o < sizeof list; i++)
+                        o += (size_t) snprintf(list + o, sizeof list - o, "%s%d", i ? "," : "", cand[i].pid);
+                endpoint(w, parent, kind, strdup(what), DIAG_END_NO_PEER,
+                         xasprintf("the other end is held by %zu processes (%s%s), none of them blocked on it",
+                                   ncand, list, ncand > 8 ? ",..." : ""), NULL);
+                return 1;
         }
         return followed;
 }
@@ -709,7 +812,7 @@ static void follow_children(struct walk_ctx *w, int idx, pid_t want) {
                 for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
                         pid_t child;
                         char *via;
-                        if (diag_parse_pid(tok, &child) < 0 || (want > 0 && child != want))
+                        if (diag_parse_pid(tok, &child) < 0 || (want > 0 && child != want) || child == getpid())
                                 continue;
                         via = xasprintf("child pid %d", child);
                         step_into_process(w, idx, child, -1, DIAG_WAIT_CHILD, via, true);
@@ -764,7 +867,7 @@ static void walk_thread(struct walk_ctx *w, int idx) {
                 }
                 via = xasprintf("%s %s", diag_futex_kind_name(l->kind), l->name ? l->name : "?");
                 if (l->owner_tid && !l->owner_gone) {
-                        step_into(w, idx, l->owner_pid, l->owner_tid, DIAG_WAIT_FUTEX, via);
+                        step_into(w, idx, l->owner_pid, l->owner_tid, DIAG_WAIT_FUTEX, via, false);
                         return;
                 }
                 if (l->owner_gone)
@@ -885,8 +988,14 @@ static void verdict(struct diag_chain *ch) {
                         best = (int) i;
         }
         ch->root = best;
-        if (best < 0)
+        if (best < 0) {
+                /* every branch ended where the tree was already shown, or looped
+                 * back through a guess: nothing to blame with confidence */
+                if (ch->n > 1)
+                        ch->verdict = xasprintf("root: not determined: every path from tid %d loops back through a "
+                                                "guessed hop or joins one shown above (see the tree)", ch->nodes[0].tid);
                 return;
+        }
         e = &ch->nodes[best];
         t = thread_of(ch, best);
         if (!t)
@@ -916,8 +1025,9 @@ static void verdict(struct diag_chain *ch) {
                 return;
         }
         if (t->via && (t->via_kind == DIAG_WAIT_FILELOCK || t->via_kind == DIAG_WAIT_FUTEX))
-                holds = xasprintf(" has held %s%s%s", t->via, t->blocked_ms >= 0 ? " for " : "",
-                                  t->blocked_ms >= 0 ? diag_format_duration((uint64_t) t->blocked_ms, dur, sizeof dur) : "");
+                holds = xasprintf(" holds %s%s%s%s", t->via, t->blocked_ms >= 0 ? " and has been blocked for " : "",
+                                  t->blocked_ms >= 0 ? diag_format_duration((uint64_t) t->blocked_ms, dur, sizeof dur) : "",
+                                  t->blocked_ms >= 0 ? "," : "");
         switch (e->end) {
         case DIAG_END_REMOTE: {
                 char peer[128] = "?";
@@ -925,19 +1035,19 @@ static void verdict(struct diag_chain *ch) {
                         diag_sockaddr_format(&e->sock.remote, peer, sizeof peer);
                 if (e->have_sock && e->sock.have_tcp_info)
                         ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s waiting in %s() on %s, which has sent nothing for %s (%u bytes unanswered, %u unacked)",
-                                                t->pid, t->comm, t->tid, holds ? holds : "", holds ? " while" : " is",
+                                                t->pid, t->comm, t->tid, holds ? holds : "", holds ? "" : " is",
                                                 t->syscall_name ? t->syscall_name : "?", peer,
                                                 diag_format_duration(e->sock.tcp.last_data_recv_ms, d2, sizeof d2),
                                                 e->sock.wqueue, e->sock.tcp.unacked);
                 else
                         ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s waiting in %s() on %s",
-                                                t->pid, t->comm, t->tid, holds ? holds : "", holds ? " while" : " is",
+                                                t->pid, t->comm, t->tid, holds ? holds : "", holds ? "" : " is",
                                                 t->syscall_name ? t->syscall_name : "?", peer);
                 break;
         }
         case DIAG_END_DSTATE:
                 ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s in uninterruptible sleep in %s (disk, network file system or driver)",
-                                        t->pid, t->comm, t->tid, holds ? holds : "", holds ? " while" : " is",
+                                        t->pid, t->comm, t->tid, holds ? holds : "", holds ? "" : " is",
                                         t->wchan[0] ? t->wchan : "the kernel");
                 break;
         case DIAG_END_ONCPU:
@@ -961,10 +1071,10 @@ static void verdict(struct diag_chain *ch) {
                                 break;
                         }
                 if (l && ch->verdict) {
-                        char *v = xasprintf("%s; pid %d (%s) tid %d has held %s%s%s while waiting for it in %s()", ch->verdict,
-                                            l->pid, l->comm, l->tid, l->via, l->blocked_ms >= 0 ? " for " : "",
-                                            l->blocked_ms >= 0 ? diag_format_duration((uint64_t) l->blocked_ms, dur, sizeof dur) : "",
-                                            l->syscall_name ? l->syscall_name : "?");
+                        char *v = xasprintf("%s; pid %d (%s) tid %d holds %s and waits for it in %s()%s%s", ch->verdict,
+                                            l->pid, l->comm, l->tid, l->via, l->syscall_name ? l->syscall_name : "?",
+                                            l->blocked_ms >= 0 ? ", blocked for " : "",
+                                            l->blocked_ms >= 0 ? diag_format_duration((uint64_t) l->blocked_ms, dur, sizeof dur) : "");
                         if (v) {
                                 free(ch->verdict);
                                 ch->verdict = v;

@@ -52,9 +52,21 @@ static bool same_chain(const struct diag_chain *a, const struct diag_chain *b) {
                 if (a->nodes[i].tid != b->nodes[i].tid || a->nodes[i].end != b->nodes[i].end ||
                     a->nodes[i].kind != b->nodes[i].kind)
                         return false;
-        /* and the starts wait the same way */
+        /* and the starts wait the same way: same program, same kind of wait
+         * (threads of one pool, or worker processes of one pool) */
         return a->nodes[0].cls == b->nodes[0].cls && a->nodes[0].end == b->nodes[0].end &&
-               a->nodes[0].pid == b->nodes[0].pid;
+               strcmp(a->nodes[0].comm, b->nodes[0].comm) == 0 &&
+               (a->n > 1 || a->nodes[0].pid == b->nodes[0].pid);
+}
+
+/* Does a's chain pass through one of b's starting threads? */
+static bool passes_through(const struct group *a, const struct group *b) {
+        for (size_t j = 1; j < a->ch.n; j++)
+                for (size_t s = 0; s < b->nstarts; s++)
+                        if (a->ch.nodes[j].kind == DIAG_NODE_THREAD && a->ch.nodes[j].tid == b->starts[s].tid &&
+                            a->ch.nodes[j].end != DIAG_END_SEEN)
+                                return true;
+        return false;
 }
 
 static bool chain_matters(const struct diag_chain *ch) {
@@ -162,10 +174,21 @@ static void render_text(const struct group *g, size_t gi) {
         if (gi)
                 putchar('\n');
         if (g->nstarts > 1) {
-                printf("%zu threads of pid %d (%s) wait the same way, the longest for %s: tids", g->nstarts, s->pid, s->comm,
-                       g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
-                for (size_t i = 0; i < g->nstarts && i < 12; i++)
-                        printf(" %d", g->starts[i].tid);
+                bool one_pid = true;
+                for (size_t i = 1; i < g->nstarts; i++)
+                        one_pid = one_pid && g->starts[i].pid == g->starts[0].pid;
+                if (one_pid)
+                        printf("%zu threads of pid %d (%s) wait the same way, the longest for %s: tids", g->nstarts, s->pid,
+                               s->comm, g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
+                else
+                        printf("%zu threads of %s processes wait the same way, the longest for %s: pid/tid", g->nstarts,
+                               s->comm, g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
+                for (size_t i = 0; i < g->nstarts && i < 12; i++) {
+                        if (one_pid)
+                                printf(" %d", g->starts[i].tid);
+                        else
+                                printf(" %d/%d", g->starts[i].pid, g->starts[i].tid);
+                }
                 printf("%s\n", g->nstarts > 12 ? " ..." : "");
         }
         root = diag_tree_new("%s", node_text(s, buf, sizeof buf));
@@ -281,18 +304,17 @@ static void usage(void) {
                "                          to another thread or ends at a deadlock, a remote\n"
                "                          peer, a disk or a missing peer; grouped, worst first\n"
                " -m, --min-blocked TIME   only threads blocked at least TIME (e.g. 30s, 5m)\n"
-               "     --stacks             the full stack of each thread on a chain (stops each\n"
-               "                          one for the instant of the copy)\n"
+               "     --stacks             up to 8 frames of each thread on a chain, with source\n"
+               "                          lines (text output; stops each one for the copy)\n"
                "     --depth N            follow at most N hops (default 12)\n"
                "     --fanout N           follow at most N branches per hop (default 8)\n"
                "     --ascii              draw the tree with ASCII characters\n"
                " -J, --json               JSON output\n"
-               " -v, --verbose            more detail\n"
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\n"
                "Exit status: 0 nothing blocked (or nothing matched), 1 failure, 2 bad usage,\n"
-               "3 a deadlock was found, 5 blocked chains were found (and shown).\n"
+               "3 a deadlock was found, 5 blocked threads' chains were found (and shown).\n"
                "\n"
                "Examples:\n"
                " %1$s 1234                 why is every blocked thread of 1234 blocked?\n"
@@ -433,6 +455,18 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "scan failed: %m"), DIAG_EXIT_FAILURE;
 
+        {
+                unsigned denied, netns;
+                diag_chain_ctx_unseen(ctx, &denied, &netns);
+                /* as root, an unreadable process is an oddity of the host (an LSM, a
+                 * sandbox's init), not something a rerun would fix */
+                if (denied && geteuid() != 0)
+                        log_warn("%u process%s not readable: chains through them stop there (run as root)",
+                                 denied, denied == 1 ? "" : "es");
+                if (netns)
+                        log_warn("%u network namespace%s not entered: their sockets end chains as remote",
+                                 netns, netns == 1 ? "" : "s");
+        }
         diag_watchdog_phase("following the chains");
         for (size_t i = 0; i < nstarts; i++) {
                 struct diag_chain ch;
@@ -481,18 +515,19 @@ int main(int argc, char **argv) {
         }
         if (ngroups)
                 qsort(groups, ngroups, sizeof *groups, cmp_group);
-        /* A chain that starts at a thread some chain above already passes through
-         * is part of that story: fold it in. */
+        /* A chain that starts at a thread another chain passes through is part of
+         * that story: fold it in, whatever the order. Chains that pass through
+         * each other's starts (a deadlock) keep the first. */
         {
+                bool *fold = calloc(ngroups + 1, sizeof *fold);
                 size_t kept = 0;
+                for (size_t i = 0; fold && i < ngroups; i++)
+                        for (size_t k = 0; k < ngroups && !fold[i]; k++)
+                                if (k != i && passes_through(&groups[k], &groups[i]) &&
+                                    (!passes_through(&groups[i], &groups[k]) || k < i))
+                                        fold[i] = true;
                 for (size_t i = 0; i < ngroups; i++) {
-                        bool covered = false;
-                        for (size_t k = 0; k < kept && !covered; k++)
-                                for (size_t j = 1; j < groups[k].ch.n && !covered; j++)
-                                        for (size_t s = 0; s < groups[i].nstarts && !covered; s++)
-                                                covered = groups[k].ch.nodes[j].kind == DIAG_NODE_THREAD &&
-                                                          groups[k].ch.nodes[j].tid == groups[i].starts[s].tid;
-                        if (covered) {
+                        if (fold && fold[i]) {
                                 diag_chain_clear(&groups[i].ch);
                                 free(groups[i].starts);
                                 continue;
@@ -500,6 +535,7 @@ int main(int argc, char **argv) {
                         groups[kept++] = groups[i];
                 }
                 ngroups = kept;
+                free(fold);
         }
 
         diag_watchdog_phase("writing the output");
@@ -515,14 +551,17 @@ int main(int argc, char **argv) {
         } else {
                 for (size_t i = 0; i < ngroups; i++)
                         render_text(&groups[i], i);
-                if (!ngroups)
+                if (!ngroups && status == DIAG_EXIT_OK)
                         printf("No blocked thread%s.\n", arg.min_blocked_ms ? " blocked that long" : "");
         }
-        if (status == DIAG_EXIT_OK && ngroups) {
-                status = DIAG_EXIT_STUCK;
-                for (size_t i = 0; i < ngroups; i++)
+        if (status == DIAG_EXIT_OK) {
+                for (size_t i = 0; i < ngroups; i++) {
+                        char st = groups[i].ch.nodes[0].state;
                         if (groups[i].ch.deadlock)
                                 status = DIAG_EXIT_DEADLOCK;
+                        else if ((st == 'S' || st == 'D') && status == DIAG_EXIT_OK)
+                                status = DIAG_EXIT_STUCK;
+                }
         }
         for (size_t i = 0; i < ngroups; i++) {
                 diag_chain_clear(&groups[i].ch);

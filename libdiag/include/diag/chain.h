@@ -83,6 +83,7 @@ struct diag_chain_node {
         int parent;                     /* node index, -1 for the start */
         unsigned depth;
         enum diag_wait_kind via_kind;   /* how the parent waits for this node */
+        bool guessed;                   /* picked among its process's threads: none was on the fd */
         char *via;                      /* "FLOCK WRITE /var/lib/x (fd 5)", "mutex cache_lock", "fd 7: tcp A -> B" */
         /* thread */
         pid_t pid, tid;
@@ -122,6 +123,9 @@ struct diag_chain_opts {
 enum {
         DIAG_CHAIN_KSTACK = 1 << 0,     /* read kernel stacks of D-state threads (root) */
 };
+
+/* What the scan could not see, for the one line that says so. */
+void diag_chain_ctx_unseen(const struct diag_chain_ctx *c, unsigned *ret_denied, unsigned *ret_netns_skipped);
 
 /* The scan behind the walks (every process's fds and sockets, /proc/locks). */
 int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret);
