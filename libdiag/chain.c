@@ -586,7 +586,7 @@ static size_t step_into_holders(struct walk_ctx *w, int parent, enum diag_ref_ki
                                  xasprintf("more processes hold it, not followed (fan-out limit %zu)", max), NULL);
                         break;
                 }
-                via = xasprintf("%s → fd %d of pid %d (%s)", what, cand[i].fd, cand[i].pid, cand[i].comm);
+                via = xasprintf("%s, other end fd %d of pid %d (%s)", what, cand[i].fd, cand[i].pid, cand[i].comm);
                 step_into_process(w, parent, cand[i].pid, cand[i].fd, kind, via, false);
                 free(via);
                 followed++;
@@ -857,6 +857,21 @@ static void walk_thread(struct walk_ctx *w, int idx) {
                 set_end(w->ch, idx, DIAG_END_NOT_BLOCKED, xasprintf(sc.kind == DIAG_SC_RUNNING ? "running" : "not in a system call"));
                 return;
         }
+        /* A sleep or wait with a timeout that a stop interrupted (any tracer's,
+         * SIGSTOP) resumes as restart_syscall, whose arguments are gone. The
+         * wait channel and the innermost frame still say what it was. */
+        if (strcmp(name, "restart_syscall") == 0) {
+                const char *f = n->nframes ? n->frames[0].func : NULL;
+                if (strstr(n->wchan, "nanosleep") || (f && strstr(f, "sleep")))
+                        set_end(w->ch, idx, DIAG_END_SLEEP,
+                                xasprintf("sleeping by choice (a %s resumed after a stop)", f ? f : "sleep"));
+                else
+                        set_end(w->ch, idx, DIAG_END_OTHER,
+                                xasprintf("a call resumed after a stop (restart_syscall), waiting in %s%s%s; its arguments "
+                                          "are gone, so what it waits for is not known", n->wchan[0] ? n->wchan : "the kernel",
+                                          f ? " under " : "", f ? f : ""));
+                return;
+        }
         switch (n->cls) {
         case DIAG_SCC_FUTEX: {
                 const struct diag_futex_lock *l = futex_of(w->c, n->pid, n->tid);
@@ -963,7 +978,7 @@ static int end_rank(enum diag_end e) {
         case DIAG_END_FILE: return 4;
         case DIAG_END_SLEEP: return 3;
         case DIAG_END_OTHER: return 2;
-        case DIAG_END_NOT_BLOCKED: case DIAG_END_GONE: return 1;
+        case DIAG_END_NOT_BLOCKED: case DIAG_END_GONE: case DIAG_END_CAPPED: return 1;
         default: return 0;
         }
 }
@@ -1034,10 +1049,12 @@ static void verdict(struct diag_chain *ch) {
                 if (e->have_sock)
                         diag_sockaddr_format(&e->sock.remote, peer, sizeof peer);
                 if (e->have_sock && e->sock.have_tcp_info)
-                        ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s waiting in %s() on %s, which has sent nothing for %s (%u bytes unanswered, %u unacked)",
+                        ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s waiting in %s() on %s, which has sent nothing for %s "
+                                                "(this end sent %" PRIu64 " bytes and received %" PRIu64 "; %u unsent, %u unacked)",
                                                 t->pid, t->comm, t->tid, holds ? holds : "", holds ? "" : " is",
                                                 t->syscall_name ? t->syscall_name : "?", peer,
                                                 diag_format_duration(e->sock.tcp.last_data_recv_ms, d2, sizeof d2),
+                                                e->sock.tcp.bytes_acked, e->sock.tcp.bytes_received,
                                                 e->sock.wqueue, e->sock.tcp.unacked);
                 else
                         ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s waiting in %s() on %s",
@@ -1049,6 +1066,11 @@ static void verdict(struct diag_chain *ch) {
                 ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s in uninterruptible sleep in %s (disk, network file system or driver)",
                                         t->pid, t->comm, t->tid, holds ? holds : "", holds ? "" : " is",
                                         t->wchan[0] ? t->wchan : "the kernel");
+                break;
+        case DIAG_END_CAPPED:
+                ch->verdict = xasprintf("root: not reached: the walk stopped at pid %d (%s) tid %d in %s (%s); raise --depth or --fanout",
+                                        t->pid, t->comm, t->tid, t->syscall_name ? t->syscall_name : "?",
+                                        e->end_text ? e->end_text : "capped");
                 break;
         case DIAG_END_ONCPU:
                 ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s running on a CPU: busy, not blocked",

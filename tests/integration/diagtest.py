@@ -935,3 +935,94 @@ def diag_chain_checked(chk, fx, what, *args, rc=5, blocked=(), timeout=60):
     chk.check(not woken, "%s: blocked threads %s were woken up (context switches changed)" % (what, woken))
     chk.check(fx.proc.poll() is None, "%s: the fixture died (%s)" % (what, fx.proc.poll()))
     return res
+
+
+def chain_json(chk, res, what, start_tid):
+    """The chain of a diag-chain -J Result that starts at start_tid (schema checked)."""
+    doc = res.json(chk)
+    if doc is None:
+        return None
+    chk.eq(doc.get("schema"), "diag-chain/1", "%s: schema" % what)
+    ch = chain_with_start(doc, start_tid)
+    chk.check(ch is not None, "%s: no chain starts at tid %d\n%s" % (what, start_tid, res.describe()))
+    return ch
+
+
+def chain_expect_path(chk, ch, what, threads, kinds, end, endpoint=False):
+    """The path from the start to the root node: thread nodes (pid, tid) in order (a
+    tid of None matches any thread of pid), the edge kinds along it, and the root's
+    end kind; endpoint: the root is an endpoint node after the last thread."""
+    path = chain_path(ch)
+    desc = "%s: path %s" % (what, [(n.get("kind"), n.get("pid"), n.get("tid"), e.get("kind") if e else None,
+                                    n.get("end")) for n, e in path])
+    tnodes = [n for n, _ in path if n.get("kind") == "thread"]
+    got = [(n.get("pid"), n.get("tid")) for n in tnodes]
+    ok = len(got) == len(threads) and all(g[0] == w[0] and (w[1] is None or g[1] == w[1])
+                                          for g, w in zip(got, threads))
+    chk.check(ok, "%s; want threads %s" % (desc, threads))
+    chk.eq([e.get("kind") for _, e in path[1:]], kinds, "%s; edge kinds" % desc)
+    if path:
+        root = path[-1][0]
+        chk.eq(root.get("end"), end, "%s; end of the root node" % desc)
+        chk.eq(root.get("kind"), "endpoint" if endpoint else "thread", "%s; kind of the root node" % desc)
+        chk.eq(root.get("id"), ch.get("root"), "%s; root id" % desc)
+        for n, _ in path[:-1]:
+            chk.eq(n.get("end"), "none", "%s; node %s on the way is not an end" % (desc, n.get("id")))
+    return path
+
+
+def chain_verdict_has(chk, ch, what, *needles):
+    """The verdict starts with "root: " and mentions every needle; returns it."""
+    v = (ch or {}).get("verdict") or ""
+    chk.check(v.startswith("root: "), "%s: verdict %r does not start with 'root: '" % (what, v))
+    for s in needles:
+        chk.check(s in v, "%s: verdict %r does not mention %r" % (what, v, s))
+    return v
+
+
+def chain_text_root(chk, fx, what, start, rc, *needles, blocked=()):
+    """Text output of `diag-chain START`: a "root: " line mentioning every needle."""
+    res = diag_chain_checked(chk, fx, what + " (text)", start, rc=rc, blocked=blocked)
+    roots = [l for l in res.out.splitlines() if l.startswith("root: ")]
+    chk.check(len(roots) >= 1, "%s (text): no 'root: ' line\n%s" % (what, res.describe()))
+    for s in needles:
+        chk.check(any(s in l for l in roots), "%s (text): root line does not mention %r: %r" % (what, s, roots))
+
+
+def chain_summary(doc):
+    """One line per chain of a diag-chain -J document, for failure messages: start
+    tids, then (pid, tid, end) of each node."""
+    return "\n".join("starts %s: %s" % ([t.get("tid") for t in ch.get("threads", [])],
+                                        [(n.get("pid"), n.get("tid"), n.get("end")) for n in ch.get("nodes", [])])
+                     for ch in (doc or {}).get("chains", []))
+
+
+def chain_story(doc, tid):
+    """Where thread tid's wait chain is in a diag-chain document: a chain starting at
+    tid, or else (--all folds a chain into an earlier one that passes through its
+    start, e.g. a test harness waiting for its children) the node of tid, followed,
+    in another chain. Returns (chain, the nodes from tid's node down in depth-first
+    order, a "seen" node replaced by the subtree it refers to), or (None, [])."""
+    for ch in sorted((doc or {}).get("chains", []), key=lambda c: chain_with_start({"chains": [c]}, tid) is None):
+        nodes = ch.get("nodes", [])
+        first = {}
+        for n in nodes:
+            if n.get("kind") == "thread" and n.get("end") not in ("seen", "deadlock", "capped", "gone"):
+                first.setdefault(n.get("tid"), n)
+        if tid not in first:
+            continue
+        out, done = [], set()
+
+        def visit(n):
+            if n.get("end") == "seen" and n.get("tid") in first:
+                n = first[n.get("tid")]
+            if n.get("id") in done:
+                return
+            done.add(n.get("id"))
+            out.append(n)
+            for m, _ in chain_children(ch, n.get("id")):
+                if m is not None:
+                    visit(m)
+        visit(first[tid])
+        return ch, out
+    return None, []

@@ -41,7 +41,8 @@ def case_mutex(chk):
             chk.eq((ch.get("deadlock"), ch.get("capped")), (False, False), "%s: deadlock, capped" % what)
             chk.check(isinstance(ch.get("blocked_ms"), int) and ch["blocked_ms"] >= 0,
                       "%s: blocked_ms %r" % (what, ch.get("blocked_ms")))
-            path = dt.chain_expect_path(chk, ch, what, [(a, w), (a2, o), (b, b), (c, c)], ["futex", "socket", "pipe"], "sleeping")
+            path = dt.chain_expect_path(chk, ch, what, [(a, w), (a2, o), (b, b), (c, c)],
+                                        ["futex", "socket", "pipe"], "sleeping")
             if len(path) == 4:
                 chk.check("chainfix_m" in (path[1][1].get("resource") or ""),
                           "%s: futex edge resource %r names chainfix_m" % (what, path[1][1].get("resource")))
@@ -85,7 +86,8 @@ def case_cycle(chk, case, lock_word):
         ch = dt.chain_json(chk, res, case, p1)
         if ch:
             chk.eq(ch.get("deadlock"), True, "%s: deadlock" % case)
-            path = dt.chain_expect_path(chk, ch, case, [(p1, p1), (p2, p2), (p1, p1)], ["file-lock", "file-lock"], "deadlock")
+            path = dt.chain_expect_path(chk, ch, case, [(p1, p1), (p2, p2), (p1, p1)], ["file-lock", "file-lock"],
+                                        "deadlock")
             if len(path) == 3:
                 r1, r2 = path[1][1].get("resource") or "", path[2][1].get("resource") or ""
                 chk.check(f["file2"] in r1 and lock_word in r1,

@@ -96,19 +96,20 @@ static int cmp_group(const void *x, const void *y) {
 
 static char *node_text(const struct diag_chain_node *n, char *buf, size_t size) {
         char dur[DIAG_DURATION_MAX];
+        const char *arrow = arg.ascii ? " -> " : " → ", *dash = arg.ascii ? " - " : " — ";
 
         if (n->kind == DIAG_NODE_ENDPOINT) {
-                snprintf(buf, size, "%s%s%s", n->via ? n->via : "", n->via ? " — " : "", n->end_text ? n->end_text : "");
+                snprintf(buf, size, "%s%s%s", n->via ? n->via : "", n->via ? dash : "", n->end_text ? n->end_text : "");
                 return buf;
         }
         if (n->end == DIAG_END_CYCLE || n->end == DIAG_END_SEEN || n->end == DIAG_END_CAPPED || n->end == DIAG_END_GONE)
-                snprintf(buf, size, "%s%spid %d tid %d \"%s\" — %s", n->via ? n->via : "", n->via ? " → " : "",
-                         n->pid, n->tid, n->comm, n->end_text ? n->end_text : "");
+                snprintf(buf, size, "%s%spid %d tid %d \"%s\"%s%s", n->via ? n->via : "", n->via ? arrow : "",
+                         n->pid, n->tid, n->comm, dash, n->end_text ? n->end_text : "");
         else
-                snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s — %s", n->via ? n->via : "", n->via ? " → " : "",
+                snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s%s%s", n->via ? n->via : "", n->via ? arrow : "",
                          n->pid, n->tid, n->comm, n->state, n->blocked_ms >= 0 ? " blocked " : "",
                          n->blocked_ms >= 0 ? diag_format_duration((uint64_t) n->blocked_ms, dur, sizeof dur) : "",
-                         n->syscall);
+                         dash, n->syscall);
         return buf;
 }
 
