@@ -170,6 +170,8 @@ def tools_from_args(args):
     eu = shutil.which(args.eu_stack)
     if eu:
         tools.append(("eu-stack", lambda pid: [eu, "-p", str(pid)], check_eu_stack))
+        # the same work diag-stack does by default: inlined frames and source lines
+        tools.append(("eu-stack -i -s", lambda pid: [eu, "-i", "-s", "-p", str(pid)], check_eu_stack))
     else:
         notes.append(f"eu-stack ({args.eu_stack}) is not installed: skipped "
                      "(Debian: apt-get install elfutils)")

@@ -154,9 +154,19 @@ struct tmemo {
         struct diag_syscall_state sc;
 };
 
+/* A thread's state and system call as first read in this run. */
+struct scmemo {
+        pid_t tid;
+        char state;
+        int r;
+        struct diag_syscall_state sc;
+};
+
 struct diag_chain_ctx {
         struct tmemo *memo;
         size_t nmemo, amemo;
+        struct scmemo *scm;             /* open-addressing by tid */
+        size_t nscm, ascm;
         unsigned flags;
         struct diag_scan *scan;
         struct diag_symcache *sc;
@@ -192,6 +202,7 @@ struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c) {
         }
         free(c->pc);
         free(c->memo);
+        free(c->scm);
         diag_scan_free(c->scan);
         diag_symcache_free(c->sc);
         free(c);
@@ -228,6 +239,60 @@ static const struct diag_futex_lock *futex_of(struct diag_chain_ctx *c, pid_t pi
                 (void) diag_futex_scan_with(&pid, 1, DIAG_FUTEX_PEEK, c->sc, &p->fx);
         }
         return p->fx ? diag_futex_waited_by(p->fx, tid) : NULL;
+}
+
+static struct scmemo *scm_get(struct diag_chain_ctx *c, pid_t pid, pid_t tid) {
+        size_t mask;
+
+        if (c->nscm * 2 >= c->ascm) {
+                size_t na = c->ascm ? c->ascm * 2 : 1024;
+                struct scmemo *n = calloc(na, sizeof *n);
+                if (!n)
+                        return NULL;
+                for (size_t i = 0; i < c->ascm; i++)
+                        if (c->scm[i].tid) {
+                                size_t h = (size_t) c->scm[i].tid * 2654435761u & (na - 1);
+                                while (n[h].tid)
+                                        h = (h + 1) & (na - 1);
+                                n[h] = c->scm[i];
+                        }
+                free(c->scm);
+                c->scm = n;
+                c->ascm = na;
+        }
+        mask = c->ascm - 1;
+        for (size_t h = (size_t) tid * 2654435761u & mask;; h = (h + 1) & mask) {
+                if (c->scm[h].tid == tid)
+                        return &c->scm[h];
+                if (!c->scm[h].tid) {
+                        struct scmemo *m = &c->scm[h];
+                        m->tid = tid;
+                        m->state = '?';
+                        (void) diag_task_read_state(pid, tid, &m->state);
+                        m->r = diag_task_read_syscall(pid, tid, &m->sc);
+                        c->nscm++;
+                        return m;
+                }
+        }
+}
+
+/* The syscall of a thread, read once per run. */
+static int cached_syscall(struct diag_chain_ctx *c, pid_t pid, pid_t tid, struct diag_syscall_state *ret) {
+        struct scmemo *m = scm_get(c, pid, tid);
+        if (!m)
+                return diag_task_read_syscall(pid, tid, ret);
+        *ret = m->sc;
+        return m->r;
+}
+
+static char cached_state(struct diag_chain_ctx *c, pid_t pid, pid_t tid) {
+        struct scmemo *m = scm_get(c, pid, tid);
+        char st = '?';
+        if (!m) {
+                (void) diag_task_read_state(pid, tid, &st);
+                return st;
+        }
+        return m->state;
 }
 
 int diag_chain_blocked_threads(pid_t pid, pid_t **ret, size_t *ret_n) {
@@ -452,7 +517,7 @@ static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_
         if (fd_hint >= 0)
                 for (size_t i = 0; i < n && taken < ELEMENTSOF(pick); i++) {
                         struct diag_syscall_state sc;
-                        if (diag_task_read_syscall(pid, tids[i], &sc) == 0 && sc.kind == DIAG_SC_IN &&
+                        if (cached_syscall(w->c, pid, tids[i], &sc) == 0 && sc.kind == DIAG_SC_IN &&
                             diag_syscall_fd(diag_arch_native(), &sc) == fd_hint)
                                 pick[taken++] = tids[i];
                 }
@@ -464,10 +529,10 @@ static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_
                  * except for a file lock, which the whole process holds. */
                 for (int pass = 0; pass < 2; pass++)
                         for (size_t i = 0; i < n && taken < ELEMENTSOF(pick); i++) {
-                                char st = '?';
+                                char st;
                                 if (!guess_may_cycle && on_path(w->ch, parent, tids[i]) >= 0)
                                         continue;
-                                (void) diag_task_read_state(pid, tids[i], &st);
+                                st = cached_state(w->c, pid, tids[i]);
                                 if ((pass == 0) == (st == 'R'))
                                         pick[taken++] = tids[i];
                         }
@@ -531,7 +596,7 @@ static void endpoint(struct walk_ctx *w, int parent, enum diag_wait_kind kind, c
 
 /* Every holder of (kind, ino) other than pid's own fd: continue into them. */
 /* A thread of pid blocked in a syscall on fd. */
-static bool process_blocked_on(pid_t pid, int fd) {
+static bool process_blocked_on(struct diag_chain_ctx *c, pid_t pid, int fd) {
         _cleanup_free_ pid_t *tids = NULL;
         size_t n = 0;
 
@@ -539,7 +604,7 @@ static bool process_blocked_on(pid_t pid, int fd) {
                 return false;
         for (size_t i = 0; i < n; i++) {
                 struct diag_syscall_state sc;
-                if (diag_task_read_syscall(pid, tids[i], &sc) == 0 && sc.kind == DIAG_SC_IN &&
+                if (cached_syscall(c, pid, tids[i], &sc) == 0 && sc.kind == DIAG_SC_IN &&
                     diag_syscall_fd(diag_arch_native(), &sc) == fd)
                         return true;
         }
@@ -578,7 +643,7 @@ static size_t step_into_holders(struct walk_ctx *w, int parent, enum diag_ref_ki
         }
         for (size_t i = 0; i < ncand; i++) {
                 char *via;
-                if (ncand > 1 && !process_blocked_on(cand[i].pid, cand[i].fd))
+                if (ncand > 1 && !process_blocked_on(w->c, cand[i].pid, cand[i].fd))
                         continue;
                 if (followed >= max) {
                         w->ch->capped = true;
