@@ -46,14 +46,17 @@ def _excepthook(etype, value, tb):
     os._exit(EXIT_HARNESS)
 
 
-def setup(description):
-    """Parse the paths meson passes, install signal handling; returns the namespace."""
+def setup(description, *more):
+    """Parse the paths meson passes, install signal handling; returns the namespace.
+
+    Takes --diag-stack, --diag and --stackfix, and an option for each name in `more`
+    ("diag_fds": --diag-fds); each path also from the environment (DIAG_FDS)."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--diag-stack", dest="diag_stack")
-    ap.add_argument("--diag")
-    ap.add_argument("--stackfix")
+    keys = ("diag_stack", "diag", "stackfix") + more
+    for k in keys:
+        ap.add_argument("--" + k.replace("_", "-"), dest=k)
     ns = ap.parse_args()
-    for k in ("diag_stack", "diag", "stackfix"):
+    for k in keys:
         v = getattr(ns, k) or os.environ.get(k.upper())
         setattr(paths, k, os.path.abspath(v) if v else None)
     sys.excepthook = _excepthook
@@ -283,28 +286,31 @@ def is_kernel_thread(pid):
 
 # ---------------------------------------------------------------- the fixture
 
-class Fixture:
-    """stackfix started in its own process group, parsed up to READY.
+class _LineFixture:
+    """A fixture process started in its own process group whose stdout is read line
+    by line up to READY (each line before it goes to _parse_line()). One that exits
+    77 before READY (after `SKIP reason`) skips the test. On close: SIGTERM to the
+    group, then SIGKILL after `term_timeout` seconds, and SIGKILL to the group for
+    children that outlived it."""
 
-    roles: dict role -> list of dicts {"tid": int, other key=value fields as str}
-    """
+    cwd = None
 
-    def __init__(self, args=(), ready_timeout=30):
+    def __init__(self, exe_key, args, ready_timeout, term_timeout, preexec):
+        self.exe_key = exe_key
         self.args = [str(a) for a in args]
         self.ready_timeout = ready_timeout
-        self.tmpdir = tempfile.mkdtemp(prefix="diagtest-")
-        self.heartbeat_file = os.path.join(self.tmpdir, "heartbeat")
+        self.term_timeout = term_timeout
+        self.preexec = preexec
         self.proc = None
-        self.pid = None
-        self.roles = {}
         self.lines = []
 
+    def _argv(self):
+        return [need_path(self.exe_key)] + self.args
+
     def __enter__(self):
-        argv = [need_path("stackfix")] + self.args
-        if "--heartbeat" not in self.args:
-            argv += ["--heartbeat", self.heartbeat_file]
+        argv = self._argv()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, preexec_fn=_child_setup)
+                                     start_new_session=True, preexec_fn=self.preexec, cwd=self.cwd)
         try:
             self._read_until_ready(argv)
         except BaseException:
@@ -330,33 +336,28 @@ class Fixture:
                                       % (" ".join(argv), self.ready_timeout, self.lines))
                     chunk = os.read(fd, 65536)
                     if not chunk:
+                        rc = self.proc.wait()
+                        if rc == EXIT_SKIP:
+                            reason = " ".join(l[5:] for l in self.lines if l.startswith("SKIP "))
+                            self.close()
+                            skip("fixture %s: %s" % (os.path.basename(argv[0]), reason or "skipped"))
                         harness_error("fixture `%s` exited (%s) before READY; got %r"
-                                      % (" ".join(argv), self.proc.wait(), self.lines))
+                                      % (" ".join(argv), rc, self.lines))
                     buf += chunk
                 line, buf = buf.split(b"\n", 1)
-                if self._parse_line(line.decode().strip()):
+                line = line.decode(errors="replace").strip()
+                self.lines.append(line)
+                if line == "READY":
                     break
+                words = line.split()
+                if words and words[0] != "SKIP":
+                    self._parse_line(words)
         finally:
             sel.close()
         self.ready_time = time.monotonic()
 
-    def _parse_line(self, line):
-        """Record one line of the fixture's protocol; True at READY."""
-        self.lines.append(line)
-        if line == "READY":
-            return True
-        words = line.split()
-        if not words:
-            return False
-        if words[0] == "PID":
-            self.pid = int(words[1])
-            return False
-        ent = {"tid": int(words[1])}
-        for w in words[2:]:
-            k, _, v = w.partition("=")
-            ent[k] = v
-        self.roles.setdefault(words[0], []).append(ent)
-        return False
+    def _parse_line(self, words):
+        raise NotImplementedError
 
     def __exit__(self, *exc):
         self.close()
@@ -366,12 +367,48 @@ class Fixture:
         if self.proc and self.proc.poll() is None:
             kill_group(self.proc, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=2)
+                self.proc.wait(timeout=self.term_timeout)
             except subprocess.TimeoutExpired:
+                log("fixture %d did not exit on SIGTERM within %ss: killed"
+                    % (self.proc.pid, self.term_timeout))
                 kill_group(self.proc)
                 self.proc.wait()
         if self.proc:
+            kill_group(self.proc)
             self.proc.stdout.close()
+
+
+class Fixture(_LineFixture):
+    """stackfix started in its own process group, parsed up to READY.
+
+    roles: dict role -> list of dicts {"tid": int, other key=value fields as str}
+    """
+
+    def __init__(self, args=(), ready_timeout=30):
+        super().__init__("stackfix", args, ready_timeout, term_timeout=2, preexec=_child_setup)
+        self.tmpdir = tempfile.mkdtemp(prefix="diagtest-")
+        self.heartbeat_file = os.path.join(self.tmpdir, "heartbeat")
+        self.pid = None
+        self.roles = {}
+
+    def _argv(self):
+        argv = super()._argv()
+        if "--heartbeat" not in self.args:
+            argv += ["--heartbeat", self.heartbeat_file]
+        return argv
+
+    def _parse_line(self, words):
+        if words[0] == "PID":
+            self.pid = int(words[1])
+            return
+        ent = {"tid": int(words[1])}
+        for w in words[2:]:
+            k, _, v = w.partition("=")
+            ent[k] = v
+        self.roles.setdefault(words[0], []).append(ent)
+
+    def close(self):
+        super().close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def tid(self, role):
@@ -457,19 +494,8 @@ def which(name):
 # ---------------------------------------------------------------- diag-fds tests
 
 def setup_fds(description):
-    """setup() for the diag-fds tests: also takes --diag-fds, --fdfix and --fusehang
-    (or DIAG_FDS, FDFIX, FUSEHANG in the environment); returns the namespace."""
-    ap = argparse.ArgumentParser(description=description)
-    for opt in ("--diag-stack", "--diag", "--stackfix", "--diag-fds", "--fdfix", "--fusehang"):
-        ap.add_argument(opt, dest=opt[2:].replace("-", "_"))
-    ns = ap.parse_args()
-    for k in ("diag_stack", "diag", "stackfix", "diag_fds", "fdfix", "fusehang"):
-        v = getattr(ns, k) or os.environ.get(k.upper())
-        setattr(paths, k, os.path.abspath(v) if v else None)
-    sys.excepthook = _excepthook
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGINT, _terminated)
-    return paths
+    """setup() for the diag-fds tests: also --diag-fds, --fdfix and --fusehang."""
+    return setup(description, "diag_fds", "fdfix", "fusehang")
 
 
 def diag_fds(*args, timeout=60):
@@ -515,7 +541,7 @@ def _pdeathsig_term():
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-class KVFixture:
+class KVFixture(_LineFixture):
     """A fixture that prints `KEY k=v k=v ...` lines, then READY (or `SKIP reason` and
     exits 77), and stays until SIGTERM. Started in its own process group.
 
@@ -523,88 +549,19 @@ class KVFixture:
     On close: SIGTERM to the group, then SIGKILL after `term_timeout` seconds.
     """
 
+    cwd = "/"
+
     def __init__(self, exe_key, args=(), ready_timeout=30, term_timeout=5, pdeathsig=signal.SIGKILL):
-        self.exe_key = exe_key
-        self.args = [str(a) for a in args]
-        self.ready_timeout = ready_timeout
-        self.term_timeout = term_timeout
-        self.pdeathsig = pdeathsig
-        self.proc = None
+        super().__init__(exe_key, args, ready_timeout, term_timeout,
+                         _pdeathsig_term if pdeathsig == signal.SIGTERM else _child_setup)
         self.facts = {}
-        self.lines = []
-        self.skipped = None
 
-    def __enter__(self):
-        argv = [need_path(self.exe_key)] + self.args
-        pre = _pdeathsig_term if self.pdeathsig == signal.SIGTERM else _child_setup
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, preexec_fn=pre, cwd="/")
-        try:
-            self._read_until_ready(argv)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def _read_until_ready(self, argv):
-        import selectors
-        fd = self.proc.stdout.fileno()
-        sel = selectors.DefaultSelector()
-        sel.register(fd, selectors.EVENT_READ)
-        deadline = time.monotonic() + self.ready_timeout
-        buf = b""
-        try:
-            while True:
-                while b"\n" not in buf:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not sel.select(timeout=left):
-                        harness_error("fixture `%s` not READY after %ss; got %r"
-                                      % (" ".join(argv), self.ready_timeout, self.lines))
-                    chunk = os.read(fd, 65536)
-                    if not chunk:
-                        rc = self.proc.wait()
-                        if rc == EXIT_SKIP:
-                            reason = " ".join(l[5:] for l in self.lines if l.startswith("SKIP "))
-                            self.close()
-                            skip("fixture %s: %s" % (os.path.basename(argv[0]), reason or "skipped"))
-                        harness_error("fixture `%s` exited (%s) before READY; got %r"
-                                      % (" ".join(argv), rc, self.lines))
-                    buf += chunk
-                line, buf = buf.split(b"\n", 1)
-                line = line.decode(errors="replace").strip()
-                self.lines.append(line)
-                if line == "READY":
-                    break
-                words = line.split()
-                if not words or words[0] == "SKIP":
-                    continue
-                ent = {}
-                for w in words[1:]:
-                    k, _, v = w.partition("=")
-                    ent[k] = _kv_value(v)
-                self.facts.setdefault(words[0], []).append(ent)
-        finally:
-            sel.close()
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def close(self):
-        if self.proc and self.proc.poll() is None:
-            kill_group(self.proc, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=self.term_timeout)
-            except subprocess.TimeoutExpired:
-                log("fixture %d did not exit on SIGTERM within %ss: killed"
-                    % (self.proc.pid, self.term_timeout))
-                kill_group(self.proc)
-                self.proc.wait()
-        # Children that outlived the fixture (they die with it: PDEATHSIG) still get a
-        # SIGKILL for the group.
-        if self.proc:
-            kill_group(self.proc)
-            self.proc.stdout.close()
+    def _parse_line(self, words):
+        ent = {}
+        for w in words[1:]:
+            k, _, v = w.partition("=")
+            ent[k] = _kv_value(v)
+        self.facts.setdefault(words[0], []).append(ent)
 
     @property
     def pid(self):
@@ -692,23 +649,37 @@ def force_unmount(path, conn=None):
 # ---------------------------------------------------------------- diag-locks tests
 
 def setup_locks(description):
-    """setup() for the diag-locks tests: also takes --diag-locks and --lockfix
-    (or DIAG_LOCKS, LOCKFIX in the environment); returns the namespace."""
-    ap = argparse.ArgumentParser(description=description)
-    for opt in ("--diag-stack", "--diag", "--stackfix", "--diag-locks", "--lockfix"):
-        ap.add_argument(opt, dest=opt[2:].replace("-", "_"))
-    ns = ap.parse_args()
-    for k in ("diag_stack", "diag", "stackfix", "diag_locks", "lockfix"):
-        v = getattr(ns, k) or os.environ.get(k.upper())
-        setattr(paths, k, os.path.abspath(v) if v else None)
-    sys.excepthook = _excepthook
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGINT, _terminated)
-    return paths
+    """setup() for the diag-locks tests: also --diag-locks and --lockfix."""
+    return setup(description, "diag_locks", "lockfix")
 
 
 def diag_locks(*args, timeout=60):
     return run([need_path("diag_locks")] + list(args), timeout=timeout)
+
+
+def locks_run_json(chk, fx, pids, what, *extra, want_rc=0, strict=False):
+    """diag-locks -J -p PIDS [EXTRA]; checks its exit status, that the fixture lives
+    and that no thread of pids was woken or stopped. strict: also that none is left
+    stopped or traced, the schema and threads_seen. Returns (result, doc)."""
+    before = wait_asleep(pids)
+    r = diag_locks("-J", "-p", ",".join(str(p) for p in pids), *extra)
+    after = ctxt_switches(pids)
+    chk.eq(r.rc, want_rc, "%s: exit status of `%s`" % (what, r.cmd()))
+    woken = sorted(t for t in before if t in after and after[t] != before[t])
+    chk.check(not woken, "%s: threads %s were woken or stopped by `%s`%s"
+              % (what, woken, r.cmd(), " (no --stacks)" if strict else ""))
+    if strict:
+        for p in pids:
+            bad = stopped_or_traced(p)
+            chk.check(not bad, "%s: pid %d left stopped/traced: %s" % (what, p, bad))
+    chk.check(fx.proc.poll() is None, "%s: fixture died" % what)
+    doc = r.json(chk)
+    if strict and doc is not None:
+        chk.eq(doc.get("schema"), "diag-locks/1", "%s: schema" % what)
+        chk.check(doc.get("threads_seen", 0) >= 1, "%s: threads_seen %r" % (what, doc.get("threads_seen")))
+    if r.rc != want_rc or doc is None:
+        log(r.describe())
+    return r, doc
 
 
 def lockfix(case, ready_timeout=30):
@@ -784,19 +755,8 @@ def wait_asleep(pids, timeout=5.0):
 # ---------------------------------------------------------------- diag-chain tests
 
 def setup_chain(description):
-    """setup() for the diag-chain tests: also takes --diag-chain and --chainfix
-    (or DIAG_CHAIN, CHAINFIX in the environment); returns the namespace."""
-    ap = argparse.ArgumentParser(description=description)
-    for opt in ("--diag-stack", "--diag", "--stackfix", "--diag-chain", "--chainfix"):
-        ap.add_argument(opt, dest=opt[2:].replace("-", "_"))
-    ns = ap.parse_args()
-    for k in ("diag_stack", "diag", "stackfix", "diag_chain", "chainfix"):
-        v = getattr(ns, k) or os.environ.get(k.upper())
-        setattr(paths, k, os.path.abspath(v) if v else None)
-    sys.excepthook = _excepthook
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGINT, _terminated)
-    return paths
+    """setup() for the diag-chain tests: also --diag-chain and --chainfix."""
+    return setup(description, "diag_chain", "chainfix")
 
 
 def diag_chain(*args, timeout=60):

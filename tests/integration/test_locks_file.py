@@ -13,17 +13,7 @@ chk = dt.Checker("locks-file")
 
 
 def run_json(fx, pids, what, *extra, want_rc=0):
-    before = dt.wait_asleep(pids)
-    r = dt.diag_locks("-J", "-p", ",".join(str(p) for p in pids), *extra)
-    after = dt.ctxt_switches(pids)
-    chk.eq(r.rc, want_rc, "%s: exit status of `%s`" % (what, r.cmd()))
-    woken = sorted(t for t in before if t in after and after[t] != before[t])
-    chk.check(not woken, "%s: threads %s were woken or stopped by `%s`" % (what, woken, r.cmd()))
-    chk.check(fx.proc.poll() is None, "%s: fixture died" % what)
-    doc = r.json(chk)
-    if r.rc != want_rc or doc is None:
-        dt.log(r.describe())
-    return r, doc
+    return dt.locks_run_json(chk, fx, pids, what, *extra, want_rc=want_rc)
 
 
 def file_lock(doc, path, what):

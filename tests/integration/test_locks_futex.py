@@ -16,23 +16,7 @@ chk = dt.Checker("locks-futex")
 
 def run_json(fx, pids, what, *extra, want_rc=0):
     """diag-locks -J -p PIDS; checks the exit status, that nothing was touched."""
-    before = dt.wait_asleep(pids)
-    r = dt.diag_locks("-J", "-p", ",".join(str(p) for p in pids), *extra)
-    after = dt.ctxt_switches(pids)
-    chk.eq(r.rc, want_rc, "%s: exit status of `%s`" % (what, r.cmd()))
-    woken = sorted(t for t in before if t in after and after[t] != before[t])
-    chk.check(not woken, "%s: threads %s were woken or stopped by `%s` (no --stacks)" % (what, woken, r.cmd()))
-    for p in pids:
-        bad = dt.stopped_or_traced(p)
-        chk.check(not bad, "%s: pid %d left stopped/traced: %s" % (what, p, bad))
-    chk.check(fx.proc.poll() is None, "%s: fixture died" % what)
-    doc = r.json(chk)
-    if doc is not None:
-        chk.eq(doc.get("schema"), "diag-locks/1", "%s: schema" % what)
-        chk.check(doc.get("threads_seen", 0) >= 1, "%s: threads_seen %r" % (what, doc.get("threads_seen")))
-    if r.rc != want_rc or doc is None:
-        dt.log(r.describe())
-    return r, doc
+    return dt.locks_run_json(chk, fx, pids, what, *extra, want_rc=want_rc, strict=True)
 
 
 def one_lock(doc, what, **kw):
