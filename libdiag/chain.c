@@ -594,8 +594,7 @@ static void endpoint(struct walk_ctx *w, int parent, enum diag_wait_kind kind, c
         }
 }
 
-/* Every holder of (kind, ino) other than pid's own fd: continue into them. */
-/* A thread of pid blocked in a syscall on fd. */
+/* diag_proc_thread_on_fd, through the run's memo of each thread's syscall. */
 static bool process_blocked_on(struct diag_chain_ctx *c, pid_t pid, int fd) {
         _cleanup_free_ pid_t *tids = NULL;
         size_t n = 0;

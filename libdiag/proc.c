@@ -465,3 +465,24 @@ struct diag_task *diag_proc_find_task(struct diag_proc *p, pid_t tid) {
                         return &p->tasks[i];
         return NULL;
 }
+
+pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only) {
+        enum diag_arch arch = diag_arch_native();
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                struct diag_syscall_state sc;
+                enum diag_sc_class c;
+
+                if (diag_task_read_syscall(pid, tids[i], &sc) < 0 || sc.kind != DIAG_SC_IN ||
+                    diag_syscall_fd(arch, &sc) != fd)
+                        continue;
+                c = diag_syscall_class(arch, &sc);
+                if (!locks_only || c == DIAG_SCC_FLOCK || c == DIAG_SCC_FCNTL_LOCK)
+                        return tids[i];
+        }
+        return 0;
+}

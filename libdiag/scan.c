@@ -124,25 +124,6 @@ static bool same_lock(const struct diag_filelock *a, const struct diag_filelock 
                a->inode == b->inode && a->waiter == b->waiter;
 }
 
-/* Is a thread of pid blocked in a lock call (flock, fcntl F_*SETLKW) on fd? */
-static bool blocked_in_lock_on(pid_t pid, int fd) {
-        _cleanup_free_ pid_t *tids = NULL;
-        size_t n = 0;
-
-        if (diag_proc_list_tids(pid, &tids, &n) < 0)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                struct diag_syscall_state sc;
-                enum diag_sc_class c;
-                if (diag_task_read_syscall(pid, tids[i], &sc) < 0 || sc.kind != DIAG_SC_IN)
-                        continue;
-                c = diag_syscall_class(diag_arch_native(), &sc);
-                if ((c == DIAG_SCC_FLOCK || c == DIAG_SCC_FCNTL_LOCK) && diag_syscall_fd(diag_arch_native(), &sc) == fd)
-                        return true;
-        }
-        return false;
-}
-
 void diag_scan_lock_fds(struct diag_scan *s, const struct diag_filelock *l, diag_scan_lock_fn fn, void *ud) {
         size_t first, nref;
 
@@ -162,7 +143,7 @@ void diag_scan_lock_fds(struct diag_scan *s, const struct diag_filelock *l, diag
                 /* pid -1, a waiter: fdinfo lists only held locks; the waiter is the
                  * fd a thread is blocked on in a lock call */
                 if (l->waiter) {
-                        if (blocked_in_lock_on(p->pid, fd->fd))
+                        if (diag_proc_thread_on_fd(p->pid, fd->fd, true))
                                 fn(ref->proc, ref->fd, l, ud);
                         continue;
                 }

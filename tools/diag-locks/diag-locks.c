@@ -121,27 +121,13 @@ static void holder_fd_found(size_t p, size_t f, const struct diag_filelock *l, v
 
 /* The thread of pid blocked in flock/fcntl lock on a file: the waiter in person. */
 static pid_t blocked_lock_thread(pid_t pid, struct diag_scan *scan, const struct diag_filelock *l) {
-        _cleanup_free_ pid_t *tids = NULL;
         const struct diag_scan_proc *p = diag_scan_find(scan, pid);
-        size_t n = 0;
+        pid_t tid;
 
-        if (diag_proc_list_tids(pid, &tids, &n) < 0)
-                return 0;
-        for (size_t i = 0; i < n; i++) {
-                struct diag_syscall_state sc;
-                enum diag_sc_class c;
-                int fd;
-
-                if (diag_task_read_syscall(pid, tids[i], &sc) < 0 || sc.kind != DIAG_SC_IN)
-                        continue;
-                c = diag_syscall_class(diag_arch_native(), &sc);
-                if (c != DIAG_SCC_FLOCK && c != DIAG_SCC_FCNTL_LOCK)
-                        continue;
-                fd = diag_syscall_fd(diag_arch_native(), &sc);
-                for (size_t k = 0; p && p->fdt && k < p->fdt->n; k++)
-                        if (p->fdt->fds[k].fd == fd && p->fdt->fds[k].inode == l->inode)
-                                return tids[i];
-        }
+        for (size_t k = 0; p && p->fdt && k < p->fdt->n; k++)
+                if (p->fdt->fds[k].inode == l->inode &&
+                    (tid = diag_proc_thread_on_fd(pid, p->fdt->fds[k].fd, true)))
+                        return tid;
         return 0;
 }
 

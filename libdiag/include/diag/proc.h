@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -69,6 +70,10 @@ int diag_proc_read_uid(pid_t pid, uid_t *ret);
 
 /* Every thread id of pid, from /proc/PID/task. Caller frees *ret. */
 int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n);
+
+/* The first thread of pid blocked in a system call on fd (with locks_only: in
+ * flock or a blocking fcntl lock on it), or 0. */
+pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only);
 
 /* Per-task direct readers. pid may be the tid's process or 0 (use /proc/TID). */
 int diag_task_read_syscall(pid_t pid, pid_t tid, struct diag_syscall_state *ret);
