@@ -205,28 +205,42 @@ int diag_task_read_state(pid_t pid, pid_t tid, char *ret_state) {
         return 0;
 }
 
-int diag_tid_to_pid(pid_t tid, pid_t *ret_pid) {
-        char buf[4096];
+int diag_status_field(const char *status, const char *key, int base, unsigned long long *ret) {
+        size_t kl = strlen(key), i = 0;
         const char *p;
-        long long v;
         char num[32];
-        size_t i = 0;
-        int r = task_read_small(0, tid, "status", buf, sizeof buf);
 
-        if (r < 0)
-                return r;
-        p = strstr(buf, "\nTgid:");
+        for (p = status; (p = strstr(p, key)); p += kl)
+                if ((p == status || p[-1] == '\n') && p[kl] == ':')
+                        break;
         if (!p)
-                return -EINVAL;
-        p += 6;
+                return -ENODATA;
+        p += kl + 1;
         while (*p == ' ' || *p == '\t')
                 p++;
-        while (*p >= '0' && *p <= '9' && i < sizeof num - 1)
+        while (i < sizeof num - 1 && ((*p >= '0' && *p <= '9') || (base == 16 && ((*p >= 'a' && *p <= 'f') ||
+                                                                                 (*p >= 'A' && *p <= 'F')))))
                 num[i++] = *p++;
         num[i] = 0;
-        r = diag_parse_ll(num, 10, 1, INT32_MAX, &v);
+        return diag_parse_ull(num, base, ret);
+}
+
+int diag_task_status_field(pid_t pid, pid_t tid, const char *key, int base, unsigned long long *ret) {
+        char buf[8192];
+        int r = tid > 0 ? task_read_small(pid, tid, "status", buf, sizeof buf)
+                        : task_read_small(0, pid, "status", buf, sizeof buf);
+
+        return r < 0 ? r : diag_status_field(buf, key, base, ret);
+}
+
+int diag_tid_to_pid(pid_t tid, pid_t *ret_pid) {
+        unsigned long long v;
+        int r = diag_task_status_field(tid, 0, "Tgid", 10, &v);
+
         if (r < 0)
-                return r;
+                return r == -ENODATA ? -EINVAL : r;
+        if (v < 1 || v > INT32_MAX)
+                return -EINVAL;
         *ret_pid = (pid_t) v;
         return 0;
 }

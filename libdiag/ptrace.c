@@ -98,32 +98,13 @@ static bool job_wanted(const struct job *j, pid_t tid) {
 }
 
 int diag_ptrace_tracer_of(pid_t pid, pid_t *ret) {
-        char path[64], buf[4096];
-        const char *p;
-        long long v;
-        ssize_t n;
+        unsigned long long v;
+        int r = diag_task_status_field(pid, 0, "TracerPid", 10, &v);
 
-        snprintf(path, sizeof path, "/proc/%d/status", pid);
-        n = diag_read_small_at(AT_FDCWD, path, buf, sizeof buf);
-        if (n < 0)
-                return n == -ENOENT ? -ESRCH : (int) n;
-        p = strstr(buf, "\nTracerPid:");
-        if (!p)
-                return -ENODATA;
-        p += strlen("\nTracerPid:");
-        while (*p == ' ' || *p == '\t')
-                p++;
-        {
-                char num[16];
-                size_t i = 0;
-                while (p[i] >= '0' && p[i] <= '9' && i < sizeof num - 1) {
-                        num[i] = p[i];
-                        i++;
-                }
-                num[i] = 0;
-                if (diag_parse_ll(num, 10, 0, INT32_MAX, &v) < 0)
-                        return -EINVAL;
-        }
+        if (r < 0)
+                return r;
+        if (v > INT32_MAX)
+                return -EINVAL;
         *ret = (pid_t) v;
         return 0;
 }
@@ -311,7 +292,7 @@ static void *capture_thread(void *arg) {
         _cleanup_free_ struct iovec *riov = NULL;
         _cleanup_free_ size_t *done = NULL;
         uint8_t *arena = NULL;
-        int r;
+        int r, hook = 0;
 
         r = job_seize_new(j, &t0);
         if (r < 0) {
@@ -365,6 +346,8 @@ static void *capture_thread(void *arg) {
                         t->err = r;
                         continue;
                 }
+                if (o->no_stacks)
+                        continue;
                 lo = t->sp > RED_ZONE ? t->sp - RED_ZONE : 0;
                 m = diag_maps_find(o->maps, t->sp);
                 hi = m ? MIN(m->end, t->sp + stack_max) : t->sp + MIN(stack_max, (size_t) NO_MAPPING_STACK);
@@ -391,6 +374,9 @@ static void *capture_thread(void *arg) {
                 off += t->stack_len;
         }
         (void) diag_mem_readv(j->pid, liov, riov, k, done);
+        c->stack_arena = arena;
+        if (o->stopped && nstopped > 0)
+                hook = o->stopped(o->userdata, c);
         job_detach_all(j);
         t_end = diag_now_ns(CLOCK_MONOTONIC);
 
@@ -400,10 +386,11 @@ static void *capture_thread(void *arg) {
                         continue;
                 t->stack_len = done[kk++];      /* only what was really read */
         }
-        c->stack_arena = arena;
         c->pause_ns = t0 ? t_end - t0 : 0;
         c->freeze_ns = t0 ? t_stopped - t0 : 0;
-        j->result = 0;
+        if (hook >= 0 && o->released && nstopped > 0)
+                hook = o->released(o->userdata, c);
+        j->result = hook;
         if (nstopped == 0) {
                 /* Nothing stopped: report the first reason (the leader's when it has one). */
                 j->result = -ESRCH;

@@ -58,6 +58,12 @@ struct diag_task *diag_proc_find_task(struct diag_proc *p, pid_t tid);
 /* Thread-group id of any tid (the pid of its process). -ESRCH if gone. */
 int diag_tid_to_pid(pid_t tid, pid_t *ret_pid);
 
+/* The number after "key:" on its own line of a /proc status text (base 10 or
+ * 16; for "Uid:" and the like, the first). -ENODATA when there is no such line. */
+int diag_status_field(const char *status, const char *key, int base, unsigned long long *ret);
+/* The same from /proc/PID/status (tid 0) or /proc/PID/task/TID/status. */
+int diag_task_status_field(pid_t pid, pid_t tid, const char *key, int base, unsigned long long *ret);
+
 /* Is pid a kernel thread (no mm)? */
 int diag_proc_is_kernel_thread(pid_t pid);
 

@@ -49,6 +49,17 @@ struct diag_capture_opts {
         const pid_t *tids;              /* only these threads (NULL = all) */
         size_t ntids;
         const struct diag_maps *maps;   /* to bound stack copies at the end of their mapping */
+        bool no_stacks;                 /* registers only: copy no stack bytes */
+        /* Called on the tracer thread while every thread is stopped, after the
+         * registers (and stacks) were copied: anything else that needs the target
+         * still (raw register sets, a fork injected by diag_inject_fork). Its
+         * negative return fails the capture; the target is released either way. */
+        int (*stopped)(void *userdata, const struct diag_capture *c);
+        /* Called on the tracer thread once the target runs again. Tracees the
+         * stopped hook made itself (a forked child) are still attached here, and
+         * are released, or killed if so marked, when it returns. */
+        int (*released)(void *userdata, const struct diag_capture *c);
+        void *userdata;
 };
 
 /* -ESRCH no such process (or every thread vanished); -EPERM not permitted to

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "diag/mem.h"
+#include "diag/ptrace.h"
+
+/*
+ * A fork() made by the target itself, so that a copy-on-write child holds its
+ * memory image while the target runs on. Only from a ptrace.c stopped hook (the
+ * calling thread is the tracer, every thread of the target is stopped).
+ *
+ * How it stays safe if we die at any instant:
+ *  - One thread T runs a few instructions written into the dead tail of an
+ *    executable segment's last page (bytes no code can reach):
+ *        syscall; test rax,rax; jnz 1f; exit_group; 1: rt_sigreturn
+ *    with rsp on a signal frame written below T's red zone that holds T's
+ *    registers, signal mask and FPU state (restart of an interrupted system
+ *    call already applied). Whatever moment the tracer vanishes, T ends in
+ *    rt_sigreturn and continues exactly where it was; a child that was never
+ *    caught (rax = 0) exits at once.
+ *  - The child is marked PTRACE_O_EXITKILL as soon as it is caught, its file
+ *    descriptors are closed (the target's sockets and files are not kept open
+ *    by it), and the bytes we wrote are put back in both processes.
+ *  - Ending it: SIGKILL, then a wait4() run the same way in one thread of the
+ *    target reaps it, so no zombie is left behind. It was created with exit
+ *    signal 0: the target never sees a SIGCHLD.
+ */
+
+struct diag_fork {
+        pid_t pid;              /* the target */
+        pid_t tid;              /* the thread that forked */
+        pid_t child;            /* in our pid namespace; traced by the calling thread */
+        pid_t child_ns;         /* the child as the target sees it (for the reap) */
+        uint64_t gadget;        /* where the code went */
+        uint64_t fork_ns;       /* how long the fork system call took */
+        bool mended;            /* a thread's state needed setting back by hand after
+                                 * rt_sigreturn (never expected: a sign of a frame bug) */
+        /* Bytes changed in the target (and, through the fork, in the child). */
+        uint8_t gadget_saved[64];
+        size_t gadget_len;
+        uint64_t frame;
+        uint8_t *frame_saved;
+        size_t frame_len;
+};
+
+/* Reasons fork cannot be used for pid, checked before stopping it: NULL if none. */
+const char *diag_inject_fork_unsuitable(pid_t pid);
+
+/* Fork the stopped target (c: its capture, maps: its mappings). On success the
+ * child is stopped, traced by the calling thread, holds no file descriptors, and
+ * its memory equals the target's at the stop. On failure (negative errno) the
+ * target is as it was, and *ret_why says why in a few words. */
+int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
+                     struct diag_fork *f, const char **ret_why);
+
+/* Once the target runs again: close the child's file descriptors (so it keeps no
+ * socket or file of the target's open) and put back, in the child, the bytes the
+ * injection changed, so that its memory is the target's image. */
+int diag_inject_fork_prepare_child(struct diag_fork *f);
+
+/* Kill the child and reap it from the target (one thread stopped for a few
+ * microseconds). Returns 0, or negative errno when the zombie could not be
+ * reaped (it then stays until the target waits for it with __WALL). */
+int diag_inject_fork_end(struct diag_fork *f);

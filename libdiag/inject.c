@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <elf.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "diag/inject.h"
+#include "diag/proc.h"
+#include "diag/util.h"
+
+#if defined(__x86_64__)
+
+#include <linux/ptrace.h>
+
+#define PAGE 4096ULL
+#define RED_ZONE 128
+#define XSTATE_MAX (64 * 1024)
+#define FP_XSTATE_MAGIC1 0x46505853U
+#define FP_XSTATE_MAGIC2 0x46505845U
+#define UC_FP_XSTATE 0x1
+#define UC_SIGCONTEXT_SS 0x2
+#define UC_STRICT_RESTORE_SS 0x4
+#define FIX_EFLAGS 0x50dd5ULL           /* the flags rt_sigreturn restores */
+#define USER_CS 0x33                    /* 64-bit user code segment */
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+/*
+ * The code, written where nothing executes. Entry 0 is for clone (the child
+ * returns 0 there and exits unless it was caught), entry 24 for any other call.
+ *
+ *   0: syscall              0f 05
+ *   2: test %rax,%rax       48 85 c0
+ *   5: jne 14               75 07
+ *   7: mov $231,%eax        b8 e7 00 00 00     exit_group
+ *  12: syscall              0f 05
+ *  14: mov $15,%eax         b8 0f 00 00 00     rt_sigreturn
+ *  19: syscall              0f 05
+ *  21: ud2                  0f 0b
+ *  23: nop                  90
+ *  24: syscall              0f 05
+ *  26: jmp 14               eb f2
+ */
+static const uint8_t gadget_code[] = {
+        0x0f, 0x05, 0x48, 0x85, 0xc0, 0x75, 0x07, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05,
+        0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x0f, 0x0b, 0x90, 0x0f, 0x05, 0xeb, 0xf2,
+};
+#define ENTRY_CLONE 0
+#define ENTRY_PLAIN 24
+
+/* The kernel's x86_64 rt_sigframe, as rt_sigreturn reads it. */
+struct k_sigcontext {
+        uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+        uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+        uint16_t cs, gs, fs, ss;
+        uint64_t err, trapno, oldmask, cr2, fpstate;
+        uint64_t reserved1[8];
+};
+struct k_ucontext {
+        uint64_t uc_flags, uc_link;
+        struct {
+                uint64_t ss_sp;
+                int32_t ss_flags, pad;
+                uint64_t ss_size;
+        } uc_stack;
+        struct k_sigcontext uc_mcontext;
+        uint64_t uc_sigmask;
+};
+struct k_rt_sigframe {
+        uint64_t pretcode;
+        struct k_ucontext uc;
+        uint8_t info[128];
+};
+_Static_assert(sizeof(struct k_sigcontext) == 256, "sigcontext layout");
+_Static_assert(sizeof(struct k_ucontext) == 304, "ucontext layout");
+_Static_assert(sizeof(struct k_rt_sigframe) == 440, "rt_sigframe layout");
+
+/* One injected system call in one stopped thread. */
+struct inj {
+        pid_t pid, tid;
+        int memfd;                      /* /proc/PID/mem, read-write */
+        struct user_regs_struct orig;   /* as stopped */
+        struct user_regs_struct resume; /* as it must continue (restart applied) */
+        uint8_t *xstate;
+        size_t xstate_len;
+        uint64_t gadget;
+        uint8_t gadget_saved[sizeof gadget_code];
+        uint64_t frame;
+        uint8_t *frame_saved;
+        size_t frame_len;
+        bool gadget_written, frame_written;
+        int pending_sig;                /* a signal that arrived meanwhile: give it back */
+        bool mended;                    /* rt_sigreturn left something to put right */
+};
+
+static int mem_open(pid_t pid) {
+        char path[64];
+        int fd;
+
+        snprintf(path, sizeof path, "/proc/%d/mem", pid);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : negative_errno();
+        return fd;
+}
+
+static int mem_pread(int fd, uint64_t addr, void *buf, size_t len) {
+        ssize_t n = pread(fd, buf, len, (off_t) addr);
+        if (n < 0)
+                return negative_errno();
+        return (size_t) n == len ? 0 : -EFAULT;
+}
+
+static int mem_pwrite(int fd, uint64_t addr, const void *buf, size_t len) {
+        ssize_t n = pwrite(fd, buf, len, (off_t) addr);
+        if (n < 0)
+                return negative_errno();
+        return (size_t) n == len ? 0 : -EFAULT;
+}
+
+/* A place for the code: the tail of the last page of an executable PT_LOAD,
+ * past p_memsz. It is mapped executable but no code reaches it. */
+static int module_gadget(pid_t pid, const struct diag_maps *maps, const struct diag_map *base,
+                         uint64_t *ret) {
+        Elf64_Ehdr eh;
+        Elf64_Phdr ph[64];
+        uint64_t lo = UINT64_MAX, bias;
+
+        if (diag_mem_read(pid, base->start, &eh, sizeof eh) != (ssize_t) sizeof eh)
+                return -ENOENT;
+        if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+            eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > ELEMENTSOF(ph) ||
+            eh.e_phoff > base->end - base->start)
+                return -ENOENT;
+        if (diag_mem_read(pid, base->start + eh.e_phoff, ph, eh.e_phnum * sizeof *ph) !=
+            (ssize_t) (eh.e_phnum * sizeof *ph))
+                return -ENOENT;
+        for (unsigned i = 0; i < eh.e_phnum; i++)
+                if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < lo)
+                        lo = ph[i].p_vaddr;
+        if (lo == UINT64_MAX)
+                return -ENOENT;
+        bias = eh.e_type == ET_DYN ? base->start - (lo & ~(PAGE - 1)) : 0;
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+                const struct diag_map *m;
+                uint64_t end, g, pend;
+
+                if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X) || ph[i].p_memsz == 0)
+                        continue;
+                end = bias + ph[i].p_vaddr + ph[i].p_memsz;
+                g = (end + 15) & ~15ULL;
+                pend = (end + PAGE - 1) & ~(PAGE - 1);
+                if (g + sizeof gadget_code > pend)
+                        continue;
+                m = diag_maps_find(maps, end - 1);
+                if (!m || m->perms[2] != 'x' || m->end < pend || m->start > end - 1)
+                        continue;
+                *ret = g;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+static int find_gadget(pid_t pid, const struct diag_maps *maps, uint64_t *ret) {
+        for (size_t i = 0; i < maps->n; i++) {
+                const struct diag_map *m = &maps->maps[i];
+                const struct diag_map *base = NULL;
+
+                if (m->perms[2] != 'x' || m->perms[0] != 'r' || !m->path[0])
+                        continue;
+                if (strcmp(m->path, "[vdso]") == 0)
+                        base = m;
+                else if (m->path[0] == '/') {
+                        /* The module's first mapping (file offset 0), at or below this one. */
+                        for (size_t k = i + 1; k-- > 0;)
+                                if (maps->maps[k].inode == m->inode && maps->maps[k].offset == 0 &&
+                                    strcmp(maps->maps[k].path, m->path) == 0) {
+                                        base = &maps->maps[k];
+                                        break;
+                                }
+                }
+                if (base && module_gadget(pid, maps, base, ret) == 0)
+                        return 0;
+        }
+        return -ENOENT;
+}
+
+/* Where the thread goes on from: a system call interrupted by our stop is
+ * restarted the way the kernel would when no handler runs. */
+static void resume_regs(const struct user_regs_struct *o, struct user_regs_struct *r) {
+        *r = *o;
+        if ((long) o->orig_rax >= 0) {
+                switch ((long) o->rax) {
+                case -ERESTARTSYS:
+                case -ERESTARTNOINTR:
+                case -ERESTARTNOHAND:
+                        r->rax = o->orig_rax;
+                        r->rip -= 2;
+                        break;
+                case -ERESTART_RESTARTBLOCK:
+                        r->rax = SYS_restart_syscall;
+                        r->rip -= 2;
+                        break;
+                }
+        }
+        r->orig_rax = (unsigned long long) -1;
+}
+
+/* The stack this thread may have a frame put on: its own mapping, writable, with
+ * room below the red zone. Only the process stack or a thread stack (a guard page
+ * right below): below sp on anything else could be someone else's memory. */
+static bool frame_fits(const struct diag_maps *maps, uint64_t sp, uint64_t lo) {
+        const struct diag_map *m = diag_maps_find(maps, sp - 1);
+
+        if (!m || m->perms[1] != 'w' || lo < m->start + PAGE)
+                return false;
+        if (strcmp(m->path, "[stack]") == 0)
+                return true;
+        if (m > maps->maps && m[-1].end == m->start && strncmp(m[-1].perms, "---", 3) == 0)
+                return true;
+        return false;
+}
+
+static int build_frame(struct inj *ij, const struct diag_maps *maps, uint64_t sigblk, uint8_t **ret) {
+        const struct user_regs_struct *r = &ij->resume;
+        struct k_rt_sigframe fr = {};
+        struct k_sigcontext *sc = &fr.uc.uc_mcontext;
+        uint32_t magic1 = 0, xsize = (uint32_t) ij->xstate_len, magic2 = FP_XSTATE_MAGIC2;
+        size_t need = ij->xstate_len;
+        uint64_t fp, frame, sp0 = ij->orig.rsp - RED_ZONE, xcr0 = 0;
+        uint8_t *buf;
+
+        /* ptrace puts XCR0 in the first word of the FXSAVE area's software bytes;
+         * a signal frame wants struct _fpx_sw_bytes there, and a second magic
+         * after the XSAVE area, or the kernel restores x87 and SSE only. */
+        if (ij->xstate_len >= 576)
+                memcpy(&xcr0, ij->xstate + 464, 8);
+        if (xcr0 & ~3ULL) {
+                magic1 = FP_XSTATE_MAGIC1;
+                need += 4;
+        }
+        fp = (sp0 - need) & ~63ULL;
+        frame = ((fp - sizeof fr) & ~15ULL) - 8;
+        if (!frame_fits(maps, ij->orig.rsp, frame))
+                return -ENOSPC;
+
+        fr.uc.uc_flags = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (magic1 ? UC_FP_XSTATE : 0);
+        /* An invalid mode: the kernel ignores the altstack restore, the thread's
+         * sigaltstack (which we cannot read) stays as it is. */
+        fr.uc.uc_stack.ss_flags = 7;
+        sc->r8 = r->r8; sc->r9 = r->r9; sc->r10 = r->r10; sc->r11 = r->r11;
+        sc->r12 = r->r12; sc->r13 = r->r13; sc->r14 = r->r14; sc->r15 = r->r15;
+        sc->rdi = r->rdi; sc->rsi = r->rsi; sc->rbp = r->rbp; sc->rbx = r->rbx;
+        sc->rdx = r->rdx; sc->rax = r->rax; sc->rcx = r->rcx; sc->rsp = r->rsp;
+        sc->rip = r->rip; sc->eflags = r->eflags;
+        sc->cs = (uint16_t) r->cs;
+        sc->ss = (uint16_t) r->ss;
+        sc->fpstate = fp;
+        fr.uc.uc_sigmask = sigblk;
+
+        ij->frame = frame;
+        ij->frame_len = fp + need - frame;
+        buf = calloc(1, ij->frame_len);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, &fr, sizeof fr);
+        memcpy(buf + (fp - frame), ij->xstate, ij->xstate_len);
+        if (magic1) {
+                uint8_t *sw = buf + (fp - frame) + 464;
+                const uint32_t ext = xsize + 4;
+                memset(sw, 0, 48);
+                memcpy(sw, &magic1, 4);
+                memcpy(sw + 4, &ext, 4);
+                memcpy(sw + 8, &xcr0, 8);
+                memcpy(sw + 16, &xsize, 4);
+                memcpy(buf + (fp - frame) + xsize, &magic2, 4);
+        }
+        *ret = buf;
+        return 0;
+}
+
+static void inj_put_back(struct inj *ij) {
+        if (ij->gadget_written && mem_pwrite(ij->memfd, ij->gadget, ij->gadget_saved, sizeof gadget_code) == 0)
+                ij->gadget_written = false;
+        if (ij->frame_written && mem_pwrite(ij->memfd, ij->frame, ij->frame_saved, ij->frame_len) == 0)
+                ij->frame_written = false;
+}
+
+static void inj_done(struct inj *ij) {
+        inj_put_back(ij);
+        free(ij->xstate);
+        free(ij->frame_saved);
+        if (ij->memfd >= 0)
+                close(ij->memfd);
+        ij->xstate = ij->frame_saved = NULL;
+        ij->memfd = -1;
+}
+
+/* Everything up to the register switch: read the thread, write frame and code.
+ * Nothing here changes how the thread runs; a failure leaves it as it was. */
+static int inj_prepare(struct inj *ij, const struct diag_maps *maps, uint64_t gadget) {
+        struct iovec iov;
+        unsigned long long sigblk;
+        _cleanup_free_ uint8_t *frame = NULL;
+        int r;
+
+        ij->memfd = -1;
+        if (ptrace(PTRACE_GETREGS, ij->tid, 0, &ij->orig) < 0)
+                return negative_errno();
+        if (ij->orig.cs != USER_CS)
+                return -EPROTONOSUPPORT;        /* a 32-bit process */
+        resume_regs(&ij->orig, &ij->resume);
+        ij->xstate = malloc(XSTATE_MAX);
+        if (!ij->xstate)
+                return -ENOMEM;
+        iov = (struct iovec) { ij->xstate, XSTATE_MAX };
+        if (ptrace(PTRACE_GETREGSET, ij->tid, (void *) NT_X86_XSTATE, &iov) < 0) {
+                iov = (struct iovec) { ij->xstate, 512 };
+                if (ptrace(PTRACE_GETREGSET, ij->tid, (void *) NT_PRFPREG, &iov) < 0)
+                        return negative_errno();
+        }
+        ij->xstate_len = iov.iov_len;
+        r = diag_task_status_field(ij->pid, ij->tid, "SigBlk", 16, &sigblk);
+        if (r < 0)
+                return r;
+        r = build_frame(ij, maps, sigblk, &frame);
+        if (r < 0)
+                return r;
+        ij->gadget = gadget;
+        ij->memfd = mem_open(ij->pid);
+        if (ij->memfd < 0)
+                return ij->memfd;
+        ij->frame_saved = malloc(ij->frame_len);
+        if (!ij->frame_saved)
+                return -ENOMEM;
+        r = mem_pread(ij->memfd, ij->frame, ij->frame_saved, ij->frame_len);
+        if (r < 0)
+                return r;
+        r = mem_pread(ij->memfd, gadget, ij->gadget_saved, sizeof gadget_code);
+        if (r < 0)
+                return r;
+        /* The frame first: code without its frame must never be reachable. */
+        ij->frame_written = true;
+        r = mem_pwrite(ij->memfd, ij->frame, frame, ij->frame_len);
+        if (r < 0)
+                return r;
+        ij->gadget_written = true;
+        return mem_pwrite(ij->memfd, gadget, gadget_code, sizeof gadget_code);
+}
+
+/* Resume to the next system-call or event stop. A signal that arrives meanwhile
+ * is kept to be handed back on detach. */
+static int step(pid_t tid, int *pending_sig, int *ret_status) {
+        for (;;) {
+                int st, sig;
+
+                if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+                        return negative_errno();
+                if (waitpid(tid, &st, __WALL) < 0)
+                        return negative_errno();
+                if (WIFEXITED(st) || WIFSIGNALED(st))
+                        return -ESRCH;
+                sig = WSTOPSIG(st);
+                if (sig == (SIGTRAP | 0x80) || (st >> 16) == PTRACE_EVENT_CLONE) {
+                        *ret_status = st;
+                        return 0;
+                }
+                if ((st >> 16) == 0 && sig != SIGTRAP && pending_sig && !*pending_sig)
+                        *pending_sig = sig;
+        }
+}
+
+static bool regs_restored(const struct user_regs_struct *a, const struct user_regs_struct *b) {
+        return a->r15 == b->r15 && a->r14 == b->r14 && a->r13 == b->r13 && a->r12 == b->r12 &&
+               a->rbp == b->rbp && a->rbx == b->rbx && a->r11 == b->r11 && a->r10 == b->r10 &&
+               a->r9 == b->r9 && a->r8 == b->r8 && a->rax == b->rax && a->rcx == b->rcx &&
+               a->rdx == b->rdx && a->rsi == b->rsi && a->rdi == b->rdi && a->rip == b->rip &&
+               a->rsp == b->rsp && (a->eflags & FIX_EFLAGS) == (b->eflags & FIX_EFLAGS) &&
+               a->fs_base == b->fs_base && a->gs_base == b->gs_base;
+}
+
+/* Run syscall nr(args) in the prepared thread, through rt_sigreturn back to where
+ * it was. For clone, *child gets the new process (our namespace), caught. */
+static int inj_run(struct inj *ij, int entry, long nr, const uint64_t args[4], long *ret_result,
+                   pid_t *child, uint64_t *ret_ns) {
+        struct user_regs_struct rg = ij->orig, now;
+        int st, r;
+        uint64_t t0;
+
+        rg.rip = ij->gadget + (uint64_t) entry;
+        rg.rax = (unsigned long long) nr;
+        rg.orig_rax = (unsigned long long) -1;
+        rg.rdi = args[0];
+        rg.rsi = args[1];
+        rg.rdx = args[2];
+        rg.r10 = args[3];
+        rg.r8 = rg.r9 = 0;
+        rg.rsp = ij->frame + 8;         /* as after the handler's ret popped pretcode */
+        if (ptrace(PTRACE_SETOPTIONS, ij->tid, 0,
+                   (void *) (long) (PTRACE_O_TRACESYSGOOD | (child ? PTRACE_O_TRACECLONE : 0))) < 0)
+                return negative_errno();
+        if (ptrace(PTRACE_SETREGS, ij->tid, 0, &rg) < 0)
+                return negative_errno();
+        /* From here the thread is on the code: whatever happens to us, it ends in
+         * rt_sigreturn. */
+        t0 = diag_now_ns(CLOCK_MONOTONIC);
+        r = step(ij->tid, &ij->pending_sig, &st);              /* entry */
+        if (r < 0)
+                return r;
+        r = step(ij->tid, &ij->pending_sig, &st);              /* event or exit */
+        if (r < 0)
+                return r;
+        if ((st >> 16) == PTRACE_EVENT_CLONE && child) {
+                unsigned long msg = 0;
+                int cst;
+
+                if (ptrace(PTRACE_GETEVENTMSG, ij->tid, 0, &msg) == 0 && msg > 0) {
+                        *child = (pid_t) msg;
+                        /* The child starts in a stop; from now on it dies with us. */
+                        if (waitpid(*child, &cst, __WALL) == *child && WIFSTOPPED(cst))
+                                (void) ptrace(PTRACE_SETOPTIONS, *child, 0,
+                                              (void *) (long) (PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD));
+                }
+                r = step(ij->tid, &ij->pending_sig, &st);      /* exit */
+                if (r < 0)
+                        return r;
+        }
+        if (ret_ns)
+                *ret_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
+        if (ptrace(PTRACE_GETREGS, ij->tid, 0, &now) < 0)
+                return negative_errno();
+        *ret_result = (long) now.rax;
+        r = step(ij->tid, &ij->pending_sig, &st);              /* rt_sigreturn entry */
+        if (r < 0)
+                return r;
+        r = step(ij->tid, &ij->pending_sig, &st);              /* rt_sigreturn exit */
+        if (r < 0)
+                return r;
+        (void) ptrace(PTRACE_SETOPTIONS, ij->tid, 0, (void *) 0L);
+        /* Check, and mend if the kernel restored anything differently. */
+        if (ptrace(PTRACE_GETREGS, ij->tid, 0, &now) < 0)
+                return negative_errno();
+        if (!regs_restored(&now, &ij->resume)) {
+                ij->mended = true;
+                if (ptrace(PTRACE_SETREGS, ij->tid, 0, &ij->resume) < 0)
+                        return negative_errno();
+        }
+        {
+                _cleanup_free_ uint8_t *xs = malloc(XSTATE_MAX);
+                struct iovec iov = { xs, XSTATE_MAX };
+                if (xs && ptrace(PTRACE_GETREGSET, ij->tid, (void *) NT_X86_XSTATE, &iov) == 0 &&
+                    (iov.iov_len != ij->xstate_len || memcmp(xs, ij->xstate, iov.iov_len) != 0)) {
+                        ij->mended = true;
+                        iov = (struct iovec) { ij->xstate, ij->xstate_len };
+                        (void) ptrace(PTRACE_SETREGSET, ij->tid, (void *) NT_X86_XSTATE, &iov);
+                }
+        }
+        return 0;
+}
+
+const char *diag_inject_fork_unsuitable(pid_t pid) {
+        char path[64], buf[8192];
+        unsigned long long seccomp = 0;
+        const char *p;
+        ssize_t n;
+
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        n = diag_read_small_at(AT_FDCWD, path, buf, sizeof buf);
+        if (n < 0)
+                return NULL;    /* the capture will say what is wrong */
+        if (diag_status_field(buf, "Seccomp", 10, &seccomp) == 0 && seccomp != 0)
+                return "the target runs under a seccomp filter, which may forbid or punish fork";
+        p = strstr(buf, "\nx86_Thread_features:");
+        if (p) {
+                const char *e = strchr(p + 1, '\n');
+                const char *s = strstr(p, "shstk");
+                if (s && (!e || s < e))
+                        return "the target uses a shadow stack";
+        }
+        p = strstr(buf, "\nState:");
+        if (p) {
+                p += strlen("\nState:");
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                if (*p == 'T' || *p == 't')
+                        return "the target is already stopped";
+        }
+        return NULL;
+}
+
+int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
+                     struct diag_fork *f, const char **ret_why) {
+        uint64_t gadget;
+        int r = -ESRCH;
+
+        *f = (struct diag_fork) { .pid = c->pid };
+        *ret_why = "no thread could fork safely";
+        if (find_gadget(c->pid, maps, &gadget) < 0) {
+                *ret_why = "no dead code page to run the fork from";
+                return -ENOENT;
+        }
+        /* The main thread first, then any stopped thread whose stack can take a frame. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < c->n; i++) {
+                        const struct diag_thread_capture *t = &c->threads[i];
+                        struct inj ij = { .pid = c->pid, .tid = t->tid };
+                        const uint64_t args[4] = { 0, 0, 0, 0 };        /* flags: exit signal 0 */
+                        long res = 0;
+                        pid_t child = 0;
+
+                        if (t->err || (pass == 0) != (t->tid == c->pid))
+                                continue;
+                        r = inj_prepare(&ij, maps, gadget);
+                        if (r < 0) {
+                                inj_done(&ij);  /* puts back whatever was written */
+                                if (r == -ENOSPC || r == -EPROTONOSUPPORT)
+                                        continue;
+                                *ret_why = "the target's memory could not be prepared";
+                                return r;
+                        }
+                        r = inj_run(&ij, ENTRY_CLONE, SYS_clone, args, &res, &child, &f->fork_ns);
+                        /* The bytes go back only once the thread is past them. If it
+                         * is not, code and frame stay where nothing else looks, and
+                         * the thread finishes the sequence when released. */
+                        if (r == 0)
+                                inj_put_back(&ij);
+                        else
+                                ij.gadget_written = ij.frame_written = false;
+                        f->tid = ij.tid;
+                        f->mended = ij.mended;
+                        f->gadget = gadget;
+                        memcpy(f->gadget_saved, ij.gadget_saved, sizeof gadget_code);
+                        f->gadget_len = sizeof gadget_code;
+                        f->frame = ij.frame;
+                        f->frame_len = ij.frame_len;
+                        f->frame_saved = TAKE_PTR(ij.frame_saved);
+                        /* A signal caught while we ran: back on the detach. */
+                        if (ij.pending_sig)
+                                (void) syscall(SYS_tgkill, c->pid, ij.tid, ij.pending_sig);
+                        inj_done(&ij);
+                        if (r < 0) {
+                                *ret_why = "the injected fork did not complete";
+                                if (child > 0)
+                                        (void) kill(child, SIGKILL);
+                                return r;
+                        }
+                        if (res < 0 || child <= 0) {
+                                *ret_why = res == -ENOMEM ? "fork failed: not enough memory"
+                                         : res == -EAGAIN ? "fork failed: process or thread limit"
+                                         : "fork failed in the target";
+                                return res < 0 ? (int) res : -ECHILD;
+                        }
+                        f->child = child;
+                        f->child_ns = (pid_t) res;
+                        return 0;
+                }
+        return r < 0 ? r : -ESRCH;
+}
+
+int diag_inject_fork_prepare_child(struct diag_fork *f) {
+        struct user_regs_struct rg;
+        _cleanup_close_ int fd = -1;
+        int st, r;
+
+        if (ptrace(PTRACE_GETREGS, f->child, 0, &rg) < 0)
+                return negative_errno();
+        /* close_range(0, ~0U, 0) through entry 0: if we vanished after it, the
+         * child would find rax 0 and exit. We stay: it stays in the exit stop. */
+        rg.rip = f->gadget + ENTRY_CLONE;
+        rg.rax = SYS_close_range;
+        rg.orig_rax = (unsigned long long) -1;
+        rg.rdi = 0;
+        rg.rsi = ~0U;
+        rg.rdx = 0;
+        if (ptrace(PTRACE_SETREGS, f->child, 0, &rg) < 0)
+                return negative_errno();
+        r = step(f->child, NULL, &st);
+        if (r == 0)
+                r = step(f->child, NULL, &st);
+        if (r < 0)
+                return r;
+        fd = mem_open(f->child);
+        if (fd < 0)
+                return fd;
+        r = mem_pwrite(fd, f->gadget, f->gadget_saved, f->gadget_len);
+        if (r == 0 && f->frame_saved)
+                r = mem_pwrite(fd, f->frame, f->frame_saved, f->frame_len);
+        return r;
+}
+
+/* Stop one thread of the target for the reap. */
+static int seize_one(pid_t pid, pid_t tid) {
+        uint64_t deadline = diag_now_ns(CLOCK_MONOTONIC) + 1000000000ULL;
+        char state = '?';
+
+        if (diag_task_read_state(pid, tid, &state) < 0 || state == 'D' || state == 'Z' || state == 'T' ||
+            state == 't')
+                return -EBUSY;
+        if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+                return negative_errno();
+        if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+                return negative_errno();
+        for (;;) {
+                int st;
+                pid_t w = waitpid(tid, &st, __WALL | WNOHANG);
+                if (w == tid)
+                        return WIFSTOPPED(st) ? ((st >> 16) == 0 && WSTOPSIG(st) != SIGTRAP ? WSTOPSIG(st) : 0)
+                                              : -ESRCH;
+                if (w < 0)
+                        return negative_errno();
+                if (diag_now_ns(CLOCK_MONOTONIC) > deadline)
+                        return -ETIMEDOUT;
+                nanosleep(&(struct timespec) { .tv_nsec = 100 * 1000 }, NULL);
+        }
+}
+
+int diag_inject_fork_end(struct diag_fork *f) {
+        _cleanup_free_ pid_t *tids = NULL;
+        _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
+        size_t n = 0;
+        uint64_t gadget;
+        int r;
+
+        if (f->child > 0) {
+                (void) kill(f->child, SIGKILL);
+                for (;;) {
+                        int st;
+                        if (waitpid(f->child, &st, __WALL) < 0 || WIFEXITED(st) || WIFSIGNALED(st))
+                                break;
+                }
+        }
+        free(f->frame_saved);
+        f->frame_saved = NULL;
+        if (f->child_ns <= 0)
+                return 0;
+        r = diag_maps_read(f->pid, &maps);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;    /* the target is gone: its reaper has the child */
+        if (find_gadget(f->pid, maps, &gadget) < 0)
+                return -ENOENT;
+        r = diag_proc_list_tids(f->pid, &tids, &n);
+        if (r < 0)
+                return r;
+        /* The thread that forked first: it is the child's parent thread. Any
+         * other can reap it too. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < n; i++) {
+                        struct inj ij = { .pid = f->pid, .tid = tids[i] };
+                        const uint64_t args[4] = { (uint64_t) f->child_ns, 0, __WALL, 0 };
+                        long res = 0;
+                        int sig;
+
+                        if ((pass == 0) != (tids[i] == f->tid))
+                                continue;
+                        sig = seize_one(f->pid, tids[i]);
+                        if (sig < 0) {
+                                (void) ptrace(PTRACE_DETACH, tids[i], 0, 0);
+                                continue;
+                        }
+                        r = inj_prepare(&ij, maps, gadget);
+                        if (r == 0) {
+                                r = inj_run(&ij, ENTRY_PLAIN, SYS_wait4, args, &res, NULL, NULL);
+                                if (r < 0)
+                                        ij.gadget_written = ij.frame_written = false;
+                        }
+                        if (!sig)
+                                sig = ij.pending_sig;
+                        inj_done(&ij);
+                        (void) ptrace(PTRACE_DETACH, tids[i], 0, (void *) (long) sig);
+                        f->mended |= ij.mended;
+                        if (r == 0)
+                                return res == f->child_ns || res == -ECHILD ? 0 : (int) (res < 0 ? res : -EIO);
+                        if (r != -ENOSPC)
+                                return r;
+                }
+        return -ESRCH;
+}
+
+#else /* !__x86_64__ */
+
+const char *diag_inject_fork_unsuitable(pid_t pid) {
+        return "fork injection is implemented for x86_64 only";
+}
+
+int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
+                     struct diag_fork *f, const char **ret_why) {
+        *ret_why = "fork injection is implemented for x86_64 only";
+        return -EOPNOTSUPP;
+}
+
+int diag_inject_fork_prepare_child(struct diag_fork *f) {
+        return -EOPNOTSUPP;
+}
+
+int diag_inject_fork_end(struct diag_fork *f) {
+        return 0;
+}
+
+#endif

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diag-core: an ELF core of a running process, as gdb reads a crash core, with
+ * the process stopped for milliseconds instead of the whole dump.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "config.h"
+#include "diag/core.h"
+#include "diag/log.h"
+#include "diag/out.h"
+#include "diag/proc.h"
+#include "diag/ptrace.h"
+#include "diag/util.h"
+
+static struct {
+        const char *prefix;
+        bool json, quiet, progress;
+        unsigned timeout_s;
+        struct diag_core_opts core;
+} arg = {
+        .prefix = "core",
+        .progress = true,
+};
+
+static volatile sig_atomic_t cancelled;
+static uint64_t progress_t0;
+static bool progress_shown;
+
+static void on_signal(int sig) {
+        cancelled = sig;
+}
+
+/* A line on a terminal, redrawn in place: done/total, rate, time left. */
+static int show_progress(void *userdata, uint64_t done, uint64_t total) {
+        char a[DIAG_SIZE_MAX], b[DIAG_SIZE_MAX], rate[DIAG_SIZE_MAX], eta[DIAG_DURATION_MAX] = "?";
+        uint64_t el = diag_now_ns(CLOCK_MONOTONIC) - progress_t0;
+        uint64_t bps = el ? (uint64_t) ((double) done * 1e9 / (double) el) : 0;
+
+        if (cancelled)
+                return 1;
+        if (!arg.progress)
+                return 0;
+        if (total < done)
+                total = done;
+        if (bps)
+                diag_format_duration((total - done) * 1000 / bps, eta, sizeof eta);
+        fprintf(stderr, "\r%s: %3u%% %s of %s  %s/s  %s left   ", diag_progname(),
+                total ? (unsigned) (done * 100 / total) : 100, diag_format_size(done, a, sizeof a),
+                diag_format_size(total, b, sizeof b), diag_format_size(bps, rate, sizeof rate), eta);
+        progress_shown = true;
+        return 0;
+}
+
+static void progress_clear(void) {
+        if (progress_shown)
+                fprintf(stderr, "\r\033[K");
+        progress_shown = false;
+}
+
+static void usage(void) {
+        printf("Usage:\n"
+               " %1$s [options] PID\n"
+               "\n"
+               "Write an ELF core of a running process, readable by gdb, eu-stack and\n"
+               "eu-readelf like a kernel core. The process is stopped only to take its\n"
+               "registers and make a fork() whose copy-on-write child holds the memory\n"
+               "image; it runs on while the core is written.\n"
+               "\n"
+               "Options:\n"
+               " -o, --output PREFIX      write PREFIX.PID (default core.PID); - streams to stdout\n"
+               "     --method METHOD      fork (default) or stop (stopped for the whole copy)\n"
+               "     --filter MASK        coredump_filter bits (hex; default the process's own)\n"
+               "     --file-backed        also dump file-backed mappings (bits 2 and 3)\n"
+               "     --no-file-backed     not file-backed mappings, ELF headers aside\n"
+               "     --shared             also dump shared mappings (bits 1, 3 and 6)\n"
+               "     --no-shared          no shared mappings\n"
+               "     --max-size SIZE      write at most SIZE of memory: stacks first, shared last\n"
+               "     --stacks-only        registers, thread stacks and small writable data\n"
+               "     --no-progress        no progress line (it shows only on a terminal)\n"
+               " -q, --quiet              no summary line\n"
+               " -J, --json               print a JSON summary on stdout\n"
+               "     --timeout TIME       give up after TIME (e.g. 30s, 5m; default none)\n"
+               " -v, --verbose            say more on stderr\n"
+               " -h, --help               display this help\n"
+               " -V, --version            display version\n"
+               "\n"
+               "Exit status: 0 core written, 1 no core written, 2 bad usage,\n"
+               "4 core written, but some registers or pages are missing (said on stderr).\n"
+               "\n"
+               "Examples:\n"
+               " %1$s 1234                       ./core.1234\n"
+               " %1$s -o /var/tmp/worker 1234    /var/tmp/worker.1234\n"
+               " %1$s -o - 1234 | zstd > core.1234.zst\n"
+               " %1$s --stacks-only 1234         a few MB, still every thread's backtrace\n"
+               " gdb /proc/1234/exe core.1234\n"
+               "\n"
+               "See diag-core(1).\n", diag_progname());
+}
+
+/* The output file: invisible (O_TMPFILE) until complete, then linked under its
+ * name, never replacing anything. Where O_TMPFILE is not supported, a hidden
+ * ".NAME.partial-XXXXXX" renamed at the end. */
+struct outfile {
+        char *path, *tmp;
+        int fd;
+};
+
+static int outfile_open(struct outfile *f, const char *path) {
+        _cleanup_free_ char *dircopy = strdup(path), *base = strdup(path);
+        struct stat st;
+        const char *dir;
+
+        if (!dircopy || !base)
+                return -ENOMEM;
+        f->fd = -1;
+        f->path = strdup(path);
+        if (!f->path)
+                return -ENOMEM;
+        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                return -EEXIST;
+        dir = dirname(dircopy);
+        f->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (f->fd >= 0)
+                return 0;
+        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+                return negative_errno();
+        if (asprintf(&f->tmp, "%s/.%s.partial-XXXXXX", dir, basename(base)) < 0) {
+                f->tmp = NULL;
+                return -ENOMEM;
+        }
+        f->fd = mkostemp(f->tmp, O_CLOEXEC);
+        if (f->fd < 0) {
+                free(f->tmp);
+                f->tmp = NULL;
+                return negative_errno();
+        }
+        return fchmod(f->fd, 0600) < 0 ? negative_errno() : 0;
+}
+
+static int outfile_commit(struct outfile *f) {
+        char proc[64];
+
+        if (f->tmp) {
+                if (renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE) < 0)
+                        return negative_errno();
+                free(f->tmp);
+                f->tmp = NULL;
+                return 0;
+        }
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, f->path, AT_SYMLINK_FOLLOW) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static void outfile_discard(struct outfile *f) {
+        if (f->tmp)
+                (void) unlink(f->tmp);
+        if (f->fd >= 0)
+                close(f->fd);
+        free(f->tmp);
+        free(f->path);
+        *f = (struct outfile) { .fd = -1 };
+}
+
+static const char *error_text(int r, pid_t pid) {
+        static char buf[160];
+
+        switch (r) {
+        case -ESRCH:
+                snprintf(buf, sizeof buf, "process %d does not exist or exited during the dump", pid);
+                return buf;
+        case -EPERM:
+        case -EACCES:
+                snprintf(buf, sizeof buf, "not permitted to trace process %d (try as root)", pid);
+                return buf;
+        case -EBUSY:
+                snprintf(buf, sizeof buf, "process %d is already traced by another process", pid);
+                return buf;
+        case -ENOSPC:
+                return "no space left on device";
+        case -EDQUOT:
+                return "disk quota exceeded";
+        case -ECANCELED:
+                return "interrupted";
+        default:
+                return NULL;
+        }
+}
+
+enum { OPT_METHOD = 0x100, OPT_FILTER, OPT_FILE_BACKED, OPT_NO_FILE_BACKED, OPT_SHARED, OPT_NO_SHARED,
+       OPT_MAX_SIZE, OPT_STACKS_ONLY, OPT_NO_PROGRESS, OPT_TIMEOUT };
+
+int main(int argc, char **argv) {
+        static const struct option longopts[] = {
+                { "output",         required_argument, NULL, 'o' },
+                { "method",         required_argument, NULL, OPT_METHOD },
+                { "filter",         required_argument, NULL, OPT_FILTER },
+                { "file-backed",    no_argument,       NULL, OPT_FILE_BACKED },
+                { "no-file-backed", no_argument,       NULL, OPT_NO_FILE_BACKED },
+                { "shared",         no_argument,       NULL, OPT_SHARED },
+                { "no-shared",      no_argument,       NULL, OPT_NO_SHARED },
+                { "max-size",       required_argument, NULL, OPT_MAX_SIZE },
+                { "stacks-only",    no_argument,       NULL, OPT_STACKS_ONLY },
+                { "no-progress",    no_argument,       NULL, OPT_NO_PROGRESS },
+                { "quiet",          no_argument,       NULL, 'q' },
+                { "json",           no_argument,       NULL, 'J' },
+                { "timeout",        required_argument, NULL, OPT_TIMEOUT },
+                DIAG_STD_LONGOPTS,
+                {}
+        };
+        struct diag_core_result res;
+        struct outfile of = { .fd = -1 };
+        _cleanup_free_ char *path = NULL;
+        bool to_stdout;
+        pid_t pid;
+        int c, r, fd;
+        uint64_t t0;
+        const char *msg;
+
+        diag_log_init(argv[0]);
+        argv[0] = (char *) diag_progname();
+        while ((c = getopt_long(argc, argv, "o:qJ" DIAG_STD_SHORTOPTS, longopts, NULL)) != -1) {
+                unsigned long long v;
+                uint64_t sz;
+
+                if (diag_std_option(c, usage, &r)) {
+                        if (r >= 0)
+                                return r;
+                        continue;
+                }
+                switch (c) {
+                case 'o':
+                        if (!*optarg)
+                                return diag_usage_error("%s", "empty output prefix");
+                        arg.prefix = optarg;
+                        break;
+                case OPT_METHOD:
+                        if (strcmp(optarg, "fork") == 0)
+                                arg.core.method = DIAG_CORE_FORK;
+                        else if (strcmp(optarg, "stop") == 0)
+                                arg.core.method = DIAG_CORE_STOP;
+                        else
+                                return diag_usage_error("invalid method: '%s' (fork or stop)", optarg);
+                        break;
+                case OPT_FILTER:
+                        if (diag_parse_ull(optarg, 16, &v) < 0 || v > 0x1ff)
+                                return diag_usage_error("invalid filter: '%s' (hex, 0 to 1ff)", optarg);
+                        arg.core.filter = (unsigned long) v;
+                        arg.core.filter_set = true;
+                        break;
+                case OPT_FILE_BACKED:
+                        arg.core.filter_add |= DIAG_CORE_FILE_PRIVATE | DIAG_CORE_FILE_SHARED;
+                        arg.core.filter_remove &= ~(DIAG_CORE_FILE_PRIVATE | DIAG_CORE_FILE_SHARED);
+                        break;
+                case OPT_NO_FILE_BACKED:
+                        arg.core.filter_remove |= DIAG_CORE_FILE_PRIVATE | DIAG_CORE_FILE_SHARED;
+                        arg.core.filter_add &= ~(DIAG_CORE_FILE_PRIVATE | DIAG_CORE_FILE_SHARED);
+                        break;
+                case OPT_SHARED:
+                        arg.core.filter_add |= DIAG_CORE_ANON_SHARED | DIAG_CORE_FILE_SHARED | DIAG_CORE_HUGE_SHARED;
+                        arg.core.filter_remove &= ~(DIAG_CORE_ANON_SHARED | DIAG_CORE_FILE_SHARED | DIAG_CORE_HUGE_SHARED);
+                        break;
+                case OPT_NO_SHARED:
+                        arg.core.filter_remove |= DIAG_CORE_ANON_SHARED | DIAG_CORE_FILE_SHARED | DIAG_CORE_HUGE_SHARED;
+                        arg.core.filter_add &= ~(DIAG_CORE_ANON_SHARED | DIAG_CORE_FILE_SHARED | DIAG_CORE_HUGE_SHARED);
+                        break;
+                case OPT_MAX_SIZE:
+                        if (diag_parse_size(optarg, &sz) < 0 || sz < 4096)
+                                return diag_usage_error("invalid size: '%s' (at least 4K)", optarg);
+                        arg.core.max_size = sz;
+                        break;
+                case OPT_STACKS_ONLY:
+                        arg.core.stacks_only = true;
+                        break;
+                case OPT_NO_PROGRESS:
+                        arg.progress = false;
+                        break;
+                case 'q':
+                        arg.quiet = true;
+                        break;
+                case 'J':
+                        arg.json = true;
+                        break;
+                case OPT_TIMEOUT:
+                        if (diag_parse_duration_ms(optarg, &sz) < 0 || sz < 1000 || sz > 86400000)
+                                return diag_usage_error("invalid timeout: '%s' (1s to 24h)", optarg);
+                        arg.timeout_s = (unsigned) (sz / 1000);
+                        break;
+                default:
+                        return diag_usage_error("unexpected option");
+                }
+        }
+        if (optind >= argc)
+                return diag_usage_error("%s", "no process given");
+        if (optind + 1 < argc)
+                return diag_usage_error("%s", "one process at a time");
+        if (diag_parse_pid(argv[optind], &pid) < 0)
+                return diag_usage_error("invalid process id: '%s'", argv[optind]);
+        to_stdout = strcmp(arg.prefix, "-") == 0;
+        if (to_stdout && arg.json)
+                return diag_usage_error("%s", "--json prints on stdout, where the core goes with -o -");
+        if (to_stdout && isatty(STDOUT_FILENO))
+                return diag_usage_error("%s", "refusing to write a core to a terminal");
+        {
+                pid_t owner;
+                if (diag_tid_to_pid(pid, &owner) == 0 && owner != pid)
+                        return diag_usage_error("%d is a thread of process %d: give the process", pid, owner);
+        }
+
+        if (!isatty(STDERR_FILENO) || arg.quiet)
+                arg.progress = false;
+        arg.core.progress = show_progress;
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        if (to_stdout)
+                fd = STDOUT_FILENO;
+        else {
+                if (asprintf(&path, "%s.%d", arg.prefix, pid) < 0) {
+                        path = NULL;
+                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                }
+                r = outfile_open(&of, path);
+                if (r == -EEXIST) {
+                        log_error("%s already exists; not overwriting it", path);
+                        outfile_discard(&of);
+                        return DIAG_EXIT_FAILURE;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "cannot create %s: %m", path);
+                        outfile_discard(&of);
+                        return DIAG_EXIT_FAILURE;
+                }
+                fd = of.fd;
+        }
+
+        diag_watchdog_arm(arg.timeout_s);
+        diag_watchdog_phase("dumping");
+        t0 = progress_t0 = diag_now_ns(CLOCK_MONOTONIC);
+        r = diag_core_write(pid, &arg.core, fd, &res);
+        progress_clear();
+        if (r == 0 && cancelled)
+                r = -ECANCELED;
+        if (r == 0 && !to_stdout) {
+                r = outfile_commit(&of);
+                if (r == -EEXIST) {
+                        log_error("%s appeared meanwhile; not overwriting it", path);
+                        outfile_discard(&of);
+                        return DIAG_EXIT_FAILURE;
+                }
+        }
+        if (!to_stdout)
+                outfile_discard(&of);
+        if (res.fallback && (r == 0 || arg.core.method == DIAG_CORE_FORK) && !arg.quiet)
+                log_warn("fork not used (%s): the process was stopped for the whole copy", res.fallback);
+        if (res.mended)
+                log_debug("a thread's registers needed setting back after the injected fork");
+        if (res.reap_error)
+                log_warn("the forked copy could not be reaped (%s): a zombie child of %d remains until it "
+                         "waits for it", res.reap_error, pid);
+        if (r < 0) {
+                bool about_target = r == -ESRCH || r == -EPERM || r == -EACCES || r == -EBUSY;
+                msg = error_text(r, pid);
+                if (msg && about_target)
+                        log_error("%s", msg);
+                else if (msg)
+                        log_error("%s%s%s", to_stdout ? "" : path, to_stdout ? "" : ": ", msg);
+                else
+                        log_error_errno(r, "%s%s%m", to_stdout ? "" : path, to_stdout ? "" : ": ");
+                if (to_stdout && !about_target)
+                        log_error("the stream on stdout is incomplete");
+                return DIAG_EXIT_FAILURE;
+        }
+
+        {
+                double pause_ms = (double) res.pause_ns / 1e6, el_ms = (double) (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
+                char sz[DIAG_SIZE_MAX];
+
+                if (res.threads_partial)
+                        log_warn("%u thread%s in uninterruptible sleep: only pc, sp and system call arguments",
+                                 res.threads_partial, res.threads_partial == 1 ? "" : "s");
+                if (res.unreadable)
+                        log_warn("%u page%s could not be read (holes in the core)", res.unreadable,
+                                 res.unreadable == 1 ? "" : "s");
+                if (res.capped)
+                        log_warn("%u mapping%s left out by --max-size", res.capped, res.capped == 1 ? "" : "s");
+                if (arg.json) {
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "pid", json_object_new_int(pid));
+                        json_object_object_add(o, "file", json_object_new_string(path));
+                        json_object_object_add(o, "method", json_object_new_string(
+                                                       res.method == DIAG_CORE_FORK ? "fork" : "stop"));
+                        json_object_object_add(o, "threads", json_object_new_int((int) res.threads));
+                        json_object_object_add(o, "threads_partial", json_object_new_int((int) res.threads_partial));
+                        json_object_object_add(o, "segments", json_object_new_int((int) res.segments));
+                        json_object_object_add(o, "bytes", json_object_new_int64((int64_t) res.bytes));
+                        json_object_object_add(o, "file_size", json_object_new_int64((int64_t) res.file_size));
+                        json_object_object_add(o, "pause_ms", json_object_new_double(pause_ms));
+                        json_object_object_add(o, "fork_ms", json_object_new_double((double) res.fork_ns / 1e6));
+                        json_object_object_add(o, "elapsed_ms", json_object_new_double(el_ms));
+                        json_object_object_add(o, "fallback", res.fallback ? json_object_new_string(res.fallback) : NULL);
+                        json_object_object_add(o, "capped", json_object_new_int((int) res.capped));
+                        json_object_object_add(o, "unreadable_pages", json_object_new_int((int) res.unreadable));
+                        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                        json_object_put(o);
+                } else if (!arg.quiet)
+                        fprintf(stderr, "%s: %s: %u thread%s, %u segments, %s of memory; process stopped %.1f ms (%s), "
+                                "%.2f s in all\n", diag_progname(), to_stdout ? "stdout" : path, res.threads,
+                                res.threads == 1 ? "" : "s", res.segments, diag_format_size(res.bytes, sz, sizeof sz),
+                                pause_ms, res.method == DIAG_CORE_FORK ? "fork" : "stop", el_ms / 1000);
+        }
+        if (diag_close_stdout() < 0)
+                return DIAG_EXIT_FAILURE;
+        return res.threads_partial || res.unreadable ? DIAG_EXIT_PARTIAL : DIAG_EXIT_OK;
+}
