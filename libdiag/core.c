@@ -102,7 +102,7 @@ struct core {
         size_t nrg, arg;
         uint64_t total_est, done, last_progress_ns;
         uint8_t *buf;
-        int pagemap_fd, mem_fd, mem_err;
+        int pagemap_fd, mem_fd, mem_err, guard_fd;
         pid_t pagemap_pid, mem_pid;
         int err;
 };
@@ -1108,6 +1108,8 @@ static int hook_released(void *userdata, const struct diag_capture *c) {
         {
                 int e = diag_inject_fork_end(&k->fork);
                 k->res->mended = k->fork.mended;
+                if (k->fork.reap_error < 0)
+                        e = k->fork.reap_error;
                 if (e < 0)
                         k->res->reap_error = e == -ETIMEDOUT ? "no thread of the target stopped to reap it"
                                                              : "the reap failed";
@@ -1120,7 +1122,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
         _cleanup_(diag_capture_freep) struct diag_capture *c = NULL;
         struct core k = { .pid = pid, .o = o, .res = ret, .out = { .fd = fd }, .pagemap_fd = -1,
-                       .mem_fd = -1 };
+                       .mem_fd = -1, .guard_fd = -1 };
         struct diag_capture_opts co = {};
         struct stat st;
         char path[64], buf[32];
@@ -1151,12 +1153,15 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
                 k.res->fallback = diag_inject_fork_unsuitable(pid);
                 k.use_fork = !k.res->fallback;
         }
+        if (k.use_fork)
+                k.guard_fd = diag_inject_guard_start(pid);
         co.no_stacks = true;
         co.timeout_ms = o->timeout_ms;
         co.stopped = hook_stopped;
         co.released = hook_released;
         co.userdata = &k;
         r = diag_capture_take(pid, &co, &c);
+        diag_inject_guard_stop(k.guard_fd);
         if (c)
                 ret->pause_ns = c->pause_ns;
         if (r == 0 && k.err < 0)

@@ -567,29 +567,93 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
         return r < 0 ? r : -ESRCH;
 }
 
-int diag_inject_fork_prepare_child(struct diag_fork *f) {
+/* Run syscall nr(args) in a stopped process of ours (the child) from entry, to its
+ * exit stop; for clone, catch the new process. No way back is needed: these
+ * processes are disposable, and rax 0 after entry 0 makes them exit. */
+static int run_in_child(pid_t pid, uint64_t gadget, long nr, uint64_t a0, uint64_t a1, long *ret,
+                        pid_t *ret_child) {
         struct user_regs_struct rg;
-        _cleanup_close_ int fd = -1;
         int st, r;
 
-        if (ptrace(PTRACE_GETREGS, f->child, 0, &rg) < 0)
+        if (ptrace(PTRACE_GETREGS, pid, 0, &rg) < 0)
                 return negative_errno();
-        /* close_range(0, ~0U, 0) through entry 0: if we vanished after it, the
-         * child would find rax 0 and exit. We stay: it stays in the exit stop. */
-        rg.rip = f->gadget + ENTRY_CLONE;
-        rg.rax = SYS_close_range;
+        rg.rip = gadget + ENTRY_CLONE;
+        rg.rax = (unsigned long long) nr;
         rg.orig_rax = (unsigned long long) -1;
-        rg.rdi = 0;
-        rg.rsi = ~0U;
-        rg.rdx = 0;
-        if (ptrace(PTRACE_SETREGS, f->child, 0, &rg) < 0)
+        rg.rdi = a0;
+        rg.rsi = a1;
+        rg.rdx = rg.r10 = rg.r8 = 0;
+        if (ptrace(PTRACE_SETOPTIONS, pid, 0, (void *) (long) (PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD |
+                                                             (ret_child ? PTRACE_O_TRACECLONE : 0))) < 0)
                 return negative_errno();
-        r = step(f->child, NULL, &st);
+        if (ptrace(PTRACE_SETREGS, pid, 0, &rg) < 0)
+                return negative_errno();
+        r = step(pid, NULL, &st);                       /* entry */
         if (r == 0)
-                r = step(f->child, NULL, &st);
+                r = step(pid, NULL, &st);               /* exit, or the clone event */
+        if (r == 0 && ret_child && (st >> 16) == PTRACE_EVENT_CLONE) {
+                unsigned long msg = 0;
+                int cst;
+                if (ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg) == 0 && msg > 0 &&
+                    waitpid((pid_t) msg, &cst, __WALL) == (pid_t) msg && WIFSTOPPED(cst)) {
+                        *ret_child = (pid_t) msg;
+                        (void) ptrace(PTRACE_SETOPTIONS, *ret_child, 0,
+                                      (void *) (long) (PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD));
+                }
+                r = step(pid, NULL, &st);               /* exit */
+        }
         if (r < 0)
                 return r;
-        fd = mem_open(f->child);
+        if (ptrace(PTRACE_GETREGS, pid, 0, &rg) < 0)
+                return negative_errno();
+        *ret = (long) rg.rax;
+        return 0;
+}
+
+static void kill_and_wait(pid_t pid) {
+        (void) kill(pid, SIGKILL);
+        for (;;) {
+                int st;
+                if (waitpid(pid, &st, __WALL) < 0 || WIFEXITED(st) || WIFSIGNALED(st))
+                        break;
+        }
+}
+
+static int reap_from_target(struct diag_fork *f, pid_t child_ns);
+
+int diag_inject_fork_prepare_child(struct diag_fork *f) {
+        _cleanup_close_ int fd = -1;
+        pid_t holder = 0;
+        long res = 0;
+        char path[64], buf[512];
+        const char *p;
+        int r;
+
+        /* No file descriptor of the target's stays open in the copies. */
+        r = run_in_child(f->child, f->gadget, SYS_close_range, 0, ~0U, &res, NULL);
+        if (r < 0)
+                return r;
+        /* The image moves to a grandchild, and the child is reaped by the target
+         * right away: the grandchild is an orphan, adopted (with exit signal
+         * SIGCHLD) by init or the nearest subreaper above the target. Whenever
+         * it dies, even with us, its new parent reaps it; the target never
+         * has a zombie to reap, except in the microseconds of this handover. */
+        r = run_in_child(f->child, f->gadget, SYS_clone, 0, 0, &res, &holder);
+        if (r < 0 || holder <= 0)
+                return r < 0 ? r : (res < 0 ? (int) res : -ECHILD);
+        kill_and_wait(f->child);
+        f->child = holder;
+        r = reap_from_target(f, f->child_ns);
+        f->child_ns = 0;
+        if (r < 0)
+                f->reap_error = r;
+        /* Unless the target is itself a subreaper: then it adopted the
+         * grandchild, and must reap it at the end as well. */
+        snprintf(path, sizeof path, "/proc/%d/stat", holder);
+        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) > 0 && (p = strrchr(buf, ')')) &&
+            strtol(p + 4, NULL, 10) == f->pid)
+                f->child_ns = (pid_t) res;
+        fd = mem_open(holder);
         if (fd < 0)
                 return fd;
         r = mem_pwrite(fd, f->gadget, f->gadget_saved, f->gadget_len);
@@ -625,24 +689,23 @@ static int seize_one(pid_t pid, pid_t tid) {
 }
 
 int diag_inject_fork_end(struct diag_fork *f) {
+        if (f->child > 0)
+                kill_and_wait(f->child);
+        f->child = 0;
+        free(f->frame_saved);
+        f->frame_saved = NULL;
+        if (f->child_ns <= 0)
+                return 0;
+        return reap_from_target(f, f->child_ns);
+}
+
+static int reap_from_target(struct diag_fork *f, pid_t child_ns) {
         _cleanup_free_ pid_t *tids = NULL;
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
         size_t n = 0;
         uint64_t gadget;
         int r;
 
-        if (f->child > 0) {
-                (void) kill(f->child, SIGKILL);
-                for (;;) {
-                        int st;
-                        if (waitpid(f->child, &st, __WALL) < 0 || WIFEXITED(st) || WIFSIGNALED(st))
-                                break;
-                }
-        }
-        free(f->frame_saved);
-        f->frame_saved = NULL;
-        if (f->child_ns <= 0)
-                return 0;
         r = diag_maps_read(f->pid, &maps);
         if (r < 0)
                 return r == -ENOENT ? 0 : r;    /* the target is gone: its reaper has the child */
@@ -656,7 +719,7 @@ int diag_inject_fork_end(struct diag_fork *f) {
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < n; i++) {
                         struct inj ij = { .pid = f->pid, .tid = tids[i] };
-                        const uint64_t args[4] = { (uint64_t) f->child_ns, 0, __WALL, 0 };
+                        const uint64_t args[4] = { (uint64_t) child_ns, 0, __WALL, 0 };
                         long res = 0;
                         int sig;
 
@@ -679,11 +742,154 @@ int diag_inject_fork_end(struct diag_fork *f) {
                         (void) ptrace(PTRACE_DETACH, tids[i], 0, (void *) (long) sig);
                         f->mended |= ij.mended;
                         if (r == 0)
-                                return res == f->child_ns || res == -ECHILD ? 0 : (int) (res < 0 ? res : -EIO);
+                                return res == child_ns || res == -ECHILD ? 0 : (int) (res < 0 ? res : -EIO);
                         if (r != -ENOSPC)
                                 return r;
                 }
         return -ESRCH;
+}
+
+/* Fields of /proc/PID/stat after the command name: state, starttime, exit signal. */
+static int child_stat(pid_t pid, char *state, unsigned long long *start, int *exit_signal) {
+        char path[64], buf[2048];
+        const char *p;
+        int i = 0;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 || !(p = strrchr(buf, ')')))
+                return -ESRCH;
+        *state = p[2];
+        for (p += 2; *p; p++)
+                if (*p == ' ') {
+                        i++;
+                        if (i == 19)            /* field 22 */
+                                *start = strtoull(p + 1, NULL, 10);
+                        else if (i == 35) {     /* field 38 */
+                                *exit_signal = (int) strtol(p + 1, NULL, 10);
+                                return 0;
+                        }
+                }
+        return -EINVAL;
+}
+
+/* The guard: if we die before the handover's reap, it reaps what we left. Our
+ * children of the target are the ones with exit signal 0 started after it. */
+static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
+        unsigned long long since = 0;
+        uint64_t deadline, settle;
+        char c, st;
+        int es = -1;
+        bool done = false;
+
+        (void) setsid();
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
+                        signal(sig, SIG_IGN);
+        (void) child_stat(getpid(), &st, &since, &es);
+        /* Out of the tool's session and deaf: now the tool may go on. */
+        (void) !write(ready, "r", 1);
+        if (dup2(rfd, 3) < 0)
+                _exit(1);
+        (void) syscall(SYS_close_range, 4, ~0U, 0);
+        while (read(3, &c, 1) > 0)
+                if (c == 'd')
+                        done = true;
+        if (done)
+                _exit(0);
+        /* A fork we started may still be copying page tables when we die: keep
+         * looking for half a second at least, and while some child is not dead yet. */
+        settle = diag_now_ns(CLOCK_MONOTONIC) + 500000000ULL;
+        deadline = settle + 2500000000ULL;
+        for (;;) {
+                _cleanup_free_ pid_t *tids = NULL;
+                size_t n = 0, pending = 0;
+
+                if (diag_proc_list_tids(pid, &tids, &n) < 0)
+                        _exit(0);
+                for (size_t i = 0; i < n; i++) {
+                        char path[96], list[4096], *save = NULL;
+                        snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, tids[i]);
+                        if (diag_read_small_at(AT_FDCWD, path, list, sizeof list) <= 0)
+                                continue;
+                        for (char *w = strtok_r(list, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+                                unsigned long long start = 0, nspid = 0;
+                                pid_t cp;
+                                char cs;
+                                int sig = -1;
+                                if (diag_parse_pid(w, &cp) < 0 || child_stat(cp, &cs, &start, &sig) < 0 ||
+                                    sig != 0 || start < since)
+                                        continue;
+                                if (cs != 'Z') {
+                                        pending++;
+                                        continue;
+                                }
+                                if (diag_task_status_field(cp, 0, "NSpid", 10, &nspid) < 0)
+                                        nspid = (unsigned long long) cp;
+                                {
+                                        /* NSpid lists the pid in each namespace, the target's last. */
+                                        char sp[64], sbuf[4096];
+                                        const char *q;
+                                        snprintf(sp, sizeof sp, "/proc/%d/status", cp);
+                                        if (diag_read_small_at(AT_FDCWD, sp, sbuf, sizeof sbuf) > 0 &&
+                                            (q = strstr(sbuf, "\nNSpid:"))) {
+                                                const char *e = strchr(q + 1, '\n'), *last = NULL;
+                                                for (const char *t = q + 7; t && *t && (!e || t < e); t++)
+                                                        if ((*t == '\t' || *t == ' ') && t[1] >= '0' && t[1] <= '9')
+                                                                last = t + 1;
+                                                if (last)
+                                                        nspid = strtoull(last, NULL, 10);
+                                        }
+                                }
+                                {
+                                        struct diag_fork f = { .pid = pid, .tid = tids[i] };
+                                        (void) reap_from_target(&f, (pid_t) nspid);
+                                }
+                        }
+                }
+                if ((!pending && diag_now_ns(CLOCK_MONOTONIC) > settle) || diag_now_ns(CLOCK_MONOTONIC) > deadline)
+                        _exit(0);
+                nanosleep(&(struct timespec) { .tv_nsec = 10 * 1000 * 1000 }, NULL);
+        }
+}
+
+int diag_inject_guard_start(pid_t pid) {
+        int p[2], q[2];
+        pid_t g;
+        char c;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return negative_errno();
+        if (pipe2(q, O_CLOEXEC) < 0) {
+                int r = negative_errno();
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        g = fork();
+        if (g == 0) {
+                close(p[1]);
+                close(q[0]);
+                guard_main(pid, p[0], q[1]);
+        }
+        close(p[0]);
+        close(q[1]);
+        /* Wait until it is out of our session: a kill of our process group in
+         * between would take it with us. */
+        if (g < 0 || read(q[0], &c, 1) != 1) {
+                int r = g < 0 ? negative_errno() : -ECHILD;
+                close(q[0]);
+                close(p[1]);
+                return r;
+        }
+        close(q[0]);
+        return p[1];
+}
+
+void diag_inject_guard_stop(int fd) {
+        if (fd < 0)
+                return;
+        (void) !write(fd, "d", 1);
+        close(fd);
 }
 
 #else /* !__x86_64__ */
@@ -704,6 +910,13 @@ int diag_inject_fork_prepare_child(struct diag_fork *f) {
 
 int diag_inject_fork_end(struct diag_fork *f) {
         return 0;
+}
+
+int diag_inject_guard_start(pid_t pid) {
+        return -EOPNOTSUPP;
+}
+
+void diag_inject_guard_stop(int fd) {
 }
 
 #endif

@@ -26,16 +26,21 @@
  *  - The child is marked PTRACE_O_EXITKILL as soon as it is caught, its file
  *    descriptors are closed (the target's sockets and files are not kept open
  *    by it), and the bytes we wrote are put back in both processes.
- *  - Ending it: SIGKILL, then a wait4() run the same way in one thread of the
- *    target reaps it, so no zombie is left behind. It was created with exit
- *    signal 0: the target never sees a SIGCHLD.
+ *  - The child forks once more and dies; a wait4() run the same way in one
+ *    thread of the target reaps it at once. The grandchild, which holds the
+ *    image, is an orphan adopted by init (or the nearest subreaper): when it
+ *    dies, whether we kill it at the end or it dies with us, its new parent
+ *    reaps it. The target never sees a SIGCHLD (exit signal 0) and is left
+ *    with no zombie.
  */
 
 struct diag_fork {
         pid_t pid;              /* the target */
         pid_t tid;              /* the thread that forked */
-        pid_t child;            /* in our pid namespace; traced by the calling thread */
-        pid_t child_ns;         /* the child as the target sees it (for the reap) */
+        pid_t child;            /* in our pid namespace; traced by the calling thread:
+                                 * the child, then the grandchild holding the image */
+        pid_t child_ns;         /* a child the target must reap (as the target sees it) */
+        int reap_error;         /* the handover's reap failed: a zombie is left */
         uint64_t gadget;        /* where the code went */
         uint64_t fork_ns;       /* how long the fork system call took */
         bool mended;            /* a thread's state needed setting back by hand after
@@ -59,11 +64,20 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
                      struct diag_fork *f, const char **ret_why);
 
 /* Once the target runs again: close the child's file descriptors (so it keeps no
- * socket or file of the target's open) and put back, in the child, the bytes the
- * injection changed, so that its memory is the target's image. */
+ * socket or file of the target's open), hand the image to a grandchild, reap the
+ * child from the target, and put back, in the grandchild, the bytes the injection
+ * changed, so that its memory is the target's image. f->child is then the
+ * grandchild. A failed reap is recorded in f->reap_error, not returned. */
 int diag_inject_fork_prepare_child(struct diag_fork *f);
 
-/* Kill the child and reap it from the target (one thread stopped for a few
- * microseconds). Returns 0, or negative errno when the zombie could not be
- * reaped (it then stays until the target waits for it with __WALL). */
+/* Kill the image's holder (and, if the target adopted it as a subreaper, reap
+ * it from the target). Returns 0, or negative errno when a zombie was left. */
 int diag_inject_fork_end(struct diag_fork *f);
+
+/* A small process that outlives us (its own session, deaf to every signal but
+ * SIGKILL): if we die before diag_inject_guard_stop, it reaps from the target
+ * the children we made there (exit signal 0, started after it), so a kill of
+ * ours at any instant leaves no zombie. Returns the fd to hand to
+ * diag_inject_guard_stop, or negative errno. Call before stopping the target. */
+int diag_inject_guard_start(pid_t pid);
+void diag_inject_guard_stop(int fd);
