@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <elf.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -781,13 +782,15 @@ static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
         int es = -1;
         bool done = false;
 
+        /* Out of the tool's session (signals are blocked since the fork): now
+         * the tool may go on. */
         (void) setsid();
+        (void) !write(ready, "r", 1);
+        close(ready);
         for (int sig = 1; sig < NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD)
                         signal(sig, SIG_IGN);
         (void) child_stat(getpid(), &st, &since, &es);
-        /* Out of the tool's session and deaf: now the tool may go on. */
-        (void) !write(ready, "r", 1);
         if (dup2(rfd, 3) < 0)
                 _exit(1);
         (void) syscall(SYS_close_range, 4, ~0U, 0);
@@ -865,7 +868,12 @@ int diag_inject_guard_start(pid_t pid) {
                 close(p[1]);
                 return r;
         }
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         g = fork();
+        if (g != 0)
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (g == 0) {
                 close(p[1]);
                 close(q[0]);
