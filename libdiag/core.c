@@ -515,41 +515,52 @@ static void classify(struct core *k, struct region *g) {
         }
 }
 
-/* --stacks-only: the used part of each thread stack (split off as its own
- * segment), small writable data, the vDSO and ELF headers. */
-static int stacks_only(struct core *k) {
+/* Split each thread stack at its lowest stack pointer (less the red zone): the
+ * part below is dead memory, and becomes a segment without contents. For
+ * --stacks-only and --max-size, where every byte counts. */
+static int split_stacks(struct core *k) {
         for (size_t i = 0; i < k->nrg; i++) {
-                struct region *g = &k->rg[i];
-                uint64_t low;
+                struct region *g = &k->rg[i], lowpart;
+                uint64_t low, from;
 
-                if (g->dump == D_NONE || g->dump == D_HEADER || strcmp(g->path, "[vdso]") == 0)
+                if (g->dump != D_ALL || !holds_thread_sp(k, g, &low))
                         continue;
-                if (holds_thread_sp(k, g, &low)) {
-                        uint64_t from = (low - RED_ZONE) & ~(PAGE - 1);
-                        if (from > g->start) {
-                                struct region lowpart;
-                                if (DIAG_GROW(k->rg, k->arg, k->nrg + 1) < 0)
-                                        return -ENOMEM;
-                                g = &k->rg[i];
-                                lowpart = *g;
-                                lowpart.end = from;
-                                lowpart.dump = D_NONE;
-                                lowpart.path = strdup(g->path);
-                                if (!lowpart.path)
-                                        return -ENOMEM;
-                                g->pgoff += (from - g->start) / PAGE;
-                                g->start = from;
-                                memmove(&k->rg[i + 1], &k->rg[i], (k->nrg - i) * sizeof *k->rg);
-                                k->rg[i] = lowpart;
-                                k->nrg++;
-                                i++;
-                        }
+                from = (low - RED_ZONE) & ~(PAGE - 1);
+                if (from <= g->start)
                         continue;
-                }
-                if (!(g->perms[1] == 'w' && g->perms[3] == 'p' && g->end - g->start <= SMALL_DATA))
-                        g->dump = D_NONE;
+                if (DIAG_GROW(k->rg, k->arg, k->nrg + 1) < 0)
+                        return -ENOMEM;
+                g = &k->rg[i];
+                lowpart = *g;
+                lowpart.end = from;
+                lowpart.dump = D_NONE;
+                lowpart.path = strdup(g->path);
+                if (!lowpart.path)
+                        return -ENOMEM;
+                g->pgoff += (from - g->start) / PAGE;
+                g->start = from;
+                memmove(&k->rg[i + 1], &k->rg[i], (k->nrg - i) * sizeof *k->rg);
+                k->rg[i] = lowpart;
+                k->nrg++;
+                i++;
         }
         return 0;
+}
+
+/* --stacks-only: besides the stacks, only small written data, the vDSO and
+ * ELF headers. */
+static void stacks_only(struct core *k) {
+        for (size_t i = 0; i < k->nrg; i++) {
+                struct region *g = &k->rg[i];
+
+                if (g->dump != D_ALL || strcmp(g->path, "[vdso]") == 0 || holds_thread_sp(k, g, NULL))
+                        continue;
+                /* Written private data: .data, .bss, and the RELRO part made
+                 * read-only after relocation, where DT_DEBUG and the GOT point gdb
+                 * to the list of loaded libraries. */
+                if (!(g->perms[3] == 'p' && (g->perms[1] == 'w' || g->anon > 0) && g->end - g->start <= SMALL_DATA))
+                        g->dump = D_NONE;
+        }
 }
 
 static int cmp_prio(const void *a, const void *b) {
@@ -564,8 +575,10 @@ static int plan(struct core *k) {
 
         for (size_t i = 0; i < k->nrg; i++)
                 classify(k, &k->rg[i]);
-        if (k->o->stacks_only && stacks_only(k) < 0)
+        if ((k->o->stacks_only || budget) && split_stacks(k) < 0)
                 return -ENOMEM;
+        if (k->o->stacks_only)
+                stacks_only(k);
         k->total_est = 0;
         for (size_t i = 0; i < k->nrg; i++) {
                 struct region *g = &k->rg[i];
