@@ -962,12 +962,20 @@ static int xstate_for_gdb(uint8_t **set, size_t *len) {
         if (!out)
                 return -ENOMEM;
         memcpy(out, *set, 576);
+        /* CPUID traps to the hypervisor in a VM (tens of microseconds): once. */
+        static struct { bool known, ok; unsigned size, off; } cpu[ELEMENTSOF(at)];
         for (size_t i = 0; i < ELEMENTSOF(at); i++) {
-                unsigned a, b, cx, d;
-                if (!(xcr0 & (1ULL << at[i].bit)) || !__get_cpuid_count(0xd, at[i].bit, &a, &b, &cx, &d))
+                if (!(xcr0 & (1ULL << at[i].bit)))
                         continue;
-                if ((size_t) b + a <= *len && (size_t) at[i].off + a <= want)
-                        memcpy(out + at[i].off, *set + b, a);
+                if (!cpu[i].known) {
+                        unsigned a, b, cx, d;
+                        cpu[i].ok = __get_cpuid_count(0xd, at[i].bit, &a, &b, &cx, &d);
+                        cpu[i].size = a;
+                        cpu[i].off = b;
+                        cpu[i].known = true;
+                }
+                if (cpu[i].ok && (size_t) cpu[i].off + cpu[i].size <= *len && (size_t) at[i].off + cpu[i].size <= want)
+                        memcpy(out + at[i].off, *set + cpu[i].off, cpu[i].size);
         }
         free(*set);
         *set = out;
@@ -1090,7 +1098,10 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
         const char *why = NULL;
         int r;
 
+        uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
+
         r = read_thread_regs(k, c);
+        k->res->regs_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
         if (r < 0)
                 return r;
         if (k->use_fork) {
@@ -1115,11 +1126,18 @@ static int hook_released(void *userdata, const struct diag_capture *c) {
 
         if (!k->forked)
                 return k->err;
+        uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC), t1, t2;
+
         r = diag_inject_fork_prepare_child(&k->fork);
+        t1 = diag_now_ns(CLOCK_MONOTONIC);
         if (r == 0)
                 r = dump_from(k, k->fork.child);
+        t2 = diag_now_ns(CLOCK_MONOTONIC);
+        k->res->handover_ns = t1 - t0;
+        k->res->write_ns = t2 - t1;
         {
                 int e = diag_inject_fork_end(&k->fork);
+                k->res->end_ns = diag_now_ns(CLOCK_MONOTONIC) - t2;
                 k->res->mended = k->fork.mended;
                 if (k->fork.reap_error < 0)
                         e = k->fork.reap_error;

@@ -367,6 +367,9 @@ int main(int argc, char **argv) {
                 outfile_discard(&of);
         if (res.fallback && (r == 0 || arg.core.method == DIAG_CORE_FORK) && !arg.quiet)
                 log_warn("fork not used (%s): the process was stopped for the whole copy", res.fallback);
+        log_debug("stopped %.1f ms: registers %.1f ms, fork %.1f ms; handover %.1f ms, write %.1f ms, end %.1f ms",
+                  (double) res.pause_ns / 1e6, (double) res.regs_ns / 1e6, (double) res.fork_ns / 1e6,
+                  (double) res.handover_ns / 1e6, (double) res.write_ns / 1e6, (double) res.end_ns / 1e6);
         if (res.mended)
                 log_debug("a thread's registers needed setting back after the injected fork");
         if (res.reap_error)

@@ -59,6 +59,10 @@ struct diag_core_result {
         uint64_t file_size;             /* apparent size of the core */
         uint64_t pause_ns;              /* how long the target was stopped */
         uint64_t fork_ns;               /* of which the fork itself */
+        uint64_t regs_ns;               /* of which copying the register sets */
+        uint64_t handover_ns;           /* child's fds closed, image handed over, child reaped */
+        uint64_t write_ns;              /* planning and writing the file */
+        uint64_t end_ns;                /* killing the image's holder */
 };
 
 /* Write a core of pid to fd: a regular file (written sparse, with pwrite) or a
