@@ -80,6 +80,11 @@ struct region {
         uint64_t estimate, filesz, offset;
 };
 
+struct notes {
+        uint8_t *p;
+        size_t len, alloc;
+};
+
 struct out {
         int fd;
         bool seekable;
@@ -103,6 +108,8 @@ struct core {
         uint64_t total_est, done, last_progress_ns;
         uint8_t *buf;
         int pagemap_fd, mem_fd, mem_err, guard_fd;
+        char pf[40][24];                /* /proc/PID/stat after the name */
+        struct notes proc_notes;        /* PRPSINFO, SIGINFO, AUXV */
         pid_t pagemap_pid, mem_pid;
         int err;
 };
@@ -617,11 +624,6 @@ static int plan(struct core *k) {
 
 /* ---- notes ------------------------------------------------------------------ */
 
-struct notes {
-        uint8_t *p;
-        size_t len, alloc;
-};
-
 static int note_add(struct notes *n, const char *name, unsigned type, const void *desc, size_t dlen) {
         Elf64_Nhdr h = { .n_namesz = (Elf64_Word) strlen(name) + 1, .n_descsz = (Elf64_Word) dlen, .n_type = type };
         size_t nl = (h.n_namesz + 3) & ~3U, dl = (dlen + 3) & ~(size_t) 3;
@@ -715,6 +717,8 @@ static int note_prstatus(struct core *k, struct notes *n, const struct thread_re
         return note_add(n, "CORE", NT_PRSTATUS, &ps, sizeof ps);
 }
 
+/* PRPSINFO, SIGINFO, AUXV: read before the stop, so that a process that exits
+ * while its image is written (the forked copy holds it) still gets them. */
 static int note_process(struct core *k, struct notes *n, char pf[][24], const char *comm) {
         struct elf_prpsinfo pi = {};
         siginfo_t si = {};
@@ -767,9 +771,12 @@ static int note_process(struct core *k, struct notes *n, char pf[][24], const ch
                 if (r < 0)
                         return r;
         }
-        free(TAKE_PTR(buf));
+        return 0;
+}
 
-        /* NT_FILE: count, page size, (start, end, offset in pages) each, then names. */
+/* NT_FILE: count, page size, (start, end, offset in pages) each, then names. */
+static int note_files(struct core *k, struct notes *n) {
+        int r;
         {
                 size_t count = 0, names = 0, off;
                 _cleanup_free_ uint8_t *d = NULL;
@@ -802,19 +809,20 @@ static int note_process(struct core *k, struct notes *n, char pf[][24], const ch
 }
 
 static int build_notes(struct core *k, struct notes *n) {
-        char pf[40][24], comm[64] = "";
         int r;
 
-        r = read_stat_fields(k->pid, 0, pf, ELEMENTSOF(pf), comm, sizeof comm);
-        if (r < 0)
-                return r == -ENOENT ? -ESRCH : r;
         for (size_t i = 0; i < k->ntr; i++) {
                 const struct thread_regs *t = &k->tr[i];
-                r = note_prstatus(k, n, t, pf);
+                r = note_prstatus(k, n, t, k->pf);
                 if (r < 0)
                         return r;
                 if (i == 0) {
-                        r = note_process(k, n, pf, comm);
+                        /* After the first thread's NT_PRSTATUS, as the kernel writes them. */
+                        if (DIAG_GROW(n->p, n->alloc, n->len + k->proc_notes.len) < 0)
+                                return -ENOMEM;
+                        memcpy(n->p + n->len, k->proc_notes.p, k->proc_notes.len);
+                        n->len += k->proc_notes.len;
+                        r = note_files(k, n);
                         if (r < 0)
                                 return r;
                 }
@@ -1180,6 +1188,16 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         if (r < 0)
                 return r == -ENOENT ? -ESRCH : r;
         k.maps = maps;
+        {
+                char comm[64] = "";
+                r = read_stat_fields(pid, 0, k.pf, ELEMENTSOF(k.pf), comm, sizeof comm);
+                if (r == 0)
+                        r = note_process(&k, &k.proc_notes, k.pf, comm);
+                if (r < 0) {
+                        free(k.proc_notes.p);
+                        return r == -ENOENT ? -ESRCH : r;
+                }
+        }
         if (o->method == DIAG_CORE_FORK) {
                 k.res->fallback = diag_inject_fork_unsuitable(pid);
                 k.use_fork = !k.res->fallback;
@@ -1205,6 +1223,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
                 free(k.rg[i].path);
         free(k.rg);
         free(k.buf);
+        free(k.proc_notes.p);
         if (k.pagemap_fd >= 0)
                 close(k.pagemap_fd);
         if (k.mem_fd >= 0)

@@ -709,7 +709,7 @@ static int reap_from_target(struct diag_fork *f, pid_t child_ns) {
 
         r = diag_maps_read(f->pid, &maps);
         if (r < 0)
-                return r == -ENOENT ? 0 : r;    /* the target is gone: its reaper has the child */
+                return r == -ENOENT || r == -ESRCH ? 0 : r;  /* the target is gone: its reaper has the child */
         if (find_gadget(f->pid, maps, &gadget) < 0)
                 return -ENOENT;
         r = diag_proc_list_tids(f->pid, &tids, &n);
