@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -469,6 +470,47 @@ static int inj_run(struct inj *ij, int entry, long nr, const uint64_t args[4], l
         return 0;
 }
 
+/* Bytes the memory cgroup of pid can still grow by (cgroup v2 or v1); -ENOENT
+ * when there is no limit or no memory controller. */
+static int memcg_room(pid_t pid, unsigned long long *ret) {
+        char path[PATH_MAX], buf[4096], *save = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+        if (diag_read_file_at(AT_FDCWD, path, 1 << 16, &text, &len) < 0)
+                return -ENOENT;
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                const char *ctl = strchr(l, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
+                const char *limit, *usage, *root;
+                unsigned long long max, cur;
+
+                if (!cg)
+                        continue;
+                if (strncmp(ctl, "::", 2) == 0) {
+                        root = "/sys/fs/cgroup";
+                        limit = "memory.max";
+                        usage = "memory.current";
+                } else if (strncmp(ctl + 1, "memory:", 7) == 0 || strstr(ctl + 1, ",memory:")) {
+                        root = "/sys/fs/cgroup/memory";
+                        limit = "memory.limit_in_bytes";
+                        usage = "memory.usage_in_bytes";
+                } else
+                        continue;
+                snprintf(path, sizeof path, "%s%s/%s", root, cg + 1, limit);
+                if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 ||
+                    diag_parse_ull(diag_strip(buf), 10, &max) < 0 || max >= (1ULL << 62))
+                        continue;       /* "max", or v1's huge "no limit" */
+                snprintf(path, sizeof path, "%s%s/%s", root, cg + 1, usage);
+                if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 ||
+                    diag_parse_ull(diag_strip(buf), 10, &cur) < 0)
+                        continue;
+                *ret = max > cur ? max - cur : 0;
+                return 0;
+        }
+        return -ENOENT;
+}
+
 const char *diag_inject_fork_unsuitable(pid_t pid) {
         char path[64], buf[8192];
         unsigned long long seccomp = 0;
@@ -495,6 +537,13 @@ const char *diag_inject_fork_unsuitable(pid_t pid) {
                         p++;
                 if (*p == 'T' || *p == 't')
                         return "the target is already stopped";
+        }
+        {
+                unsigned long long anon_kb = 0, room;
+                if (diag_status_field(buf, "RssAnon", 10, &anon_kb) == 0 &&
+                    memcg_room(pid, &room) == 0 && room < anon_kb * 1024)
+                        return "its memory cgroup has less room left than the process's memory, and "
+                               "copy-on-write could reach the limit";
         }
         return NULL;
 }
