@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <libelf.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #define CHUNK (4U << 20)                /* bytes read per system call */
 #define SMALL_DATA (1U << 20)           /* "small writable data" for --stacks-only */
 #define REGSET_MAX (64 * 1024)
+#define PM_WINDOW 65536
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 
@@ -58,6 +60,9 @@ static const struct regset_kind regsets[] = {
 struct thread_regs {
         pid_t tid;
         bool partial;                   /* not stopped (D state): pc, sp, syscall from /proc */
+        /* From /proc/PID/task/TID/{stat,status}, read while memory is copied. */
+        struct timeval utime, stime, cutime, cstime;
+        unsigned long sigpend, sighold;
         struct user_regs_struct regs;
         uint8_t *set[NREGSETS];
         size_t setlen[NREGSETS];
@@ -108,6 +113,11 @@ struct core {
         uint64_t total_est, done, last_progress_ns;
         uint8_t *buf;
         int pagemap_fd, mem_fd, mem_err, guard_fd;
+        uint64_t *pm;                   /* a window of PM_WINDOW pagemap entries */
+        uint64_t pm_base;
+        size_t pm_n;
+        pthread_t info_thread;
+        bool info_started;
         char pf[40][24];                /* /proc/PID/stat after the name */
         struct notes proc_notes;        /* PRPSINFO, SIGINFO, AUXV */
         pid_t pagemap_pid, mem_pid;
@@ -270,29 +280,43 @@ static int copy_range(struct core *k, const struct region *g, uint64_t addr, uin
         return 0;
 }
 
-/* Private anonymous memory: only pages present or swapped out (pagemap). */
-static int copy_pagemap(struct core *k, const struct region *g) {
-        uint64_t entries[8192];
-        uint64_t end = g->start + g->filesz;
+/* Entries of src's pagemap from addr on: a window of them is read at once, since
+ * thousands of small mappings (thread stacks and their guards) lie close. */
+static size_t pagemap_at(struct core *k, pid_t src, uint64_t addr, uint64_t end, const uint64_t **ret) {
+        uint64_t page = addr / PAGE;
 
-        if (k->pagemap_pid != g->src) {
+        if (k->pagemap_pid != src) {
                 char path[64];
                 if (k->pagemap_fd >= 0)
                         close(k->pagemap_fd);
-                snprintf(path, sizeof path, "/proc/%d/pagemap", g->src);
+                snprintf(path, sizeof path, "/proc/%d/pagemap", src);
                 k->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
-                k->pagemap_pid = g->src;
+                k->pagemap_pid = src;
+                k->pm_n = 0;
         }
-        if (k->pagemap_fd < 0)
-                return copy_range(k, g, g->start, g->filesz);
-        for (uint64_t a = g->start; a < end;) {
-                size_t want = (size_t) MIN((end - a) / PAGE, (uint64_t) ELEMENTSOF(entries));
-                ssize_t n = pread(k->pagemap_fd, entries, want * 8, (off_t) (a / PAGE * 8));
-                size_t got;
+        if (!k->pm)
+                k->pm = malloc(PM_WINDOW * sizeof *k->pm);
+        if (k->pagemap_fd < 0 || !k->pm)
+                return 0;
+        if (page < k->pm_base || page >= k->pm_base + k->pm_n) {
+                ssize_t n = pread(k->pagemap_fd, k->pm, PM_WINDOW * sizeof *k->pm, (off_t) (page * 8));
+                k->pm_base = page;
+                k->pm_n = n > 0 ? (size_t) n / 8 : 0;
+        }
+        *ret = k->pm + (page - k->pm_base);
+        return (size_t) MIN(k->pm_base + k->pm_n - page, (end - addr) / PAGE);
+}
 
-                if (n <= 0)
+/* Private anonymous memory: only pages present or swapped out (pagemap). */
+static int copy_pagemap(struct core *k, const struct region *g) {
+        uint64_t end = g->start + g->filesz;
+
+        for (uint64_t a = g->start; a < end;) {
+                const uint64_t *entries;
+                size_t got = pagemap_at(k, g->src, a, end, &entries);
+
+                if (got == 0)
                         return copy_range(k, g, a, end - a);
-                got = (size_t) n / 8;
                 for (size_t i = 0; i < got;) {
                         size_t j;
                         int r;
@@ -570,6 +594,11 @@ static void stacks_only(struct core *k) {
         }
 }
 
+static int cmp_start(const void *a, const void *b) {
+        const struct region *x = a, *y = b;
+        return x->start < y->start ? -1 : x->start > y->start;
+}
+
 static int cmp_prio(const void *a, const void *b) {
         const struct region *x = *(const struct region * const *) a, *y = *(const struct region * const *) b;
         if (x->prio != y->prio)
@@ -689,28 +718,58 @@ static struct timeval ticks_tv(const char *s) {
         return (struct timeval) { .tv_sec = t / hz, .tv_usec = (t % hz) * 1000000 / hz };
 }
 
+static void *read_thread_infos(void *userdata) {
+        struct core *k = userdata;
+
+        for (size_t i = 0; i < k->ntr; i++) {
+                struct thread_regs *t = &k->tr[i];
+                char tf[20][24], path[64], status[4096];
+                unsigned long long v;
+
+                if (read_stat_fields(k->pid, t->tid, tf, ELEMENTSOF(tf), NULL, 0) == 0) {
+                        t->utime = ticks_tv(tf[11]);
+                        t->stime = ticks_tv(tf[12]);
+                        t->cutime = ticks_tv(tf[13]);
+                        t->cstime = ticks_tv(tf[14]);
+                }
+                snprintf(path, sizeof path, "/proc/%d/task/%d/status", k->pid, t->tid);
+                if (diag_read_small_at(AT_FDCWD, path, status, sizeof status) > 0) {
+                        if (diag_status_field(status, "SigPnd", 16, &v) == 0)
+                                t->sigpend = v;
+                        if (diag_status_field(status, "SigBlk", 16, &v) == 0)
+                                t->sighold = v;
+                }
+        }
+        return NULL;
+}
+
+/* Thousands of threads mean thousands of /proc reads: on a thread of their own,
+ * while the memory map is read. */
+static void infos_start(struct core *k) {
+        k->info_started = pthread_create(&k->info_thread, NULL, read_thread_infos, k) == 0;
+        if (!k->info_started)
+                (void) read_thread_infos(k);
+}
+
+static void infos_join(struct core *k) {
+        if (k->info_started)
+                (void) pthread_join(k->info_thread, NULL);
+        k->info_started = false;
+}
+
 static int note_prstatus(struct core *k, struct notes *n, const struct thread_regs *t, char pf[][24]) {
         struct elf_prstatus ps = {};
-        char tf[20][24], path[64], status[4096];
-        unsigned long long v;
 
         ps.pr_pid = t->tid;
         ps.pr_ppid = (pid_t) field_ll(pf[1]);
         ps.pr_pgrp = (pid_t) field_ll(pf[2]);
         ps.pr_sid = (pid_t) field_ll(pf[3]);
-        if (read_stat_fields(k->pid, t->tid, tf, ELEMENTSOF(tf), NULL, 0) == 0) {
-                ps.pr_utime = ticks_tv(tf[11]);
-                ps.pr_stime = ticks_tv(tf[12]);
-                ps.pr_cutime = ticks_tv(tf[13]);
-                ps.pr_cstime = ticks_tv(tf[14]);
-        }
-        snprintf(path, sizeof path, "/proc/%d/task/%d/status", k->pid, t->tid);
-        if (diag_read_small_at(AT_FDCWD, path, status, sizeof status) > 0) {
-                if (diag_status_field(status, "SigPnd", 16, &v) == 0)
-                        ps.pr_sigpend = v;
-                if (diag_status_field(status, "SigBlk", 16, &v) == 0)
-                        ps.pr_sighold = v;
-        }
+        ps.pr_utime = t->utime;
+        ps.pr_stime = t->stime;
+        ps.pr_cutime = t->cutime;
+        ps.pr_cstime = t->cstime;
+        ps.pr_sigpend = t->sigpend;
+        ps.pr_sighold = t->sighold;
         _Static_assert(sizeof ps.pr_reg == sizeof t->regs, "elf_gregset_t is user_regs_struct");
         memcpy(&ps.pr_reg, &t->regs, sizeof t->regs);
         ps.pr_fpvalid = t->setlen[0] > 0;
@@ -853,6 +912,7 @@ static int write_core(struct core *k) {
         Elf64_Ehdr eh = {};
         int r;
 
+        infos_join(k);
         r = build_notes(k, &n);
         if (r < 0)
                 goto out;
@@ -1067,30 +1127,36 @@ static int read_thread_regs(struct core *k, const struct diag_capture *c) {
 
 /* The memory image is in src (the target, or the forked child): plan, write. */
 static int dump_from(struct core *k, pid_t src) {
-        int r = regions_from_smaps(k, src);
-        if (r < 0)
+        int r;
+
+        if (!k->info_started)
+                infos_start(k);
+        r = regions_from_smaps(k, src);
+        if (r < 0) {
+                infos_join(k);
                 return r;
+        }
         if (src != k->pid) {
                 /* What the child did not inherit: wipe-on-fork memory reads as
                  * zeros there, don't-fork memory is absent. Both from the target. */
                 for (size_t i = 0, n = k->nrg; i < n; i++)
                         if (k->rg[i].wf)
                                 k->rg[i].src = k->pid;
+                size_t n = k->nrg, j = 0;
+                bool added = false;
+                /* Both lists are in address order: one walk. */
                 for (size_t i = 0; i < k->maps->n; i++) {
                         const struct diag_map *m = &k->maps->maps[i];
-                        bool covered = false;
-                        for (size_t j = 0; j < k->nrg && !covered; j++)
-                                covered = k->rg[j].start < m->end && m->start < k->rg[j].end;
-                        if (!covered && (r = region_add(k, m, k->pid)) < 0)
+                        while (j < n && k->rg[j].end <= m->start)
+                                j++;
+                        if (j < n && k->rg[j].start < m->end)
+                                continue;
+                        if ((r = region_add(k, m, k->pid)) < 0)
                                 return r;
+                        added = true;
                 }
-                /* Keep them in address order. */
-                for (size_t i = 1; i < k->nrg; i++)
-                        for (size_t j = i; j > 0 && k->rg[j - 1].start > k->rg[j].start; j--) {
-                                struct region t = k->rg[j];
-                                k->rg[j] = k->rg[j - 1];
-                                k->rg[j - 1] = t;
-                        }
+                if (added)
+                        qsort(k->rg, k->nrg, sizeof *k->rg, cmp_start);
         }
         r = plan(k);
         if (r < 0)
@@ -1136,6 +1202,7 @@ static int hook_released(void *userdata, const struct diag_capture *c) {
                 return k->err;
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC), t1, t2;
 
+        infos_start(k);
         r = diag_inject_fork_prepare_child(&k->fork);
         t1 = diag_now_ns(CLOCK_MONOTONIC);
         if (r == 0)
@@ -1210,6 +1277,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         co.released = hook_released;
         co.userdata = &k;
         r = diag_capture_take(pid, &co, &c);
+        infos_join(&k);
         diag_inject_guard_stop(k.guard_fd);
         if (c)
                 ret->pause_ns = c->pause_ns;
@@ -1223,6 +1291,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
                 free(k.rg[i].path);
         free(k.rg);
         free(k.buf);
+        free(k.pm);
         free(k.proc_notes.p);
         if (k.pagemap_fd >= 0)
                 close(k.pagemap_fd);
