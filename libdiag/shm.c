@@ -535,19 +535,21 @@ void diag_atbus_count_blocks(const struct diag_atbus *c, uint64_t from, uint64_t
                              uint64_t *ret_blocks, uint64_t *ret_bytes) {
         uint64_t blocks = 0, bytes = 0, n = c->node_count;
         uint64_t left = (to % n + n - from % n) % n, i = from % n;
+        uint32_t prev = 0;
 
-        while (left > 0) {
+        /* A reader clears the flags of what it took but leaves the sequence numbers
+         * and the block heads: a block is a run of nodes with one seq. */
+        for (uint64_t k = 0; k < left; k++, i = (i + 1) % n) {
                 struct diag_atbus_node nd;
-                uint64_t step = 1;
 
                 diag_atbus_node(c, i, &nd);
-                if (nd.start && size_ok(c, nd.size)) {
+                if (k == 0 || nd.seq != prev) {
+                        uint64_t size = rd64(nd.data);
                         blocks++;
-                        bytes += nd.size;
-                        step = MIN(nodes_for(c, nd.size), left);
+                        if (size_ok(c, size))
+                                bytes += size;
                 }
-                left -= step;
-                i = (i + step) % n;
+                prev = nd.seq;
         }
         *ret_blocks = blocks;
         *ret_bytes = bytes;

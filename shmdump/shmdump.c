@@ -598,7 +598,7 @@ static int decode_one(const struct diag_shm_target *t, json_object *jarr, bool f
                 o = json_object_new_object();
                 json_object_object_add(o, "segment", target_json(t, &im));
                 json_object_array_add(jarr, o);
-        } else if (!arg.out.json) {
+        } else if (!arg.out.json && !arg.table) {
                 if (!first)
                         printf("\n");
                 target_header(t, &im);

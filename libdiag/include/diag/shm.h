@@ -226,7 +226,7 @@ struct diag_atbus_check {
 int diag_atbus_check(const struct diag_atbus *c, bool hash, size_t max_report, struct diag_atbus_check *ret);
 void diag_atbus_check_clear(struct diag_atbus_check *k);
 
-/* Blocks and payload bytes whose start node lies in [from, to) (for rates). */
+/* Blocks and payload bytes in the nodes [from, to), read or not (for rates). */
 void diag_atbus_count_blocks(const struct diag_atbus *c, uint64_t from, uint64_t to,
                              uint64_t *ret_blocks, uint64_t *ret_bytes);
 
