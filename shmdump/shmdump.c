@@ -614,9 +614,9 @@ static int decode_one(const struct diag_shm_target *t, json_object *jarr, bool f
         if (o)
                 json_object_object_add(o, "format", diag_json_str(fmt));
         if (!fmt || strcmp(fmt, "libatbus") != 0) {
-                log_error("%s: not a libatbus channel: no ATBUSMEM magic (the format shmdump decodes)", t->name);
+                log_error("%s: not a libatbus channel: no ATBUSMEM magic at offset 0 (no format shmdump decodes)", t->name);
                 if (o)
-                        json_object_object_add(o, "error", json_object_new_string("no known channel format"));
+                        json_object_object_add(o, "error", json_object_new_string("no ATBUSMEM magic at offset 0"));
                 status = EXIT_UNDECODABLE;
                 goto out;
         }
