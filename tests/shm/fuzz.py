@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Fuzzing of shmdump's decoders (tests/shm/fuzz/fuzz-*.c), two ways:
+
+--replay EXE...: the targets built by meson (with the build's sanitizers) run once
+  on a seed corpus made here: channels in every state shmwriter makes, corrupt
+  headers, /proc texts. Needs no clang.
+--libfuzzer: the targets built with clang -fsanitize=fuzzer,address,undefined and
+  run for --seconds each from that corpus. Skipped (77) without clang. A crash
+  fails the test; its input is kept in --workdir for replay.
+
+bench/shm-bench.py --fuzz SECONDS runs the second way for longer."""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+TARGETS = ["atbus", "proctext", "struct"]
+CASES = ["empty", "partial", "wrapped", "full", "crashed", "overwritten", "badhash",
+         "bad-nodecount", "bad-magic", "bad-version", "bad-cursor"]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def seeds(shmwriter, root):
+    """A seed corpus per target under root; returns {target: dir}."""
+    out = {t: os.path.join(root, "seeds-" + t) for t in TARGETS}
+    for d in out.values():
+        os.makedirs(d, exist_ok=True)
+    for c in CASES:
+        p = os.path.join(out["atbus"], c)
+        r = subprocess.run([shmwriter, "--file", p, "--size", "65536", "--case", c, "--msgs", "40",
+                            "--max", "700", "--exit"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            sys.exit("shmwriter --case %s failed: %s" % (c, r.stderr))
+    texts = {
+        "sysvipc": open("/proc/sysvipc/shm").read() if os.path.exists("/proc/sysvipc/shm") else "key shmid perms size\n",
+        "sysvipc-one": "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n"
+                       "     12345          7  1666               1048576   100   101      2     0     0     0     0 1700000000          0 1700000001                  8192                     0\n",
+        "mqueue": "QSIZE:129        NOTIFY:2     SIGNO:0     NOTIFY_PID:4242 \n",
+        "maps-sysv": "/SYSV00003039 (deleted)",
+        "maps-memfd": "/memfd:ring (deleted)",
+    }
+    for name, text in texts.items():
+        with open(os.path.join(out["proctext"], name), "w") as f:
+            f.write(text)
+    with open(os.path.join(out["struct"], "header"), "wb") as f:
+        f.write(bytes(range(256)))
+    with open(os.path.join(out["struct"], "short"), "wb") as f:
+        f.write(b"HDR")
+    return out
+
+
+def replay(exes, shmwriter):
+    tmp = tempfile.mkdtemp(prefix="shmdump-fuzz-")
+    try:
+        s = seeds(shmwriter, tmp)
+        for exe in exes:
+            t = os.path.basename(exe).replace("fuzz-replay-", "")
+            files = [os.path.join(s[t], f) for f in sorted(os.listdir(s[t]))]
+            # and each seed cut short, and with its header bytes flipped
+            more = []
+            for f in files[:12]:
+                data = open(f, "rb").read()
+                for i, cut in enumerate((len(data) // 3, 217, 100, 1)):
+                    p = "%s.cut%d" % (f, i)
+                    with open(p, "wb") as g:
+                        g.write(data[:cut])
+                    more.append(p)
+                b = bytearray(data)
+                for off in range(0, min(len(b), 216), 8):
+                    b[off] ^= 0xa5
+                p = f + ".flip"
+                with open(p, "wb") as g:
+                    g.write(b)
+                more.append(p)
+            r = subprocess.run([exe] + files + more, capture_output=True, text=True)
+            log("%s: %s" % (os.path.basename(exe), r.stdout.strip()))
+            if r.returncode != 0:
+                log(r.stderr[-4000:])
+                log("FAIL: %s exit %d" % (exe, r.returncode))
+                return 1
+        log("fuzz-replay: every target ran on every seed")
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def libfuzzer(src, build, shmwriter, seconds, workdir, clang):
+    if not clang:
+        log("SKIP: clang is not installed (scripts/install-deps installs it): no libFuzzer run")
+        return 77
+    os.makedirs(workdir, exist_ok=True)
+    s = seeds(shmwriter, workdir)
+    inc = ["-I", os.path.join(src, "libdiag", "include"), "-I", build]
+    libs = [os.path.join(src, "libdiag", f) for f in ("shm.c", "util.c", "mem.c")]
+    failed = 0
+    for t in TARGETS:
+        exe = os.path.join(workdir, "fuzz-" + t)
+        cmd = [clang, "-g", "-O1", "-std=gnu11", "-D_GNU_SOURCE", "-fsanitize=fuzzer,address,undefined",
+               "-fno-sanitize-recover=undefined"] + inc + [os.path.join(src, "tests", "shm", "fuzz", "fuzz-%s.c" % t),
+                                                        os.path.join(src, "tests", "shm", "fuzz", "fuzz-stubs.c")] + libs + \
+              ["-ldw", "-lelf", "-o", exe]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            if "fuzzer" in r.stderr and ("unsupported" in r.stderr or "cannot find" in r.stderr):
+                log("SKIP: %s has no libFuzzer runtime: %s" % (clang, r.stderr.strip()[-300:]))
+                return 77
+            log("FAIL: building fuzz-%s:\n%s" % (t, r.stderr[-3000:]))
+            return 1
+        corpus = os.path.join(workdir, "corpus-" + t)
+        os.makedirs(corpus, exist_ok=True)
+        art = os.path.join(workdir, "crash-%s-" % t)
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
+        r = subprocess.run([exe, "-max_total_time=%d" % seconds, "-timeout=10", "-rss_limit_mb=2048",
+                            "-max_len=70000", "-artifact_prefix=" + art, "-print_final_stats=1", corpus, s[t]],
+                           capture_output=True, text=True, env=env, cwd=workdir)
+        stats = [l for l in r.stderr.splitlines() if l.startswith("stat::number_of_executed_units") or "DONE" in l]
+        log("fuzz-%s: %ds, exit %d, %s" % (t, seconds, r.returncode, "; ".join(stats)))
+        if r.returncode != 0:
+            log(r.stderr[-6000:])
+            log("FAIL: fuzz-%s found a crash; input kept as %s*" % (t, art))
+            failed = 1
+    if not failed:
+        log("libFuzzer: no crash in %d s per target" % seconds)
+    return failed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--replay", nargs="*")
+    ap.add_argument("--libfuzzer", action="store_true")
+    ap.add_argument("--src")
+    ap.add_argument("--build")
+    ap.add_argument("--shmwriter", required=True)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--workdir")
+    ap.add_argument("--clang", default=shutil.which("clang"))
+    a = ap.parse_args()
+    if a.replay:
+        sys.exit(replay(a.replay, a.shmwriter))
+    if a.libfuzzer:
+        sys.exit(libfuzzer(a.src, a.build, a.shmwriter, a.seconds, a.workdir or tempfile.mkdtemp(prefix="shmdump-fuzz-"),
+                           a.clang))
+    ap.error("--replay or --libfuzzer")
+
+
+main()
