@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -1143,7 +1144,16 @@ static int new_copy(uint64_t total, size_t max, size_t want, uint8_t **ret, size
                 len = want;
         else if (total > max)
                 return -EFBIG;
-        *ret = malloc(len ? len : 1);
+        /* A big copy in huge pages: faulting in 4 KiB pages one by one would cost
+         * more than the copy itself (free() takes this memory back as any other). */
+        if (len >= (4u << 20)) {
+                void *p = NULL;
+                if (posix_memalign(&p, 2u << 20, len) != 0)
+                        return -ENOMEM;
+                (void) madvise(p, len, MADV_HUGEPAGE);
+                *ret = p;
+        } else
+                *ret = malloc(len ? len : 1);
         if (!*ret)
                 return -ENOMEM;
         *ret_len = len;

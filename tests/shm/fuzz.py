@@ -30,7 +30,8 @@ def seeds(shmwriter, root):
     """A seed corpus per target under root; returns {target: dir}."""
     out = {t: os.path.join(root, "seeds-" + t) for t in TARGETS}
     for d in out.values():
-        os.makedirs(d, exist_ok=True)
+        shutil.rmtree(d, ignore_errors=True)     # made afresh; the corpus dirs grow from run to run
+        os.makedirs(d)
     for c in CASES:
         p = os.path.join(out["atbus"], c)
         r = subprocess.run([shmwriter, "--file", p, "--size", "65536", "--case", c, "--msgs", "40",
