@@ -106,6 +106,7 @@ struct core {
         bool use_fork;
         struct diag_fork fork;
         bool forked;
+        bool fork_clean;                /* the fork path ended with nothing left behind */
         struct thread_regs *tr;
         size_t ntr;
         struct region *rg;
@@ -241,14 +242,14 @@ static ssize_t mem_pread(struct core *k, pid_t src, uint64_t addr, void *buf, si
                 ssize_t n = pread(k->mem_fd, (uint8_t *) buf + done, len - done, (off_t) (addr + done));
                 if (n < 0 && errno == EINTR)
                         continue;
+                if (n == 0)
+                        return -ESRCH;  /* end of file: its memory is gone (exited, or killed) */
                 if (n < 0 && done == 0)
-                        return negative_errno();
-                if (n <= 0)
+                        return errno == ESRCH ? -ESRCH : negative_errno();
+                if (n < 0)
                         break;
                 done += (size_t) n;
         }
-        if (done == 0 && kill(src, 0) < 0 && errno == ESRCH)
-                return -ESRCH;
         return (ssize_t) done;
 }
 
@@ -265,11 +266,15 @@ static int copy_range(struct core *k, const struct region *g, uint64_t addr, uin
                 if (got < (ssize_t) n) {
                         /* A hole in the middle (a page that went away, a guard): go page by page. */
                         size_t ok = got > 0 ? (size_t) got & ~(PAGE - 1) : 0;
-                        for (size_t p = ok; p < n; p += PAGE)
-                                if (mem_pread(k, g->src, addr + p, k->buf + p, PAGE) != (ssize_t) PAGE) {
+                        for (size_t p = ok; p < n; p += PAGE) {
+                                ssize_t one = mem_pread(k, g->src, addr + p, k->buf + p, PAGE);
+                                if (one == -ESRCH)
+                                        return -ESRCH;
+                                if (one != (ssize_t) PAGE) {
                                         memset(k->buf + p, 0, PAGE);
                                         k->res->unreadable++;
                                 }
+                        }
                 }
                 r = emit(k, g->offset + (addr - g->start), k->buf, n);
                 if (r < 0)
@@ -1201,9 +1206,11 @@ static int hook_released(void *userdata, const struct diag_capture *c) {
         if (!k->forked)
                 return k->err;
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC), t1, t2;
+        int prepared;
 
         infos_start(k);
         r = diag_inject_fork_prepare_child(&k->fork);
+        prepared = r;
         t1 = diag_now_ns(CLOCK_MONOTONIC);
         if (r == 0)
                 r = dump_from(k, k->fork.child);
@@ -1212,6 +1219,7 @@ static int hook_released(void *userdata, const struct diag_capture *c) {
         k->res->write_ns = t2 - t1;
         {
                 int e = diag_inject_fork_end(&k->fork);
+                k->fork_clean = prepared == 0 && e == 0 && !k->fork.reap_error;
                 k->res->end_ns = diag_now_ns(CLOCK_MONOTONIC) - t2;
                 k->res->mended = k->fork.mended;
                 if (k->fork.reap_error < 0)
@@ -1278,7 +1286,9 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         co.userdata = &k;
         r = diag_capture_take(pid, &co, &c);
         infos_join(&k);
-        diag_inject_guard_stop(k.guard_fd);
+        /* Whatever a failed or cut-short fork left (a zombie, a thread still in
+         * the call), the guard reaps once we have let go of the target. */
+        diag_inject_guard_stop(k.guard_fd, !k.fork.ran || (k.forked && k.fork_clean), k.fork.unfinished);
         if (c)
                 ret->pause_ns = c->pause_ns;
         if (r == 0 && k.err < 0)

@@ -20,6 +20,7 @@
 
 #if defined(__x86_64__)
 
+#include <cpuid.h>
 #include <linux/ptrace.h>
 
 #define PAGE 4096ULL
@@ -36,29 +37,26 @@
 #define ERESTARTNOINTR 513
 #define ERESTARTNOHAND 514
 #define ERESTART_RESTARTBLOCK 516
+#define STEP_MS 2000                    /* a stop that should come in microseconds */
+#define FORK_MS 5000                    /* a fork, a process's exit: base time */
 
 /*
- * The code, written where nothing executes. Entry 0 is for clone (the child
- * returns 0 there and exits unless it was caught), entry 24 for any other call.
+ * No code is written into the target. Two instruction sequences every x86_64
+ * process has in its C library are used where they are:
  *
- *   0: syscall              0f 05
- *   2: test %rax,%rax       48 85 c0
- *   5: jne 14               75 07
- *   7: mov $231,%eax        b8 e7 00 00 00     exit_group
- *  12: syscall              0f 05
- *  14: mov $15,%eax         b8 0f 00 00 00     rt_sigreturn
- *  19: syscall              0f 05
- *  21: ud2                  0f 0b
- *  23: nop                  90
- *  24: syscall              0f 05
- *  26: jmp 14               eb f2
+ *   syscall; ret                       0f 05 c3
+ *   mov $15,%rax; syscall              48 c7 c0 0f 00 00 00 0f 05   (rt_sigreturn,
+ *                                      glibc's and musl's __restore_rt)
+ *
+ * A thread is sent to the first with rsp on a signal frame whose return address
+ * is the second: after its system call it returns into rt_sigreturn, which puts
+ * back every register, the signal mask and the FPU state. For clone, the child's
+ * stack (newsp) is a second frame that "returns" to syscall with rax =
+ * exit_group: a child nobody caught exits at once.
  */
-static const uint8_t gadget_code[] = {
-        0x0f, 0x05, 0x48, 0x85, 0xc0, 0x75, 0x07, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05,
-        0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x0f, 0x0b, 0x90, 0x0f, 0x05, 0xeb, 0xf2,
-};
-#define ENTRY_CLONE 0
-#define ENTRY_PLAIN 24
+static const uint8_t pat_syscall_ret[] = { 0x0f, 0x05, 0xc3 };
+static const uint8_t pat_sigreturn[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
+static const uint8_t pat_sigreturn2[] = { 0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
 
 /* The kernel's x86_64 rt_sigframe, as rt_sigreturn reads it. */
 struct k_sigcontext {
@@ -95,12 +93,14 @@ struct inj {
         struct user_regs_struct resume; /* as it must continue (restart applied) */
         uint8_t *xstate;
         size_t xstate_len;
-        uint64_t gadget;
-        uint8_t gadget_saved[sizeof gadget_code];
-        uint64_t frame;
-        uint8_t *frame_saved;
-        size_t frame_len;
-        bool gadget_written, frame_written;
+        struct diag_gadgets g;
+        /* Written below the thread's red zone, lowest first: the exit frame a
+         * clone child starts on, then the frame that returns the thread to where
+         * it was, then its FPU state. */
+        uint64_t area, child_frame, frame;
+        uint8_t *area_saved;
+        size_t area_len;
+        bool area_written;
         int pending_sig;                /* a signal that arrived meanwhile: give it back */
         bool mended;                    /* rt_sigreturn left something to put right */
 };
@@ -130,71 +130,82 @@ static int mem_pwrite(int fd, uint64_t addr, const void *buf, size_t len) {
         return (size_t) n == len ? 0 : -EFAULT;
 }
 
-/* A place for the code: the tail of the last page of an executable PT_LOAD,
- * past p_memsz. It is mapped executable but no code reaches it. */
-static int module_gadget(pid_t pid, const struct diag_maps *maps, const struct diag_map *base,
-                         uint64_t *ret) {
-        Elf64_Ehdr eh;
-        Elf64_Phdr ph[64];
-        uint64_t lo = UINT64_MAX, bias;
+/* The first address of pat in [start, end) of the process behind memfd, or 0. */
+static uint64_t mem_find(int memfd, uint64_t start, uint64_t end, const uint8_t *pat, size_t len,
+                         uint8_t *buf, size_t bufsize) {
+        for (uint64_t a = start; a + len <= end; a += bufsize - len + 1) {
+                size_t n = (size_t) MIN((uint64_t) bufsize, end - a);
+                ssize_t got = pread(memfd, buf, n, (off_t) a);
+                const uint8_t *hit;
 
-        if (diag_mem_read(pid, base->start, &eh, sizeof eh) != (ssize_t) sizeof eh)
-                return -ENOENT;
-        if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-            eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > ELEMENTSOF(ph) ||
-            eh.e_phoff > base->end - base->start)
-                return -ENOENT;
-        if (diag_mem_read(pid, base->start + eh.e_phoff, ph, eh.e_phnum * sizeof *ph) !=
-            (ssize_t) (eh.e_phnum * sizeof *ph))
-                return -ENOENT;
-        for (unsigned i = 0; i < eh.e_phnum; i++)
-                if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < lo)
-                        lo = ph[i].p_vaddr;
-        if (lo == UINT64_MAX)
-                return -ENOENT;
-        bias = eh.e_type == ET_DYN ? base->start - (lo & ~(PAGE - 1)) : 0;
-        for (unsigned i = 0; i < eh.e_phnum; i++) {
-                const struct diag_map *m;
-                uint64_t end, g, pend;
-
-                if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X) || ph[i].p_memsz == 0)
-                        continue;
-                end = bias + ph[i].p_vaddr + ph[i].p_memsz;
-                g = (end + 15) & ~15ULL;
-                pend = (end + PAGE - 1) & ~(PAGE - 1);
-                if (g + sizeof gadget_code > pend)
-                        continue;
-                m = diag_maps_find(maps, end - 1);
-                if (!m || m->perms[2] != 'x' || m->end < pend || m->start > end - 1)
-                        continue;
-                *ret = g;
-                return 0;
+                if (got < (ssize_t) len)
+                        return 0;
+                hit = memmem(buf, (size_t) got, pat, len);
+                if (hit)
+                        return a + (uint64_t) (hit - buf);
         }
-        return -ENOENT;
+        return 0;
 }
 
-static int find_gadget(pid_t pid, const struct diag_maps *maps, uint64_t *ret) {
-        for (size_t i = 0; i < maps->n; i++) {
-                const struct diag_map *m = &maps->maps[i];
-                const struct diag_map *base = NULL;
+static bool is_libc(const char *path) {
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0 ||
+               strncmp(base, "ld-musl", 7) == 0 || strncmp(base, "libc.musl", 9) == 0;
+}
 
-                if (m->perms[2] != 'x' || m->perms[0] != 'r' || !m->path[0])
-                        continue;
-                if (strcmp(m->path, "[vdso]") == 0)
-                        base = m;
-                else if (m->path[0] == '/') {
-                        /* The module's first mapping (file offset 0), at or below this one. */
-                        for (size_t k = i + 1; k-- > 0;)
-                                if (maps->maps[k].inode == m->inode && maps->maps[k].offset == 0 &&
-                                    strcmp(maps->maps[k].path, m->path) == 0) {
-                                        base = &maps->maps[k];
-                                        break;
-                                }
+/* The two sequences, in the executable file mappings of pid: the C library's
+ * first (small, and surely in memory), then the others, up to a bound. Only
+ * file-backed code, never a JIT's anonymous pages, which change. */
+int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct diag_gadgets *ret) {
+        enum { SCAN_MAX = 64 << 20, BUF = 256 << 10 };
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct diag_gadgets g = {};
+        uint64_t scanned = 0;
+        char path[64];
+
+        snprintf(path, sizeof path, "/proc/%d/mem", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : negative_errno();
+        buf = malloc(BUF);
+        if (!buf)
+                return -ENOMEM;
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < maps->n && scanned < SCAN_MAX && !(g.syscall_ret && g.sigreturn); i++) {
+                        const struct diag_map *m = &maps->maps[i];
+
+                        if (m->perms[0] != 'r' || m->perms[2] != 'x' || m->path[0] != '/' ||
+                            (pass == 0) != is_libc(m->path))
+                                continue;
+                        if (!g.syscall_ret)
+                                g.syscall_ret = mem_find(fd, m->start, m->end, pat_syscall_ret,
+                                                         sizeof pat_syscall_ret, buf, BUF);
+                        if (!g.sigreturn)
+                                g.sigreturn = mem_find(fd, m->start, m->end, pat_sigreturn,
+                                                       sizeof pat_sigreturn, buf, BUF);
+                        if (!g.sigreturn)
+                                g.sigreturn = mem_find(fd, m->start, m->end, pat_sigreturn2,
+                                                       sizeof pat_sigreturn2, buf, BUF);
+                        scanned += m->end - m->start;
                 }
-                if (base && module_gadget(pid, maps, base, ret) == 0)
-                        return 0;
-        }
-        return -ENOENT;
+        if (!g.syscall_ret || !g.sigreturn)
+                return -ENOENT;
+        *ret = g;
+        return 0;
+}
+
+/* The sequences are still there (checked while the thread is stopped). */
+static bool gadgets_intact(int memfd, const struct diag_gadgets *g) {
+        uint8_t a[sizeof pat_syscall_ret], b[sizeof pat_sigreturn];
+
+        if (mem_pread(memfd, g->syscall_ret, a, sizeof a) < 0 || memcmp(a, pat_syscall_ret, sizeof a) != 0)
+                return false;
+        if (mem_pread(memfd, g->sigreturn, b, sizeof pat_sigreturn2) == 0 &&
+            memcmp(b, pat_sigreturn2, sizeof pat_sigreturn2) == 0)
+                return true;
+        return mem_pread(memfd, g->sigreturn, b, sizeof b) == 0 && memcmp(b, pat_sigreturn, sizeof b) == 0;
 }
 
 /* Where the thread goes on from: a system call interrupted by our stop is
@@ -233,13 +244,35 @@ static bool frame_fits(const struct diag_maps *maps, uint64_t sp, uint64_t lo) {
         return false;
 }
 
+#define XFEATURE_TILE_DATA (1ULL << 18)
+
+/* The end of the last XSAVE component in features (standard format, CPUID 0xd). */
+static uint32_t sigframe_xstate_size(uint64_t features) {
+        /* CPUID traps to the hypervisor in a VM: once per component. */
+        static uint32_t end_of[64];
+        uint32_t size = 576;
+
+        for (unsigned bit = 2; bit < 64; bit++) {
+                if (!(features & (1ULL << bit)))
+                        continue;
+                if (!end_of[bit]) {
+                        unsigned a = 0, b = 0, c, d;
+                        if (!__get_cpuid_count(0xd, bit, &a, &b, &c, &d))
+                                a = b = 0;
+                        end_of[bit] = MAX(a + b, 576U);
+                }
+                size = MAX(size, end_of[bit]);
+        }
+        return size;
+}
+
 static int build_frame(struct inj *ij, const struct diag_maps *maps, uint64_t sigblk, uint8_t **ret) {
         const struct user_regs_struct *r = &ij->resume;
-        struct k_rt_sigframe fr = {};
-        struct k_sigcontext *sc = &fr.uc.uc_mcontext;
+        struct k_rt_sigframe fr = {}, cf = {};
+        struct k_sigcontext *sc = &fr.uc.uc_mcontext, *cc = &cf.uc.uc_mcontext;
         uint32_t magic1 = 0, xsize = (uint32_t) ij->xstate_len, magic2 = FP_XSTATE_MAGIC2;
         size_t need = ij->xstate_len;
-        uint64_t fp, frame, sp0 = ij->orig.rsp - RED_ZONE, xcr0 = 0;
+        uint64_t fp, frame, child, sp0 = ij->orig.rsp - RED_ZONE, xcr0 = 0;
         uint8_t *buf;
 
         /* ptrace puts XCR0 in the first word of the FXSAVE area's software bytes;
@@ -248,14 +281,22 @@ static int build_frame(struct inj *ij, const struct diag_maps *maps, uint64_t si
         if (ij->xstate_len >= 576)
                 memcpy(&xcr0, ij->xstate + 464, 8);
         if (xcr0 & ~3ULL) {
+                /* Only the features a signal frame of this thread holds: not AMX
+                 * tile data (enabled per process on demand), or the kernel finds the
+                 * frame larger than its own and restores x87 and SSE only. */
+                xcr0 &= ~XFEATURE_TILE_DATA;
+                xsize = MIN(xsize, sigframe_xstate_size(xcr0));
+                need = xsize + 4;
                 magic1 = FP_XSTATE_MAGIC1;
-                need += 4;
         }
         fp = (sp0 - need) & ~63ULL;
         frame = ((fp - sizeof fr) & ~15ULL) - 8;
-        if (!frame_fits(maps, ij->orig.rsp, frame))
+        child = ((frame - sizeof cf) & ~15ULL) - 8;
+        if (!frame_fits(maps, ij->orig.rsp, child))
                 return -ENOSPC;
 
+        /* The way back: "syscall; ret" returns into rt_sigreturn, which reads this. */
+        fr.pretcode = ij->g.sigreturn;
         fr.uc.uc_flags = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS | (magic1 ? UC_FP_XSTATE : 0);
         /* An invalid mode: the kernel ignores the altstack restore, the thread's
          * sigaltstack (which we cannot read) stays as it is. */
@@ -270,53 +311,75 @@ static int build_frame(struct inj *ij, const struct diag_maps *maps, uint64_t si
         sc->fpstate = fp;
         fr.uc.uc_sigmask = sigblk;
 
+        /* A clone child's stack: the same return into rt_sigreturn, to
+         * exit_group(0) with every signal blocked. Caught children never get
+         * there; one whose tracer died does, at once. */
+        cf.pretcode = ij->g.sigreturn;
+        cf.uc.uc_flags = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+        cf.uc.uc_stack.ss_flags = 7;
+        cc->rip = ij->g.syscall_ret;
+        cc->rax = SYS_exit_group;
+        cc->rsp = child + 8;
+        cc->eflags = 0x202;
+        cc->cs = (uint16_t) r->cs;
+        cc->ss = (uint16_t) r->ss;
+        cf.uc.uc_sigmask = ~0ULL;
+
+        ij->area = child;
+        ij->child_frame = child;
         ij->frame = frame;
-        ij->frame_len = fp + need - frame;
-        buf = calloc(1, ij->frame_len);
+        ij->area_len = fp + need - child;
+        buf = calloc(1, ij->area_len);
         if (!buf)
                 return -ENOMEM;
-        memcpy(buf, &fr, sizeof fr);
-        memcpy(buf + (fp - frame), ij->xstate, ij->xstate_len);
+        memcpy(buf, &cf, sizeof cf);
+        memcpy(buf + (frame - child), &fr, sizeof fr);
+        memcpy(buf + (fp - child), ij->xstate, magic1 ? xsize : ij->xstate_len);
         if (magic1) {
-                uint8_t *sw = buf + (fp - frame) + 464;
+                uint64_t bv;
+                memcpy(&bv, buf + (fp - child) + 512, 8);
+                bv &= xcr0;
+                memcpy(buf + (fp - child) + 512, &bv, 8);
+                uint8_t *sw = buf + (fp - child) + 464;
                 const uint32_t ext = xsize + 4;
                 memset(sw, 0, 48);
                 memcpy(sw, &magic1, 4);
                 memcpy(sw + 4, &ext, 4);
                 memcpy(sw + 8, &xcr0, 8);
                 memcpy(sw + 16, &xsize, 4);
-                memcpy(buf + (fp - frame) + xsize, &magic2, 4);
+                memcpy(buf + (fp - child) + xsize, &magic2, 4);
         }
         *ret = buf;
         return 0;
 }
 
 static void inj_put_back(struct inj *ij) {
-        if (ij->gadget_written && mem_pwrite(ij->memfd, ij->gadget, ij->gadget_saved, sizeof gadget_code) == 0)
-                ij->gadget_written = false;
-        if (ij->frame_written && mem_pwrite(ij->memfd, ij->frame, ij->frame_saved, ij->frame_len) == 0)
-                ij->frame_written = false;
+        if (ij->area_written && mem_pwrite(ij->memfd, ij->area, ij->area_saved, ij->area_len) == 0)
+                ij->area_written = false;
 }
 
 static void inj_done(struct inj *ij) {
         inj_put_back(ij);
         free(ij->xstate);
-        free(ij->frame_saved);
+        free(ij->area_saved);
         if (ij->memfd >= 0)
                 close(ij->memfd);
-        ij->xstate = ij->frame_saved = NULL;
+        ij->xstate = ij->area_saved = NULL;
         ij->memfd = -1;
 }
 
-/* Everything up to the register switch: read the thread, write frame and code.
- * Nothing here changes how the thread runs; a failure leaves it as it was. */
-static int inj_prepare(struct inj *ij, const struct diag_maps *maps, uint64_t gadget) {
+/* Everything up to the register switch: read the thread, write its frames on its
+ * stack below the red zone (memory no code of the thread's owns; a signal
+ * delivered there would overwrite it just the same). Nothing here changes how
+ * the thread runs; a failure leaves it as it was. */
+static int inj_prepare(struct inj *ij, const struct diag_maps *maps, const struct diag_gadgets *g) {
         struct iovec iov;
         unsigned long long sigblk;
         _cleanup_free_ uint8_t *frame = NULL;
         int r;
 
         ij->memfd = -1;
+        ij->g = *g;
         if (ptrace(PTRACE_GETREGS, ij->tid, 0, &ij->orig) < 0)
                 return negative_errno();
         if (ij->orig.cs != USER_CS)
@@ -338,38 +401,57 @@ static int inj_prepare(struct inj *ij, const struct diag_maps *maps, uint64_t ga
         r = build_frame(ij, maps, sigblk, &frame);
         if (r < 0)
                 return r;
-        ij->gadget = gadget;
         ij->memfd = mem_open(ij->pid);
         if (ij->memfd < 0)
                 return ij->memfd;
-        ij->frame_saved = malloc(ij->frame_len);
-        if (!ij->frame_saved)
+        if (!gadgets_intact(ij->memfd, g))
+                return -ENOENT;
+        ij->area_saved = malloc(ij->area_len);
+        if (!ij->area_saved)
                 return -ENOMEM;
-        r = mem_pread(ij->memfd, ij->frame, ij->frame_saved, ij->frame_len);
+        r = mem_pread(ij->memfd, ij->area, ij->area_saved, ij->area_len);
         if (r < 0)
                 return r;
-        r = mem_pread(ij->memfd, gadget, ij->gadget_saved, sizeof gadget_code);
-        if (r < 0)
-                return r;
-        /* The frame first: code without its frame must never be reachable. */
-        ij->frame_written = true;
-        r = mem_pwrite(ij->memfd, ij->frame, frame, ij->frame_len);
-        if (r < 0)
-                return r;
-        ij->gadget_written = true;
-        return mem_pwrite(ij->memfd, gadget, gadget_code, sizeof gadget_code);
+        ij->area_written = true;
+        return mem_pwrite(ij->memfd, ij->area, frame, ij->area_len);
 }
 
-/* Resume to the next system-call or event stop. A signal that arrives meanwhile
- * is kept to be handed back on detach. */
-static int step(pid_t tid, int *pending_sig, int *ret_status) {
+/* waitpid for one tracee, until deadline: a tracee that does not stop (a fork
+ * stuck behind a lock, a thread gone into D state) must not hang us. */
+static int wait_tracee(pid_t tid, int *st, uint64_t deadline) {
+        for (unsigned spins = 0;; spins++) {
+                pid_t w = waitpid(tid, st, __WALL | WNOHANG);
+
+                if (w == tid)
+                        return 0;
+                if (w < 0 && errno != EINTR)
+                        return negative_errno();
+                if (diag_now_ns(CLOCK_MONOTONIC) >= deadline)
+                        return -ETIMEDOUT;
+                if (spins < 64)
+                        sched_yield();
+                else
+                        nanosleep(&(struct timespec) { .tv_nsec = spins < 5000 ? 20 * 1000 : 1000 * 1000 }, NULL);
+        }
+}
+
+static uint64_t deadline_in(unsigned ms) {
+        return diag_now_ns(CLOCK_MONOTONIC) + (uint64_t) ms * 1000000ULL;
+}
+
+/* Resume to the next system-call or event stop, within ms. A signal that
+ * arrives meanwhile is kept to be handed back on detach. */
+static int step(pid_t tid, int *pending_sig, int *ret_status, unsigned ms) {
+        uint64_t deadline = deadline_in(ms);
+
         for (;;) {
-                int st, sig;
+                int st, sig, r;
 
                 if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
                         return negative_errno();
-                if (waitpid(tid, &st, __WALL) < 0)
-                        return negative_errno();
+                r = wait_tracee(tid, &st, deadline);
+                if (r < 0)
+                        return r;
                 if (WIFEXITED(st) || WIFSIGNALED(st))
                         return -ESRCH;
                 sig = WSTOPSIG(st);
@@ -391,49 +473,55 @@ static bool regs_restored(const struct user_regs_struct *a, const struct user_re
                a->fs_base == b->fs_base && a->gs_base == b->gs_base;
 }
 
+/* A new tracee made by clone: wait for its first stop and mark it to die with us. */
+static pid_t catch_child(pid_t parent) {
+        unsigned long msg = 0;
+        int st;
+
+        if (ptrace(PTRACE_GETEVENTMSG, parent, 0, &msg) < 0 || msg == 0)
+                return 0;
+        if (wait_tracee((pid_t) msg, &st, deadline_in(STEP_MS)) < 0 || !WIFSTOPPED(st))
+                return (pid_t) msg;
+        (void) ptrace(PTRACE_SETOPTIONS, (pid_t) msg, 0, (void *) (long) (PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD));
+        return (pid_t) msg;
+}
+
 /* Run syscall nr(args) in the prepared thread, through rt_sigreturn back to where
- * it was. For clone, *child gets the new process (our namespace), caught. */
-static int inj_run(struct inj *ij, int entry, long nr, const uint64_t args[4], long *ret_result,
+ * it was; the system call itself may take call_ms. For clone (child not NULL),
+ * args[1] is set to the child's exit frame and *child gets the new process (our
+ * namespace), caught. */
+static int inj_run(struct inj *ij, long nr, const uint64_t args[4], unsigned call_ms, long *ret_result,
                    pid_t *child, uint64_t *ret_ns) {
         struct user_regs_struct rg = ij->orig, now;
         int st, r;
         uint64_t t0;
 
-        rg.rip = ij->gadget + (uint64_t) entry;
+        rg.rip = ij->g.syscall_ret;
         rg.rax = (unsigned long long) nr;
         rg.orig_rax = (unsigned long long) -1;
         rg.rdi = args[0];
-        rg.rsi = args[1];
+        rg.rsi = child ? ij->child_frame : args[1];
         rg.rdx = args[2];
         rg.r10 = args[3];
         rg.r8 = rg.r9 = 0;
-        rg.rsp = ij->frame + 8;         /* as after the handler's ret popped pretcode */
+        rg.rsp = ij->frame;             /* the return address into rt_sigreturn */
         if (ptrace(PTRACE_SETOPTIONS, ij->tid, 0,
                    (void *) (long) (PTRACE_O_TRACESYSGOOD | (child ? PTRACE_O_TRACECLONE : 0))) < 0)
                 return negative_errno();
         if (ptrace(PTRACE_SETREGS, ij->tid, 0, &rg) < 0)
                 return negative_errno();
-        /* From here the thread is on the code: whatever happens to us, it ends in
+        /* From here the thread is on its way: whatever happens to us, it ends in
          * rt_sigreturn. */
         t0 = diag_now_ns(CLOCK_MONOTONIC);
-        r = step(ij->tid, &ij->pending_sig, &st);              /* entry */
+        r = step(ij->tid, &ij->pending_sig, &st, STEP_MS);             /* entry */
         if (r < 0)
                 return r;
-        r = step(ij->tid, &ij->pending_sig, &st);              /* event or exit */
+        r = step(ij->tid, &ij->pending_sig, &st, call_ms);             /* event or exit */
         if (r < 0)
                 return r;
         if ((st >> 16) == PTRACE_EVENT_CLONE && child) {
-                unsigned long msg = 0;
-                int cst;
-
-                if (ptrace(PTRACE_GETEVENTMSG, ij->tid, 0, &msg) == 0 && msg > 0) {
-                        *child = (pid_t) msg;
-                        /* The child starts in a stop; from now on it dies with us. */
-                        if (waitpid(*child, &cst, __WALL) == *child && WIFSTOPPED(cst))
-                                (void) ptrace(PTRACE_SETOPTIONS, *child, 0,
-                                              (void *) (long) (PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD));
-                }
-                r = step(ij->tid, &ij->pending_sig, &st);      /* exit */
+                *child = catch_child(ij->tid);
+                r = step(ij->tid, &ij->pending_sig, &st, STEP_MS);     /* exit */
                 if (r < 0)
                         return r;
         }
@@ -442,10 +530,10 @@ static int inj_run(struct inj *ij, int entry, long nr, const uint64_t args[4], l
         if (ptrace(PTRACE_GETREGS, ij->tid, 0, &now) < 0)
                 return negative_errno();
         *ret_result = (long) now.rax;
-        r = step(ij->tid, &ij->pending_sig, &st);              /* rt_sigreturn entry */
+        r = step(ij->tid, &ij->pending_sig, &st, STEP_MS);             /* rt_sigreturn entry */
         if (r < 0)
                 return r;
-        r = step(ij->tid, &ij->pending_sig, &st);              /* rt_sigreturn exit */
+        r = step(ij->tid, &ij->pending_sig, &st, STEP_MS);             /* rt_sigreturn exit */
         if (r < 0)
                 return r;
         (void) ptrace(PTRACE_SETOPTIONS, ij->tid, 0, (void *) 0L);
@@ -511,7 +599,48 @@ static int memcg_room(pid_t pid, unsigned long long *ret) {
         return -ENOENT;
 }
 
+/* A thread in D state inside a page fault or a memory-map call may hold the
+ * mmap lock that fork() must take for writing: the fork would wait as long as
+ * that thread does (forever, on a dead mount), with every thread stopped. The
+ * kernel stack says where it sleeps (root only); else the wait channel. */
+static bool dstate_holds_mm(pid_t pid, pid_t *ret_tid) {
+        static const char *const risky[] = {
+                "fault", "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "rwsem_down", "mlock",
+                "get_user_pages", "populate",
+        };
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char state = '?', path[96], text[8192];
+                ssize_t len;
+
+                if (diag_task_read_state(pid, tids[i], &state) < 0 || state != 'D')
+                        continue;
+                snprintf(path, sizeof path, "/proc/%d/task/%d/stack", pid, tids[i]);
+                len = diag_read_small_at(AT_FDCWD, path, text, sizeof text);
+                if (len <= 0) {
+                        snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", pid, tids[i]);
+                        len = diag_read_small_at(AT_FDCWD, path, text, sizeof text);
+                        if (len <= 0 || strstr(text, "rwsem") || strstr(text, "fault")) {
+                                *ret_tid = tids[i];
+                                return true;
+                        }
+                        continue;
+                }
+                for (size_t k = 0; k < ELEMENTSOF(risky); k++)
+                        if (strstr(text, risky[k])) {
+                                *ret_tid = tids[i];
+                                return true;
+                        }
+        }
+        return false;
+}
+
 const char *diag_inject_fork_unsuitable(pid_t pid) {
+        static __thread char why[160];
         char path[64], buf[8192];
         unsigned long long seccomp = 0;
         const char *p;
@@ -545,61 +674,85 @@ const char *diag_inject_fork_unsuitable(pid_t pid) {
                         return "its memory cgroup has less room left than the process's memory, and "
                                "copy-on-write could reach the limit";
         }
+        {
+                pid_t tid = 0;
+                if (dstate_holds_mm(pid, &tid)) {
+                        snprintf(why, sizeof why, "thread %d is in uninterruptible sleep (D) in a memory-map "
+                                 "or page-fault path, and fork would wait for it", tid);
+                        return why;
+                }
+        }
         return NULL;
+}
+
+/* How long the fork itself may take: copying the page tables of a large
+ * process takes tens of milliseconds per GiB; past this, something holds it. */
+static unsigned fork_ms(pid_t pid) {
+        unsigned long long rss_kb = 0;
+        (void) diag_task_status_field(pid, 0, "VmRSS", 10, &rss_kb);
+        return FORK_MS + (unsigned) MIN(rss_kb / (1024 * 1024) * 200, 600000ULL);
 }
 
 int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
                      struct diag_fork *f, const char **ret_why) {
-        uint64_t gadget;
+        struct diag_gadgets g;
+        unsigned call_ms = fork_ms(c->pid);
         int r = -ESRCH;
 
         *f = (struct diag_fork) { .pid = c->pid };
         *ret_why = "no thread could fork safely";
-        if (find_gadget(c->pid, maps, &gadget) < 0) {
-                *ret_why = "no dead code page to run the fork from";
+        if (diag_inject_find_gadgets(c->pid, maps, &g) < 0) {
+                *ret_why = "no 'syscall; ret' and rt_sigreturn code found in its C library";
                 return -ENOENT;
         }
+        f->g = g;
         /* The main thread first, then any stopped thread whose stack can take a frame. */
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < c->n; i++) {
                         const struct diag_thread_capture *t = &c->threads[i];
                         struct inj ij = { .pid = c->pid, .tid = t->tid };
-                        const uint64_t args[4] = { 0, 0, 0, 0 };        /* flags: exit signal 0 */
+                        /* Exit signal 0: the target gets no SIGCHLD. CLONE_FILES: the copy
+                         * shares the fd table rather than holding a reference to every
+                         * file (whose close at its exit could block: a FUSE or NFS flush). */
+                        const uint64_t args[4] = { CLONE_FILES, 0, 0, 0 };
                         long res = 0;
                         pid_t child = 0;
 
                         if (t->err || (pass == 0) != (t->tid == c->pid))
                                 continue;
-                        r = inj_prepare(&ij, maps, gadget);
+                        r = inj_prepare(&ij, maps, &g);
                         if (r < 0) {
                                 inj_done(&ij);  /* puts back whatever was written */
                                 if (r == -ENOSPC || r == -EPROTONOSUPPORT)
                                         continue;
-                                *ret_why = "the target's memory could not be prepared";
+                                *ret_why = r == -ENOENT ? "its C library's code changed"
+                                                        : "the target's memory could not be prepared";
                                 return r;
                         }
-                        r = inj_run(&ij, ENTRY_CLONE, SYS_clone, args, &res, &child, &f->fork_ns);
-                        /* The bytes go back only once the thread is past them. If it
-                         * is not, code and frame stay where nothing else looks, and
-                         * the thread finishes the sequence when released. */
+                        f->ran = true;
+                        r = inj_run(&ij, SYS_clone, args, call_ms, &res, &child, &f->fork_ns);
+                        /* The frames go back only once the thread is past them. If it is
+                         * not, they stay below its stack pointer, where nothing else
+                         * looks, and the thread finishes the sequence when released. */
                         if (r == 0)
                                 inj_put_back(&ij);
-                        else
-                                ij.gadget_written = ij.frame_written = false;
+                        else {
+                                ij.area_written = false;
+                                f->unfinished = ij.tid;
+                        }
                         f->tid = ij.tid;
                         f->mended = ij.mended;
-                        f->gadget = gadget;
-                        memcpy(f->gadget_saved, ij.gadget_saved, sizeof gadget_code);
-                        f->gadget_len = sizeof gadget_code;
-                        f->frame = ij.frame;
-                        f->frame_len = ij.frame_len;
-                        f->frame_saved = TAKE_PTR(ij.frame_saved);
+                        f->frame = ij.area;
+                        f->frame_len = ij.area_len;
+                        f->child_frame = ij.child_frame;
+                        f->frame_saved = TAKE_PTR(ij.area_saved);
                         /* A signal caught while we ran: back on the detach. */
                         if (ij.pending_sig)
                                 (void) syscall(SYS_tgkill, c->pid, ij.tid, ij.pending_sig);
                         inj_done(&ij);
                         if (r < 0) {
-                                *ret_why = "the injected fork did not complete";
+                                *ret_why = r == -ETIMEDOUT ? "the injected fork did not return in time"
+                                                           : "the injected fork did not complete";
                                 if (child > 0)
                                         (void) kill(child, SIGKILL);
                                 return r;
@@ -608,6 +761,8 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
                                 *ret_why = res == -ENOMEM ? "fork failed: not enough memory"
                                          : res == -EAGAIN ? "fork failed: process or thread limit"
                                          : "fork failed in the target";
+                                if (child > 0)
+                                        (void) kill(child, SIGKILL);
                                 return res < 0 ? (int) res : -ECHILD;
                         }
                         f->child = child;
@@ -617,17 +772,19 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
         return r < 0 ? r : -ESRCH;
 }
 
-/* Run syscall nr(args) in a stopped process of ours (the child) from entry, to its
- * exit stop; for clone, catch the new process. No way back is needed: these
- * processes are disposable, and rax 0 after entry 0 makes them exit. */
-static int run_in_child(pid_t pid, uint64_t gadget, long nr, uint64_t a0, uint64_t a1, long *ret,
+/* Run syscall nr(a0, a1) in a stopped process of ours (the child), to its exit
+ * stop; for clone, catch the new process. No way back is needed: these processes
+ * are disposable. Their stack is the exit frame, so that one left running by our
+ * death (or a grandchild not caught yet) ends at once. */
+static int run_in_child(const struct diag_fork *f, pid_t pid, long nr, uint64_t a0, uint64_t a1, long *ret,
                         pid_t *ret_child) {
         struct user_regs_struct rg;
         int st, r;
 
         if (ptrace(PTRACE_GETREGS, pid, 0, &rg) < 0)
                 return negative_errno();
-        rg.rip = gadget + ENTRY_CLONE;
+        rg.rip = f->g.syscall_ret;
+        rg.rsp = f->child_frame;
         rg.rax = (unsigned long long) nr;
         rg.orig_rax = (unsigned long long) -1;
         rg.rdi = a0;
@@ -638,19 +795,12 @@ static int run_in_child(pid_t pid, uint64_t gadget, long nr, uint64_t a0, uint64
                 return negative_errno();
         if (ptrace(PTRACE_SETREGS, pid, 0, &rg) < 0)
                 return negative_errno();
-        r = step(pid, NULL, &st);                       /* entry */
+        r = step(pid, NULL, &st, STEP_MS);                      /* entry */
         if (r == 0)
-                r = step(pid, NULL, &st);               /* exit, or the clone event */
+                r = step(pid, NULL, &st, FORK_MS);              /* exit, or the clone event */
         if (r == 0 && ret_child && (st >> 16) == PTRACE_EVENT_CLONE) {
-                unsigned long msg = 0;
-                int cst;
-                if (ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg) == 0 && msg > 0 &&
-                    waitpid((pid_t) msg, &cst, __WALL) == (pid_t) msg && WIFSTOPPED(cst)) {
-                        *ret_child = (pid_t) msg;
-                        (void) ptrace(PTRACE_SETOPTIONS, *ret_child, 0,
-                                      (void *) (long) (PTRACE_O_EXITKILL | PTRACE_O_TRACESYSGOOD));
-                }
-                r = step(pid, NULL, &st);               /* exit */
+                *ret_child = catch_child(pid);
+                r = step(pid, NULL, &st, STEP_MS);              /* exit */
         }
         if (r < 0)
                 return r;
@@ -661,10 +811,12 @@ static int run_in_child(pid_t pid, uint64_t gadget, long nr, uint64_t a0, uint64
 }
 
 static void kill_and_wait(pid_t pid) {
+        uint64_t deadline = deadline_in(FORK_MS);
+
         (void) kill(pid, SIGKILL);
         for (;;) {
                 int st;
-                if (waitpid(pid, &st, __WALL) < 0 || WIFEXITED(st) || WIFSIGNALED(st))
+                if (wait_tracee(pid, &st, deadline) < 0 || WIFEXITED(st) || WIFSIGNALED(st))
                         break;
         }
 }
@@ -679,16 +831,13 @@ int diag_inject_fork_prepare_child(struct diag_fork *f) {
         const char *p;
         int r;
 
-        /* No file descriptor of the target's stays open in the copies. */
-        r = run_in_child(f->child, f->gadget, SYS_close_range, 0, ~0U, &res, NULL);
-        if (r < 0)
-                return r;
         /* The image moves to a grandchild, and the child is reaped by the target
          * right away: the grandchild is an orphan, adopted (with exit signal
          * SIGCHLD) by init or the nearest subreaper above the target. Whenever
          * it dies, even with us, its new parent reaps it; the target never
-         * has a zombie to reap, except in the microseconds of this handover. */
-        r = run_in_child(f->child, f->gadget, SYS_clone, 0, 0, &res, &holder);
+         * has a zombie to reap, except in the microseconds of this handover. It
+         * shares the target's fd table too: it opens, holds and closes nothing. */
+        r = run_in_child(f, f->child, SYS_clone, CLONE_FILES, f->child_frame, &res, &holder);
         if (r < 0 || holder <= 0)
                 return r < 0 ? r : (res < 0 ? (int) res : -ECHILD);
         kill_and_wait(f->child);
@@ -703,13 +852,12 @@ int diag_inject_fork_prepare_child(struct diag_fork *f) {
         if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) > 0 && (p = strrchr(buf, ')')) &&
             strtol(p + 4, NULL, 10) == f->pid)
                 f->child_ns = (pid_t) res;
+        /* The frames the fork was made with are in the copy: put back what the
+         * stack held there, so that the image is the target's. */
         fd = mem_open(holder);
         if (fd < 0)
                 return fd;
-        r = mem_pwrite(fd, f->gadget, f->gadget_saved, f->gadget_len);
-        if (r == 0 && f->frame_saved)
-                r = mem_pwrite(fd, f->frame, f->frame_saved, f->frame_len);
-        return r;
+        return f->frame_saved ? mem_pwrite(fd, f->frame, f->frame_saved, f->frame_len) : 0;
 }
 
 /* Stop one thread of the target for the reap. */
@@ -752,14 +900,14 @@ int diag_inject_fork_end(struct diag_fork *f) {
 static int reap_from_target(struct diag_fork *f, pid_t child_ns) {
         _cleanup_free_ pid_t *tids = NULL;
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
+        struct diag_gadgets g = f->g;
         size_t n = 0;
-        uint64_t gadget;
         int r;
 
         r = diag_maps_read(f->pid, &maps);
         if (r < 0)
                 return r == -ENOENT || r == -ESRCH ? 0 : r;  /* the target is gone: its reaper has the child */
-        if (find_gadget(f->pid, maps, &gadget) < 0)
+        if (!g.syscall_ret && diag_inject_find_gadgets(f->pid, maps, &g) < 0)
                 return -ENOENT;
         r = diag_proc_list_tids(f->pid, &tids, &n);
         if (r < 0)
@@ -780,11 +928,11 @@ static int reap_from_target(struct diag_fork *f, pid_t child_ns) {
                                 (void) ptrace(PTRACE_DETACH, tids[i], 0, 0);
                                 continue;
                         }
-                        r = inj_prepare(&ij, maps, gadget);
+                        r = inj_prepare(&ij, maps, &g);
                         if (r == 0) {
-                                r = inj_run(&ij, ENTRY_PLAIN, SYS_wait4, args, &res, NULL, NULL);
+                                r = inj_run(&ij, SYS_wait4, args, STEP_MS, &res, NULL, NULL);
                                 if (r < 0)
-                                        ij.gadget_written = ij.frame_written = false;
+                                        ij.area_written = false;
                         }
                         if (!sig)
                                 sig = ij.pending_sig;
@@ -830,6 +978,7 @@ static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
         char c, st;
         int es = -1;
         bool done = false;
+        pid_t watch = 0;
 
         /* Out of the tool's session (signals are blocked since the fork): now
          * the tool may go on. */
@@ -843,13 +992,17 @@ static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
         if (dup2(rfd, 3) < 0)
                 _exit(1);
         (void) syscall(SYS_close_range, 4, ~0U, 0);
-        while (read(3, &c, 1) > 0)
+        while (read(3, &c, 1) > 0) {
                 if (c == 'd')
                         done = true;
+                else if (c == 'w' && read(3, &watch, sizeof watch) != (ssize_t) sizeof watch)
+                        watch = 0;
+        }
         if (done)
                 _exit(0);
         /* A fork we started may still be copying page tables when we die: keep
-         * looking for half a second at least, and while some child is not dead yet. */
+         * looking for half a second at least, and while some child is not dead
+         * yet, or the thread we left in a fork is still in it (at most 10 min). */
         settle = diag_now_ns(CLOCK_MONOTONIC) + 500000000ULL;
         deadline = settle + 2500000000ULL;
         for (;;) {
@@ -858,6 +1011,15 @@ static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
 
                 if (diag_proc_list_tids(pid, &tids, &n) < 0)
                         _exit(0);
+                if (watch > 0) {
+                        char path[96], sc[256];
+                        snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", pid, watch);
+                        if (diag_read_small_at(AT_FDCWD, path, sc, sizeof sc) > 0 &&
+                            strncmp(sc, "56 ", 3) == 0 && diag_now_ns(CLOCK_MONOTONIC) < settle + 600000000000ULL) {
+                                pending++;
+                                deadline = diag_now_ns(CLOCK_MONOTONIC) + 2500000000ULL;
+                        }
+                }
                 for (size_t i = 0; i < n; i++) {
                         char path[96], list[4096], *save = NULL;
                         snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, tids[i]);
@@ -942,14 +1104,24 @@ int diag_inject_guard_start(pid_t pid) {
         return p[1];
 }
 
-void diag_inject_guard_stop(int fd) {
+void diag_inject_guard_stop(int fd, bool done, pid_t watch) {
         if (fd < 0)
                 return;
-        (void) !write(fd, "d", 1);
+        if (done)
+                (void) !write(fd, "d", 1);
+        else if (watch > 0) {
+                char msg[1 + sizeof watch] = { 'w' };
+                memcpy(msg + 1, &watch, sizeof watch);
+                (void) !write(fd, msg, sizeof msg);
+        }
         close(fd);
 }
 
 #else /* !__x86_64__ */
+
+int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct diag_gadgets *ret) {
+        return -EOPNOTSUPP;
+}
 
 const char *diag_inject_fork_unsuitable(pid_t pid) {
         return "fork injection is implemented for x86_64 only";
@@ -973,7 +1145,7 @@ int diag_inject_guard_start(pid_t pid) {
         return -EOPNOTSUPP;
 }
 
-void diag_inject_guard_stop(int fd) {
+void diag_inject_guard_stop(int fd, bool done, pid_t watch) {
 }
 
 #endif

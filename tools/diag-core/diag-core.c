@@ -418,6 +418,7 @@ int main(int argc, char **argv) {
                         json_object_object_add(o, "fallback", res.fallback ? json_object_new_string(res.fallback) : NULL);
                         json_object_object_add(o, "capped", json_object_new_int((int) res.capped));
                         json_object_object_add(o, "unreadable_pages", json_object_new_int((int) res.unreadable));
+                        json_object_object_add(o, "registers_mended", json_object_new_boolean(res.mended));
                         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                         json_object_put(o);
                 } else if (!arg.quiet)

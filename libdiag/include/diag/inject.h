@@ -14,25 +14,35 @@
  * memory image while the target runs on. Only from a ptrace.c stopped hook (the
  * calling thread is the tracer, every thread of the target is stopped).
  *
- * How it stays safe if we die at any instant:
- *  - One thread T runs a few instructions written into the dead tail of an
- *    executable segment's last page (bytes no code can reach):
- *        syscall; test rax,rax; jnz 1f; exit_group; 1: rt_sigreturn
- *    with rsp on a signal frame written below T's red zone that holds T's
- *    registers, signal mask and FPU state (restart of an interrupted system
- *    call already applied). Whatever moment the tracer vanishes, T ends in
- *    rt_sigreturn and continues exactly where it was; a child that was never
- *    caught (rax = 0) exits at once.
- *  - The child is marked PTRACE_O_EXITKILL as soon as it is caught, its file
- *    descriptors are closed (the target's sockets and files are not kept open
- *    by it), and the bytes we wrote are put back in both processes.
+ * Nothing is written to the target's code. How it stays safe if we die at any
+ * instant:
+ *  - One thread T is sent to a "syscall; ret" of its C library, with rsp on a
+ *    signal frame written below T's red zone (where a signal's frame would go)
+ *    that holds T's registers, signal mask and FPU state (restart of an
+ *    interrupted system call already applied), and whose return address is the
+ *    library's rt_sigreturn. Whatever moment the tracer vanishes, T ends in
+ *    rt_sigreturn and continues exactly where it was.
+ *  - The child starts on a second frame (clone's newsp) that returns to
+ *    exit_group: a child nobody caught exits at once. Caught, it is marked
+ *    PTRACE_O_EXITKILL, and so is every process it makes.
+ *  - The copies share the target's fd table (CLONE_FILES): they hold no file of
+ *    their own, so their exit closes nothing (no flush to a hung FUSE or NFS
+ *    server), releases no lock, and keeps no socket alive.
  *  - The child forks once more and dies; a wait4() run the same way in one
  *    thread of the target reaps it at once. The grandchild, which holds the
  *    image, is an orphan adopted by init (or the nearest subreaper): when it
  *    dies, whether we kill it at the end or it dies with us, its new parent
  *    reaps it. The target never sees a SIGCHLD (exit signal 0) and is left
  *    with no zombie.
+ *  - The frames are put back when done; after a kill they stay in the dead
+ *    part of T's stack, below its stack pointer, as a signal's frame would.
  */
+
+/* Addresses of the two instruction sequences used. */
+struct diag_gadgets {
+        uint64_t syscall_ret;   /* syscall; ret */
+        uint64_t sigreturn;     /* mov $15,%rax; syscall */
+};
 
 struct diag_fork {
         pid_t pid;              /* the target */
@@ -40,18 +50,24 @@ struct diag_fork {
         pid_t child;            /* in our pid namespace; traced by the calling thread:
                                  * the child, then the grandchild holding the image */
         pid_t child_ns;         /* a child the target must reap (as the target sees it) */
+        pid_t unfinished;       /* a thread left in the injected call (timed out): its
+                                 * fork may still complete after we let go */
+        bool ran;               /* a thread was sent to make the fork */
         int reap_error;         /* the handover's reap failed: a zombie is left */
-        uint64_t gadget;        /* where the code went */
+        struct diag_gadgets g;
         uint64_t fork_ns;       /* how long the fork system call took */
         bool mended;            /* a thread's state needed setting back by hand after
                                  * rt_sigreturn (never expected: a sign of a frame bug) */
-        /* Bytes changed in the target (and, through the fork, in the child). */
-        uint8_t gadget_saved[64];
-        size_t gadget_len;
-        uint64_t frame;
+        /* Stack bytes the frames replaced, in the target (put back at once) and
+         * in the copy (put back by prepare_child). */
+        uint64_t frame, child_frame;
         uint8_t *frame_saved;
         size_t frame_len;
 };
+
+/* The sequences in pid's executable file mappings (C library first). -ENOENT if
+ * either is missing. */
+int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct diag_gadgets *ret);
 
 /* Reasons fork cannot be used for pid, checked before stopping it: NULL if none. */
 const char *diag_inject_fork_unsuitable(pid_t pid);
@@ -80,4 +96,7 @@ int diag_inject_fork_end(struct diag_fork *f);
  * ours at any instant leaves no zombie. Returns the fd to hand to
  * diag_inject_guard_stop, or negative errno. Call before stopping the target. */
 int diag_inject_guard_start(pid_t pid);
-void diag_inject_guard_stop(int fd);
+/* done: nothing is left for the guard to do. Otherwise it reaps what a fork of
+ * ours leaves, and if watch is a thread left in our fork (f->unfinished), for
+ * as long as that fork may still complete. */
+void diag_inject_guard_stop(int fd, bool done, pid_t watch);
