@@ -46,20 +46,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "meter.h"
+
 #define PM_FN __attribute__((noipa))
 
 #define THREAD_STACK_SIZE (256 * 1024)
 #define STALL_NS (100 * 1000)   /* a gap longer than this counts as a stall */
 #define MAX_IDLE 100000
 #define READY_TIMEOUT_MS 60000
-
-struct meter_stats {
-        uint64_t maxgap_ns;
-        uint64_t stall_ns;
-        uint64_t stalls;
-        uint64_t window_ns;
-        int64_t stopped_ns;             /* -1: unknown */
-};
 
 static atomic_int meter_request;         /* 1: publish and reset, set by the main thread */
 static struct meter_stats meter_published;
@@ -83,12 +77,7 @@ static int parse_int(const char *s, int min, int max, const char *what) {
         return (int) v;
 }
 
-static uint64_t now_ns(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);    /* vDSO: no system call in the loop */
-        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
+#define now_ns meter_now_ns
 
 struct idle_arg {
         int fd;
@@ -107,99 +96,18 @@ PM_FN static void *pm_idle(void *p) {
         return NULL;
 }
 
-static uint64_t thread_cpu_ns(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
-/* The second field of schedstat: ns spent runnable on a run queue, not running. */
-static int64_t run_delay_ns(int fd) {
-        char buf[128];
-        unsigned long long exec, delay;
-        ssize_t n;
-
-        if (fd < 0)
-                return -1;
-        n = pread(fd, buf, sizeof buf - 1, 0);
-        if (n <= 0)
-                return -1;
-        buf[n] = 0;
-        if (sscanf(buf, "%llu %llu", &exec, &delay) != 2)
-                return -1;
-        return (int64_t) delay;
-}
-
 PM_FN static void *pm_meter(void *p) {
-        struct meter_stats s = {};
-        char path[64];
-        int fd;
-        uint64_t start, prev, cpu0;
-        int64_t delay0;
-
         (void) p;
-        snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", (int) gettid());
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        delay0 = run_delay_ns(fd);
-        cpu0 = thread_cpu_ns();
-        start = prev = now_ns();
-        for (;;) {
-                uint64_t t = now_ns(), gap = t - prev;
-
-                if (gap > s.maxgap_ns)
-                        s.maxgap_ns = gap;
-                if (gap > STALL_NS) {
-                        s.stall_ns += gap;
-                        s.stalls++;
-                }
-                prev = t;
-                if (atomic_load_explicit(&meter_request, memory_order_acquire)) {
-                        uint64_t cpu = thread_cpu_ns();
-                        int64_t delay = run_delay_ns(fd);
-
-                        s.window_ns = t - start;
-                        s.stopped_ns = -1;
-                        if (delay >= 0 && delay0 >= 0) {
-                                s.stopped_ns = (int64_t) s.window_ns - (int64_t) (cpu - cpu0) - (delay - delay0);
-                                if (s.stopped_ns < 0)
-                                        s.stopped_ns = 0;
-                        }
-                        meter_published = s;
-                        memset(&s, 0, sizeof s);
-                        delay0 = delay;
-                        cpu0 = cpu;
-                        start = prev = t;
-                        atomic_store_explicit(&meter_request, 0, memory_order_release);
-                        sem_post(&meter_done);
-                }
-        }
+        meter_run(&meter_request, &meter_published, &meter_done, STALL_NS);
         return NULL;
 }
 
 static void start_thread(void *(*fn)(void *), void *arg, int cpu) {
-        pthread_attr_t attr;
-        pthread_t th;
-        int r;
-
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, THREAD_STACK_SIZE);
-        if (cpu >= 0) {
-                cpu_set_t set;
-                CPU_ZERO(&set);
-                CPU_SET(cpu, &set);
-                r = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
-                if (r) {
-                        errno = r;
-                        die("pthread_attr_setaffinity_np");
-                }
-        }
-        r = pthread_create(&th, &attr, fn, arg);
+        int r = meter_thread_start(fn, arg, THREAD_STACK_SIZE, cpu);
         if (r) {
                 errno = r;
                 die("pthread_create");
         }
-        pthread_attr_destroy(&attr);
 }
 
 /* True once the thread is blocked in read(): /proc/self/task/TID/syscall names it. */

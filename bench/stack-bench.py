@@ -375,6 +375,33 @@ def machine():
             f"load average at start {load}")
 
 
+def emit(out, markdown):
+    """The results on stdout, and in the file markdown names, if any."""
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write(text)
+
+
+def pin_plan(no_pin):
+    """(meter CPU, tool CPUs): the last allowed CPU for the target's meter thread, the
+    others for the tools; (None, None) with --no-pin or a single CPU."""
+    if no_pin or (os.cpu_count() or 1) < 2:
+        return None, None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[-1], set(allowed[:-1])
+
+
+def header_lines(meter_cpu, tool_cpus, notes):
+    """The lines a results file starts with: machine, pinning, notes."""
+    out = [f"Machine: {machine()}.", ""]
+    if meter_cpu is not None:
+        out += [f"Meter thread pinned to CPU {meter_cpu}, tools to CPU "
+                f"{','.join(map(str, sorted(tool_cpus)))}.", ""]
+    return out + [f"Note: {x}" for x in notes] + ([""] if notes else [])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(REPO, "build-bench"),
@@ -402,22 +429,14 @@ def main():
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
-    ncpu = os.cpu_count() or 1
-    meter_cpu, tool_cpus = None, None
-    if not args.no_pin and ncpu >= 2:
-        allowed = sorted(os.sched_getaffinity(0))
-        meter_cpu, tool_cpus = allowed[-1], set(allowed[:-1])
+    meter_cpu, tool_cpus = pin_plan(args.no_pin)
 
     out = []
     try:
         if not os.access(args.pausemeter, os.X_OK):
             raise BenchError(f"{rel(args.pausemeter)} not found: build it (ninja -C BUILD)")
         tools, notes = tools_from_args(args)
-        out += [f"Machine: {machine()}.", ""]
-        if meter_cpu is not None:
-            out += [f"Meter thread pinned to CPU {meter_cpu}, tools to CPU "
-                    f"{','.join(map(str, sorted(tool_cpus)))}.", ""]
-        out += [f"Note: {x}" for x in notes] + ([""] if notes else [])
+        out += header_lines(meter_cpu, tool_cpus, notes)
         verdict = []
         for n in counts:
             print(f"... {n} threads", file=sys.stderr, flush=True)
@@ -430,11 +449,7 @@ def main():
         return 1
     finally:
         kill_live_children()
-    text = "\n".join(out) + "\n"
-    sys.stdout.write(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
+    emit(out, args.markdown)
     return 0
 
 

@@ -986,3 +986,502 @@ def chain_story(doc, tid):
         visit(first[tid])
         return ch, out
     return None, []
+
+
+# ---------------------------------------------------------------- diag-core tests
+
+def setup_core(description):
+    """setup() for the diag-core tests: also --diag-core and --corefix."""
+    return setup(description, "diag_core", "corefix")
+
+
+def diag_core(*args, timeout=180):
+    return run_bounded([need_path("diag_core")] + list(args), timeout=timeout)
+
+
+def corefix_word(off):
+    """What corefix's heap holds at byte offset off (a multiple of 8): splitmix64 of
+    the offset, low bit set (see tests/fixtures/corefix.c)."""
+    m = (1 << 64) - 1
+    z = (off + 0x9e3779b97f4a7c15) & m
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & m
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & m
+    return (z ^ (z >> 31)) | 1
+
+
+class CoreFixture:
+    """corefix in its own process group: its JSON line is `info`, commands go to its
+    stdin (command()). On close, SIGKILL to the group (its children die with it)."""
+
+    def __init__(self, args=(), ready_timeout=120):
+        self.args = [str(a) for a in args]
+        self.ready_timeout = ready_timeout
+        self.proc = None
+        self.buf = b""
+        self.info = {}
+
+    def __enter__(self):
+        argv = [need_path("corefix")] + self.args
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     start_new_session=True, preexec_fn=_child_setup, cwd="/")
+        try:
+            line = self._readline(self.ready_timeout)
+            if line is None:
+                rc = self.proc.wait()
+                if rc == EXIT_SKIP:
+                    skip("fixture corefix skipped")
+                harness_error("fixture `%s` exited (%s) before its ready line" % (" ".join(argv), rc))
+            if line.startswith("SKIP "):
+                self.proc.wait()
+                skip("fixture corefix: " + line[5:])
+            self.info = json.loads(line)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _readline(self, timeout):
+        import selectors
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self.buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(timeout=left):
+                    harness_error("corefix %d did not answer within %ss" % (self.proc.pid, timeout))
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace").strip()
+
+    def close(self):
+        if self.proc:
+            kill_group(self.proc)
+            self.proc.wait()
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+    @property
+    def pid(self):
+        return self.info["pid"]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def tids(self):
+        return sorted(t["tid"] for t in self.info["threads"])
+
+    def function_of(self, tid):
+        return {t["tid"]: t["function"] for t in self.info["threads"]}.get(tid)
+
+    def role_tids(self, *roles):
+        return sorted(t["tid"] for t in self.info["threads"] if t["role"] in roles)
+
+    def command(self, cmd, timeout=120):
+        """Send one command, return its JSON answer (None if the fixture is gone)."""
+        try:
+            self.proc.stdin.write(cmd.encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            return None
+        line = self._readline(timeout)
+        return json.loads(line) if line else None
+
+    def snapshot(self):
+        """What must not change across a dump: memory hashes, children, SIGCHLDs;
+        and the code (for a message saying where it changed)."""
+        return {"checksum": self.command("checksum"), "children": self.command("children"),
+                "code": code_image(self.pid)}
+
+    def beats_advance(self, ticks=5, timeout=2.0):
+        """True if the heartbeat ticks `ticks` times within `timeout` s."""
+        first = self.command("gap")
+        deadline = time.monotonic() + timeout
+        while first and time.monotonic() < deadline:
+            time.sleep(0.05)
+            cur = self.command("gap")
+            if cur and cur["beats"] >= first["beats"] + ticks:
+                return True
+        return False
+
+    def check_unharmed(self, chk, before, what, settle=3.0):
+        """Do no harm: within `settle` s, no thread stopped or traced and no extra or
+        zombie child; then the heartbeat ticks and memory, children and the SIGCHLD
+        count are as in `before` (a snapshot())."""
+        ok = chk.check(self.alive(), "%s: the fixture died (%s)" % (what, self.proc.poll()))
+        if not ok:
+            return False
+        deadline = time.monotonic() + settle
+        while True:
+            bad = stopped_or_traced(self.pid)
+            kids = children_of(self.pid)
+            want = sorted(before["children"]["children"])
+            if (not bad and kids == (want, [])) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        ok &= chk.check(not bad, "%s: fixture left stopped/traced: %s" % (what, bad[:10]))
+        ok &= chk.eq(kids, (want, []), "%s: children of the fixture in /proc (children, zombies)" % what)
+        ok &= chk.check(self.beats_advance(), "%s: the fixture's heartbeat does not tick" % what)
+        now = self.snapshot()
+        ok &= chk.eq(now["checksum"], before["checksum"], "%s: memory hashes of the fixture%s"
+                     % (what, code_changes(before["code"], now["code"])))
+        ok &= chk.eq(now["children"], before["children"], "%s: the fixture's own view of its children" % what)
+        return ok
+
+
+def children_of(pid):
+    """(sorted children of pid from /proc/PID/task/*/children, those in state Z)."""
+    kids = []
+    for tid in task_ids(pid):
+        kids += [int(x) for x in (read_file("/proc/%d/task/%d/children" % (pid, tid)) or "").split()]
+    return sorted(kids), sorted(k for k in kids if task_state(k, k) == "Z")
+
+
+def disk_usage(path):
+    return os.stat(path).st_blocks * 512
+
+
+def data_in_range(path, start, end):
+    """Bytes of path in [start, end) that are data, not holes (SEEK_DATA/SEEK_HOLE)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        total, pos = 0, start
+        while pos < end:
+            try:
+                d = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break       # ENXIO: no data after pos
+            if d >= end:
+                break
+            h = min(os.lseek(fd, d, os.SEEK_HOLE), end)
+            total += h - d
+            pos = h
+        return total
+    finally:
+        os.close(fd)
+
+
+class ElfCore:
+    """A minimal reader of an x86-64 ELF core (struct only): program headers, notes,
+    memory by address. `error` says why the file is not a well-formed core."""
+
+    PT_LOAD, PT_NOTE = 1, 4
+
+    def __init__(self, path):
+        import struct
+        self.path = path
+        self.size = os.path.getsize(path)
+        self.loads, self.notes, self.error = [], [], None
+        with open(path, "rb") as f:
+            eh = f.read(64)
+            if len(eh) < 64 or eh[:4] != b"\x7fELF" or eh[4] != 2 or eh[5] != 1:
+                self.error = "not an ELF64 little-endian file"
+                return
+            e_type, = struct.unpack_from("<H", eh, 16)
+            phoff, = struct.unpack_from("<Q", eh, 32)
+            phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+            if e_type != 4:
+                self.error = "e_type %d, not ET_CORE" % e_type
+                return
+            f.seek(phoff)
+            ph = f.read(phentsize * phnum)
+            for i in range(phnum):
+                p_type, p_flags, off, vaddr, _, filesz, memsz, _ = struct.unpack_from("<IIQQQQQQ", ph, i * phentsize)
+                if off + filesz > self.size:
+                    self.error = "segment %d ends at %d, past the end of the file (%d)" % (i, off + filesz, self.size)
+                if p_type == self.PT_LOAD:
+                    self.loads.append((vaddr, memsz, off, filesz, p_flags))
+                elif p_type == self.PT_NOTE:
+                    f.seek(off)
+                    self._parse_notes(f.read(filesz), struct)
+
+    def _parse_notes(self, data, struct):
+        pos = 0
+        while pos + 12 <= len(data):
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            pos += 12
+            name = data[pos:pos + namesz].rstrip(b"\0").decode(errors="replace")
+            pos += (namesz + 3) & ~3
+            desc = data[pos:pos + descsz]
+            pos += (descsz + 3) & ~3
+            self.notes.append((name, ntype, desc))
+
+    def prstatus_pids(self):
+        """pr_pid of every NT_PRSTATUS (offset 32 in struct elf_prstatus)."""
+        import struct
+        return sorted(struct.unpack_from("<i", d, 32)[0] for _, t, d in self.notes if t == 1 and len(d) >= 36)
+
+    def load_at(self, addr):
+        for seg in self.loads:
+            if seg[0] <= addr < seg[0] + seg[1]:
+                return seg
+        return None
+
+    def read(self, addr, n):
+        """n bytes at addr from the file, or None if the core has no data there."""
+        seg = self.load_at(addr)
+        if not seg or addr + n > seg[0] + seg[3]:
+            return None
+        with open(self.path, "rb") as f:
+            f.seek(seg[2] + addr - seg[0])
+            return f.read(n)
+
+    def u64(self, addr):
+        b = self.read(addr, 8)
+        return int.from_bytes(b, "little") if b and len(b) == 8 else None
+
+
+def check_heap_words(chk, core, fx, what, count=32, rnd=None):
+    """count words of the fixture's heap (first, last, random) read from an ElfCore
+    equal corefix_word(offset). Returns True if all did."""
+    import random
+    rnd = rnd or random.Random(fx.pid)
+    base, size = fx.info["heap"]["addr"], fx.info["heap"]["size"]
+    offs = [0, size - 8] + [rnd.randrange(size // 8) * 8 for _ in range(count - 2)]
+    bad = [(hex(base + o), core.u64(base + o), corefix_word(o)) for o in offs
+           if core.u64(base + o) != corefix_word(o)]
+    return chk.check(not bad, "%s: heap words in the core differ (addr, got, want): %s" % (what, bad[:5]))
+
+
+def _maps(pid):
+    out = []
+    for line in (read_file("/proc/%d/maps" % pid) or "").splitlines():
+        f = line.split(None, 5)
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        out.append({"lo": lo, "hi": hi, "perms": f[1], "inode": int(f[4]), "path": f[5] if len(f) > 5 else ""})
+    return out
+
+
+def _smaps_fields(pid):
+    """{start address: {field: kB or VmFlags list}} from /proc/PID/smaps."""
+    out, cur = {}, None
+    for line in (read_file("/proc/%d/smaps" % pid) or "").splitlines():
+        m = re.match(r"^([0-9a-f]+)-[0-9a-f]+ ", line)
+        if m:
+            cur = out.setdefault(int(m.group(1), 16), {})
+            continue
+        k, _, v = line.partition(":")
+        if cur is None:
+            continue
+        if k == "VmFlags":
+            cur[k] = v.split()
+        elif v.strip().endswith("kB"):
+            cur[k] = int(v.split()[0])
+    return out
+
+
+def resident_nonzero(pid, page=4096):
+    """Bytes of the process's memory that a core with the default coredump_filter
+    (0x33) must hold as data: pages present (or swapped) and not all zero, in the
+    mappings the kernel dumps: anonymous ones, and file-backed private ones the
+    process wrote to (all of such a mapping, as the kernel dumps them whole); not
+    MADV_DONTDUMP, I/O or shared file mappings. Read from pagemap and
+    /proc/PID/mem. Returns (bytes, {path or "[anon]": bytes})."""
+    zero = bytes(page)
+    smaps = _smaps_fields(pid)
+    total, per = 0, {}
+    with open("/proc/%d/pagemap" % pid, "rb") as pm, open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+        for m in _maps(pid):
+            sm = smaps.get(m["lo"], {})
+            flags = sm.get("VmFlags", [])
+            if "dd" in flags or "io" in flags or m["perms"][0] != "r" or m["path"] in ("[vvar]", "[vsyscall]"):
+                continue
+            shared = m["perms"][3] == "s"
+            anon = m["inode"] == 0
+            if not anon and (shared or sm.get("Anonymous", 0) == 0):
+                continue
+            n = 0
+            if not anon:
+                n = m["hi"] - m["lo"]            # dumped whole, file pages included
+            else:
+                pm.seek(m["lo"] // page * 8)
+                ents = pm.read((m["hi"] - m["lo"]) // page * 8)
+                addr = m["lo"]
+                for i in range(0, len(ents), 8):
+                    e = int.from_bytes(ents[i:i + 8], "little")
+                    if e >> 62:                   # present or swapped
+                        try:
+                            mem.seek(addr)
+                            data = mem.read(page)
+                        except OSError:
+                            data = zero
+                        if data != zero:
+                            n += page
+                    addr += page
+            key = m["path"] or "[anon]"
+            per[key] = per.get(key, 0) + n
+            total += n
+    return total, per
+
+
+def gdb_command(target, cmds, core=None, timeout=180):
+    """gdb -batch on a core (target = the executable) or attached to pid target."""
+    argv = [which("gdb"), "-nx", "-batch", "-iex", "set debuginfod enabled off", "-ex", "set pagination off",
+            "-ex", "set width 0"]
+    for c in cmds:
+        argv += ["-ex", c]
+    argv += [target, core] if core else ["-p", target]
+    return run(argv, timeout=timeout)
+
+
+GDB_REG = re.compile(r"^(rip|rsp)\s+(0x[0-9a-f]+)")
+GDB_WORD = re.compile(r"^(0x[0-9a-f]+)(?: <[^>]*>)?:\s+(0x[0-9a-f]+)\s*$")
+GDB_NOMEM = re.compile(r"Cannot access memory at address (0x[0-9a-f]+)")
+
+
+def gdb_registers(text):
+    """{lwp: {"rip": int, "rsp": int}} from `thread apply all info registers rip rsp`."""
+    from test_stack_oracle import GDB_THREAD
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = GDB_THREAD.match(line)
+        if m:
+            cur = out.setdefault(int(m.group(1)), {})
+            continue
+        m = GDB_REG.match(line)
+        if m and cur is not None:
+            cur[m.group(1)] = int(m.group(2), 16)
+    return out
+
+
+def gdb_words(text):
+    """{address: value or None (Cannot access memory)} from `x/gx ADDR` lines."""
+    out = {}
+    for line in text.splitlines():
+        m = GDB_WORD.match(line.strip())
+        if m:
+            out[int(m.group(1), 16)] = int(m.group(2), 16)
+            continue
+        m = GDB_NOMEM.search(line)
+        if m:
+            out[int(m.group(1), 16)] = None
+    return out
+
+
+def backtraces(text, tool="gdb"):
+    """{lwp: [function, ...]} from gdb's `thread apply all bt` or eu-stack's output
+    (the parser of test_stack_oracle)."""
+    import test_stack_oracle as so
+    if tool == "gdb":
+        return so.parse_bt(text, so.GDB_THREAD, so.GDB_FRAME)
+    return so.parse_bt(text, so.EU_THREAD, so.EU_FRAME)
+
+
+def corefix_functions(names):
+    return [n for n in names if n and n.startswith("corefix_")]
+
+
+def readelf_notes(core):
+    """Note type names as `eu-readelf -n` lists them, counted: {"PRSTATUS": n, ...}."""
+    r = run([which("eu-readelf"), "-n", core], timeout=120)
+    out = {}
+    for line in r.out.splitlines():
+        m = re.match(r"^\s+(CORE|LINUX)\s+\d+\s+(\S+)\s*$", line)
+        if m:
+            out[m.group(2)] = out.get(m.group(2), 0) + 1
+    return out, r
+
+
+def readelf_loads(core):
+    """[(vaddr, filesz, memsz)] of the PT_LOAD headers `eu-readelf -l` lists."""
+    r = run([which("eu-readelf"), "-l", core], timeout=120)
+    out = []
+    for line in r.out.splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD" and len(f) >= 6:
+            out.append((int(f[2], 16), int(f[4], 16), int(f[5], 16)))
+    return out, r
+
+
+def cpu_has_xsave():
+    return " xsave" in (read_file("/proc/cpuinfo") or "")
+
+
+
+def gdb_check_core(chk, fx, core, what, heap_words=8, addrs=()):
+    """gdb on a core of corefix fx: every thread of the fixture, each with its
+    fixture function in its backtrace; corefix_marker and heap_words heap words
+    (first, last, random) as the fixture holds them. Returns {address: value or
+    None} of x/gx at addrs (other words the caller checks)."""
+    import random
+    rnd = random.Random(fx.pid)
+    heap = fx.info["heap"]
+    offs = ([0, heap["size"] - 8] + [rnd.randrange(heap["size"] // 8) * 8 for _ in range(heap_words - 2)]
+            if heap_words else [])
+    cmds = ["thread apply all bt", "print/x corefix_marker"]
+    cmds += ["x/gx %#x" % (heap["addr"] + o) for o in offs] + ["x/gx %#x" % a for a in addrs]
+    g = gdb_command(need_path("corefix"), cmds, core=core)
+    chk.check(g.rc == 0, "%s: gdb exit %s\n%s" % (what, g.rc, g.describe()[-3000:]))
+    bt = backtraces(g.out)
+    chk.eq(sorted(bt), fx.tids(), "%s: gdb: LWPs in the core" % what)
+    for tid in fx.tids():
+        chk.eq(corefix_functions(bt.get(tid, [])), [fx.function_of(tid)],
+               "%s: gdb: fixture functions of thread %d (frames %s)" % (what, tid, bt.get(tid)))
+    want = "$1 = %#x" % fx.info["marker"]["value"]
+    chk.check(want in g.out, "%s: gdb: print/x corefix_marker: want %r\n%s" % (what, want, g.describe()[-2000:]))
+    words = gdb_words(g.out + g.err)
+    bad = [(hex(o), words.get(heap["addr"] + o)) for o in offs if words.get(heap["addr"] + o) != corefix_word(o)]
+    chk.check(not bad, "%s: gdb: heap words (offset, got) differ from the fixture's: %s" % (what, bad[:5]))
+    return {a: words.get(a, "missing") for a in addrs}
+
+
+def code_image(pid):
+    """{(start, path): bytes} of every readable executable mapping, via /proc/PID/mem."""
+    out = {}
+    try:
+        with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+            for m in _maps(pid):
+                if m["perms"][0] == "r" and m["perms"][2] == "x":
+                    try:
+                        mem.seek(m["lo"])
+                        out[(m["lo"], m["path"])] = mem.read(m["hi"] - m["lo"])
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+    return out
+
+
+def code_changes(before, now):
+    """'' or '; code changed: ...' naming each changed range of a code_image()."""
+    out = []
+    for k in sorted(set(before) | set(now)):
+        a, b = before.get(k), now.get(k)
+        if a == b:
+            continue
+        if a is None or b is None or len(a) != len(b):
+            out.append("mapping %#x %s %s" % (k[0], k[1], "appeared" if a is None else "gone or resized"))
+            continue
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        out.append("%s+%#x..%#x (mapping at %#x): was %s, now %s" % (
+            os.path.basename(k[1]) or "[anon]", diff[0], diff[-1] + 1, k[0],
+            a[diff[0]:diff[-1] + 1][:32].hex(), b[diff[0]:diff[-1] + 1][:32].hex()))
+    return "; code changed: " + "; ".join(out) if out else ""
+
+
+def dump_leftovers(target, keep=()):
+    """Processes a dump of pid target may leave behind: diag-core processes for it
+    (their last argument is the pid: a guard keeps diag-core's command line), and
+    processes of target's process group besides target and keep (copies of its
+    image forked inside it). Pids, sorted."""
+    left = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) in keep or int(d) == target:
+            continue
+        argv = (read_file("/proc/%s/cmdline" % d) or "").split("\0")[:-1]
+        st = task_stat(int(d), int(d))
+        if argv and os.path.basename(argv[0]) == "diag-core" and argv[-1] == str(target):
+            left.append(int(d))
+        elif st and len(st[2]) > 1 and st[2][1] == str(target) and st[1] != "Z":
+            left.append(int(d))
+    return sorted(left)

@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""diag-core on a process with a thread in uninterruptible sleep (D), reading a file of
+a FUSE file system that stopped answering: no ptrace stop reaches that thread. With
+either method diag-core must answer in bounded time with exit 4 (core written, a
+thread's registers incomplete), say so on stderr, and write a core in which gdb shows
+every thread, the D thread included, with its fixture function; the process is left
+as it was, and when the file system is aborted the reader wakes and runs on, not
+stopped. Needs root and /dev/fuse (else skipped)."""
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import diagtest as dt  # noqa: E402
+
+ANSWER_WITHIN = 30      # seconds (ASan builds included); longer counts as a hang
+EXIT_PARTIAL = 4
+TIMEOUT_S = 3
+TIMEOUT_SLACK = 10      # the time to give up cleanly, and ASan
+
+
+def main():
+    dt.setup_core(__doc__)
+    if not os.path.exists("/dev/fuse"):
+        dt.skip("/dev/fuse does not exist")
+    dt.need_root("mounting a FUSE file system")
+    if not dt.which("gdb"):
+        dt.skip("gdb is not installed")
+    chk = dt.Checker("core-dstate")
+    tmp = tempfile.mkdtemp(prefix="diagtest-core-")
+    fx = dt.CoreFixture(["--heap", 16, "--threads", 3, "--children", 1, "--dstate"])
+    mnt = conn = None
+    try:
+        fx.__enter__()
+        mnt, conn = fx.info["dstate"]["mnt"], fx.info["dstate"]["conn"] or None
+        before = check(chk, fx, tmp)
+        # The file system gives up (its server dies, and with it the connection):
+        # the reader's read fails and it runs on.
+        abort(fx)
+        dt.force_unmount(mnt, conn)
+        reader = fx.info["dstate"]["tid"]
+        deadline = time.monotonic() + 5
+        while dt.task_state(fx.pid, reader) == "D" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)
+        chk.check(dt.task_state(fx.pid, reader) not in ("D", "t", "T"),
+                  "the reader %d, woken by the abort, is in state %s" % (reader, dt.task_state(fx.pid, reader)))
+        bad = dt.stopped_or_traced(fx.pid)
+        chk.check(not bad, "after the abort, threads are stopped or traced: %s" % bad)
+        chk.check(fx.alive(), "the fixture died after the abort (%s)" % fx.proc.poll())
+        server = fx.info["dstate"]["server"]
+        want = (sorted(before["children"]["children"]), [server])    # the server: killed, not reaped
+        deadline = time.monotonic() + 5
+        while True:
+            left = dt.dump_leftovers(fx.pid, fx.info["children"] + [server])
+            kids = dt.children_of(fx.pid)
+            if (not left and kids == want) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        chk.eq(kids, want, "children of the fixture once the file system was aborted (children, zombies)")
+        chk.check(not left, "processes of the dumps left once the file system was aborted: %s"
+                  % [(p, (dt.read_file("/proc/%d/cmdline" % p) or "").replace("\0", " ")[:60]) for p in left])
+    finally:
+        if mnt and dt.mounted_at(mnt):
+            abort(fx)
+            dt.force_unmount(mnt, conn)
+        fx.close()
+        if mnt:
+            chk.check(not dt.mounted_at(mnt), "the fixture's FUSE mount %s is left" % mnt)
+        shutil.rmtree(tmp, ignore_errors=True)
+    chk.finish()
+
+
+def abort(fx):
+    """Kill the FUSE server: its /dev/fuse is the connection's last, so the kernel
+    aborts the connection (fusectl may not be mounted)."""
+    try:
+        os.kill(fx.info["dstate"]["server"], signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def check(chk, fx, tmp):
+    reader = fx.info["dstate"]["tid"]
+    chk.eq(dt.task_state(fx.pid, reader), "D", "the reader %d's state before" % reader)
+    before = fx.snapshot()
+    for method in ("stop", "fork"):
+        what = "--method %s, thread %d in D state" % (method, reader)
+        d = tempfile.mkdtemp(dir=tmp)
+        r = dt.diag_core("-J", "--method", method, "-o", os.path.join(d, "core"), fx.pid, timeout=ANSWER_WITHIN)
+        core = os.path.join(d, "core.%d" % fx.pid)
+        if not chk.eq(r.rc, EXIT_PARTIAL, "%s: exit status\n%s" % (what, r.describe())):
+            fx.check_unharmed(chk, before, what)
+            continue
+        chk.check(any(s in r.err for s in ("uninterruptible", "D state", str(reader))),
+                  "%s: stderr does not name the thread or its state: %r" % (what, r.err))
+        doc = r.json(chk) or {}
+        chk.eq(doc.get("threads"), len(fx.tids()), "%s: -J threads" % what)
+        chk.eq(os.listdir(d), [os.path.basename(core)], "%s: files in the directory" % what)
+        fx.check_unharmed(chk, before, what)
+        chk.eq(dt.task_state(fx.pid, reader), "D", "%s: the reader's state after" % what)
+        if os.path.exists(core):
+            dt.gdb_check_core(chk, fx, core, what)
+    # --timeout bounds the whole run, whatever the target does.
+    what = "--timeout %d, thread %d in D state" % (TIMEOUT_S, reader)
+    d = tempfile.mkdtemp(dir=tmp)
+    r = dt.diag_core("-J", "--timeout", TIMEOUT_S, "-o", os.path.join(d, "core"), fx.pid, timeout=ANSWER_WITHIN)
+    chk.check(r.rc in (1, EXIT_PARTIAL), "%s: exit status %s, want 1 (no core) or 4\n%s" % (what, r.rc, r.describe()))
+    chk.check(r.elapsed <= TIMEOUT_S + TIMEOUT_SLACK, "%s: took %.1f s" % (what, r.elapsed))
+    if r.rc == 1:
+        chk.eq(os.listdir(d), [], "%s: exit 1: files in the directory" % what)
+        chk.check(r.err.strip() and "time" in r.err.lower(), "%s: stderr does not say it timed out: %r" % (what, r.err))
+    fx.check_unharmed(chk, before, what)
+    return before
+
+
+if __name__ == "__main__":
+    main()
