@@ -141,7 +141,7 @@ static json_object *json_attachers(const struct diag_shm_seg *s) {
 static json_object *json_segment(const struct diag_shm_seg *s) {
         json_object *o = json_object_new_object();
         char owner[64], key[16];
-        bool sysv = s->kind == DIAG_SHM_SYSV;
+        bool sysv = s->kind == DIAG_SHM_SYSV, known = sysv || s->kind == DIAG_SHM_POSIX;
 
         snprintf(key, sizeof key, "0x%08x", (uint32_t) s->key);
         json_object_object_add(o, "kind", json_object_new_string(diag_shm_kind_name(s->kind)));
@@ -149,9 +149,10 @@ static json_object *json_segment(const struct diag_shm_seg *s) {
         json_object_object_add(o, "key", sysv ? json_object_new_string(key) : NULL);
         json_object_object_add(o, "id", sysv ? json_object_new_int(s->shmid) : NULL);
         json_object_object_add(o, "size", j_u64(s->size));
-        json_object_object_add(o, "uid", json_object_new_int64(s->uid));
-        json_object_object_add(o, "owner", json_object_new_string(user_name(s->uid, owner, sizeof owner)));
-        json_object_object_add(o, "perms", json_object_new_int((int) s->mode));
+        /* memfd and anonymous mappings: only the maps were read, no owner or mode */
+        json_object_object_add(o, "uid", known ? json_object_new_int64(s->uid) : NULL);
+        json_object_object_add(o, "owner", known ? json_object_new_string(user_name(s->uid, owner, sizeof owner)) : NULL);
+        json_object_object_add(o, "perms", known ? json_object_new_int((int) s->mode) : NULL);
         json_object_object_add(o, "cpid", sysv ? json_object_new_int(s->cpid) : NULL);
         json_object_object_add(o, "lpid", sysv ? json_object_new_int(s->lpid) : NULL);
         json_object_object_add(o, "nattch", sysv ? j_u64(s->nattch) : NULL);
@@ -208,8 +209,10 @@ static void seg_row(struct libscols_line *ln, const struct diag_shm_seg *s) {
                 diag_table_set(ln, c, COL_SIZE, "%" PRIu64, s->size);
         else
                 diag_table_set(ln, c, COL_SIZE, "%s", diag_format_size(s->size, buf, sizeof buf));
-        diag_table_set(ln, c, COL_OWNER, "%s", user_name(s->uid, buf, sizeof buf));
-        diag_table_set(ln, c, COL_PERMS, "%04o", s->mode);
+        if (sysv || s->kind == DIAG_SHM_POSIX) {
+                diag_table_set(ln, c, COL_OWNER, "%s", user_name(s->uid, buf, sizeof buf));
+                diag_table_set(ln, c, COL_PERMS, "%04o", s->mode);
+        }
         diag_table_set(ln, c, COL_INODE, "%" PRIu64, s->inode);
         diag_table_set(ln, c, COL_FORMAT, "%s", s->format ? s->format : "");
         f = open_memstream(&att, &attlen);
