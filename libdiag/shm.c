@@ -651,7 +651,8 @@ int diag_shm_parse_sysvipc(const char *text, struct diag_shm_seg **segs, size_t 
                 s.swap = SV(SV_SWAP, 0);
 #undef SV
                 s.inode = (uint64_t) s.shmid;
-                if (asprintf(&s.name, "key:0x%08x", (uint32_t) s.key) < 0)
+                /* IPC_PRIVATE segments all have key 0: only the id names one */
+                if ((s.key ? asprintf(&s.name, "key:0x%08x", (uint32_t) s.key) : asprintf(&s.name, "id:%d", s.shmid)) < 0)
                         return -ENOMEM;
                 if (DIAG_GROW(*segs, alloc, *n + 1) < 0) {
                         free(s.name);

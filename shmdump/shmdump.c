@@ -27,7 +27,8 @@
 /* ---- columns: the segment list and the node dump ---- */
 
 enum { COL_KIND, COL_NAME, COL_KEY, COL_ID, COL_SIZE, COL_OWNER, COL_PERMS, COL_CPID, COL_LPID,
-       COL_NATTCH, COL_ATTACHED, COL_FORMAT, COL_ATIME, COL_DTIME, COL_CTIME, COL_RSS, COL_SWAP, COL_INODE };
+       COL_NATTCH, COL_ATTACHED, COL_FORMAT, COL_STATUS, COL_ATIME, COL_DTIME, COL_CTIME, COL_RSS, COL_SWAP,
+       COL_INODE };
 
 static const struct diag_column seg_columns[] = {
         [COL_KIND]     = { "KIND", 5, 0, DIAG_COL_STRING, 0, "sysv, posix, memfd or anon" },
@@ -42,6 +43,7 @@ static const struct diag_column seg_columns[] = {
         [COL_NATTCH]   = { "NATTCH", 3, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "SysV: attach count kept by the kernel; others: mappings seen" },
         [COL_ATTACHED] = { "ATTACHED", 0.2, 0, DIAG_COL_ARRAY, 0, "processes that map it: pid(comm) perms" },
         [COL_FORMAT]   = { "FORMAT", 8, 0, DIAG_COL_STRING, 0, "channel format detected in it (libatbus)" },
+        [COL_STATUS]   = { "STATUS", 6, 0, DIAG_COL_STRING, 0, "SysV: dest (removed, freed at the last detach), locked" },
         [COL_ATIME]    = { "ATIME", 19, 0, DIAG_COL_STRING, 0, "SysV: last attach" },
         [COL_DTIME]    = { "DTIME", 19, 0, DIAG_COL_STRING, 0, "SysV: last detach" },
         [COL_CTIME]    = { "CTIME", 19, 0, DIAG_COL_STRING, 0, "SysV: last change; POSIX: last modification" },
@@ -123,6 +125,12 @@ static void hexbytes(const uint8_t *p, size_t n, char *buf) {
 
 /* ---- the list ---- */
 
+/* SHM_DEST and SHM_LOCKED ride in the mode bits of /proc/sysvipc/shm, as ipcs shows them. */
+static const char *seg_status(const struct diag_shm_seg *s) {
+        bool dest = s->mode & 01000, locked = s->mode & 02000;
+        return dest && locked ? "dest,locked" : dest ? "dest" : locked ? "locked" : NULL;
+}
+
 static json_object *json_attachers(const struct diag_shm_seg *s) {
         json_object *a = json_object_new_array();
 
@@ -152,7 +160,8 @@ static json_object *json_segment(const struct diag_shm_seg *s) {
         /* memfd and anonymous mappings: only the maps were read, no owner or mode */
         json_object_object_add(o, "uid", known ? json_object_new_int64(s->uid) : NULL);
         json_object_object_add(o, "owner", known ? json_object_new_string(user_name(s->uid, owner, sizeof owner)) : NULL);
-        json_object_object_add(o, "perms", known ? json_object_new_int((int) s->mode) : NULL);
+        json_object_object_add(o, "perms", known ? json_object_new_int((int) (s->mode & 0777)) : NULL);
+        json_object_object_add(o, "status", sysv ? diag_json_str(seg_status(s)) : NULL);
         json_object_object_add(o, "cpid", sysv ? json_object_new_int(s->cpid) : NULL);
         json_object_object_add(o, "lpid", sysv ? json_object_new_int(s->lpid) : NULL);
         json_object_object_add(o, "nattch", sysv ? j_u64(s->nattch) : NULL);
@@ -211,8 +220,10 @@ static void seg_row(struct libscols_line *ln, const struct diag_shm_seg *s) {
                 diag_table_set(ln, c, COL_SIZE, "%s", diag_format_size(s->size, buf, sizeof buf));
         if (sysv || s->kind == DIAG_SHM_POSIX) {
                 diag_table_set(ln, c, COL_OWNER, "%s", user_name(s->uid, buf, sizeof buf));
-                diag_table_set(ln, c, COL_PERMS, "%04o", s->mode);
+                diag_table_set(ln, c, COL_PERMS, "%04o", s->mode & 0777);
         }
+        if (sysv && seg_status(s))
+                diag_table_set(ln, c, COL_STATUS, "%s", seg_status(s));
         diag_table_set(ln, c, COL_INODE, "%" PRIu64, s->inode);
         diag_table_set(ln, c, COL_FORMAT, "%s", s->format ? s->format : "");
         f = open_memstream(&att, &attlen);
@@ -713,6 +724,7 @@ static void print_watch(const struct diag_shm_target *t, const struct sample *pr
                          writer_blocked ? "blocked" : c->write_cur != p->write_cur ? "writes" : "idle");
         if (arg.out.json) {
                 json_object *o = json_object_new_object();
+                json_object_object_add(o, "schema", json_object_new_string("shmdump/1"));
                 json_object_object_add(o, "time", json_object_new_int64((int64_t) now));
                 json_object_object_add(o, "segment", json_object_new_string(t->name));
                 json_object_object_add(o, "interval_ms", j_u64(cur->t_ms - prev->t_ms));
@@ -748,7 +760,10 @@ static int take_sample(const struct diag_shm_target *t, struct sample *s) {
 
         diag_shm_image_clear(&s->im);
         s->ok = false;
+        diag_watchdog_arm(60);
+        diag_watchdog_phase("copying the segment");
         r = diag_shm_snapshot(t, MAX_SEGMENT, &s->im);
+        diag_watchdog_arm(0);
         if (r < 0)
                 return log_error_errno(r, "%s: cannot read the segment: %m", t->name), DIAG_EXIT_FAILURE;
         s->t_ms = diag_now_ns(CLOCK_MONOTONIC) / 1000000;

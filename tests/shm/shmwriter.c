@@ -5,7 +5,8 @@
  * anonymous shared mapping or a file, in a known state (empty, partly full,
  * wrapped, full, a writer crashed mid-block, an overwritten block, bad hashes,
  * corrupt headers), prints what it wrote, and stays attached until SIGTERM or
- * SIGINT; then removes the segment (unless --keep or --exit).
+ * SIGINT; then removes the segment (unless --keep or --exit; --rmid removes a
+ * SysV segment at once, so that it lives on only while attached).
  *
  *   SEGMENT kind=sysv key=0x00003039 id=5 size=1048576
  *   ATTACHED pid=123 role=writer
@@ -414,7 +415,7 @@ static void remove_segment(const char *kind, const char *where, int shmid) {
 static void usage(void) {
         fprintf(stderr, "usage: shmwriter (--sysv KEY | --posix NAME | --file PATH | --memfd NAME | --anon) [--size N]\n"
                         "       [--case C] [--msgs N] [--min N] [--max N] [--seed N] [--live [--rate R] [--reader run|stop]]\n"
-                        "       [--reader-proc] [--keep | --exit]\n");
+                        "       [--reader-proc] [--keep | --exit] [--rmid] [--seq-start N]\n");
         exit(2);
 }
 
@@ -422,6 +423,7 @@ int main(int argc, char **argv) {
         const char *kind = NULL, *where = NULL, *cs = "partial", *reader = "run";
         size_t size = 1 << 20, msgs = 100, lo = 1, hi = 2000;
         uint32_t seq_start = 0;
+        bool rmid = false;
         bool live = false, keep = false, exit_now = false, reader_proc = false;
         int shmid = -1, fd = -1;
         key_t key = 0;
@@ -450,6 +452,7 @@ int main(int argc, char **argv) {
                 else if (!strcmp(a, "--reader")) reader = ARG();
                 else if (!strcmp(a, "--reader-proc")) reader_proc = true;
                 else if (!strcmp(a, "--keep")) keep = true;
+                else if (!strcmp(a, "--rmid")) rmid = true;
                 else if (!strcmp(a, "--exit")) exit_now = true;
                 else usage();
 #undef ARG
@@ -469,6 +472,9 @@ int main(int argc, char **argv) {
                         shmctl(shmid, IPC_RMID, NULL);
                         return 1;
                 }
+                /* removed at once: it lives on while attached, as "dest" */
+                if (rmid)
+                        shmctl(shmid, IPC_RMID, NULL);
         } else {
                 if (!strcmp(kind, "posix"))
                         fd = shm_open(where, O_RDWR | O_CREAT | O_EXCL, 0600);

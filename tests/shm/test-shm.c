@@ -258,7 +258,8 @@ static void test_proc_text(void) {
         static const char sysv[] =
                 "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n"
                 "     12345          7  1666               1048576   100   101      2     0     0     0     0 1700000000          0 1700000001                  8192                     0\n"
-                "        -1         8   600                  4096   200   200      0  1000  1000  1000  1000          0          0 1700000002                     0                     0\n";
+                "        -1         8   600                  4096   200   200      0  1000  1000  1000  1000          0          0 1700000002                     0                     0\n"
+                "         0         9  1600                  4096   300   300      1     0     0     0     0          0          0 1700000003                     0                     0\n";
         struct diag_shm_seg *segs = NULL;
         size_t n = 0;
         struct diag_mqueue q;
@@ -266,8 +267,8 @@ static void test_proc_text(void) {
         int32_t key;
 
         CHECK_INT(diag_shm_parse_sysvipc(sysv, &segs, &n), 0);
-        CHECK_INT(n, 2);
-        if (n == 2) {
+        CHECK_INT(n, 3);
+        if (n == 3) {
                 CHECK_INT(segs[0].key, 12345);
                 CHECK_INT(segs[0].shmid, 7);
                 CHECK_INT(segs[0].mode, 01666);
@@ -281,6 +282,8 @@ static void test_proc_text(void) {
                 CHECK_INT(segs[1].key, -1);
                 CHECK_STR(segs[1].name, "key:0xffffffff");
                 CHECK_INT(segs[1].uid, 1000);
+                CHECK_STR(segs[2].name, "id:9");        /* IPC_PRIVATE: key 0 names nothing */
+                CHECK_INT(segs[2].mode, 01600);
         }
         for (size_t i = 0; i < n; i++)
                 diag_shm_seg_clear(&segs[i]);

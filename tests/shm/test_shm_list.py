@@ -8,6 +8,7 @@ of every process, the queue's own file in the mqueue file system. The listing
 must not change the kernel's record of the segments (lpid, atime)."""
 import ctypes
 import os
+import re
 import tempfile
 
 import shmtest as st
@@ -70,6 +71,27 @@ def check_sysv(doc, w, nobody=False):
         chk.eq(len(s.get("attached", [])), s.get("nattch"), "%s: one mapping per attach" % name)
         chk.check(all(a.get("comm") == "shmwriter" for a in s.get("attached", [])), "%s: comm %r" % (name, s.get("attached")))
     chk.eq(s.get("format"), "libatbus", "%s: format" % name)
+
+
+def private_and_removed():
+    """An IPC_PRIVATE segment removed while attached: named by id, status dest."""
+    with st.Writer("--sysv", "0", "--rmid", "--case", "partial") as w:
+        shmid = w.fact("SEGMENT")["id"]
+        k = [x for x in st.sysvipc() if x["shmid"] == shmid]
+        chk.check(k and k[0]["perms"] & 0o1000, "the kernel does not show the segment as removed: %s" % k)
+        doc = list_json("list with a private removed segment")
+        s = seg(doc, "id:%d" % shmid)
+        if chk.check(s is not None, "id:%d not listed by id" % shmid):
+            chk.eq((s.get("key"), s.get("status"), s.get("perms")), ("0x00000000", "dest", 0o600), "private segment")
+            chk.eq([a.get("pid") for a in s.get("attached", [])], [w.pid], "private segment: attached")
+        ip = dt.run(["ipcs", "-m"]).out
+        chk.check(re.search(r"^0x00000000 %d .*dest" % shmid, ip, re.M), "ipcs -m does not say dest:\n%s" % ip)
+        r = st.shmdump("-o", "NAME,STATUS", "-r", "-n")
+        chk.check("id:%d dest" % shmid in r.out.splitlines(), "-o NAME,STATUS: %s" % r.out)
+        r = st.shmdump("-J", "--check", "id:%d" % shmid)
+        chk.eq(r.rc, 0, "decoding a removed segment by id\n%s" % r.describe())
+        chk.eq(st.decoded(st.doc_of(chk, r, "id:%d" % shmid)).get("check", {}).get("good_blocks"),
+               w.fact("BLOCKS")["count"], "removed segment: good blocks")
 
 
 def check_mqueue(tmp):
@@ -186,6 +208,7 @@ def main():
             r = st.shmdump("-o", "NOPE")
             chk.check(r.rc == 2 and "unknown column" in r.err, "-o NOPE: " + r.describe())
 
+            private_and_removed()
             check_mqueue(tmp)
     finally:
         st.remove_everything()
