@@ -848,24 +848,27 @@ static int scan_maps(struct list_ctx *x, pid_t pid) {
         return 0;
 }
 
-/* The target to read a listed segment through, without touching its table entry
- * where an attached process's memory will do. */
-static int seg_target(const struct diag_shm_seg *s, bool via_process, struct diag_shm_target *t) {
-        memset(t, 0, sizeof *t);
-        t->kind = s->kind;
-        t->shmid = s->shmid;
-        if (via_process || s->kind == DIAG_SHM_MEMFD || s->kind == DIAG_SHM_ANON) {
+int diag_shm_seg_target(const struct diag_shm_seg *s, bool via_process, struct diag_shm_target *ret) {
+        struct diag_shm_target t = { .kind = s->kind, .shmid = s->shmid };
+
+        /* memfd, anonymous and unlinked POSIX segments have no name to open */
+        if (s->kind == DIAG_SHM_MEMFD || s->kind == DIAG_SHM_ANON ||
+            (s->kind == DIAG_SHM_POSIX && strstr(s->name, " (deleted)")))
+                via_process = true;
+        if (via_process) {
                 if (!s->natt)
                         return -ENOENT;
-                t->kind = DIAG_SHM_ANON;        /* read through the process */
-                t->pid = s->att[0].pid;
-                t->addr = s->att[0].start;
-                t->len = s->att[0].end - s->att[0].start;
-                return 0;
+                t.kind = s->kind == DIAG_SHM_MEMFD ? DIAG_SHM_MEMFD : DIAG_SHM_ANON;
+                t.pid = s->att[0].pid;
+                t.addr = s->att[0].start;
+                t.len = s->att[0].end - s->att[0].start;
+        } else if (s->kind != DIAG_SHM_SYSV && !(t.path = strdup(s->name)))
+                return -ENOMEM;
+        if (!(t.name = strdup(s->name))) {
+                diag_shm_target_clear(&t);
+                return -ENOMEM;
         }
-        if (s->kind == DIAG_SHM_SYSV)
-                return 0;
-        t->path = s->name;
+        *ret = t;
         return 0;
 }
 
@@ -875,10 +878,15 @@ static void detect_format(struct diag_shm_seg *s) {
         size_t got = 0;
         bool ok = false;
 
-        if (s->natt && seg_target(s, true, &t) == 0)
+        /* through a process that maps it where there is one: no trace on the segment */
+        if (s->natt && diag_shm_seg_target(s, true, &t) == 0) {
                 ok = diag_shm_peek(&t, buf, sizeof buf, &got) == 0;
-        if (!ok && seg_target(s, false, &t) == 0)
+                diag_shm_target_clear(&t);
+        }
+        if (!ok && diag_shm_seg_target(s, false, &t) == 0) {
                 ok = diag_shm_peek(&t, buf, sizeof buf, &got) == 0;
+                diag_shm_target_clear(&t);
+        }
         if (ok)
                 s->format = diag_shm_detect(buf, got);
 }

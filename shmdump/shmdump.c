@@ -828,7 +828,8 @@ static void usage(void) {
                "block, --nodes, --watch; any header as a C struct from DWARF. Read-only.\n"
                "\n"
                "SEGMENT is key:KEY (hex 0x3039 or decimal), id:SHMID, pid:PID (every shared\n"
-               "mapping of that process), or a file: /dev/shm/NAME, or a copy made by --save.\n"
+               "mapping of that process), memfd:NAME or anon:INODE (as the list names them),\n"
+               "or a file: /dev/shm/NAME, or a copy made by --save.\n"
                "\n"
                "Options:\n"
                " -c, --check              walk every block from the read to the write cursor:\n"
@@ -907,8 +908,44 @@ static int status_rank(int s) {
 
 enum { OPT_NO_HASH = 0x100, OPT_MAX_REPORT, OPT_COUNT, OPT_SAVE, OPT_STRUCT, OPT_DEBUG_FILE, OPT_FORMAT };
 
+static int push_target(struct diag_shm_target *t, struct diag_shm_target **ts, size_t *n, size_t *alloc) {
+        if (DIAG_GROW(*ts, *alloc, *n + 1) < 0) {
+                diag_shm_target_clear(t);
+                return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+        }
+        (*ts)[(*n)++] = *t;
+        return 0;
+}
+
+/* memfd:NAME and anon:INODE exist only as mappings: find them in every process's maps. */
+static int find_mapped(const char *name, struct diag_shm_target **ts, size_t *n, size_t *alloc) {
+        _cleanup_(diag_shm_list_freep) struct diag_shm_list *l = NULL;
+        const struct diag_shm_seg *found = NULL;
+        size_t matches = 0;
+        struct diag_shm_target t;
+        int r = diag_shm_list(0, DIAG_SHM_LIST_ATTACHERS, &l);
+
+        if (r < 0)
+                return log_error_errno(r, "failed to list shared memory segments: %m"), DIAG_EXIT_FAILURE;
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->segs[i].name, name) == 0 && matches++ == 0)
+                        found = &l->segs[i];
+        if (!found)
+                return log_error_errno(-ENOENT, "no process maps %s%s", name,
+                                       l->denied ? " (some processes could not be read)" : ""), DIAG_EXIT_FAILURE;
+        if (matches > 1)
+                return log_error_errno(-ENOTUNIQ, "%zu segments are called %s: name one with pid:PID", matches, name),
+                       DIAG_EXIT_FAILURE;
+        r = diag_shm_seg_target(found, true, &t);
+        if (r < 0)
+                return log_error_errno(r, "%s: %m", name), DIAG_EXIT_FAILURE;
+        return push_target(&t, ts, n, alloc);
+}
+
 /* Segments named on the command line; pid:PID stands for every shared mapping of it. */
 static int add_targets(const char *name, struct diag_shm_target **ts, size_t *n, size_t *alloc) {
+        if (strncmp(name, "memfd:", 6) == 0 || strncmp(name, "anon:", 5) == 0)
+                return find_mapped(name, ts, n, alloc);
         if (strncmp(name, "pid:", 4) == 0) {
                 _cleanup_(diag_shm_list_freep) struct diag_shm_list *l = NULL;
                 pid_t pid;
@@ -924,24 +961,12 @@ static int add_targets(const char *name, struct diag_shm_target **ts, size_t *n,
                 if (!l->n)
                         return log_error_errno(-ENOENT, "process %d maps no shared memory", pid), DIAG_EXIT_FAILURE;
                 for (size_t i = 0; i < l->n; i++) {
-                        const struct diag_shm_seg *s = &l->segs[i];
-                        struct diag_shm_target t = { .kind = s->kind, .shmid = s->shmid };
-                        bool via = s->kind == DIAG_SHM_MEMFD || s->kind == DIAG_SHM_ANON ||
-                                   (s->kind == DIAG_SHM_POSIX && strstr(s->name, " (deleted)"));
-                        if (via) {
-                                t.kind = s->kind == DIAG_SHM_POSIX ? DIAG_SHM_ANON : s->kind;
-                                t.pid = pid;
-                                t.addr = s->att[0].start;
-                                t.len = s->att[0].end - s->att[0].start;
-                        } else if (s->kind == DIAG_SHM_POSIX)
-                                t.path = strdup(s->name);
-                        t.name = strdup(s->name);
-                        if (!t.name || (s->kind == DIAG_SHM_POSIX && !via && !t.path) ||
-                            DIAG_GROW(*ts, *alloc, *n + 1) < 0) {
-                                diag_shm_target_clear(&t);
-                                return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                        }
-                        (*ts)[(*n)++] = t;
+                        struct diag_shm_target t;
+                        r = diag_shm_seg_target(&l->segs[i], false, &t);
+                        if (r < 0)
+                                return log_error_errno(r, "%s: %m", l->segs[i].name), DIAG_EXIT_FAILURE;
+                        if ((r = push_target(&t, ts, n, alloc)))
+                                return r;
                 }
                 return 0;
         } else {
@@ -957,12 +982,7 @@ static int add_targets(const char *name, struct diag_shm_target **ts, size_t *n,
                         return log_error_errno(r, "%s: not a regular file", name), DIAG_EXIT_FAILURE;
                 if (r < 0)
                         return log_error_errno(r, "%s: %m", name), DIAG_EXIT_FAILURE;
-                if (DIAG_GROW(*ts, *alloc, *n + 1) < 0) {
-                        diag_shm_target_clear(&t);
-                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                }
-                (*ts)[(*n)++] = t;
-                return 0;
+                return push_target(&t, ts, n, alloc);
         }
 }
 

@@ -179,6 +179,13 @@ def main():
                     maps = [m for m in st.maps_shared(fx.pid) if m[0] == int(fx.fact("SEGMENT")["addr"], 16)]
                     chk.eq([(a_.get("start"), a_.get("perms")) for a_ in x.get("attached", [])],
                            [(hex(m[0]), m[2]) for m in maps], "%s: mapping address and perms vs maps" % kind)
+                    # and by the name the list gives it
+                    r = st.shmdump("-J", "--check", x.get("name"))
+                    dd = st.decoded(st.doc_of(chk, r, x.get("name")))
+                    chk.check(r.rc == 0 and dd.get("segment", {}).get("pid") == fx.pid,
+                              "%s by name: %s" % (x.get("name"), r.describe()))
+                    chk.eq((dd.get("check") or {}).get("good_blocks"), fx.fact("BLOCKS")["count"],
+                           "%s by name: good blocks" % x.get("name"))
                 # pid:PID decodes what the process maps, through its memory
                 r = st.shmdump("-J", "--check", "pid:%d" % fx.pid)
                 chk.eq(r.rc, 0, "pid:%d (%s): exit status\n%s" % (fx.pid, kind, r.describe()))
@@ -205,6 +212,8 @@ def main():
             chk.check(r.rc == 0 and "ATTACHED" in r.out and "FORMAT" in r.out, "-H:\n" + r.describe())
             r = st.shmdump("-H", "-J")
             chk.check(r.rc == 0 and "NAME" in [c_.get("id") for c_ in (r.json(chk) or {}).get("columns", [])], "-H -J")
+            r = st.shmdump("memfd:no-such-ring-here")
+            chk.check(r.rc == 1 and "no process maps memfd:no-such-ring-here" in r.err, "memfd: not there: " + r.describe())
             r = st.shmdump("-o", "NOPE")
             chk.check(r.rc == 2 and "unknown column" in r.err, "-o NOPE: " + r.describe())
 

@@ -113,8 +113,13 @@ struct diag_shm_target {
 void diag_shm_target_clear(struct diag_shm_target *t);
 
 /* "key:0x3039" "key:12345" "id:N" "/dev/shm/x" "./copy.bin". -ENOENT no such
- * segment, -EINVAL not a name. "pid:PID" is resolved by diag_shm_list(). */
+ * segment, -EINVAL not a name. "pid:PID", "memfd:NAME" and "anon:INODE" are
+ * found with diag_shm_list() and diag_shm_seg_target(). */
 int diag_shm_resolve(const char *name, struct diag_shm_target *ret);
+/* How to read a listed segment: through its first mapping's process
+ * (via_process, and always for memfd, anonymous and unlinked POSIX segments:
+ * that leaves no trace on the segment), or by its id or path. */
+int diag_shm_seg_target(const struct diag_shm_seg *s, bool via_process, struct diag_shm_target *ret);
 
 /* A private copy of a segment: SysV attached with SHM_RDONLY and detached after
  * the copy, files read with pread, a process's mapping with process_vm_readv.
