@@ -73,7 +73,8 @@ class Writer(dt.KVFixture):
                 _made.append(("posix", args[i + 1]))
             elif a == "--file":
                 _made.append(("file", args[i + 1]))
-        super().__init__("shmwriter", args, ready_timeout=ready_timeout, term_timeout=5)
+        # SIGTERM, not SIGKILL, if the test dies: the writer removes its segment then
+        super().__init__("shmwriter", args, ready_timeout=ready_timeout, term_timeout=5, pdeathsig=dt.signal.SIGTERM)
 
     def anomalies(self):
         return sorted((a["kind"], a["node"]) for a in self.facts.get("ANOMALY", []))

@@ -459,7 +459,13 @@ int main(int argc, char **argv) {
         }
         if (!kind || size < HEAD + 2 * (NODE + NODE_HEAD) || lo < 1 || hi < lo || rate <= 0)
                 usage();
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* SIGTERM when the test dies, so that the segment is removed; it is
+         * blocked here and taken by sigwait() below */
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (!strcmp(kind, "sysv")) {
                 shmid = shmget(key ? key : IPC_PRIVATE, size, IPC_CREAT | IPC_EXCL | 0600);
                 if (shmid < 0) {
@@ -520,6 +526,7 @@ int main(int argc, char **argv) {
                         /* the mapping is inherited: one more attach of the segment */
                         prctl(PR_SET_PDEATHSIG, SIGKILL);
                         signal(SIGTERM, on_term);
+                        pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
                         if (live && strcmp(reader, "stop") != 0)
                                 reader_thread(NULL);
                         else
@@ -533,10 +540,6 @@ int main(int argc, char **argv) {
         fflush(stdout);
         if (exit_now)
                 return 0;
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         if (live) {
                 pthread_create(&wt, NULL, writer_thread, NULL);
                 if (!reader_proc && strcmp(reader, "stop") != 0)
