@@ -4,8 +4,11 @@ stop, the fall-back to it when the process cannot fork (a seccomp filter), a cor
 streamed with -o - through a pipe, --stacks-only (small, every thread's backtrace),
 --max-size, the coredump_filter rules (the process's own filter, --shared/--no-shared,
 --filter, MADV_DONTDUMP never), and the -J summary against the file; the summary line
-on stderr, and none with -q."""
+on stderr, and none with -q; the progress line on a terminal, none with --no-progress
+or off a terminal."""
 import os
+import pty
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +69,7 @@ def main():
             dm = Dumper(chk, fx, tmp)
             stacks_only(chk, fx, dm)
             max_size(chk, fx, dm)
+            progress(chk, fx, tmp, dm.before)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     chk.finish()
@@ -255,6 +259,49 @@ def max_size(chk, fx, dm):
     if core:
         dt.gdb_check_core(chk, fx, core, what, heap_words=32)
 
+
+
+def on_terminal(fx, tmp, *args):
+    """diag-core with stderr on a pseudo-terminal: (exit status, what it wrote there)."""
+    d = tempfile.mkdtemp(dir=tmp)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([dt.need_path("diag_core"), "-o", os.path.join(d, "core")] + list(args) + [str(fx.pid)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=dt.tool_env(),
+                         cwd="/")
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:         # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(master)
+    rc = p.wait(timeout=120)
+    shutil.rmtree(d, ignore_errors=True)
+    return rc, got.decode(errors="replace")
+
+
+def progress(chk, fx, tmp, before):
+    """On a terminal: a progress line redrawn in place (percent, done of total, rate,
+    time left), cleared before the summary; none with --no-progress, none with -q."""
+    rc, text = on_terminal(fx, tmp)
+    chk.eq(rc, 0, "progress: exit status on a terminal (%r)" % text[-300:])
+    lines = re.findall(r"\r(diag-core: +\d+% [^\r]*)", text)
+    chk.check(lines, "progress: no progress line on the terminal: %r" % text[:300])
+    for line in lines:
+        chk.check(re.search(r"\d+% \S+ of \S+ +\S+/s +\S+ left", line),
+                  "progress: line without percent, sizes, rate and time left: %r" % line)
+    chk.check("\r\x1b[K" in text and text.rindex("\r\x1b[K") < text.rindex("diag-core: /"),
+              "progress: the line is not cleared before the summary: %r" % text[-300:])
+    for what, args in (("--no-progress", ["--no-progress"]), ("-q", ["-q"])):
+        rc, text = on_terminal(fx, tmp, *args)
+        chk.eq(rc, 0, "%s: exit status on a terminal" % what)
+        chk.check("%" not in text and "\r" not in text.replace("\r\n", "\n"),
+                  "%s: a progress line on the terminal: %r" % (what, text[:300]))
+    fx.check_unharmed(chk, before, "progress")
 
 if __name__ == "__main__":
     main()

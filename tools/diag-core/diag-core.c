@@ -52,7 +52,8 @@ static int show_progress(void *userdata, uint64_t done, uint64_t total) {
                 return 0;
         if (total < done)
                 total = done;
-        if (bps)
+        /* Before the first percent the rate is mostly setup time: no guess yet. */
+        if (bps && done * 100 >= total)
                 diag_format_duration((total - done) * 1000 / bps, eta, sizeof eta);
         fprintf(stderr, "\r%s: %3u%% %s of %s  %s/s  %s left   ", diag_progname(),
                 total ? (unsigned) (done * 100 / total) : 100, diag_format_size(done, a, sizeof a),
