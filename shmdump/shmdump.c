@@ -846,7 +846,7 @@ static void usage(void) {
                "     --format NAME        decode as NAME (libatbus) whatever the magic says\n",
                diag_progname());
         diag_outopts_help(stdout);
-        printf(" -v, --verbose            more detail\n"
+        printf(" -v, --verbose            say how long the copy and the check took (stderr)\n"
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\nSegment list columns (-o):\n");
