@@ -1171,8 +1171,8 @@ static int new_copy(uint64_t total, size_t max, size_t want, uint8_t **ret, size
 
 /* Copy from a file with pread: a segment truncated under us is a short read, not
  * a SIGBUS as a mapping would give. */
-static int read_file_range(const char *path, size_t max, size_t want, uint8_t **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+static int read_file_range(const char *path, bool nofollow, size_t max, size_t want, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
         _cleanup_free_ uint8_t *buf = NULL;
         struct stat st;
         size_t len, got = 0;
@@ -1242,9 +1242,10 @@ static int target_read(const struct diag_shm_target *t, size_t max, size_t want,
         switch (t->kind) {
         case DIAG_SHM_SYSV:
                 return read_sysv(t->shmid, max, want, ret, ret_len);
-        case DIAG_SHM_POSIX:
+        case DIAG_SHM_POSIX:    /* anyone may put a link in /dev/shm: not followed */
+                return read_file_range(t->path, true, max, want, ret, ret_len);
         case DIAG_SHM_FILE:
-                return read_file_range(t->path, max, want, ret, ret_len);
+                return read_file_range(t->path, false, max, want, ret, ret_len);
         case DIAG_SHM_MEMFD:
         case DIAG_SHM_ANON:
                 return read_process(t->pid, t->addr, t->len, max, want, ret, ret_len);

@@ -114,6 +114,17 @@ def save_and_readonly(tmp):
         chk.eq(saved.get("check"), live.get("check"), "--save: the copy's check vs the live one")
         chk.eq(saved.get("segment", {}).get("kind"), "file", "--save: the copy is a file")
 
+        # a link to the copy is followed; a link in /dev/shm (anyone may make one) is not
+        ln = os.path.join(tmp, "copy-link")
+        os.symlink(copy, ln)
+        r = st.shmdump("-J", "--check", ln)
+        chk.eq(st.decoded(st.doc_of(chk, r, "link to the copy")).get("check"), live.get("check"), "a link to the copy")
+        shmln = "/dev/shm/shmdump-test-link-%d" % os.getpid()
+        st._made.append(("posix", shmln[len("/dev/shm"):]))
+        os.symlink(copy, shmln)
+        one_error_line(st.shmdump(shmln), "a symlink in /dev/shm", "Too many levels of symbolic links", 1)
+        os.unlink(shmln)
+
         # never over an existing file, never through a symlink
         with open(copy, "rb") as f:
             old = f.read()
