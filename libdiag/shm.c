@@ -601,7 +601,7 @@ int diag_shm_parse_sysvipc(const char *text, struct diag_shm_seg **segs, size_t 
         if (col[SV_KEY] < 0 || col[SV_SHMID] < 0 || col[SV_SIZE] < 0 || col[SV_PERMS] < 0 || ncols > 64)
                 return -EBADMSG;
         while (nl) {
-                struct diag_shm_seg s = { .kind = DIAG_SHM_SYSV };
+                struct diag_shm_seg s = { .kind = DIAG_SHM_SYSV, .in_table = true };
                 unsigned long long v[64];
                 size_t k = 0;
                 const char *p;
@@ -765,11 +765,29 @@ static int list_posix(struct list_ctx *x) {
         return r;
 }
 
-static struct diag_shm_seg *find_seg(struct diag_shm_list *l, enum diag_shm_kind kind, const struct diag_map *m) {
+/* The IPC namespace of pid (its inode), 0 if unknown. */
+static uint64_t ipc_ns_of(pid_t pid) {
+        char path[64], link[64];
+        unsigned long long ino;
+        ssize_t k;
+
+        snprintf(path, sizeof path, pid ? "/proc/%d/ns/ipc" : "/proc/self/ns/ipc", pid);
+        k = readlink(path, link, sizeof link - 1);
+        if (k <= 0)
+                return 0;
+        link[k] = 0;
+        return sscanf(link, "ipc:[%llu]", &ino) == 1 ? ino : 0;
+}
+
+/* A SysV mapping names its segment by key (in the path) and shmid (the inode),
+ * both within the IPC namespace of the process that maps it. */
+static struct diag_shm_seg *find_seg(struct diag_shm_list *l, enum diag_shm_kind kind, const struct diag_map *m,
+                                     int32_t key, uint64_t foreign_ns) {
         for (size_t i = 0; i < l->n; i++) {
                 struct diag_shm_seg *s = &l->segs[i];
                 if (kind == DIAG_SHM_SYSV) {
-                        if (s->kind == DIAG_SHM_SYSV && (uint64_t) s->shmid == m->inode)
+                        if (s->kind == DIAG_SHM_SYSV && s->ipc_ns == foreign_ns && s->inode == m->inode &&
+                            s->key == key)
                                 return s;
                 } else if (s->kind == kind && s->inode == m->inode && s->dev_major == m->dev_major &&
                            s->dev_minor == m->dev_minor)
@@ -778,10 +796,11 @@ static struct diag_shm_seg *find_seg(struct diag_shm_list *l, enum diag_shm_kind
         return NULL;
 }
 
-/* A segment only a mapping tells of: memfd, anonymous shared, an unlinked /dev/shm file. */
-static int seg_from_map(struct list_ctx *x, enum diag_shm_kind kind, const struct diag_map *m,
-                        struct diag_shm_seg **ret) {
-        struct diag_shm_seg s = { .kind = kind, .shmid = -1, .inode = m->inode,
+/* A segment only a mapping tells of: memfd, anonymous shared, an unlinked /dev/shm
+ * file, a SysV segment of another IPC namespace (or removed since the table was read). */
+static int seg_from_map(struct list_ctx *x, enum diag_shm_kind kind, const struct diag_map *m, int32_t key,
+                        uint64_t foreign_ns, struct diag_shm_seg **ret) {
+        struct diag_shm_seg s = { .kind = kind, .shmid = -1, .inode = m->inode, .key = key, .ipc_ns = foreign_ns,
                                   .dev_major = m->dev_major, .dev_minor = m->dev_minor,
                                   .size = m->end - m->start + m->offset };
         const char *del = strstr(m->path, " (deleted)");
@@ -792,13 +811,16 @@ static int seg_from_map(struct list_ctx *x, enum diag_shm_kind kind, const struc
                 r = asprintf(&s.name, "%.*s", len - 1, m->path + 1);
         else if (kind == DIAG_SHM_ANON)
                 r = asprintf(&s.name, "anon:%" PRIu64, m->inode);
+        else if (kind == DIAG_SHM_SYSV && foreign_ns)
+                r = asprintf(&s.name, "ipc:%" PRIu64 ":id:%" PRIu64, foreign_ns, m->inode);
         else if (kind == DIAG_SHM_SYSV)
                 r = asprintf(&s.name, "id:%" PRIu64, m->inode);
         else
                 r = asprintf(&s.name, "%s", m->path);
         if (r < 0)
                 return -ENOMEM;
-        if (kind == DIAG_SHM_SYSV)
+        /* our namespace's shmid: readable by id; another's only through its processes */
+        if (kind == DIAG_SHM_SYSV && !foreign_ns)
                 s.shmid = (int) m->inode;
         if ((r = list_add(x, &s)) < 0) {
                 free(s.name);
@@ -811,6 +833,7 @@ static int seg_from_map(struct list_ctx *x, enum diag_shm_kind kind, const struc
 static int scan_maps(struct list_ctx *x, pid_t pid) {
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
         char comm[17] = "";
+        uint64_t ns = UINT64_MAX;       /* not read yet */
         int r = diag_maps_read(pid, &maps);
 
         if (r == -EACCES || r == -EPERM) {
@@ -825,13 +848,20 @@ static int scan_maps(struct list_ctx *x, pid_t pid) {
                 struct diag_shm_seg *s;
                 struct diag_shm_attacher *a;
                 enum diag_shm_kind kind;
+                int32_t key = 0;
 
-                if (m->perms[3] != 's' || !diag_shm_classify_map(m->path, &kind, NULL))
+                if (m->perms[3] != 's' || !diag_shm_classify_map(m->path, &kind, &key))
                         continue;
-                s = find_seg(x->l, kind, m);
-                if (!s && (r = seg_from_map(x, kind, m, &s)) < 0)
+                if (kind == DIAG_SHM_SYSV && ns == UINT64_MAX) {
+                        uint64_t mine = ipc_ns_of(0), theirs = ipc_ns_of(pid);
+                        ns = mine && theirs && mine != theirs ? theirs : 0;
+                }
+                if (kind != DIAG_SHM_SYSV)
+                        key = 0;
+                s = find_seg(x->l, kind, m, key, kind == DIAG_SHM_SYSV ? ns : 0);
+                if (!s && (r = seg_from_map(x, kind, m, key, kind == DIAG_SHM_SYSV ? ns : 0, &s)) < 0)
                         return r;
-                if (kind != DIAG_SHM_SYSV && kind != DIAG_SHM_POSIX)
+                if (kind != DIAG_SHM_POSIX && (kind != DIAG_SHM_SYSV || s->shmid < 0 || s->ipc_ns))
                         s->size = MAX(s->size, m->end - m->start + m->offset);
                 a = realloc(s->att, (s->natt + 1) * sizeof *a);
                 if (!a)
@@ -851,9 +881,11 @@ static int scan_maps(struct list_ctx *x, pid_t pid) {
 int diag_shm_seg_target(const struct diag_shm_seg *s, bool via_process, struct diag_shm_target *ret) {
         struct diag_shm_target t = { .kind = s->kind, .shmid = s->shmid };
 
-        /* memfd, anonymous and unlinked POSIX segments have no name to open */
+        /* memfd, anonymous and unlinked POSIX segments have no name to open, nor a
+         * SysV segment of another IPC namespace */
         if (s->kind == DIAG_SHM_MEMFD || s->kind == DIAG_SHM_ANON ||
-            (s->kind == DIAG_SHM_POSIX && strstr(s->name, " (deleted)")))
+            (s->kind == DIAG_SHM_POSIX && strstr(s->name, " (deleted)")) ||
+            (s->kind == DIAG_SHM_SYSV && (s->shmid < 0 || s->ipc_ns)))
                 via_process = true;
         if (via_process) {
                 if (!s->natt)

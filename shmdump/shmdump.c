@@ -32,7 +32,7 @@ enum { COL_KIND, COL_NAME, COL_KEY, COL_ID, COL_SIZE, COL_OWNER, COL_PERMS, COL_
 
 static const struct diag_column seg_columns[] = {
         [COL_KIND]     = { "KIND", 5, 0, DIAG_COL_STRING, 0, "sysv, posix, memfd or anon" },
-        [COL_NAME]     = { "NAME", 0.2, SCOLS_FL_TRUNC, DIAG_COL_STRING, 0, "how to name it to shmdump: key:K, id:N, /dev/shm/NAME, memfd:NAME, anon:INODE" },
+        [COL_NAME]     = { "NAME", 0.2, SCOLS_FL_TRUNC, DIAG_COL_STRING, 0, "how to name it to shmdump: key:K, id:N, /dev/shm/NAME, memfd:NAME, anon:INODE, ipc:NS:id:N" },
         [COL_KEY]      = { "KEY", 10, 0, DIAG_COL_STRING, 0, "SysV key (hex)" },
         [COL_ID]       = { "ID", 5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "SysV shmid" },
         [COL_SIZE]     = { "SIZE", 6, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "size in bytes (-J) or human-readable" },
@@ -149,13 +149,16 @@ static json_object *json_attachers(const struct diag_shm_seg *s) {
 static json_object *json_segment(const struct diag_shm_seg *s) {
         json_object *o = json_object_new_object();
         char owner[64], key[16];
-        bool sysv = s->kind == DIAG_SHM_SYSV, known = sysv || s->kind == DIAG_SHM_POSIX;
+        /* what the kernel's table says; a SysV segment only a mapping told of has
+         * its key and id, nothing more */
+        bool sysv = s->kind == DIAG_SHM_SYSV && s->in_table, known = sysv || s->kind == DIAG_SHM_POSIX;
 
         snprintf(key, sizeof key, "0x%08x", (uint32_t) s->key);
         json_object_object_add(o, "kind", json_object_new_string(diag_shm_kind_name(s->kind)));
         json_object_object_add(o, "name", json_object_new_string(s->name));
-        json_object_object_add(o, "key", sysv ? json_object_new_string(key) : NULL);
-        json_object_object_add(o, "id", sysv ? json_object_new_int(s->shmid) : NULL);
+        json_object_object_add(o, "key", s->kind == DIAG_SHM_SYSV ? json_object_new_string(key) : NULL);
+        json_object_object_add(o, "id", s->kind == DIAG_SHM_SYSV ? j_u64(s->inode) : NULL);
+        json_object_object_add(o, "ipc_ns", s->ipc_ns ? j_u64(s->ipc_ns) : NULL);
         json_object_object_add(o, "size", j_u64(s->size));
         /* memfd and anonymous mappings: only the maps were read, no owner or mode */
         json_object_object_add(o, "uid", known ? json_object_new_int64(s->uid) : NULL);
@@ -193,7 +196,7 @@ static json_object *json_mqueue(const struct diag_mqueue *q) {
 
 static void seg_row(struct libscols_line *ln, const struct diag_shm_seg *s) {
         const struct diag_columns *c = &arg.cols;
-        bool sysv = s->kind == DIAG_SHM_SYSV;
+        bool sysv = s->kind == DIAG_SHM_SYSV && s->in_table;
         char buf[64];
         char *att = NULL;
         size_t attlen = 0;
@@ -201,9 +204,11 @@ static void seg_row(struct libscols_line *ln, const struct diag_shm_seg *s) {
 
         diag_table_set(ln, c, COL_KIND, "%s", diag_shm_kind_name(s->kind));
         diag_table_set(ln, c, COL_NAME, "%s", s->name);
-        if (sysv) {
+        if (s->kind == DIAG_SHM_SYSV) {
                 diag_table_set(ln, c, COL_KEY, "0x%08x", (uint32_t) s->key);
-                diag_table_set(ln, c, COL_ID, "%d", s->shmid);
+                diag_table_set(ln, c, COL_ID, "%" PRIu64, s->inode);
+        }
+        if (sysv) {
                 diag_table_set(ln, c, COL_CPID, "%d", s->cpid);
                 diag_table_set(ln, c, COL_LPID, "%d", s->lpid);
                 diag_table_set(ln, c, COL_ATIME, "%s", time_text(s->atime, buf, sizeof buf));
@@ -828,8 +833,8 @@ static void usage(void) {
                "block, --nodes, --watch; any header as a C struct from DWARF. Read-only.\n"
                "\n"
                "SEGMENT is key:KEY (hex 0x3039 or decimal), id:SHMID, pid:PID (every shared\n"
-               "mapping of that process), memfd:NAME or anon:INODE (as the list names them),\n"
-               "or a file: /dev/shm/NAME, or a copy made by --save.\n"
+               "mapping of that process), memfd:NAME, anon:INODE or ipc:NS:id:N (another IPC\n"
+               "namespace), as the list names them, or a file: /dev/shm/NAME, a --save copy.\n"
                "\n"
                "Options:\n"
                " -c, --check              walk every block from the read to the write cursor:\n"
@@ -917,7 +922,8 @@ static int push_target(struct diag_shm_target *t, struct diag_shm_target **ts, s
         return 0;
 }
 
-/* memfd:NAME and anon:INODE exist only as mappings: find them in every process's maps. */
+/* memfd:NAME, anon:INODE and ipc:NS:id:N (a SysV segment of another IPC namespace)
+ * exist here only as mappings: find them in every process's maps. */
 static int find_mapped(const char *name, struct diag_shm_target **ts, size_t *n, size_t *alloc) {
         _cleanup_(diag_shm_list_freep) struct diag_shm_list *l = NULL;
         const struct diag_shm_seg *found = NULL;
@@ -944,7 +950,7 @@ static int find_mapped(const char *name, struct diag_shm_target **ts, size_t *n,
 
 /* Segments named on the command line; pid:PID stands for every shared mapping of it. */
 static int add_targets(const char *name, struct diag_shm_target **ts, size_t *n, size_t *alloc) {
-        if (strncmp(name, "memfd:", 6) == 0 || strncmp(name, "anon:", 5) == 0)
+        if (strncmp(name, "memfd:", 6) == 0 || strncmp(name, "anon:", 5) == 0 || strncmp(name, "ipc:", 4) == 0)
                 return find_mapped(name, ts, n, alloc);
         if (strncmp(name, "pid:", 4) == 0) {
                 _cleanup_(diag_shm_list_freep) struct diag_shm_list *l = NULL;

@@ -94,6 +94,40 @@ def private_and_removed():
                w.fact("BLOCKS")["count"], "removed segment: good blocks")
 
 
+class ForeignWriter(st.Writer):
+    """shmwriter in an IPC namespace of its own: its SysV segment is not in ours."""
+
+    def _argv(self):
+        return ["unshare", "--ipc"] + super()._argv()
+
+
+def other_namespace():
+    if os.geteuid() != 0 or not dt.which("unshare"):
+        dt.log("SKIP part: a writer in another IPC namespace needs root and unshare")
+        return
+    key = st.unique_key(5)
+    with ForeignWriter("--sysv", hex(key), "--case", "partial", "--msgs", 60) as w:
+        pid, shmid = w.role_pid("writer"), w.fact("SEGMENT")["id"]
+        ns = int(os.readlink("/proc/%d/ns/ipc" % pid).split("[")[1].rstrip("]"))
+        chk.check(ns != int(os.readlink("/proc/self/ns/ipc").split("[")[1].rstrip("]")), "unshare made no namespace")
+        chk.check(st.sysv_by_key(key) is None, "the other namespace's segment is in our /proc/sysvipc/shm")
+        doc = list_json("list with another IPC namespace")
+        name = "ipc:%d:id:%d" % (ns, shmid)
+        s = seg(doc, name)
+        if chk.check(s is not None, "%s not listed: %s" % (name, [x.get("name") for x in doc.get("segments", [])])):
+            chk.eq((s.get("kind"), s.get("key"), s.get("id"), s.get("ipc_ns"), s.get("cpid"), s.get("nattch")),
+                   ("sysv", "0x%08x" % key, shmid, ns, None, None), "%s: fields" % name)
+            chk.eq([a.get("pid") for a in s.get("attached", [])], [pid], "%s: attached" % name)
+            chk.eq(s.get("format"), "libatbus", "%s: format, read through the process" % name)
+        wrong = [x.get("name") for x in doc.get("segments", []) if x is not s and
+                 pid in [a.get("pid") for a in x.get("attached", [])]]
+        chk.eq(wrong, [], "segments of our namespace said to be mapped by the other namespace's writer")
+        r = st.shmdump("-J", "--check", name)
+        chk.eq(r.rc, 0, "%s: decode exit status\n%s" % (name, r.describe()))
+        chk.eq((st.decoded(st.doc_of(chk, r, name)).get("check") or {}).get("good_blocks"), w.fact("BLOCKS")["count"],
+               "%s: good blocks" % name)
+
+
 def check_mqueue(tmp):
     mq = None
     for l in (dt.read_file("/proc/self/mounts") or "").splitlines():
@@ -218,6 +252,7 @@ def main():
             chk.check(r.rc == 2 and "unknown column" in r.err, "-o NOPE: " + r.describe())
 
             private_and_removed()
+            other_namespace()
             check_mqueue(tmp)
     finally:
         st.remove_everything()

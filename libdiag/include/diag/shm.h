@@ -49,6 +49,8 @@ struct diag_shm_seg {
         uint64_t rss, swap;     /* SysV, bytes */
         unsigned dev_major, dev_minor;
         uint64_t inode;         /* SysV: the shmid; POSIX/memfd/anon: the file's inode */
+        uint64_t ipc_ns;        /* SysV of another IPC namespace (its inode): seen only in maps */
+        bool in_table;          /* SysV: from /proc/sysvipc/shm (else only a mapping told of it) */
         struct diag_shm_attacher *att;
         size_t natt;
         const char *format;     /* a detected channel format ("libatbus") or NULL */
