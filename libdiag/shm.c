@@ -736,7 +736,7 @@ static int list_posix(struct list_ctx *x) {
         if (!d)
                 return errno == ENOENT ? 0 : negative_errno();
         while ((de = readdir(d))) {
-                struct diag_shm_seg s = { .kind = DIAG_SHM_POSIX, .shmid = -1 };
+                struct diag_shm_seg s = { .kind = DIAG_SHM_POSIX, .shmid = -1, .in_dir = true };
                 struct stat st;
 
                 if (de->d_name[0] == '.')
@@ -798,7 +798,7 @@ static struct diag_shm_seg *find_seg(struct diag_shm_list *l, enum diag_shm_kind
 
 /* A segment only a mapping tells of: memfd, anonymous shared, an unlinked /dev/shm
  * file, a SysV segment of another IPC namespace (or removed since the table was read). */
-static int seg_from_map(struct list_ctx *x, enum diag_shm_kind kind, const struct diag_map *m, int32_t key,
+static int seg_from_map(struct list_ctx *x, pid_t pid, enum diag_shm_kind kind, const struct diag_map *m, int32_t key,
                         uint64_t foreign_ns, struct diag_shm_seg **ret) {
         struct diag_shm_seg s = { .kind = kind, .shmid = -1, .inode = m->inode, .key = key, .ipc_ns = foreign_ns,
                                   .dev_major = m->dev_major, .dev_minor = m->dev_minor,
@@ -815,8 +815,10 @@ static int seg_from_map(struct list_ctx *x, enum diag_shm_kind kind, const struc
                 r = asprintf(&s.name, "ipc:%" PRIu64 ":id:%" PRIu64, foreign_ns, m->inode);
         else if (kind == DIAG_SHM_SYSV)
                 r = asprintf(&s.name, "id:%" PRIu64, m->inode);
-        else
+        else if (del)
                 r = asprintf(&s.name, "%s", m->path);
+        else    /* a /dev/shm of another mount namespace: its path means another file here */
+                r = asprintf(&s.name, "%s (pid %d's /dev/shm)", m->path, pid);
         if (r < 0)
                 return -ENOMEM;
         /* our namespace's shmid: readable by id; another's only through its processes */
@@ -859,7 +861,7 @@ static int scan_maps(struct list_ctx *x, pid_t pid) {
                 if (kind != DIAG_SHM_SYSV)
                         key = 0;
                 s = find_seg(x->l, kind, m, key, kind == DIAG_SHM_SYSV ? ns : 0);
-                if (!s && (r = seg_from_map(x, kind, m, key, kind == DIAG_SHM_SYSV ? ns : 0, &s)) < 0)
+                if (!s && (r = seg_from_map(x, pid, kind, m, key, kind == DIAG_SHM_SYSV ? ns : 0, &s)) < 0)
                         return r;
                 if (kind != DIAG_SHM_POSIX && (kind != DIAG_SHM_SYSV || s->shmid < 0 || s->ipc_ns))
                         s->size = MAX(s->size, m->end - m->start + m->offset);
@@ -881,10 +883,10 @@ static int scan_maps(struct list_ctx *x, pid_t pid) {
 int diag_shm_seg_target(const struct diag_shm_seg *s, bool via_process, struct diag_shm_target *ret) {
         struct diag_shm_target t = { .kind = s->kind, .shmid = s->shmid };
 
-        /* memfd, anonymous and unlinked POSIX segments have no name to open, nor a
-         * SysV segment of another IPC namespace */
+        /* memfd, anonymous, unlinked or foreign POSIX segments have no name to open
+         * here, nor a SysV segment of another IPC namespace */
         if (s->kind == DIAG_SHM_MEMFD || s->kind == DIAG_SHM_ANON ||
-            (s->kind == DIAG_SHM_POSIX && strstr(s->name, " (deleted)")) ||
+            (s->kind == DIAG_SHM_POSIX && !s->in_dir) ||
             (s->kind == DIAG_SHM_SYSV && (s->shmid < 0 || s->ipc_ns)))
                 via_process = true;
         if (via_process) {

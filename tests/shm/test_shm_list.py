@@ -128,6 +128,40 @@ def other_namespace():
                "%s: good blocks" % name)
 
 
+class MountNsWriter(st.Writer):
+    """shmwriter in a mount namespace with a /dev/shm of its own."""
+
+    def _argv(self):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t tmpfs none /dev/shm && exec "$0" "$@"'] + super()._argv()
+
+
+def other_dev_shm():
+    """A POSIX segment in another /dev/shm, and a decoy of the same name in ours."""
+    if os.geteuid() != 0 or not dt.which("unshare"):
+        dt.log("SKIP part: a writer with another /dev/shm needs root and unshare")
+        return
+    name = st.unique_name(6)
+    decoy = "/dev/shm" + name
+    st._made.append(("posix", name))
+    with open(decoy, "wb") as f:
+        f.write(b"not the channel" * 100)
+    with MountNsWriter("--posix", name, "--case", "partial", "--msgs", 70) as w:
+        pid = w.role_pid("writer")
+        doc = list_json("list with another /dev/shm")
+        ours = seg(doc, decoy)
+        chk.check(ours is not None and ours.get("attached") == [] and ours.get("format") is None,
+                  "our decoy %s: %s" % (decoy, ours))
+        theirs = [x for x in doc.get("segments", []) if pid in [a.get("pid") for a in x.get("attached", [])]]
+        if chk.eq(len(theirs), 1, "the other /dev/shm's segment listed once"):
+            chk.eq((theirs[0].get("kind"), theirs[0].get("name"), theirs[0].get("format")),
+                   ("posix", "%s (pid %d's /dev/shm)" % (decoy, pid), "libatbus"), "the other /dev/shm's segment")
+        r = st.shmdump("-J", "--check", "pid:%d" % pid)
+        d = st.decoded(st.doc_of(chk, r, "pid:%d" % pid))
+        chk.check(r.rc == 0 and d.get("segment", {}).get("pid") == pid, "pid:%d read through the process: %s" % (pid, r.describe()))
+        chk.eq((d.get("check") or {}).get("good_blocks"), w.fact("BLOCKS")["count"], "pid:%d: good blocks, not the decoy" % pid)
+
+
 def check_mqueue(tmp):
     mq = None
     for l in (dt.read_file("/proc/self/mounts") or "").splitlines():
@@ -253,6 +287,7 @@ def main():
 
             private_and_removed()
             other_namespace()
+            other_dev_shm()
             check_mqueue(tmp)
     finally:
         st.remove_everything()

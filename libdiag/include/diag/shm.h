@@ -51,6 +51,7 @@ struct diag_shm_seg {
         uint64_t inode;         /* SysV: the shmid; POSIX/memfd/anon: the file's inode */
         uint64_t ipc_ns;        /* SysV of another IPC namespace (its inode): seen only in maps */
         bool in_table;          /* SysV: from /proc/sysvipc/shm (else only a mapping told of it) */
+        bool in_dir;            /* POSIX: a file of our /dev/shm (else unlinked, or another mount namespace's) */
         struct diag_shm_attacher *att;
         size_t natt;
         const char *format;     /* a detected channel format ("libatbus") or NULL */
