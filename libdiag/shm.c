@@ -106,21 +106,30 @@ uint32_t diag_murmur3_x86_32(const void *data, size_t len, uint32_t seed) {
 
 /* ---------------------------------------------------------------- libatbus channel */
 
-/* channel_mem.cpp, struct mem_channel on a 64-bit host (natural alignment). */
-enum {
-        AT_MAGIC = 0, AT_VERSION = 16, AT_ALIGN = 18, AT_HOST = 20,
-        AT_NODE_SIZE = 24, AT_BIN_POWER = 32, AT_NODE_COUNT = 40,
-        AT_READ_CUR = 48, AT_WRITE_CUR = 56, AT_FIRST_FAILED = 64, AT_OP_SEQ = 72,
-        AT_PROTECT_NODES = 80, AT_PROTECT_MEM = 88, AT_SEND_TIMEOUT = 96, AT_RETRY_TIMES = 104,
-        AT_RECEIVER = 112,
-        AT_AREA_CHANNEL = 120, AT_AREA_HEAD = 128, AT_AREA_DATA = 136, AT_AREA_END = 144,
-        AT_STATS = 152,                 /* eight size_t counters */
-        AT_HEADER_END = 216,
+/* channel_mem.cpp, struct mem_channel on a 64-bit host. Builds made it
+ * __attribute__((packed)) for years (ATBUS_MACRO_PACK_ATTR), later ones lay it out
+ * with natural alignment: the same fields, the same magic and version, two sets of
+ * offsets. The first 22 bytes are the same in both. */
+enum { AT_MAGIC = 0, AT_VERSION = 16, AT_ALIGN = 18, AT_HOST = 20 };
+
+struct at_layout {
+        const char *name;
+        unsigned node_size, bin_power, node_count, read_cur, write_cur, first_failed, op_seq;
+        unsigned conf;          /* protect nodes, protect bytes, send timeout, retries, receiver */
+        unsigned area;          /* channel, head, data, end */
+        unsigned stats;         /* eight size_t counters */
+        unsigned end;
 };
+
+static const struct at_layout at_layouts[] = {
+        { "aligned", 24, 32, 40, 48, 56, 64, 72, 80, 120, 152, 216 },
+        { "packed",  22, 30, 38, 46, 54, 62, 70, 74, 114, 146, 210 },
+};
+#define AT_HEADER_MIN 210
+#define AT_HEADER_MAX 216
 
 #define ATBUS_MAGIC "ATBUSMEM"
 #define ATBUS_VERSION 2
-#define ATBUS_ALIGN 16
 
 /* Garbage numbers are shown short ("9e18"), real ones exactly. */
 static const char *num(uint64_t v, char *buf, size_t size) {
@@ -140,7 +149,7 @@ static const char *num(uint64_t v, char *buf, size_t size) {
 
 const char *diag_shm_detect(const void *buf, size_t len) {
         /* the library compares the magic case-insensitively */
-        if (len >= AT_HEADER_END && strncasecmp(buf, ATBUS_MAGIC, strlen(ATBUS_MAGIC)) == 0)
+        if (len >= AT_HEADER_MIN && strncasecmp(buf, ATBUS_MAGIC, strlen(ATBUS_MAGIC)) == 0)
                 return "libatbus";
         return NULL;
 }
@@ -157,13 +166,22 @@ static int bad(char *err, size_t errlen, int r, const char *fmt, ...) {
         return r;
 }
 
+static bool node_size_ok(uint64_t ns, uint64_t bp) {
+        return ns >= 32 && ns <= (1u << 20) && !(ns & (ns - 1)) && bp < 64 && (1ULL << bp) == ns;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t align) {
+        return (v + align - 1) / align * align;
+}
+
 int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *err, size_t errlen) {
         const uint8_t *p = buf;
         struct diag_atbus c = { .base = p, .len = len };
+        const struct at_layout *L = &at_layouts[0];
         char a[32], b[32];
         uint64_t per_node, fit, data_len;
 
-        if (len < AT_HEADER_END)
+        if (len < AT_HEADER_MIN)
                 return bad(err, errlen, -ENOMSG, "%zu bytes: too small for a channel header", len);
         if (!diag_shm_detect(buf, len))
                 return bad(err, errlen, -ENOMSG, "no ATBUSMEM magic at offset 0");
@@ -171,52 +189,69 @@ int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *
         c.version = rd16(p + AT_VERSION);
         c.align_size = rd16(p + AT_ALIGN);
         c.host_size = rd16(p + AT_HOST);
-        c.node_size = rd64(p + AT_NODE_SIZE);
-        c.node_size_bin_power = rd64(p + AT_BIN_POWER);
-        c.node_count = rd64(p + AT_NODE_COUNT);
-        c.read_cur = rd64(p + AT_READ_CUR);
-        c.write_cur = rd64(p + AT_WRITE_CUR);
-        c.first_failed_writing_time = rd64(p + AT_FIRST_FAILED);
-        c.operation_seq = rd32(p + AT_OP_SEQ);
-        c.protect_node_count = rd64(p + AT_PROTECT_NODES);
-        c.protect_memory_size = rd64(p + AT_PROTECT_MEM);
-        c.send_timeout_ms = rd64(p + AT_SEND_TIMEOUT);
-        c.write_retry_times = rd64(p + AT_RETRY_TIMES);
-        c.receiver_identify = rd64(p + AT_RECEIVER);
-        c.area_channel_offset = rd64(p + AT_AREA_CHANNEL);
-        c.area_head_offset = rd64(p + AT_AREA_HEAD);
-        c.area_data_offset = rd64(p + AT_AREA_DATA);
-        c.area_end_offset = rd64(p + AT_AREA_END);
-        c.write_check_sequence_failed = rd64(p + AT_STATS);
-        c.write_retry = rd64(p + AT_STATS + 8);
-        c.read_bad_node = rd64(p + AT_STATS + 16);
-        c.read_bad_block = rd64(p + AT_STATS + 24);
-        c.read_write_timeout = rd64(p + AT_STATS + 32);
-        c.read_check_block_size_failed = rd64(p + AT_STATS + 40);
-        c.read_check_node_size_failed = rd64(p + AT_STATS + 48);
-        c.read_check_hash_failed = rd64(p + AT_STATS + 56);
-
         if (c.version != ATBUS_VERSION)
                 return bad(err, errlen, -EBADMSG, "channel version %u (this decoder reads version %d)",
                            c.version, ATBUS_VERSION);
-        if (c.align_size != ATBUS_ALIGN)
-                return bad(err, errlen, -EBADMSG, "align size %u (this decoder reads %d)", c.align_size, ATBUS_ALIGN);
         if (c.host_size != 8)
                 return bad(err, errlen, -EBADMSG, "host size %u: written by a %u-bit process, this decoder reads 64-bit channels",
                            c.host_size, c.host_size * 8);
+        if (c.align_size < 8 || c.align_size > 256 || (c.align_size & (c.align_size - 1)))
+                return bad(err, errlen, -EBADMSG, "align size %u is not a power of two from 8 to 256", c.align_size);
+        /* the layout whose node size and its power of two agree; a packed header's
+         * node size sits where an aligned one has padding */
+        for (size_t i = 0; i < ELEMENTSOF(at_layouts); i++)
+                if (len >= at_layouts[i].end &&
+                    node_size_ok(rd64(p + at_layouts[i].node_size), rd64(p + at_layouts[i].bin_power))) {
+                        L = &at_layouts[i];
+                        break;
+                }
+        if (len < L->end)
+                return bad(err, errlen, -ENOMSG, "%zu bytes: too small for a channel header", len);
+        c.layout = L->name;
+        c.node_size = rd64(p + L->node_size);
+        c.node_size_bin_power = rd64(p + L->bin_power);
+        c.node_count = rd64(p + L->node_count);
+        c.read_cur = rd64(p + L->read_cur);
+        c.write_cur = rd64(p + L->write_cur);
+        c.first_failed_writing_time = rd64(p + L->first_failed);
+        c.operation_seq = rd32(p + L->op_seq);
+        c.protect_node_count = rd64(p + L->conf);
+        c.protect_memory_size = rd64(p + L->conf + 8);
+        c.send_timeout_ms = rd64(p + L->conf + 16);
+        c.write_retry_times = rd64(p + L->conf + 24);
+        c.receiver_identify = rd64(p + L->conf + 32);
+        c.area_channel_offset = rd64(p + L->area);
+        c.area_head_offset = rd64(p + L->area + 8);
+        c.area_data_offset = rd64(p + L->area + 16);
+        c.area_end_offset = rd64(p + L->area + 24);
+        c.write_check_sequence_failed = rd64(p + L->stats);
+        c.write_retry = rd64(p + L->stats + 8);
+        c.read_bad_node = rd64(p + L->stats + 16);
+        c.read_bad_block = rd64(p + L->stats + 24);
+        c.read_write_timeout = rd64(p + L->stats + 32);
+        c.read_check_block_size_failed = rd64(p + L->stats + 40);
+        c.read_check_node_size_failed = rd64(p + L->stats + 48);
+        c.read_check_hash_failed = rd64(p + L->stats + 56);
+        /* node head {u32 flag, u32 seq} and block head {size_t, u64}, each padded to the align size */
+        c.node_head_size = round_up(8, c.align_size);
+        c.block_head_size = round_up(16, c.align_size);
+
         if (c.node_size < 32 || c.node_size > (1u << 20) || (c.node_size & (c.node_size - 1)))
                 return bad(err, errlen, -EBADMSG, "node size %s is not a power of two from 32 to 1M",
                            num(c.node_size, a, sizeof a));
         if (c.node_size_bin_power >= 64 || (1ULL << c.node_size_bin_power) != c.node_size)
                 return bad(err, errlen, -EBADMSG, "node size bin power %s does not match node size %s",
                            num(c.node_size_bin_power, a, sizeof a), num(c.node_size, b, sizeof b));
+        if (c.node_size <= c.block_head_size)
+                return bad(err, errlen, -EBADMSG, "node size %" PRIu64 " leaves no room after a %" PRIu64 "-byte block head",
+                           c.node_size, c.block_head_size);
         if (c.area_channel_offset != 0)
                 return bad(err, errlen, -EBADMSG, "channel offset %s: the header is not at the start of the segment",
                            num(c.area_channel_offset, a, sizeof a));
-        if (c.area_head_offset < AT_HEADER_END || c.area_head_offset % ATBUS_ALIGN || c.area_head_offset >= len)
+        if (c.area_head_offset < L->end || c.area_head_offset % c.align_size || c.area_head_offset >= len)
                 return bad(err, errlen, -EBADMSG, "node head area offset %s is outside the %zu-byte segment",
                            num(c.area_head_offset, a, sizeof a), len);
-        per_node = DIAG_ATBUS_NODE_HEAD_SIZE + c.node_size;
+        per_node = c.node_head_size + c.node_size;
         fit = (len - c.area_head_offset) / per_node;
         if (c.node_count > fit)
                 return bad(err, errlen, -EBADMSG, "node count %s exceeds segment (at most %" PRIu64 " nodes of %" PRIu64
@@ -224,7 +259,7 @@ int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *
         if (c.node_count < 2)
                 return bad(err, errlen, -EBADMSG, "node count %" PRIu64 " (a channel has at least 2 nodes)", c.node_count);
         /* node_count fits: none of these products overflow */
-        if (c.area_data_offset != c.area_head_offset + c.node_count * DIAG_ATBUS_NODE_HEAD_SIZE)
+        if (c.area_data_offset != c.area_head_offset + c.node_count * c.node_head_size)
                 return bad(err, errlen, -EBADMSG, "data area offset %s does not follow the %" PRIu64 " node heads at %" PRIu64,
                            num(c.area_data_offset, a, sizeof a), c.node_count, c.area_head_offset);
         if (c.area_end_offset != c.area_data_offset + c.node_count * c.node_size)
@@ -256,7 +291,7 @@ int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *
 }
 
 static inline const uint8_t *node_head(const struct diag_atbus *c, uint64_t i) {
-        return c->base + c->area_head_offset + i * DIAG_ATBUS_NODE_HEAD_SIZE;
+        return c->base + c->area_head_offset + i * c->node_head_size;
 }
 
 static inline const uint8_t *node_data(const struct diag_atbus *c, uint64_t i) {
@@ -281,7 +316,7 @@ void diag_atbus_node(const struct diag_atbus *c, uint64_t index, struct diag_atb
 
 bool diag_atbus_block_hash(const struct diag_atbus *c, uint64_t index, uint64_t size, uint32_t *ret) {
         uint64_t data_len = c->node_count * c->node_size;
-        uint64_t start = c->area_data_offset + index * c->node_size + DIAG_ATBUS_BLOCK_HEAD_SIZE;
+        uint64_t start = c->area_data_offset + index * c->node_size + c->block_head_size;
         uint64_t avail = c->area_end_offset - start;
         struct murmur m = { .h = 0 };
 
@@ -341,7 +376,7 @@ static void anomaly(struct walk *w, enum diag_atbus_anomaly_kind kind, uint64_t 
 }
 
 static inline uint64_t nodes_for(const struct diag_atbus *c, uint64_t size) {
-        return (size + DIAG_ATBUS_BLOCK_HEAD_SIZE + c->node_size - 1) >> c->node_size_bin_power;
+        return (size + c->block_head_size + c->node_size - 1) >> c->node_size_bin_power;
 }
 
 /* A block size the reader accepts (mem_recv's check). */
@@ -908,7 +943,7 @@ int diag_shm_seg_target(const struct diag_shm_seg *s, bool via_process, struct d
 
 static void detect_format(struct diag_shm_seg *s) {
         struct diag_shm_target t;
-        uint8_t buf[AT_HEADER_END];
+        uint8_t buf[AT_HEADER_MAX];
         size_t got = 0;
         bool ok = false;
 

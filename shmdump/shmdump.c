@@ -326,6 +326,7 @@ struct decoded {
 
 static void summary_text(const struct diag_atbus *c) {
         printf("Summary:\n"
+               "\tchannel layout: %s header\n"
                "\tchannel version: %u\n"
                "\tchannel align size: %u\n"
                "\tchannel host size: %u\n"
@@ -336,7 +337,7 @@ static void summary_text(const struct diag_atbus *c) {
                "\tchannel used nodes: %" PRIu64 " (%" PRIu64 " bytes)\n"
                "\tchannel free nodes: %" PRIu64 " (%" PRIu64 " bytes), writable %" PRIu64 " after %" PRIu64 " protected\n"
                "\tchannel fill level: %.1f%% of %" PRIu64 " usable nodes\n\n",
-               c->version, c->align_size, c->host_size, c->node_size, c->node_count,
+               c->layout, c->version, c->align_size, c->host_size, c->node_size, c->node_count,
                c->area_end_offset - c->area_channel_offset, c->node_size * c->node_count,
                c->used_nodes, c->used_nodes * c->node_size, c->free_nodes, c->free_nodes * c->node_size,
                c->writable_nodes, c->protect_node_count, c->fill_pct, c->capacity_nodes);
@@ -370,6 +371,7 @@ static json_object *summary_json(const struct diag_atbus *c) {
         json_object *o = json_object_new_object(), *s = json_object_new_object(), *cf = json_object_new_object();
         json_object *io = json_object_new_object(), *st = json_object_new_object();
 
+        json_object_object_add(s, "layout", json_object_new_string(c->layout));
         json_object_object_add(s, "version", json_object_new_int(c->version));
         json_object_object_add(s, "align_size", json_object_new_int(c->align_size));
         json_object_object_add(s, "host_size", json_object_new_int(c->host_size));
@@ -480,8 +482,8 @@ static int nodes_out(const struct diag_atbus *c, json_object *parent) {
                 bool hok = false;
 
                 diag_atbus_node(c, i, &nd);
-                d = nd.data + (nd.start ? DIAG_ATBUS_BLOCK_HEAD_SIZE : 0);
-                nb = MIN((size_t) NODE_DATA_BYTES, (size_t) c->node_size - (nd.start ? DIAG_ATBUS_BLOCK_HEAD_SIZE : 0));
+                d = nd.data + (nd.start ? c->block_head_size : 0);
+                nb = MIN((size_t) NODE_DATA_BYTES, (size_t) (c->node_size - (nd.start ? c->block_head_size : 0)));
                 if (nd.start)
                         nb = (size_t) MIN((uint64_t) nb, nd.size);
                 hexbytes(d, nb, hex);

@@ -33,11 +33,13 @@ def seeds(shmwriter, root):
         shutil.rmtree(d, ignore_errors=True)     # made afresh; the corpus dirs grow from run to run
         os.makedirs(d)
     for c in CASES:
-        p = os.path.join(out["atbus"], c)
-        r = subprocess.run([shmwriter, "--file", p, "--size", "65536", "--case", c, "--msgs", "40",
-                            "--max", "700", "--exit"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            sys.exit("shmwriter --case %s failed: %s" % (c, r.stderr))
+        for tag, layout in (("", []), ("-packed", ["--packed"]), ("-align8", ["--align", "8"])):
+            p = os.path.join(out["atbus"], c + tag)
+            r = subprocess.run([shmwriter, "--file", p, "--size", "65536", "--case", c, "--msgs", "40",
+                                "--max", "700", "--exit"] + layout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+            if r.returncode != 0:
+                sys.exit("shmwriter --case %s %s failed: %s" % (c, layout, r.stderr))
     texts = {
         "sysvipc": open("/proc/sysvipc/shm").read() if os.path.exists("/proc/sysvipc/shm") else "key shmid perms size\n",
         "sysvipc-one": "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n"
@@ -65,7 +67,7 @@ def replay(exes, shmwriter):
             files = [os.path.join(s[t], f) for f in sorted(os.listdir(s[t]))]
             # and each seed cut short, and with its header bytes flipped
             more = []
-            for f in files[:12]:
+            for f in files[:40]:
                 data = open(f, "rb").read()
                 for i, cut in enumerate((len(data) // 3, 217, 100, 1)):
                     p = "%s.cut%d" % (f, i)

@@ -183,29 +183,32 @@ def murmur3_32(data, seed=0):
 
 
 HEADER = struct.Struct("<16sHHH2xQQQQQQI4xQQQQQQQQQ8Q")
+HEADER_PACKED = struct.Struct("<16sHHHQQQQQQIQQQQQQQQQ8Q")     # builds with __attribute__((packed))
 FIELDS = ("magic version align host node_size bin_power node_count read_cur write_cur first_failed "
           "operation_seq protect_nodes protect_mem send_timeout retry_times receiver area_channel area_head "
           "area_data area_end s0 s1 s2 s3 s4 s5 s6 s7").split()
 
 
-def decode(buf):
+def decode(buf, packed=False, align=16):
     """Header fields and the live blocks [(index, seq, size, hash_ok)] of a well-formed
-    channel, read by a decoder of its own (the layout: libatbus channel_mem.cpp)."""
-    h = dict(zip(FIELDS, HEADER.unpack_from(buf, 0)))
+    channel, read by a decoder of its own (the layout: libatbus channel_mem.cpp), with
+    the header packed or not and node and block heads padded to align."""
+    h = dict(zip(FIELDS, (HEADER_PACKED if packed else HEADER).unpack_from(buf, 0)))
     n, ns = h["node_count"], h["node_size"]
     hd, da, end = h["area_head"], h["area_data"], h["area_end"]
+    nh, bh = -(-8 // align) * align, -(-16 // align) * align
     i, blocks = h["read_cur"], []
     while i != h["write_cur"]:
-        flag, seq = struct.unpack_from("<II", buf, hd + 16 * i)
+        flag, seq = struct.unpack_from("<II", buf, hd + nh * i)
         if flag != 3:
             i = (i + 1) % n
             continue
         size, stored = struct.unpack_from("<QQ", buf, da + ns * i)
-        start = da + ns * i + 16
+        start = da + ns * i + bh
         avail = end - start
         payload = buf[start:start + size] if size <= avail else buf[start:end] + buf[da:da + size - avail]
         blocks.append((i, seq, size, murmur3_32(payload) == stored))
-        i = (i + (size + 16 + ns - 1) // ns) % n
+        i = (i + (size + bh + ns - 1) // ns) % n
     h["used"] = (h["write_cur"] + n - h["read_cur"]) % n
     h["blocks"] = blocks
     return h

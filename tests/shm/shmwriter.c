@@ -15,6 +15,9 @@
  *   ANOMALY kind=bad_hash node=57 block=57 seq=12
  *   READY
  *
+ * --packed writes the header as builds with __attribute__((packed)) did; --align
+ * sets the align size (16; 8 in old builds), which pads node and block heads.
+ *
  * With --live a writer thread keeps sending (--rate messages/s) and, unless
  * --reader stop, a reader (a thread, or with --reader-proc a child process
  * attached to the same segment) keeps receiving.
@@ -78,7 +81,27 @@ struct fixture_channel_header {
 };
 _Static_assert(sizeof(struct fixture_channel_header) == 216, "layout of a 64-bit host");
 
-enum { HEAD = 4096, NODE_HEAD = 16, NODE = 256, BIN = 8, BLOCK_HEAD = 16, WRITTEN = 1, START = 2 };
+/* The same header as builds with ATBUS_MACRO_PACK_ATTR __attribute__((packed))
+ * laid it out (--packed): written once the case is made. */
+struct fixture_channel_header_packed {
+        char node_magic[16];
+        uint16_t channel_version, channel_align_size, channel_host_size;
+        size_t node_size, node_size_bin_power, node_count, read_cur, write_cur;
+        uint64_t first_failed_writing_time;
+        uint32_t operation_seq;
+        struct __attribute__((packed)) {
+                size_t protect_node_count, protect_memory_size;
+                uint64_t conf_send_timeout_ms;
+                size_t write_retry_times, receiver_identify;
+        } conf;
+        size_t area_channel_offset, area_head_offset, area_data_offset, area_end_offset;
+        size_t stats[8];
+} __attribute__((packed));
+_Static_assert(sizeof(struct fixture_channel_header_packed) == 210, "the packed layout");
+
+enum { HEAD = 4096, NODE = 256, BIN = 8, WRITTEN = 1, START = 2 };
+/* node head {flag, seq} and block head {size, hash}, each padded to the align size */
+static size_t align_size = 16, NODE_HEAD = 16, BLOCK_HEAD = 16;
 
 static struct fixture_channel_header *ch;
 static uint8_t *base;
@@ -119,7 +142,7 @@ static void channel_init(size_t len) {
         ch->conf.protect_memory_size = ch->conf.protect_node_count * NODE;
         memcpy(ch->node_magic, "ATBUSMEM", 8);
         ch->channel_version = 2;
-        ch->channel_align_size = 16;
+        ch->channel_align_size = (uint16_t) align_size;
         ch->channel_host_size = 8;
 }
 
@@ -403,6 +426,36 @@ static void on_term(int sig) {
         stop = 1;
 }
 
+static void write_packed(void) {
+        struct fixture_channel_header h = *ch;
+        struct fixture_channel_header_packed pk;
+
+        memset(&pk, 0, sizeof pk);
+        memcpy(pk.node_magic, h.node_magic, sizeof pk.node_magic);
+        pk.channel_version = h.channel_version;
+        pk.channel_align_size = h.channel_align_size;
+        pk.channel_host_size = h.channel_host_size;
+        pk.node_size = h.node_size;
+        pk.node_size_bin_power = h.node_size_bin_power;
+        pk.node_count = h.node_count;
+        pk.read_cur = h.read_cur;
+        pk.write_cur = h.write_cur;
+        pk.first_failed_writing_time = h.first_failed_writing_time;
+        pk.operation_seq = h.operation_seq;
+        pk.conf.protect_node_count = h.conf.protect_node_count;
+        pk.conf.protect_memory_size = h.conf.protect_memory_size;
+        pk.conf.conf_send_timeout_ms = h.conf.conf_send_timeout_ms;
+        pk.conf.write_retry_times = h.conf.write_retry_times;
+        pk.conf.receiver_identify = h.conf.receiver_identify;
+        pk.area_channel_offset = h.area_channel_offset;
+        pk.area_head_offset = h.area_head_offset;
+        pk.area_data_offset = h.area_data_offset;
+        pk.area_end_offset = h.area_end_offset;
+        memcpy(pk.stats, &h.write_check_sequence_failed_count, sizeof pk.stats);
+        memset(base, 0, sizeof h);
+        memcpy(base, &pk, sizeof pk);
+}
+
 static void remove_segment(const char *kind, const char *where, int shmid) {
         if (shmid >= 0)
                 shmctl(shmid, IPC_RMID, NULL);
@@ -415,7 +468,7 @@ static void remove_segment(const char *kind, const char *where, int shmid) {
 static void usage(void) {
         fprintf(stderr, "usage: shmwriter (--sysv KEY | --posix NAME | --file PATH | --memfd NAME | --anon) [--size N]\n"
                         "       [--case C] [--msgs N] [--min N] [--max N] [--seed N] [--live [--rate R] [--reader run|stop]]\n"
-                        "       [--reader-proc] [--keep | --exit] [--rmid] [--seq-start N]\n");
+                        "       [--reader-proc] [--keep | --exit] [--rmid] [--seq-start N] [--packed] [--align N]\n");
         exit(2);
 }
 
@@ -423,7 +476,7 @@ int main(int argc, char **argv) {
         const char *kind = NULL, *where = NULL, *cs = "partial", *reader = "run";
         size_t size = 1 << 20, msgs = 100, lo = 1, hi = 2000;
         uint32_t seq_start = 0;
-        bool rmid = false;
+        bool rmid = false, packed = false;
         bool live = false, keep = false, exit_now = false, reader_proc = false;
         int shmid = -1, fd = -1;
         key_t key = 0;
@@ -453,10 +506,16 @@ int main(int argc, char **argv) {
                 else if (!strcmp(a, "--reader-proc")) reader_proc = true;
                 else if (!strcmp(a, "--keep")) keep = true;
                 else if (!strcmp(a, "--rmid")) rmid = true;
+                else if (!strcmp(a, "--packed")) packed = true;
+                else if (!strcmp(a, "--align")) align_size = strtoull(ARG(), NULL, 0);
                 else if (!strcmp(a, "--exit")) exit_now = true;
                 else usage();
 #undef ARG
         }
+        if (align_size < 8 || align_size > 64 || (align_size & (align_size - 1)) || (packed && live))
+                usage();
+        NODE_HEAD = (8 + align_size - 1) / align_size * align_size;
+        BLOCK_HEAD = (16 + align_size - 1) / align_size * align_size;
         if (!kind || size < HEAD + 2 * (NODE + NODE_HEAD) || lo < 1 || hi < lo || rate <= 0)
                 usage();
         /* SIGTERM when the test dies, so that the segment is removed; it is
@@ -520,6 +579,8 @@ int main(int argc, char **argv) {
                        rd_cur(), wr_cur(), used(), ch->conf.protect_node_count, ch->operation_seq);
                 printf("BLOCKS count=%zu bytes=%zu first_seq=%u last_seq=%u\n", nblocks, bytes, first, last);
         }
+        if (packed)
+                write_packed();
         if (reader_proc) {
                 child = fork();
                 if (child == 0) {

@@ -100,6 +100,7 @@ static void test_header(void) {
         char err[256];
 
         CHECK_INT(diag_atbus_parse(b, len, &c, err, sizeof err), 0);
+        CHECK_STR(c.layout, "aligned");
         CHECK_INT(c.node_count, 3840);
         CHECK_INT(c.protect_node_count, 30);
         CHECK_INT(c.used_nodes, 0);
@@ -160,6 +161,68 @@ static void test_header(void) {
         memcpy(b, "ATBUSMEX", 8);
         CHECK_INT(parse(b, len, err), -ENOMSG);
         CHECK(diag_shm_detect(b, len) == NULL);
+        free(b);
+}
+
+/* The header of builds with __attribute__((packed)), align size 8: the same
+ * fields 2 bytes after the host size, and 8-byte node heads. */
+static void test_packed(void) {
+        size_t len = 1 << 20;
+        uint64_t n = (len - 4096) / (256 + 8);
+        uint8_t *b = calloc(1, len);
+        struct diag_atbus c;
+        struct diag_atbus_check k;
+        struct diag_atbus_node nd;
+        uint8_t payload[300];
+        char err[256];
+
+        memcpy(b, "ATBUSMEM", 8);
+        put16(b + 16, 2);
+        put16(b + 18, 8);
+        put16(b + 20, 8);
+        put64(b + 22, 256);
+        put64(b + 30, 8);
+        put64(b + 38, n);
+        put64(b + 46, 10);              /* read */
+        put64(b + 54, 12);              /* write */
+        put32(b + 70, 77);              /* operation seq */
+        put64(b + 74, 3);               /* protect nodes */
+        put64(b + 82, 768);
+        put64(b + 122, 4096);
+        put64(b + 130, 4096 + n * 8);
+        put64(b + 138, 4096 + n * 8 + n * 256);
+        put64(b + 146 + 7 * 8, 5);      /* read_check_hash_failed */
+        /* one block of 2 nodes at 10: heads 8 bytes apart */
+        put32(b + 4096 + 10 * 8, 3);
+        put32(b + 4096 + 10 * 8 + 4, 77);
+        put32(b + 4096 + 11 * 8, 1);
+        put32(b + 4096 + 11 * 8 + 4, 77);
+        for (size_t i = 0; i < sizeof payload; i++)
+                payload[i] = (uint8_t) i;
+        put64(b + 4096 + n * 8 + 10 * 256, sizeof payload);
+        put64(b + 4096 + n * 8 + 10 * 256 + 8, diag_murmur3_x86_32(payload, sizeof payload, 0));
+        memcpy(b + 4096 + n * 8 + 10 * 256 + 16, payload, sizeof payload);
+        CHECK_INT(diag_atbus_parse(b, len, &c, err, sizeof err), 0);
+        CHECK_STR(c.layout, "packed");
+        CHECK_INT(c.node_count, n);
+        CHECK_INT(c.node_head_size, 8);
+        CHECK_INT(c.block_head_size, 16);
+        CHECK_INT(c.read_cur, 10);
+        CHECK_INT(c.write_cur, 12);
+        CHECK_INT(c.operation_seq, 77);
+        CHECK_INT(c.protect_node_count, 3);
+        CHECK_INT(c.read_check_hash_failed, 5);
+        diag_atbus_node(&c, 11, &nd);
+        CHECK_INT(nd.seq, 77);
+        CHECK_INT(diag_atbus_check(&c, true, 4, &k), 0);
+        CHECK_INT(k.good_blocks, 1);
+        CHECK_INT(k.bytes, sizeof payload);
+        CHECK_INT(k.nanomalies, 0);
+        diag_atbus_check_clear(&k);
+        /* a corrupt packed header is reported with the packed fields */
+        put64(b + 38, UINT64_MAX / 3);
+        CHECK_INT(diag_atbus_parse(b, len, &c, err, sizeof err), -EBADMSG);
+        CHECK(strstr(err, "node count 6e18 exceeds segment (at most 3956 nodes of 264 bytes") != NULL);
         free(b);
 }
 
@@ -371,6 +434,7 @@ int main(int argc, char **argv) {
         test_murmur();
         test_header();
         test_walk();
+        test_packed();
         test_proc_text();
         test_struct(argv[0]);
         return TAP_DONE();

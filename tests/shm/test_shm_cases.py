@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """shmdump on channels in every state shmwriter makes (empty, partly full, wrapped,
 full, a writer crashed mid-block, an overwritten block, bad hashes), in SysV and
-POSIX segments and files: the summary and --check against what the writer says it
+POSIX segments and files, with the header aligned or packed and heads padded to
+16 or 8 bytes: the summary and --check against what the writer says it
 wrote, and against an independent decoder of the segment's bytes (read with
 shmat through ctypes, or from the file); --nodes against the same bytes."""
 import os
@@ -31,12 +32,14 @@ def name_of(w, how):
     return "/dev/shm" + seg["name"] if seg["kind"] == "posix" else seg["name"]
 
 
-def one_case(case, kind, n, tmp):
-    what = "%s/%s" % (case, kind)
+def one_case(case, kind, n, tmp, layout=()):
+    what = "%s/%s%s" % (case, kind, "".join(" " + x for x in layout))
+    packed = "--packed" in layout
+    align = int(layout[layout.index("--align") + 1]) if "--align" in layout else 16
     where = {"sysv": ["--sysv", hex(st.unique_key(n))], "posix": ["--posix", st.unique_name(n)],
-             "file": ["--file", os.path.join(tmp, "ch-%s" % case)]}[kind]
+             "file": ["--file", os.path.join(tmp, "ch-%s-%d" % (case, n))]}[kind]
     extra = ["--seq-start", "4023547700"] if case == "overwritten" else []
-    with st.Writer(*where, "--case", case, "--msgs", 300, "--size", 1 << 20, *extra) as w:
+    with st.Writer(*where, "--case", case, "--msgs", 300, "--size", 1 << 20, *extra, *layout) as w:
         ch, bl = w.fact("CHANNEL"), w.fact("BLOCKS")
         want_anom = w.anomalies()
         r = st.shmdump("-J", "--check", name_of(w, n % 3))
@@ -47,6 +50,7 @@ def one_case(case, kind, n, tmp):
         io = (d.get("channel") or {}).get("io") or {}
         k = d.get("check") or {}
         chk.eq(d.get("format"), "libatbus", "%s: format" % what)
+        chk.eq((s.get("layout"), s.get("align_size")), ("packed" if packed else "aligned", align), "%s: layout" % what)
         chk.eq(s.get("node_count"), ch["nodes"], "%s: node count" % what)
         chk.eq(io.get("read_cur"), ch["read"], "%s: read cursor" % what)
         chk.eq(io.get("write_cur"), ch["write"], "%s: write cursor" % what)
@@ -69,7 +73,7 @@ def one_case(case, kind, n, tmp):
 
         # the independent decoder on the segment's own bytes
         buf = segment_bytes(w)
-        h = st.decode(buf)
+        h = st.decode(buf, packed=packed, align=align)
         chk.eq((h["node_count"], h["read_cur"], h["write_cur"], h["used"]),
                (s.get("node_count"), io.get("read_cur"), io.get("write_cur"), s.get("used_nodes")),
                "%s: independent decoder's header" % what)
@@ -92,13 +96,13 @@ def one_case(case, kind, n, tmp):
             starts = {b[0]: b for b in h["blocks"]}
             for x in nodes:
                 i = x.get("index")
-                flag, seq = st.struct.unpack_from("<II", buf, h["area_head"] + 16 * i)
+                flag, seq = st.struct.unpack_from("<II", buf, h["area_head"] + max(8, align) * i)
                 chk.eq((x.get("seq"), x.get("start"), x.get("written")), (seq, bool(flag & 2), bool(flag & 1)),
                        "%s --nodes %s: seq/start/written" % (what, i))
                 if i in starts:
                     chk.eq(x.get("length"), starts[i][2], "%s --nodes %s: length" % (what, i))
                     chk.eq(x.get("hash_ok"), starts[i][3], "%s --nodes %s: hash_ok" % (what, i))
-                    off = h["area_data"] + h["node_size"] * i + 16
+                    off = h["area_data"] + h["node_size"] * i + max(16, align)
                     chk.eq(x.get("data"), buf[off:off + min(16, starts[i][2])].hex(), "%s --nodes %s: data" % (what, i))
             # the table form of the same, raw
             r3 = st.shmdump("--nodes", "%d-%d" % (first, last), "-o", "INDEX,SEQ,START", "-r", "-n", name_of(w, 2))
@@ -124,6 +128,11 @@ def main():
         for case in CASES:
             for kind in ("sysv", "posix", "file"):
                 one_case(case, kind, n, tmp)
+                n += 1
+        # the header as packed builds wrote it, and the align size of old builds
+        for case in CASES:
+            for layout in (("--packed",), ("--align", "8"), ("--packed", "--align", "8")):
+                one_case(case, "file", n, tmp, layout)
                 n += 1
     finally:
         st.remove_everything()

@@ -147,16 +147,16 @@ uint32_t diag_murmur3_x86_32(const void *data, size_t len, uint32_t seed);
 /* Which known channel format a buffer starts with, or NULL. */
 const char *diag_shm_detect(const void *buf, size_t len);
 
-/* libatbus mem/shm channel (channel_mem.cpp, channel version 2). */
-#define DIAG_ATBUS_HEAD_SIZE 4096
-#define DIAG_ATBUS_NODE_HEAD_SIZE 16
-#define DIAG_ATBUS_BLOCK_HEAD_SIZE 16
+/* libatbus mem/shm channel (channel_mem.cpp, channel version 2), its header
+ * packed (older builds) or naturally aligned (later ones). */
 #define DIAG_ATBUS_FLAG_WRITTEN 0x1u
 #define DIAG_ATBUS_FLAG_START 0x2u
 
 struct diag_atbus {
         const uint8_t *base;
         size_t len;
+        const char *layout;             /* "aligned" or "packed" */
+        uint64_t node_head_size, block_head_size;      /* 8 and 16 rounded up to the align size */
         /* the header, as stored */
         char magic[17];
         uint16_t version, align_size, host_size;
