@@ -118,7 +118,7 @@ def main():
     base = statistics.median(times[cmds[0][0]])
     lines = ["Channel: %s bytes, %s nodes, %s used (ring full), %s blocks; %d runs each, median (min-max) wall ms." %
              (a.size, ch.get("nodes"), ch.get("used"), facts.get("BLOCKS", {}).get("count"), a.runs), "",
-             "| command | wall ms | ratio to shmdump --check | shmdump's own: copy / decode+check ms |",
+             "| command | wall ms | ratio to shmdump --check | shmdump's own: attach or copy / decode+check ms |",
              "|---|---|---|---|"]
     for label, _ in cmds:
         t = times[label]

@@ -601,7 +601,7 @@ static int decode_one(const struct diag_shm_target *t, json_object *jarr, bool f
         int r, status = 0;
 
         diag_watchdog_phase("copying the segment");
-        r = diag_shm_snapshot(t, arg.save ? SIZE_MAX : MAX_SEGMENT, &im);
+        r = diag_shm_view(t, arg.save ? SIZE_MAX : MAX_SEGMENT, &im);
         t1 = diag_now_ns(CLOCK_MONOTONIC);
         if (r == -EFBIG)
                 return log_error_errno(r, "%s: larger than %llu bytes; --save it and decode the copy",
@@ -665,8 +665,9 @@ static int decode_one(const struct diag_shm_target *t, json_object *jarr, bool f
                         goto out;
                 }
                 t2 = diag_now_ns(CLOCK_MONOTONIC);
-                log_debug("%s: copied %zu bytes in %.2f ms, decoded and checked %" PRIu64 " nodes in %.2f ms",
-                          t->name, im.len, (double) (t1 - t0) / 1e6, k.nodes_walked, (double) (t2 - t1) / 1e6);
+                log_debug("%s: %s %zu bytes in %.2f ms, decoded and checked %" PRIu64 " nodes in %.2f ms",
+                          t->name, im.attached ? "attached" : "copied", im.len, (double) (t1 - t0) / 1e6, k.nodes_walked,
+                          (double) (t2 - t1) / 1e6);
                 if (o)
                         json_object_object_add(o, "check", check_json(&k));
                 else

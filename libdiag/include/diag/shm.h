@@ -128,10 +128,18 @@ int diag_shm_seg_target(const struct diag_shm_seg *s, bool via_process, struct d
  * the copy, files read with pread, a process's mapping with process_vm_readv.
  * max: refuse a larger segment (-EFBIG). */
 struct diag_shm_image {
-        uint8_t *data;
+        const uint8_t *data;
         size_t len;
+        uint8_t *copy;          /* what diag_shm_snapshot() allocated */
+        void *attached;         /* what diag_shm_view() attached */
 };
 int diag_shm_snapshot(const struct diag_shm_target *t, size_t max, struct diag_shm_image *ret);
+/* The same, except that a SysV segment is not copied: the image is the segment
+ * attached SHM_RDONLY (its page tables filled at once), detached by
+ * diag_shm_image_clear(). Still read-only and safe to decode (a segment cannot
+ * shrink while attached, and decoders copy every field before checking it), but
+ * live: two views are the same bytes, so --watch takes copies. */
+int diag_shm_view(const struct diag_shm_target *t, size_t max, struct diag_shm_image *ret);
 /* Only the first len bytes (format detection, --watch headers). */
 int diag_shm_peek(const struct diag_shm_target *t, void *buf, size_t len, size_t *ret_len);
 void diag_shm_image_clear(struct diag_shm_image *im);
