@@ -81,6 +81,8 @@ struct region {
         uint64_t inode;
         uint64_t rss, anon;
         bool dd, io, ht, wf;
+        bool remote;                    /* its file is on NFS, FUSE and the like: a page not
+                                         * in memory could make a read wait for ever */
         enum dump dump;
         enum how how;
         int prio;
@@ -145,6 +147,8 @@ struct core {
         char pf[40][24];                /* /proc/PID/stat after the name */
         struct notes proc_notes;        /* PRPSINFO, SIGINFO, AUXV */
         pid_t pagemap_pid;
+        unsigned (*remote_devs)[2];     /* major, minor of the process's remote mounts */
+        size_t nremote, aremote;
         int err;
 };
 
@@ -425,7 +429,14 @@ static size_t pagemap_at(struct core *k, pid_t src, uint64_t addr, uint64_t end,
         return (size_t) MIN(k->pm_base + k->pm_n - page, (end - addr) / PAGE);
 }
 
-/* Private anonymous memory: only pages present or swapped out (pagemap). */
+static bool page_present(struct core *k, pid_t src, uint64_t addr) {
+        const uint64_t *e;
+        return pagemap_at(k, src, addr, addr + PAGE, &e) > 0 && (e[0] & PM_PRESENT);
+}
+
+/* Private anonymous memory: only pages present or swapped out (pagemap). A
+ * mapping of a file on a remote file system the same way: a page not in
+ * memory is left out (counted), not read through a server that may not answer. */
 static int copy_pagemap(struct core *k, const struct region *g) {
         uint64_t end = g->start + g->filesz;
 
@@ -440,6 +451,8 @@ static int copy_pagemap(struct core *k, const struct region *g) {
                         int r;
 
                         if (!(entries[i] & (PM_PRESENT | PM_SWAPPED))) {
+                                if (g->remote)
+                                        k->res->remote_skipped++;
                                 i++;
                                 continue;
                         }
@@ -523,6 +536,46 @@ static uint64_t smaps_kb(const char *line, const char *key) {
         return v * 1024;
 }
 
+/* File systems whose server can stop answering: a read of a page not in memory
+ * would wait for it (in D state, where nothing interrupts it). */
+static bool fstype_may_hang(const char *t) {
+        static const char *const prefixes[] = {
+                "fuse", "nfs", "cifs", "smb", "9p", "ceph", "afs", "lustre", "glusterfs", "gfs2", "ocfs2",
+                "orangefs", "virtiofs", "sshfs", "davfs", "coda", "ncpfs",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
+                        return true;
+        return false;
+}
+
+/* The devices of pid's mounts (its own mount namespace's view) on such file
+ * systems, from /proc/PID/mountinfo: "ID PARENT MAJ:MIN ROOT POINT OPTS ... - TYPE ...". */
+static int read_remote_devs(struct core *k) {
+        char path[64], *save = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        snprintf(path, sizeof path, "/proc/%d/mountinfo", k->pid);
+        if (diag_read_file_at(AT_FDCWD, path, 16 << 20, &text, &len) < 0)
+                return 0;       /* unknown: the reads go on as for local files */
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                unsigned maj, min;
+                const char *sep = strstr(l, " - ");
+                if (!sep || sscanf(l, "%*u %*u %u:%u", &maj, &min) != 2 || !fstype_may_hang(sep + 3))
+                        continue;
+                if (DIAG_GROW(k->remote_devs, k->aremote, k->nremote + 1) < 0)
+                        return -ENOMEM;
+                k->remote_devs[k->nremote][0] = maj;
+                k->remote_devs[k->nremote][1] = min;
+                k->nremote++;
+        }
+        return 0;
+}
+
+/* A page of src is in its page tables (reading it faults nothing in). */
+static bool page_present(struct core *k, pid_t src, uint64_t addr);
+
 static int region_add(struct core *k, const struct diag_map *m, pid_t src) {
         struct region *g;
 
@@ -532,6 +585,9 @@ static int region_add(struct core *k, const struct diag_map *m, pid_t src) {
         *g = (struct region) { .start = m->start, .end = m->end, .pgoff = m->offset / PAGE,
                                .inode = m->inode, .src = src };
         memcpy(g->perms, m->perms, sizeof g->perms);
+        for (size_t i = 0; i < k->nremote && m->path[0] == '/'; i++)
+                if (k->remote_devs[i][0] == m->dev_major && k->remote_devs[i][1] == m->dev_minor)
+                        g->remote = true;
         g->path = strdup(m->path);
         return g->path ? 0 : -ENOMEM;
 }
@@ -612,6 +668,10 @@ static void classify(struct core *k, struct region *g) {
         g->dump = D_NONE;
         g->how = R_ALL;
         g->prio = 2;
+        /* A fork copies no page table entries of a mapping that is only the file:
+         * what of it is in memory shows in the target's page tables, not the copy's. */
+        if (g->remote && g->anon == 0)
+                g->src = k->pid;
         if (strcmp(g->path, "[vdso]") == 0) {
                 g->dump = D_ALL;
                 g->prio = 1;
@@ -634,7 +694,7 @@ static void classify(struct core *k, struct region *g) {
                             strncmp(g->path, "/SYSV", 5) == 0 || strncmp(g->path, "/memfd:", 7) == 0;
                 if (f & (anon ? DIAG_CORE_ANON_SHARED : DIAG_CORE_FILE_SHARED)) {
                         g->dump = D_ALL;
-                        g->how = R_FILE;
+                        g->how = g->remote ? R_PAGEMAP : R_FILE;        /* no open() on a remote mount */
                         g->prio = 3;
                 }
                 return;
@@ -651,10 +711,12 @@ static void classify(struct core *k, struct region *g) {
         }
         if ((g->anon > 0 && (f & DIAG_CORE_ANON_PRIVATE)) || (f & DIAG_CORE_FILE_PRIVATE)) {
                 g->dump = D_ALL;
+                if (g->remote)
+                        g->how = R_PAGEMAP;
                 g->prio = g->perms[1] == 'w' && size <= SMALL_DATA ? 1 : 2;
                 return;
         }
-        if ((f & DIAG_CORE_ELF_HEADERS) && g->pgoff == 0) {
+        if ((f & DIAG_CORE_ELF_HEADERS) && g->pgoff == 0 && (!g->remote || page_present(k, g->src, g->start))) {
                 uint8_t magic[SELFMAG];
                 if (diag_mem_read(g->src, g->start, magic, sizeof magic) == (ssize_t) sizeof magic &&
                     memcmp(magic, ELFMAG, SELFMAG) == 0) {
@@ -1395,6 +1457,9 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         if (r < 0)
                 return r == -ENOENT ? -ESRCH : r;
         k.maps = maps;
+        r = read_remote_devs(&k);
+        if (r < 0)
+                return r;
         {
                 char comm[64] = "";
                 r = read_stat_fields(pid, 0, k.pf, ELEMENTSOF(k.pf), comm, sizeof comm);
@@ -1433,6 +1498,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
                 free(k.rg[i].path);
         free(k.rg);
         free(k.jobs);
+        free(k.remote_devs);
         free(k.pm);
         free(k.proc_notes.p);
         if (k.pagemap_fd >= 0)

@@ -610,37 +610,35 @@ static int memcg_room(pid_t pid, unsigned long long *ret) {
 /* A thread in D state inside a page fault or a memory-map call may hold the
  * mmap lock that fork() must take for writing: the fork would wait as long as
  * that thread does (forever, on a dead mount), with every thread stopped. The
- * kernel stack says where it sleeps (root only); else the wait channel. */
-static bool dstate_holds_mm(pid_t pid, pid_t *ret_tid) {
+ * kernel stack says where it sleeps (root only); else the wait channel. Only
+ * the threads the capture could not stop are looked at. */
+static bool dstate_holds_mm(const struct diag_capture *c, pid_t *ret_tid) {
         static const char *const risky[] = {
                 "fault", "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "rwsem_down", "mlock",
                 "get_user_pages", "populate",
         };
-        _cleanup_free_ pid_t *tids = NULL;
-        size_t n = 0;
 
-        if (diag_proc_list_tids(pid, &tids, &n) < 0)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char state = '?', path[96], text[8192];
+        for (size_t i = 0; i < c->n; i++) {
+                pid_t tid = c->threads[i].tid;
+                char path[96], text[8192];
                 ssize_t len;
 
-                if (diag_task_read_state(pid, tids[i], &state) < 0 || state != 'D')
+                if (!c->threads[i].err || c->threads[i].err == -ESRCH)
                         continue;
-                snprintf(path, sizeof path, "/proc/%d/task/%d/stack", pid, tids[i]);
+                snprintf(path, sizeof path, "/proc/%d/task/%d/stack", c->pid, tid);
                 len = diag_read_small_at(AT_FDCWD, path, text, sizeof text);
                 if (len <= 0) {
-                        snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", pid, tids[i]);
+                        snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", c->pid, tid);
                         len = diag_read_small_at(AT_FDCWD, path, text, sizeof text);
                         if (len <= 0 || strstr(text, "rwsem") || strstr(text, "fault")) {
-                                *ret_tid = tids[i];
+                                *ret_tid = tid;
                                 return true;
                         }
                         continue;
                 }
                 for (size_t k = 0; k < ELEMENTSOF(risky); k++)
                         if (strstr(text, risky[k])) {
-                                *ret_tid = tids[i];
+                                *ret_tid = tid;
                                 return true;
                         }
         }
@@ -648,7 +646,6 @@ static bool dstate_holds_mm(pid_t pid, pid_t *ret_tid) {
 }
 
 const char *diag_inject_fork_unsuitable(pid_t pid) {
-        static __thread char why[160];
         char path[64], buf[8192];
         unsigned long long seccomp = 0;
         const char *p;
@@ -682,14 +679,6 @@ const char *diag_inject_fork_unsuitable(pid_t pid) {
                         return "its memory cgroup has less room left than the process's memory, and "
                                "copy-on-write could reach the limit";
         }
-        {
-                pid_t tid = 0;
-                if (dstate_holds_mm(pid, &tid)) {
-                        snprintf(why, sizeof why, "thread %d is in uninterruptible sleep (D) in a memory-map "
-                                 "or page-fault path, and fork would wait for it", tid);
-                        return why;
-                }
-        }
         return NULL;
 }
 
@@ -707,8 +696,17 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
         unsigned call_ms = fork_ms(c->pid);
         int r = -ESRCH;
 
+        static __thread char why[160];
+        pid_t dtid = 0;
+
         *f = (struct diag_fork) { .pid = c->pid };
         *ret_why = "no thread could fork safely";
+        if (dstate_holds_mm(c, &dtid)) {
+                snprintf(why, sizeof why, "thread %d is in uninterruptible sleep (D) in a memory-map or "
+                         "page-fault path, and fork would wait for it", dtid);
+                *ret_why = why;
+                return -EDEADLK;
+        }
         if (diag_inject_find_gadgets(c->pid, maps, &g) < 0) {
                 *ret_why = "no 'syscall; ret' and rt_sigreturn code found in its C library";
                 return -ENOENT;

@@ -5,7 +5,10 @@ either method diag-core must answer in bounded time with exit 4 (core written, a
 thread's registers incomplete), say so on stderr, and write a core in which gdb shows
 every thread, the D thread included, with its fixture function; the process is left
 as it was, and when the file system is aborted the reader wakes and runs on, not
-stopped. Needs root and /dev/fuse (else skipped)."""
+stopped. Then a thread in D state inside a page fault on a mapping of that file: fork
+could wait for the mmap lock it may hold, so diag-core uses --method stop and says so,
+and reads no page of the FUSE mapping that is not in memory (that read would hang
+diag-core itself). Needs root and /dev/fuse (else skipped)."""
 import os
 import shutil
 import signal
@@ -65,14 +68,51 @@ def main():
         chk.check(not left, "processes of the dumps left once the file system was aborted: %s"
                   % [(p, (dt.read_file("/proc/%d/cmdline" % p) or "").replace("\0", " ")[:60]) for p in left])
     finally:
-        if mnt and dt.mounted_at(mnt):
-            abort(fx)
-            dt.force_unmount(mnt, conn)
-        fx.close()
-        if mnt:
-            chk.check(not dt.mounted_at(mnt), "the fixture's FUSE mount %s is left" % mnt)
-        shutil.rmtree(tmp, ignore_errors=True)
+        close(chk, fx, mnt, conn)
+    fault_case(chk, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     chk.finish()
+
+
+def close(chk, fx, mnt, conn):
+    if mnt and dt.mounted_at(mnt):
+        abort(fx)
+        dt.force_unmount(mnt, conn)
+    fx.close()
+    if mnt:
+        chk.check(not dt.mounted_at(mnt), "the fixture's FUSE mount %s is left" % mnt)
+
+
+def fault_case(chk, tmp):
+    """The D thread is in a page fault on the FUSE file's mapping."""
+    fx = dt.CoreFixture(["--heap", 16, "--threads", 3, "--children", 1, "--dstate-fault"])
+    mnt = conn = None
+    try:
+        fx.__enter__()
+        mnt, conn = fx.info["dstate"]["mnt"], fx.info["dstate"]["conn"] or None
+        reader = fx.info["dstate"]["tid"]
+        chk.check(fx.info["dstate"]["fault"], "the fixture's reader is not in a page fault")
+        before = fx.snapshot()
+        what = "thread %d in D state in a page fault" % reader
+        d = tempfile.mkdtemp(dir=tmp)
+        r = dt.diag_core("-J", "-o", os.path.join(d, "core"), fx.pid, timeout=ANSWER_WITHIN)
+        fx.check_unharmed(chk, before, what)
+        if not chk.eq(r.rc, EXIT_PARTIAL, "%s: exit status\n%s" % (what, r.describe())):
+            return
+        doc = r.json(chk) or {}
+        chk.eq(doc.get("method"), "stop", "%s: -J method" % what)
+        chk.check("page-fault" in (doc.get("fallback") or "") and str(reader) in doc.get("fallback", ""),
+                  "%s: -J fallback does not name the thread and the page fault: %r" % (what, doc.get("fallback")))
+        chk.check("fork not used" in r.err, "%s: stderr does not say fork was not used: %r" % (what, r.err))
+        chk.eq(dt.task_state(fx.pid, reader), "D", "%s: the reader's state after" % what)
+        core = os.path.join(d, "core.%d" % fx.pid)
+        # Not gdb: it would open the FUSE file named in NT_FILE, and hang.
+        ec = dt.ElfCore(core)
+        if chk.check(ec.error is None, "%s: the core is not well formed: %s" % (what, ec.error)):
+            chk.eq(ec.prstatus_pids(), fx.tids(), "%s: pr_pid of the NT_PRSTATUS notes" % what)
+            dt.check_heap_words(chk, ec, fx, what)
+    finally:
+        close(chk, fx, mnt, conn)
 
 
 def abort(fx):

@@ -400,6 +400,10 @@ int main(int argc, char **argv) {
                 if (res.unreadable)
                         log_warn("%u page%s could not be read (holes in the core)", res.unreadable,
                                  res.unreadable == 1 ? "" : "s");
+                if (res.remote_skipped)
+                        log_warn("%u page%s of files on NFS, FUSE or other network file systems were not in "
+                                 "memory and were left out (reading them could wait for ever)",
+                                 res.remote_skipped, res.remote_skipped == 1 ? "" : "s");
                 if (res.capped)
                         log_warn("%u mapping%s left out by --max-size", res.capped, res.capped == 1 ? "" : "s");
                 if (arg.json) {
@@ -419,6 +423,7 @@ int main(int argc, char **argv) {
                         json_object_object_add(o, "fallback", res.fallback ? json_object_new_string(res.fallback) : NULL);
                         json_object_object_add(o, "capped", json_object_new_int((int) res.capped));
                         json_object_object_add(o, "unreadable_pages", json_object_new_int((int) res.unreadable));
+                        json_object_object_add(o, "remote_pages_left_out", json_object_new_int((int) res.remote_skipped));
                         json_object_object_add(o, "registers_mended", json_object_new_boolean(res.mended));
                         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                         json_object_put(o);
@@ -430,5 +435,5 @@ int main(int argc, char **argv) {
         }
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;
-        return res.threads_partial || res.unreadable ? DIAG_EXIT_PARTIAL : DIAG_EXIT_OK;
+        return res.threads_partial || res.unreadable || res.remote_skipped ? DIAG_EXIT_PARTIAL : DIAG_EXIT_OK;
 }

@@ -55,6 +55,7 @@ struct diag_core_result {
         unsigned segments;              /* PT_LOAD headers */
         unsigned capped;                /* mappings left out by --max-size */
         unsigned unreadable;            /* pages that could not be read */
+        unsigned remote_skipped;        /* pages of files on NFS, FUSE... not in memory: not read */
         uint64_t bytes;                 /* memory bytes written (holes excluded) */
         uint64_t file_size;             /* apparent size of the core */
         uint64_t pause_ns;              /* how long the target was stopped */
