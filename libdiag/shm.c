@@ -64,7 +64,7 @@ static inline void murmur_block(struct murmur *m, uint32_t k) {
  * exactly as the writer hashed it in one. */
 static void murmur_feed(struct murmur *m, const uint8_t *p, size_t len) {
         m->total += len;
-        while (m->ntail && len) {
+        while (m->ntail && m->ntail < sizeof m->tail && len) {
                 m->tail[m->ntail++] = *p++;
                 len--;
                 if (m->ntail == 4) {
@@ -74,7 +74,8 @@ static void murmur_feed(struct murmur *m, const uint8_t *p, size_t len) {
         }
         for (; len >= 4; p += 4, len -= 4)
                 murmur_block(m, rd32(p));
-        while (len--)
+        /* (len < 4 and ntail 0 here; the bound says so to the compiler too) */
+        while (len-- && m->ntail < sizeof m->tail)
                 m->tail[m->ntail++] = *p++;
 }
 
