@@ -310,8 +310,10 @@ static int do_list(void) {
         if (r < 0)
                 return DIAG_EXIT_FAILURE;
         if (l->denied) {
-                log_warn("%u process%s not readable: their mappings are not shown (run as root)", l->denied,
-                         l->denied == 1 ? "" : "es");
+                log_warn("%u process%s not readable: their mappings are not shown (%s)", l->denied,
+                         l->denied == 1 ? "" : "es",
+                         geteuid() == 0 ? "refused even to root: another user namespace, or a protected process"
+                                        : "run as root");
                 return DIAG_EXIT_PARTIAL;
         }
         return 0;
