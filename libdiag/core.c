@@ -124,9 +124,10 @@ struct core {
         unsigned long filter;
         const struct diag_maps *maps;   /* the target's, from before the stop */
         bool use_fork;
+        struct diag_gadgets gadgets;
         struct diag_fork fork;
         bool forked;
-        bool fork_clean;                /* the fork path ended with nothing left behind */
+        bool fork_clean;                /* forked, and the fork path ended with nothing left behind */
         struct thread_regs *tr;
         size_t ntr;
         struct region *rg;
@@ -147,8 +148,7 @@ struct core {
         char pf[40][24];                /* /proc/PID/stat after the name */
         struct notes proc_notes;        /* PRPSINFO, SIGINFO, AUXV */
         pid_t pagemap_pid;
-        unsigned (*remote_devs)[2];     /* major, minor of the process's remote mounts */
-        size_t nremote, aremote;
+        struct diag_remote_devs remote; /* the process's NFS, FUSE... mounts */
         int err;
 };
 
@@ -273,7 +273,7 @@ static ssize_t mem_pread(struct copier *c, pid_t src, uint64_t addr, void *buf, 
                 if (n == 0)
                         return -ESRCH;  /* end of file: its memory is gone (exited, or killed) */
                 if (n < 0 && done == 0)
-                        return errno == ESRCH ? -ESRCH : negative_errno();
+                        return negative_errno();
                 if (n < 0)
                         break;
                 done += (size_t) n;
@@ -377,7 +377,7 @@ static void *worker_main(void *userdata) {
  * about half the time of one. */
 static int run_jobs(struct core *k, unsigned nworkers) {
         struct worker_arg w[COPIERS_MAX] = {};
-        int r = 0;
+        int r;
 
         for (unsigned i = 0; i < nworkers; i++) {
                 w[i].k = k;
@@ -429,6 +429,7 @@ static size_t pagemap_at(struct core *k, pid_t src, uint64_t addr, uint64_t end,
         return (size_t) MIN(k->pm_base + k->pm_n - page, (end - addr) / PAGE);
 }
 
+/* A page of src is in its page tables (reading it faults nothing in). */
 static bool page_present(struct core *k, pid_t src, uint64_t addr) {
         const uint64_t *e;
         return pagemap_at(k, src, addr, addr + PAGE, &e) > 0 && (e[0] & PM_PRESENT);
@@ -536,46 +537,6 @@ static uint64_t smaps_kb(const char *line, const char *key) {
         return v * 1024;
 }
 
-/* File systems whose server can stop answering: a read of a page not in memory
- * would wait for it (in D state, where nothing interrupts it). */
-static bool fstype_may_hang(const char *t) {
-        static const char *const prefixes[] = {
-                "fuse", "nfs", "cifs", "smb", "9p", "ceph", "afs", "lustre", "glusterfs", "gfs2", "ocfs2",
-                "orangefs", "virtiofs", "sshfs", "davfs", "coda", "ncpfs",
-        };
-        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
-                if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
-                        return true;
-        return false;
-}
-
-/* The devices of pid's mounts (its own mount namespace's view) on such file
- * systems, from /proc/PID/mountinfo: "ID PARENT MAJ:MIN ROOT POINT OPTS ... - TYPE ...". */
-static int read_remote_devs(struct core *k) {
-        char path[64], *save = NULL;
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-
-        snprintf(path, sizeof path, "/proc/%d/mountinfo", k->pid);
-        if (diag_read_file_at(AT_FDCWD, path, 16 << 20, &text, &len) < 0)
-                return 0;       /* unknown: the reads go on as for local files */
-        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                unsigned maj, min;
-                const char *sep = strstr(l, " - ");
-                if (!sep || sscanf(l, "%*u %*u %u:%u", &maj, &min) != 2 || !fstype_may_hang(sep + 3))
-                        continue;
-                if (DIAG_GROW(k->remote_devs, k->aremote, k->nremote + 1) < 0)
-                        return -ENOMEM;
-                k->remote_devs[k->nremote][0] = maj;
-                k->remote_devs[k->nremote][1] = min;
-                k->nremote++;
-        }
-        return 0;
-}
-
-/* A page of src is in its page tables (reading it faults nothing in). */
-static bool page_present(struct core *k, pid_t src, uint64_t addr);
-
 static int region_add(struct core *k, const struct diag_map *m, pid_t src) {
         struct region *g;
 
@@ -585,9 +546,7 @@ static int region_add(struct core *k, const struct diag_map *m, pid_t src) {
         *g = (struct region) { .start = m->start, .end = m->end, .pgoff = m->offset / PAGE,
                                .inode = m->inode, .src = src };
         memcpy(g->perms, m->perms, sizeof g->perms);
-        for (size_t i = 0; i < k->nremote && m->path[0] == '/'; i++)
-                if (k->remote_devs[i][0] == m->dev_major && k->remote_devs[i][1] == m->dev_minor)
-                        g->remote = true;
+        g->remote = m->path[0] == '/' && diag_remote_devs_has(&k->remote, m->dev_major, m->dev_minor);
         g->path = strdup(m->path);
         return g->path ? 0 : -ENOMEM;
 }
@@ -1206,7 +1165,6 @@ out:
 }
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 /* gdb (13 and older, and any gdb when the core has no layout note) places the
  * XSAVE components at Intel's offsets, and wants the size they imply. Where the
  * CPU's own offsets differ (AMD places AVX-512 state right after AVX), move each
@@ -1229,20 +1187,11 @@ static int xstate_for_gdb(uint8_t **set, size_t *len) {
         if (!out)
                 return -ENOMEM;
         memcpy(out, *set, 576);
-        /* CPUID traps to the hypervisor in a VM (tens of microseconds): once. */
-        static struct { bool known, ok; unsigned size, off; } cpu[ELEMENTSOF(at)];
         for (size_t i = 0; i < ELEMENTSOF(at); i++) {
-                if (!(xcr0 & (1ULL << at[i].bit)))
-                        continue;
-                if (!cpu[i].known) {
-                        unsigned a, b, cx, d;
-                        cpu[i].ok = __get_cpuid_count(0xd, at[i].bit, &a, &b, &cx, &d);
-                        cpu[i].size = a;
-                        cpu[i].off = b;
-                        cpu[i].known = true;
-                }
-                if (cpu[i].ok && (size_t) cpu[i].off + cpu[i].size <= *len && (size_t) at[i].off + cpu[i].size <= want)
-                        memcpy(out + at[i].off, *set + cpu[i].off, cpu[i].size);
+                uint32_t off, size;
+                if ((xcr0 & (1ULL << at[i].bit)) && diag_xsave_component(at[i].bit, &off, &size) &&
+                    (size_t) off + size <= *len && (size_t) at[i].off + size <= want)
+                        memcpy(out + at[i].off, *set + off, size);
         }
         free(*set);
         *set = out;
@@ -1378,7 +1327,7 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
         if (r < 0)
                 return r;
         if (k->use_fork) {
-                r = diag_inject_fork(c, k->maps, &k->fork, &why);
+                r = diag_inject_fork(c, k->maps, &k->gadgets, &k->fork, &why);
                 if (r == 0) {
                         k->forked = true;
                         k->res->method = DIAG_CORE_FORK;
@@ -1457,7 +1406,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         if (r < 0)
                 return r == -ENOENT ? -ESRCH : r;
         k.maps = maps;
-        r = read_remote_devs(&k);
+        r = diag_proc_read_remote_devs(pid, &k.remote);
         if (r < 0)
                 return r;
         {
@@ -1472,6 +1421,9 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         }
         if (o->method == DIAG_CORE_FORK) {
                 k.res->fallback = diag_inject_fork_unsuitable(pid);
+                /* While it runs: the search reads part of its code. */
+                if (!k.res->fallback && diag_inject_find_gadgets(pid, maps, &k.remote, &k.gadgets) < 0)
+                        k.res->fallback = "no 'syscall; ret' and rt_sigreturn code found in its C library";
                 k.use_fork = !k.res->fallback;
         }
         if (k.use_fork)
@@ -1485,7 +1437,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         infos_join(&k);
         /* Whatever a failed or cut-short fork left (a zombie, a thread still in
          * the call), the guard reaps once we have let go of the target. */
-        diag_inject_guard_stop(k.guard_fd, !k.fork.ran || (k.forked && k.fork_clean), k.fork.unfinished);
+        diag_inject_guard_stop(k.guard_fd, !k.fork.ran || k.fork_clean, k.fork.unfinished);
         if (c)
                 ret->pause_ns = c->pause_ns;
         if (r == 0 && k.err < 0)
@@ -1498,7 +1450,7 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
                 free(k.rg[i].path);
         free(k.rg);
         free(k.jobs);
-        free(k.remote_devs);
+        diag_remote_devs_done(&k.remote);
         free(k.pm);
         free(k.proc_notes.p);
         if (k.pagemap_fd >= 0)

@@ -158,8 +158,10 @@ static bool is_libc(const char *path) {
 /* The two sequences, in the executable file mappings of pid: the C library's
  * first (small, and surely in memory), then the others, up to a bound. Only
  * file-backed code, never a JIT's anonymous pages, which change. */
-int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct diag_gadgets *ret) {
+int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, const struct diag_remote_devs *remote,
+                             struct diag_gadgets *ret) {
         enum { SCAN_MAX = 64 << 20, BUF = 256 << 10 };
+        struct diag_remote_devs own = {};
         _cleanup_close_ int fd = -1;
         _cleanup_free_ uint8_t *buf = NULL;
         struct diag_gadgets g = {};
@@ -173,12 +175,18 @@ int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct dia
         buf = malloc(BUF);
         if (!buf)
                 return -ENOMEM;
+        if (!remote && diag_proc_read_remote_devs(pid, &own) == 0)
+                remote = &own;
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < maps->n && scanned < SCAN_MAX && !(g.syscall_ret && g.sigreturn); i++) {
                         const struct diag_map *m = &maps->maps[i];
 
                         if (m->perms[0] != 'r' || m->perms[2] != 'x' || m->path[0] != '/' ||
                             (pass == 0) != is_libc(m->path))
+                                continue;
+                        /* A page of a binary on NFS or FUSE that is not in memory would
+                         * be read from the server, which may not answer. */
+                        if (diag_remote_devs_has(remote, m->dev_major, m->dev_minor))
                                 continue;
                         if (!g.syscall_ret)
                                 g.syscall_ret = mem_find(fd, m->start, m->end, pat_syscall_ret,
@@ -191,6 +199,7 @@ int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct dia
                                                        sizeof pat_sigreturn2, buf, BUF);
                         scanned += m->end - m->start;
                 }
+        diag_remote_devs_done(&own);
         if (!g.syscall_ret || !g.sigreturn)
                 return -ENOENT;
         *ret = g;
@@ -247,22 +256,32 @@ static bool frame_fits(const struct diag_maps *maps, uint64_t sp, uint64_t lo) {
 
 #define XFEATURE_TILE_DATA (1ULL << 18)
 
-/* The end of the last XSAVE component in features (standard format, CPUID 0xd). */
+bool diag_xsave_component(unsigned bit, uint32_t *ret_off, uint32_t *ret_size) {
+        /* CPUID traps to the hypervisor in a VM (tens of microseconds): once each. */
+        static struct { bool known, ok; uint32_t off, size; } cache[64];
+
+        if (bit >= 64)
+                return false;
+        if (!cache[bit].known) {
+                unsigned a = 0, b = 0, c, d;
+                cache[bit].ok = __get_cpuid_count(0xd, bit, &a, &b, &c, &d) && a > 0;
+                cache[bit].size = a;
+                cache[bit].off = b;
+                cache[bit].known = true;
+        }
+        *ret_off = cache[bit].off;
+        *ret_size = cache[bit].size;
+        return cache[bit].ok;
+}
+
+/* The end of the last XSAVE component in features (standard format). */
 static uint32_t sigframe_xstate_size(uint64_t features) {
-        /* CPUID traps to the hypervisor in a VM: once per component. */
-        static uint32_t end_of[64];
         uint32_t size = 576;
 
         for (unsigned bit = 2; bit < 64; bit++) {
-                if (!(features & (1ULL << bit)))
-                        continue;
-                if (!end_of[bit]) {
-                        unsigned a = 0, b = 0, c, d;
-                        if (!__get_cpuid_count(0xd, bit, &a, &b, &c, &d))
-                                a = b = 0;
-                        end_of[bit] = MAX(a + b, 576U);
-                }
-                size = MAX(size, end_of[bit]);
+                uint32_t off, len;
+                if ((features & (1ULL << bit)) && diag_xsave_component(bit, &off, &len))
+                        size = MAX(size, off + len);
         }
         return size;
 }
@@ -620,27 +639,22 @@ static bool dstate_holds_mm(const struct diag_capture *c, pid_t *ret_tid) {
 
         for (size_t i = 0; i < c->n; i++) {
                 pid_t tid = c->threads[i].tid;
-                char path[96], text[8192];
-                ssize_t len;
+                _cleanup_free_ char *stack = NULL;
+                char wchan[128];
+                bool risk = false;
 
                 if (!c->threads[i].err || c->threads[i].err == -ESRCH)
                         continue;
-                snprintf(path, sizeof path, "/proc/%d/task/%d/stack", c->pid, tid);
-                len = diag_read_small_at(AT_FDCWD, path, text, sizeof text);
-                if (len <= 0) {
-                        snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", c->pid, tid);
-                        len = diag_read_small_at(AT_FDCWD, path, text, sizeof text);
-                        if (len <= 0 || strstr(text, "rwsem") || strstr(text, "fault")) {
-                                *ret_tid = tid;
-                                return true;
-                        }
-                        continue;
+                if (diag_task_read_kstack(c->pid, tid, &stack) == 0 && stack[0]) {
+                        for (size_t k = 0; k < ELEMENTSOF(risky) && !risk; k++)
+                                risk = strstr(stack, risky[k]);
+                } else
+                        risk = diag_task_read_wchan(c->pid, tid, wchan, sizeof wchan) < 0 ||
+                               strstr(wchan, "rwsem") || strstr(wchan, "fault");
+                if (risk) {
+                        *ret_tid = tid;
+                        return true;
                 }
-                for (size_t k = 0; k < ELEMENTSOF(risky); k++)
-                        if (strstr(text, risky[k])) {
-                                *ret_tid = tid;
-                                return true;
-                        }
         }
         return false;
 }
@@ -690,9 +704,8 @@ static unsigned fork_ms(pid_t pid) {
         return FORK_MS + (unsigned) MIN(rss_kb / (1024 * 1024) * 200, 600000ULL);
 }
 
-int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
+int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps, const struct diag_gadgets *g,
                      struct diag_fork *f, const char **ret_why) {
-        struct diag_gadgets g;
         unsigned call_ms = fork_ms(c->pid);
         int r = -ESRCH;
 
@@ -707,11 +720,7 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
                 *ret_why = why;
                 return -EDEADLK;
         }
-        if (diag_inject_find_gadgets(c->pid, maps, &g) < 0) {
-                *ret_why = "no 'syscall; ret' and rt_sigreturn code found in its C library";
-                return -ENOENT;
-        }
-        f->g = g;
+        f->g = *g;
         /* The main thread first, then any stopped thread whose stack can take a frame. */
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < c->n; i++) {
@@ -726,7 +735,7 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
 
                         if (t->err || (pass == 0) != (t->tid == c->pid))
                                 continue;
-                        r = inj_prepare(&ij, maps, &g);
+                        r = inj_prepare(&ij, maps, g);
                         if (r < 0) {
                                 inj_done(&ij);  /* puts back whatever was written */
                                 if (r == -ENOSPC || r == -EPROTONOSUPPORT)
@@ -919,7 +928,7 @@ static int reap_from_target(struct diag_fork *f, pid_t child_ns) {
         r = diag_maps_read(f->pid, &maps);
         if (r < 0)
                 return r == -ENOENT || r == -ESRCH ? 0 : r;  /* the target is gone: its reaper has the child */
-        if (!g.syscall_ret && diag_inject_find_gadgets(f->pid, maps, &g) < 0)
+        if (!g.syscall_ret && diag_inject_find_gadgets(f->pid, maps, NULL, &g) < 0)
                 return -ENOENT;
         r = diag_proc_list_tids(f->pid, &tids, &n);
         if (r < 0)
@@ -1131,7 +1140,12 @@ void diag_inject_guard_stop(int fd, bool done, pid_t watch) {
 
 #else /* !__x86_64__ */
 
-int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct diag_gadgets *ret) {
+bool diag_xsave_component(unsigned bit, uint32_t *ret_off, uint32_t *ret_size) {
+        return false;
+}
+
+int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, const struct diag_remote_devs *remote,
+                             struct diag_gadgets *ret) {
         return -EOPNOTSUPP;
 }
 
@@ -1139,7 +1153,7 @@ const char *diag_inject_fork_unsuitable(pid_t pid) {
         return "fork injection is implemented for x86_64 only";
 }
 
-int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
+int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps, const struct diag_gadgets *g,
                      struct diag_fork *f, const char **ret_why) {
         *ret_why = "fork injection is implemented for x86_64 only";
         return -EOPNOTSUPP;

@@ -500,3 +500,53 @@ pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only) {
         }
         return 0;
 }
+
+/* File systems whose server can stop answering. */
+static bool fstype_may_hang(const char *t) {
+        static const char *const prefixes[] = {
+                "fuse", "nfs", "cifs", "smb", "9p", "ceph", "afs", "lustre", "glusterfs", "gfs2", "ocfs2",
+                "orangefs", "virtiofs", "sshfs", "davfs", "coda", "ncpfs",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
+                        return true;
+        return false;
+}
+
+/* mountinfo: "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - TYPE SOURCE SUPEROPTS". */
+int diag_proc_read_remote_devs(pid_t pid, struct diag_remote_devs *ret) {
+        char path[64], *save = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        *ret = (struct diag_remote_devs) {};
+        snprintf(path, sizeof path, "/proc/%d/mountinfo", pid);
+        if (diag_read_file_at(AT_FDCWD, path, 16 << 20, &text, &len) < 0)
+                return 0;
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                unsigned maj, min;
+                const char *sep = strstr(l, " - ");
+                if (!sep || sscanf(l, "%*u %*u %u:%u", &maj, &min) != 2 || !fstype_may_hang(sep + 3))
+                        continue;
+                if (DIAG_GROW(ret->dev, ret->alloc, ret->n + 1) < 0) {
+                        diag_remote_devs_done(ret);
+                        return -ENOMEM;
+                }
+                ret->dev[ret->n][0] = maj;
+                ret->dev[ret->n][1] = min;
+                ret->n++;
+        }
+        return 0;
+}
+
+bool diag_remote_devs_has(const struct diag_remote_devs *d, unsigned major, unsigned minor) {
+        for (size_t i = 0; d && i < d->n; i++)
+                if (d->dev[i][0] == major && d->dev[i][1] == minor)
+                        return true;
+        return false;
+}
+
+void diag_remote_devs_done(struct diag_remote_devs *d) {
+        free(d->dev);
+        *d = (struct diag_remote_devs) {};
+}

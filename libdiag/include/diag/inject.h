@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "diag/mem.h"
+#include "diag/proc.h"
 #include "diag/ptrace.h"
 
 /*
@@ -65,24 +66,32 @@ struct diag_fork {
         size_t frame_len;
 };
 
-/* The sequences in pid's executable file mappings (C library first). -ENOENT if
- * either is missing. */
-int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, struct diag_gadgets *ret);
+/* The sequences in pid's executable file mappings (C library first), never in
+ * a file on a mount in remote (NULL: read here). -ENOENT if either is missing.
+ * Reads up to tens of MB: call it before stopping the target. */
+int diag_inject_find_gadgets(pid_t pid, const struct diag_maps *maps, const struct diag_remote_devs *remote,
+                             struct diag_gadgets *ret);
+
+/* Where XSAVE component bit lies in the standard (non-compacted) layout of this
+ * CPU, as ptrace's NT_X86_XSTATE holds it (CPUID leaf 0xd, asked once). x86_64
+ * only: false elsewhere, or for a component the CPU does not have. */
+bool diag_xsave_component(unsigned bit, uint32_t *ret_off, uint32_t *ret_size);
 
 /* Reasons fork cannot be used for pid, checked before stopping it: NULL if none. */
 const char *diag_inject_fork_unsuitable(pid_t pid);
 
-/* Fork the stopped target (c: its capture, maps: its mappings). On success the
- * child is stopped, traced by the calling thread, holds no file descriptors, and
- * its memory equals the target's at the stop. On failure (negative errno) the
- * target is as it was, and *ret_why says why in a few words. */
-int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
+/* Fork the stopped target (c: its capture, maps: its mappings, g: found by
+ * diag_inject_find_gadgets; checked again here). On success the child is
+ * stopped, traced by the calling thread, shares the target's fd table, and its
+ * memory equals the target's at the stop but for the frames (see prepare_child).
+ * On failure (negative errno) the target is as it was, and *ret_why says why in
+ * a few words. */
+int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps, const struct diag_gadgets *g,
                      struct diag_fork *f, const char **ret_why);
 
-/* Once the target runs again: close the child's file descriptors (so it keeps no
- * socket or file of the target's open), hand the image to a grandchild, reap the
- * child from the target, and put back, in the grandchild, the bytes the injection
- * changed, so that its memory is the target's image. f->child is then the
+/* Once the target runs again: hand the image to a grandchild, reap the child
+ * from the target, and put back, in the grandchild, the stack bytes the frames
+ * replaced, so that its memory is the target's image. f->child is then the
  * grandchild. A failed reap is recorded in f->reap_error, not returned. */
 int diag_inject_fork_prepare_child(struct diag_fork *f);
 

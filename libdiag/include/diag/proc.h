@@ -81,6 +81,18 @@ int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n);
  * flock or a blocking fcntl lock on it), or 0. */
 pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only);
 
+/* The devices (major, minor) of pid's mounts, in its own mount namespace, on
+ * file systems whose server can stop answering (NFS, FUSE, CIFS, Ceph, ...): a
+ * read of a page of such a file that is not in memory waits for that server,
+ * for ever if it is dead. From /proc/PID/mountinfo; unreadable gives none. */
+struct diag_remote_devs {
+        unsigned (*dev)[2];
+        size_t n, alloc;
+};
+int diag_proc_read_remote_devs(pid_t pid, struct diag_remote_devs *ret);
+bool diag_remote_devs_has(const struct diag_remote_devs *d, unsigned major, unsigned minor);
+void diag_remote_devs_done(struct diag_remote_devs *d);
+
 /* Per-task direct readers. pid may be the tid's process or 0 (use /proc/TID). */
 int diag_task_read_syscall(pid_t pid, pid_t tid, struct diag_syscall_state *ret);
 int diag_task_read_wchan(pid_t pid, pid_t tid, char *buf, size_t size);
