@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The dispatcher: `diag stack ...` runs diag-stack; `diag` lists the verbs; an unknown
-verb is a usage error."""
+"""The dispatcher: `diag stack ...` runs diag-stack, `diag shm ...` and `diag shmdump ...`
+run shmdump; `diag` lists the verbs; an unknown verb is a usage error."""
+import ctypes
 import os
 import sys
 
@@ -13,10 +14,56 @@ def group_tids(proc):
     return sorted(tuple(sorted(g.get("tids") or [])) for g in (proc or {}).get("groups", []))
 
 
+IPC_CREAT, IPC_RMID = 0o1000, 0
+
+
+def check_shm(chk, diag, shmdump, env):
+    """shmdump is a verb like the others, by two names: `diag shm`, `diag shmdump`."""
+    r = dt.run([diag], env=env)
+    line = [l for l in r.out.splitlines() if l.split()[:1] == ["shm"]]
+    chk.check(line and len(line[0].split()) > 2,
+              "`diag` lists the verb shm with a description:\n%s" % r.out)
+    want = dt.run([shmdump, "--help"], env=env)
+    for verb in ("shm", "shmdump"):
+        r = dt.run([diag, verb, "--help"], env=env)
+        chk.check(r.rc == 0 and r.out == want.out and want.out,
+                  "`diag %s --help` is shmdump's help: %s" % (verb, r.describe()))
+        r = dt.run([diag, verb, "--no-such-option"], env=env)
+        chk.check(r.rc == 2 and r.err.startswith("shmdump:"),
+                  "`diag %s --no-such-option`: shmdump's usage error (exit 2, "
+                  "'shmdump:' on stderr): %s" % (verb, r.describe()))
+
+    # a real segment, listed and decoded through the dispatcher as by shmdump
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = 0x5d000000 | (os.getpid() & 0xffffff)
+    shmid = libc.shmget(key, 4096, IPC_CREAT | 0o600)
+    if shmid < 0:
+        dt.log("shmget: %s: the segment part is not checked" % os.strerror(ctypes.get_errno()))
+        return
+    try:
+        cols = ["-J", "-o", "NAME,ID,KEY,SIZE"]
+        a = dt.run([diag, "shm"] + cols, env=env)
+        b = dt.run([shmdump] + cols, env=env)
+        name = "key:%#x" % key
+        segs = [s for s in ((a.json(chk) or {}).get("segments") or []) if s.get("id") == shmid]
+        chk.check(a.rc in (0, 4) and segs and segs[0].get("name") == name and segs[0].get("size") == 4096,
+                  "`diag shm -J` lists segment %s (id %d, 4096 bytes): %s" % (name, shmid, a.describe()))
+        chk.eq(a.rc, b.rc, "`diag shm` vs `shmdump`: exit status")
+        for verb in ("shm", "shmdump"):
+            r = dt.run([diag, verb, "-J", "id:%d" % shmid], env=env)
+            s = dt.run([shmdump, "-J", "id:%d" % shmid], env=env)
+            chk.check(r.rc == s.rc and r.json(chk) == s.json(chk),
+                      "`diag %s -J id:%d` is shmdump's document:\n%s\n--- shmdump:\n%s"
+                      % (verb, shmid, r.describe(), s.describe()))
+    finally:
+        libc.shmctl(shmid, IPC_RMID, None)
+
+
 def main():
-    dt.setup(__doc__)
+    dt.setup(__doc__, "shmdump")
     diag = dt.need_path("diag")
     stack = dt.need_path("diag_stack")
+    shmdump = dt.need_path("shmdump")
     env = dt.tool_env()
     # In the build tree the tools are in sibling directories: let diag find diag-stack.
     env["PATH"] = os.path.dirname(stack) + os.pathsep + env.get("PATH", "")
@@ -33,6 +80,7 @@ def main():
     chk.check(r.rc == 0 and "diag-stack" in r.out, "`diag stack --help`: %s" % r.describe())
     r = dt.run([diag, "stack", "--no-such-option"], env=env)
     chk.eq(r.rc, 2, "`diag stack --no-such-option`: exit status passed through")
+    check_shm(chk, diag, shmdump, env)
 
     with dt.Fixture(["--roles", "pipe,sleep,idle", "--idle", 3]) as fx:
         a = dt.run([diag, "stack", "-J", fx.pid], env=env)

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * diag: run diag-VERB. `diag stack 1234` is `diag-stack 1234`. The tools are
- * looked up next to this binary, then in the build tree layout
- * (tools/diag/diag -> tools/diag-VERB/diag-VERB), then in the package's
- * libexec directory, then on PATH.
+ * diag: run diag-VERB. `diag stack 1234` is `diag-stack 1234`; `diag shm` (or
+ * `diag shmdump`) is `shmdump`. The tools are looked up next to this binary,
+ * then in the build tree layout (tools/diag/diag -> tools/diag-VERB/diag-VERB,
+ * shmdump/shmdump), then in the package's libexec directory, then on PATH.
  */
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -17,15 +18,23 @@
 #include "diag/log.h"
 #include "diag/util.h"
 
+/* A verb runs diag-NAME, found in the build tree in tools/diag-NAME, unless the
+ * table names its program (and that program's build directory, relative to
+ * tools/) and maybe a second name for the verb. */
 static const struct verb {
         const char *name;
         const char *help;
+        const char *file;
+        const char *build_dir;
+        const char *alias;
 } verbs[] = {
         { "stack", "every thread's state, system call and stack, from one snapshot" },
         { "fds",   "open files, sockets with their peers and TCP state, locks" },
         { "locks", "futex and file locks: owners, waiters, deadlocks" },
         { "chain", "follow a hung thread's wait chain to what it really waits for" },
         { "core",  "a gdb-ready core of a live process, with a short stop" },
+        { "shm",   "shared memory segments, who maps them, the channels inside (shmdump)",
+          "shmdump", "../shmdump", "shmdump" },
         { "sample", "sample stacks over time" },
         { "snap",  "a snapshot of everything, before the evidence is gone" },
         { "top",   "live view of blocked and busy threads" },
@@ -47,44 +56,68 @@ static void find_self_dir(void) {
                 *s = 0;
 }
 
-static bool executable(const char *path) {
-        return access(path, X_OK) == 0;
+/* snprintf that says whether all of it fit: a cut path must never be run. */
+_printf_(3, 4)
+static bool format_fits(char *buf, size_t size, const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+        return n >= 0 && (size_t) n < size;
 }
 
-/* Full path of diag-VERB (or of a helper by file name), or NULL to try PATH. */
+static bool executable_at(char *buf, size_t size, const char *dir, const char *sub, const char *file) {
+        if (sub ? !format_fits(buf, size, "%s/../%s/%s", dir, sub, file)
+                : !format_fits(buf, size, "%s/%s", dir, file))
+                return false;
+        return access(buf, X_OK) == 0;
+}
+
+/* Full path of a tool (or of a helper) by file name; false to try PATH. */
 static bool find_tool(const char *file, const char *builddir_sub, char *buf, size_t size) {
-        if (self_dir[0]) {
-                snprintf(buf, size, "%s/%s", self_dir, file);
-                if (executable(buf))
-                        return true;
-                snprintf(buf, size, "%s/../%s/%s", self_dir, builddir_sub, file);
-                if (executable(buf))
-                        return true;
-        }
-        snprintf(buf, size, "%s/%s", DIAG_LIBEXECDIR, file);
-        return executable(buf);
+        if (self_dir[0] && (executable_at(buf, size, self_dir, NULL, file) ||
+                            executable_at(buf, size, self_dir, builddir_sub, file)))
+                return true;
+        return executable_at(buf, size, DIAG_LIBEXECDIR, NULL, file);
+}
+
+static const struct verb *verb_lookup(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strcmp(verbs[i].name, name) == 0 || (verbs[i].alias && strcmp(verbs[i].alias, name) == 0))
+                        return &verbs[i];
+        return NULL;
+}
+
+/* The program a verb runs: the table's, or diag-VERB. False if the name is too long. */
+static bool verb_file(const char *verb, char *buf, size_t size) {
+        const struct verb *v = verb_lookup(verb);
+
+        if (v && v->file)
+                return format_fits(buf, size, "%s", v->file);
+        return format_fits(buf, size, "diag-%s", v ? v->name : verb);
 }
 
 static bool find_verb(const char *verb, char *buf, size_t size) {
-        char file[64], sub[80];
+        const struct verb *v = verb_lookup(verb);
+        char file[NAME_MAX + 1];
 
-        snprintf(file, sizeof file, "diag-%s", verb);
-        snprintf(sub, sizeof sub, "diag-%s", verb);
-        return find_tool(file, sub, buf, size);
+        if (!verb_file(verb, file, sizeof file))
+                return false;
+        return find_tool(file, v && v->build_dir ? v->build_dir : file, buf, size);
 }
 
-static bool verb_on_path(const char *verb) {
+static bool on_path(const char *file) {
         const char *path = getenv("PATH");
         _cleanup_free_ char *copy = path ? strdup(path) : NULL;
         char *dir, *save = NULL, buf[PATH_MAX];
 
         if (!copy)
                 return false;
-        for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-                snprintf(buf, sizeof buf, "%s/diag-%s", dir, verb);
-                if (executable(buf))
+        for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
+                if (executable_at(buf, sizeof buf, dir, NULL, file))
                         return true;
-        }
         return false;
 }
 
@@ -97,11 +130,16 @@ static void usage(FILE *f) {
                    " diag demo               diagnose a built-in hung worker\n"
                    "\n"
                    "Verbs:\n");
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (find_verb(verbs[i].name, buf, sizeof buf) || verb_on_path(verbs[i].name)) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                char file[NAME_MAX + 1];
+
+                if (!verb_file(verbs[i].name, file, sizeof file))
+                        continue;
+                if (find_verb(verbs[i].name, buf, sizeof buf) || on_path(file)) {
                         fprintf(f, " %-8s %s\n", verbs[i].name, verbs[i].help);
                         shown++;
                 }
+        }
         if (!shown)
                 fprintf(f, " (no diag-* tool found next to diag, in %s or on PATH)\n", DIAG_LIBEXECDIR);
         fprintf(f, "\n"
@@ -113,9 +151,12 @@ static void usage(FILE *f) {
 }
 
 static int run_verb(const char *verb, char **args) {
-        char path[PATH_MAX], name[64];
+        char path[PATH_MAX], name[NAME_MAX + 1];
 
-        snprintf(name, sizeof name, "diag-%s", verb);
+        if (!verb_file(verb, name, sizeof name)) {
+                log_error("unknown verb '%s'\nTry 'diag --help' for the list.", verb);
+                return DIAG_EXIT_USAGE;
+        }
         args[0] = name;
         if (find_verb(verb, path, sizeof path))
                 execv(path, args);
