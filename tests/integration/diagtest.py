@@ -1485,3 +1485,29 @@ def dump_leftovers(target, keep=()):
         elif st and len(st[2]) > 1 and st[2][1] == str(target) and st[1] != "Z":
             left.append(int(d))
     return sorted(left)
+
+
+# ---------------------------------------------------------------- shared memory
+
+class SysvSegment:
+    """A System V shared memory segment of `size` bytes with key `key`, created
+    (mode 0600) for the test and removed on exit: `with SysvSegment(key) as shmid`.
+    shmid is None when shmget failed (self.error says why)."""
+    IPC_CREAT, IPC_RMID = 0o1000, 0
+
+    def __init__(self, key, size=4096):
+        self.key, self.size, self.shmid, self.error = key, size, None, None
+        self._libc = ctypes.CDLL(None, use_errno=True)
+
+    def __enter__(self):
+        shmid = self._libc.shmget(self.key, self.size, self.IPC_CREAT | 0o600)
+        if shmid < 0:
+            self.error = "shmget: " + os.strerror(ctypes.get_errno())
+        else:
+            self.shmid = shmid
+        return self.shmid
+
+    def __exit__(self, *exc):
+        if self.shmid is not None:
+            self._libc.shmctl(self.shmid, self.IPC_RMID, None)
+        return False

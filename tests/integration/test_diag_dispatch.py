@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The dispatcher: `diag stack ...` runs diag-stack, `diag shm ...` and `diag shmdump ...`
 run shmdump; `diag` lists the verbs; an unknown verb is a usage error."""
-import ctypes
 import os
 import sys
 
@@ -12,9 +11,6 @@ import diagtest as dt  # noqa: E402
 
 def group_tids(proc):
     return sorted(tuple(sorted(g.get("tids") or [])) for g in (proc or {}).get("groups", []))
-
-
-IPC_CREAT, IPC_RMID = 0o1000, 0
 
 
 def check_shm(chk, diag, shmdump, env):
@@ -34,13 +30,12 @@ def check_shm(chk, diag, shmdump, env):
                   "'shmdump:' on stderr): %s" % (verb, r.describe()))
 
     # a real segment, listed and decoded through the dispatcher as by shmdump
-    libc = ctypes.CDLL(None, use_errno=True)
     key = 0x5d000000 | (os.getpid() & 0xffffff)
-    shmid = libc.shmget(key, 4096, IPC_CREAT | 0o600)
-    if shmid < 0:
-        dt.log("shmget: %s: the segment part is not checked" % os.strerror(ctypes.get_errno()))
-        return
-    try:
+    seg = dt.SysvSegment(key)
+    with seg as shmid:
+        if shmid is None:
+            dt.log("%s: the segment part is not checked" % seg.error)
+            return
         cols = ["-J", "-o", "NAME,ID,KEY,SIZE"]
         a = dt.run([diag, "shm"] + cols, env=env)
         b = dt.run([shmdump] + cols, env=env)
@@ -55,9 +50,6 @@ def check_shm(chk, diag, shmdump, env):
             chk.check(r.rc == s.rc and r.json(chk) == s.json(chk),
                       "`diag %s -J id:%d` is shmdump's document:\n%s\n--- shmdump:\n%s"
                       % (verb, shmid, r.describe(), s.describe()))
-    finally:
-        libc.shmctl(shmid, IPC_RMID, None)
-
 
 def main():
     dt.setup(__doc__, "shmdump")
