@@ -1329,6 +1329,7 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
         if (k->use_fork) {
                 r = diag_inject_fork(c, k->maps, &k->gadgets, &k->fork, &why);
                 if (r == 0) {
+                        k->fork.guard_fd = k->guard_fd;
                         k->forked = true;
                         k->res->method = DIAG_CORE_FORK;
                         k->res->fork_ns = k->fork.fork_ns;
