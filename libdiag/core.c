@@ -63,6 +63,7 @@ static const struct regset_kind regsets[] = {
 struct thread_regs {
         pid_t tid;
         bool partial;                   /* not stopped (D state): pc, sp, syscall from /proc */
+        long long syscall_nr;           /* of a partial thread */
         /* From /proc/PID/task/TID/{stat,status}, read while memory is copied. */
         struct timeval utime, stime, cutime, cstime;
         unsigned long sigpend, sighold;
@@ -1006,6 +1007,35 @@ static int note_files(struct core *k, struct notes *n) {
         return r;
 }
 
+/* What the core lacks, in words, for whoever opens it: a note of its own
+ * ("DIAGKIT", a type no reader of Linux cores gives a meaning to), one line per
+ * thread whose registers could not be taken. */
+#define NT_DIAGKIT_MISSING 0x44494147U  /* "DIAG" */
+
+static int note_missing(struct core *k, struct notes *n) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        if (!k->res->threads_partial)
+                return 0;
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        if (k->res->not_stopped)
+                fprintf(f, "process %d was not stopped: every thread was in uninterruptible sleep (D), which no "
+                        "ptrace stop reaches; its memory was read while it slept\n", k->pid);
+        for (size_t i = 0; i < k->ntr; i++)
+                if (k->tr[i].partial)
+                        fprintf(f, "thread %d: in uninterruptible sleep (D) in system call %lld; only the program "
+                                "counter, stack pointer and system call number and arguments are known (from "
+                                "/proc/%d/task/%d/syscall), the other registers and the FPU state are not\n",
+                                k->tr[i].tid, (long long) k->tr[i].syscall_nr, k->pid, k->tr[i].tid);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return note_add(n, "DIAGKIT", NT_DIAGKIT_MISSING, text, len + 1);
+}
+
 static int build_notes(struct core *k, struct notes *n) {
         int r;
 
@@ -1031,7 +1061,7 @@ static int build_notes(struct core *k, struct notes *n) {
                                         return r;
                         }
         }
-        return 0;
+        return note_missing(k, n);
 }
 
 /* ---- the ELF file ----------------------------------------------------------- */
@@ -1246,6 +1276,7 @@ static int read_thread_regs(struct core *k, const struct diag_capture *c) {
                                 t->regs.sp = a[7]; t->regs.pc = a[8];
 #endif
                                 t->partial = true;
+                                t->syscall_nr = n > 0 ? (long long) (int64_t) a[0] : -1;
                                 k->res->threads_partial++;
                                 k->ntr++;
                                 continue;
@@ -1322,6 +1353,7 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
 
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
 
+        k->res->stopped = true;
         r = read_thread_regs(k, c);
         k->res->regs_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
         if (r < 0)
@@ -1374,6 +1406,49 @@ static int hook_released(void *userdata, const struct diag_capture *c) {
         }
         k->err = r;
         return r;
+}
+
+/* Every thread of pid is in uninterruptible sleep (D): no ptrace stop will
+ * reach it until it returns to user space, which may be never (a dead NFS or
+ * FUSE server, a vfork parent). Nothing else. */
+static bool all_threads_dstate(pid_t pid, pid_t **ret_tids, size_t *ret_n) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0 || n == 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char state = '?';
+                if (diag_task_read_state(pid, tids[i], &state) < 0 || state != 'D')
+                        return false;
+        }
+        *ret_tids = TAKE_PTR(tids);
+        *ret_n = n;
+        return true;
+}
+
+/* The core of a process that cannot be stopped (all_threads_dstate): what
+ * /proc gives of each thread (pc, sp, system call and arguments), and its
+ * memory read while it sleeps, which needs no stop. Pages of files on a remote
+ * mount that are not in memory are not read, as always. */
+static int dump_unstopped(struct core *k, pid_t *tids, size_t n) {
+        _cleanup_free_ struct diag_thread_capture *th = calloc(n, sizeof *th);
+        struct diag_capture c = { .pid = k->pid, .n = n, .threads = th };
+        int r;
+
+        if (!th)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                th[i] = (struct diag_thread_capture) { .tid = tids[i], .err = -EDEADLK, .syscall_nr = -1 };
+        k->res->not_stopped = true;
+        k->res->method = DIAG_CORE_STOP;
+        k->res->fallback = NULL;
+        r = read_thread_regs(k, &c);
+        if (r < 0)
+                return r;
+        if (k->ntr == 0)
+                return -ESRCH;
+        return dump_from(k, k->pid);
 }
 
 int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct diag_core_result *ret) {
@@ -1435,6 +1510,12 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         co.released = hook_released;
         co.userdata = &k;
         r = diag_capture_take(pid, &co, &c);
+        if (r < 0 && !k.res->stopped && r != -EPERM && r != -EBUSY) {
+                _cleanup_free_ pid_t *tids = NULL;
+                size_t n = 0;
+                if (all_threads_dstate(pid, &tids, &n))
+                        r = dump_unstopped(&k, tids, n);
+        }
         infos_join(&k);
         /* Whatever a failed or cut-short fork left (a zombie, a thread still in
          * the call), the guard reaps once we have let go of the target. */

@@ -366,7 +366,9 @@ int main(int argc, char **argv) {
         }
         if (!to_stdout)
                 outfile_discard(&of);
-        if (res.fallback && (r == 0 || arg.core.method == DIAG_CORE_FORK) && !arg.quiet)
+        /* Only about a process that was stopped: a zombie, a kernel thread or a
+         * traced process was not, whatever the method would have been. */
+        if (res.fallback && res.stopped && !res.not_stopped && !arg.quiet)
                 log_warn("fork not used (%s): the process was stopped for the whole copy", res.fallback);
         log_debug("stopped %.1f ms: registers %.1f ms, fork %.1f ms; handover %.1f ms, write %.1f ms, end %.1f ms",
                   (double) res.pause_ns / 1e6, (double) res.regs_ns / 1e6, (double) res.fork_ns / 1e6,
@@ -394,7 +396,11 @@ int main(int argc, char **argv) {
                 double pause_ms = (double) res.pause_ns / 1e6, el_ms = (double) (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
                 char sz[DIAG_SIZE_MAX];
 
-                if (res.threads_partial)
+                if (res.not_stopped)
+                        log_warn("process %d was not stopped: every thread is in uninterruptible sleep (D), which "
+                                 "no ptrace stop reaches; the core has its memory, and of each thread only the "
+                                 "program counter, stack pointer and system call arguments", pid);
+                else if (res.threads_partial)
                         log_warn("%u thread%s in uninterruptible sleep: only pc, sp and system call arguments",
                                  res.threads_partial, res.threads_partial == 1 ? "" : "s");
                 if (res.unreadable)
@@ -411,6 +417,7 @@ int main(int argc, char **argv) {
                         json_object_object_add(o, "pid", json_object_new_int(pid));
                         json_object_object_add(o, "file", json_object_new_string(path));
                         json_object_object_add(o, "method", json_object_new_string(
+                                                       res.not_stopped ? "none" :
                                                        res.method == DIAG_CORE_FORK ? "fork" : "stop"));
                         json_object_object_add(o, "threads", json_object_new_int((int) res.threads));
                         json_object_object_add(o, "threads_partial", json_object_new_int((int) res.threads_partial));
@@ -427,7 +434,12 @@ int main(int argc, char **argv) {
                         json_object_object_add(o, "registers_mended", json_object_new_boolean(res.mended));
                         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                         json_object_put(o);
-                } else if (!arg.quiet)
+                } else if (!arg.quiet && res.not_stopped)
+                        fprintf(stderr, "%s: %s: %u thread%s, %u segments, %s of memory; process not stopped, "
+                                "%.2f s in all\n", diag_progname(), to_stdout ? "stdout" : path, res.threads,
+                                res.threads == 1 ? "" : "s", res.segments, diag_format_size(res.bytes, sz, sizeof sz),
+                                el_ms / 1000);
+                else if (!arg.quiet)
                         fprintf(stderr, "%s: %s: %u thread%s, %u segments, %s of memory; process stopped %.1f ms (%s), "
                                 "%.2f s in all\n", diag_progname(), to_stdout ? "stdout" : path, res.threads,
                                 res.threads == 1 ? "" : "s", res.segments, diag_format_size(res.bytes, sz, sizeof sz),
