@@ -417,6 +417,9 @@ int main(int argc, char **argv) {
         log_debug("stopped %.1f ms: registers %.1f ms, fork %.1f ms; handover %.1f ms, write %.1f ms, end %.1f ms",
                   (double) res.pause_ns / 1e6, (double) res.regs_ns / 1e6, (double) res.fork_ns / 1e6,
                   (double) res.handover_ns / 1e6, (double) res.write_ns / 1e6, (double) res.end_ns / 1e6);
+        if (res.stop_chosen)
+                log_debug("--stacks-only: about %" PRIu64 " KiB to copy, less time stopped than a fork: copied "
+                          "during the stop", res.estimate / 1024);
         if (res.mended)
                 log_debug("a thread's registers needed setting back after the injected fork");
         if (res.reap_error)
