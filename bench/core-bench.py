@@ -53,7 +53,11 @@ SCENARIOS = {
             ["--heap", "1024", "--sparse", "1024", "--threads", "10", "--spinners", "0", "--meter"]),
     "threads": ("1,000 threads, 64 MiB heap",
                 ["--threads", "1000", "--heap", "64", "--spinners", "0", "--meter"]),
+    # diag-core --stacks-only against gcore's whole core: how long each stops the process
+    "stacks": ("diag-core --stacks-only, 512 MiB heap, 4 threads (gcore: its whole core)",
+               ["--heap", "512", "--threads", "4", "--spinners", "0", "--meter"]),
 }
+STACKS_ONLY = {"stacks"}      # scenarios where diag-core runs with --stacks-only
 PAUSE_TARGET_MS = 100.0
 SPEEDUP_TARGET = 5.0
 DISK_SLACK = 0.05
@@ -63,8 +67,8 @@ class BenchError(Exception):
     pass
 
 
-def check_core(path, fx, rnd):
-    """None if path is a core of fx with every thread and the heap's data, else why."""
+def check_core(path, fx, rnd, heap=True):
+    """None if path is a core of fx with every thread and (heap) the heap's data, else why."""
     if not os.path.exists(path):
         return "no core file %s" % path
     ec = dt.ElfCore(path)
@@ -73,6 +77,8 @@ def check_core(path, fx, rnd):
     want = dt.task_ids(fx.pid)
     if ec.prstatus_pids() != want:
         return "NT_PRSTATUS for %d threads, the process has %d" % (len(ec.prstatus_pids()), len(want))
+    if not heap:
+        return None
     base, size = fx.info["heap"]["addr"], fx.info["heap"]["size"]
     for off in [0, size - 8] + [rnd.randrange(size // 8) * 8 for _ in range(62)]:
         got = ec.u64(base + off)
@@ -142,10 +148,14 @@ def bench_scenario(key, tool_list, args, meter_cpu, tool_cpus, outdir, metered=T
             prefix = os.path.join(outdir, name)
             core = f"{prefix}.{fx.pid}"
             fx.command("gap")
-            wall, _, status, out, err = sb.run_tool(cmd(fx.pid, prefix), tool_cpus, args.timeout)
+            stacks = key in STACKS_ONLY and name == "diag-core"
+            argv = cmd(fx.pid, prefix)
+            if stacks:
+                argv = argv[:1] + ["--stacks-only"] + argv[1:]
+            wall, _, status, out, err = sb.run_tool(argv, tool_cpus, args.timeout)
             m = fx.command("gap")
             why = None if status == 0 else f"exit {status}: {err.strip()[-300:]!r}"
-            why = why or check_core(core, fx, rnd)
+            why = why or check_core(core, fx, rnd, heap=not stacks)
             selfms = None
             if not why and name == "diag-core":
                 try:

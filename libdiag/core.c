@@ -63,6 +63,7 @@ static const struct regset_kind regsets[] = {
 struct thread_regs {
         pid_t tid;
         bool partial;                   /* not stopped (D state): pc, sp, syscall from /proc */
+        long long syscall_nr;           /* of a partial thread */
         /* From /proc/PID/task/TID/{stat,status}, read while memory is copied. */
         struct timeval utime, stime, cutime, cstime;
         unsigned long sigpend, sighold;
@@ -149,6 +150,8 @@ struct core {
         struct notes proc_notes;        /* PRPSINFO, SIGINFO, AUXV */
         pid_t pagemap_pid;
         struct diag_remote_devs remote; /* the process's NFS, FUSE... mounts */
+        struct region *pre;             /* --stacks-only: the regions from smaps before the stop */
+        size_t npre;
         int err;
 };
 
@@ -421,7 +424,12 @@ static size_t pagemap_at(struct core *k, pid_t src, uint64_t addr, uint64_t end,
         if (k->pagemap_fd < 0 || !k->pm)
                 return 0;
         if (page < k->pm_base || page >= k->pm_base + k->pm_n) {
-                ssize_t n = pread(k->pagemap_fd, k->pm, PM_WINDOW * sizeof *k->pm, (off_t) (page * 8));
+                /* --stacks-only skips most of the memory: a window past this
+                 * mapping would walk the page tables of what is skipped (7 ms
+                 * for a 512 MiB heap next to a thread stack). */
+                size_t want = k->o->stacks_only ? (size_t) MIN((uint64_t) PM_WINDOW, (end - addr + PAGE - 1) / PAGE)
+                                                : PM_WINDOW;
+                ssize_t n = pread(k->pagemap_fd, k->pm, want * sizeof *k->pm, (off_t) (page * 8));
                 k->pm_base = page;
                 k->pm_n = n > 0 ? (size_t) n / 8 : 0;
         }
@@ -733,6 +741,92 @@ static void stacks_only(struct core *k) {
         }
 }
 
+/* --stacks-only, before the stop: about how many bytes the core will hold.
+ * Thread registers are not known yet, so every stack mapping counts whole
+ * (its resident part: "[stack]", or writable memory right above a guard
+ * page), with the small written data and the headers stacks_only() keeps. */
+static int stacks_only_estimate(struct core *k, uint64_t *ret) {
+        uint64_t est = 0;
+        int r;
+
+        r = regions_from_smaps(k, k->pid);
+        for (size_t i = 0; r >= 0 && i < k->nrg; i++) {
+                struct region *g = &k->rg[i];
+                uint64_t size = g->end - g->start;
+                bool stack;
+
+                classify(k, g);
+                if (g->dump == D_HEADER) {
+                        est += PAGE;
+                        continue;
+                }
+                if (g->dump != D_ALL)
+                        continue;
+                stack = strcmp(g->path, "[stack]") == 0 ||
+                        (g->perms[1] == 'w' && i > 0 && k->rg[i - 1].end == g->start &&
+                         strncmp(k->rg[i - 1].perms, "---", 3) == 0);
+                if (stack || strcmp(g->path, "[vdso]") == 0 ||
+                    (g->perms[3] == 'p' && (g->perms[1] == 'w' || g->anon > 0) && size <= SMALL_DATA))
+                        est += MIN(g->rss, size);
+        }
+        /* Kept for the stop: what smaps says of each mapping (see
+         * regions_while_stopped). */
+        k->pre = TAKE_PTR(k->rg);
+        k->npre = k->nrg;
+        k->nrg = k->arg = 0;
+        *ret = est;
+        return r < 0 ? r : 0;
+}
+
+/* The regions of the stopped process from its maps, a fraction of a
+ * millisecond, not its smaps: those of a process of 500 MiB take tens of
+ * milliseconds to read, longer than the copy of a small core. What smaps said
+ * before the stop (Rss, Anonymous, VmFlags) is taken for every mapping that is
+ * still the same; one that is new is read as if all resident. */
+static int regions_while_stopped(struct core *k) {
+        _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
+        size_t j = 0;
+        int r;
+
+        r = diag_maps_read(k->pid, &maps);
+        if (r < 0)
+                return r == -ENOENT ? -ESRCH : r;
+        for (size_t i = 0; i < maps->n; i++) {
+                const struct diag_map *m = &maps->maps[i];
+                struct region *g;
+
+                r = region_add(k, m, k->pid);
+                if (r < 0)
+                        return r;
+                g = &k->rg[k->nrg - 1];
+                while (j < k->npre && k->pre[j].end <= m->start)
+                        j++;
+                if (j < k->npre && k->pre[j].start == m->start && k->pre[j].end == m->end &&
+                    k->pre[j].inode == m->inode && memcmp(k->pre[j].perms, m->perms, 4) == 0) {
+                        g->rss = k->pre[j].rss;
+                        g->anon = k->pre[j].anon;
+                        g->dd = k->pre[j].dd;
+                        g->io = k->pre[j].io;
+                        g->ht = k->pre[j].ht;
+                        g->wf = k->pre[j].wf;
+                } else
+                        g->rss = g->end - g->start;
+        }
+        return 0;
+}
+
+/* Whether copying est bytes while the process is stopped takes less than a
+ * fork of it would keep it stopped: the copy at about 1 GiB/s, the fork's page
+ * table copy at about 25 ms per GiB resident (see diag-core(1), OVERHEAD),
+ * each after about 1 ms of fixed cost. */
+static bool stop_copy_faster(pid_t pid, uint64_t est) {
+        unsigned long long rss_kb = 0;
+
+        if (diag_task_status_field(pid, 0, "VmRSS", 10, &rss_kb) < 0)
+                return false;
+        return est / 1024 <= rss_kb / 40;
+}
+
 static int cmp_start(const void *a, const void *b) {
         const struct region *x = a, *y = b;
         return x->start < y->start ? -1 : x->start > y->start;
@@ -1006,6 +1100,35 @@ static int note_files(struct core *k, struct notes *n) {
         return r;
 }
 
+/* What the core lacks, in words, for whoever opens it: a note of its own
+ * ("DIAGKIT", a type no reader of Linux cores gives a meaning to), one line per
+ * thread whose registers could not be taken. */
+#define NT_DIAGKIT_MISSING 0x44494147U  /* "DIAG" */
+
+static int note_missing(struct core *k, struct notes *n) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        if (!k->res->threads_partial)
+                return 0;
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        if (k->res->not_stopped)
+                fprintf(f, "process %d was not stopped: every thread was in uninterruptible sleep (D), which no "
+                        "ptrace stop reaches; its memory was read while it slept\n", k->pid);
+        for (size_t i = 0; i < k->ntr; i++)
+                if (k->tr[i].partial)
+                        fprintf(f, "thread %d: in uninterruptible sleep (D) in system call %lld; only the program "
+                                "counter, stack pointer and system call number and arguments are known (from "
+                                "/proc/%d/task/%d/syscall), the other registers and the FPU state are not\n",
+                                k->tr[i].tid, (long long) k->tr[i].syscall_nr, k->pid, k->tr[i].tid);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return note_add(n, "DIAGKIT", NT_DIAGKIT_MISSING, text, len + 1);
+}
+
 static int build_notes(struct core *k, struct notes *n) {
         int r;
 
@@ -1031,7 +1154,7 @@ static int build_notes(struct core *k, struct notes *n) {
                                         return r;
                         }
         }
-        return 0;
+        return note_missing(k, n);
 }
 
 /* ---- the ELF file ----------------------------------------------------------- */
@@ -1246,6 +1369,7 @@ static int read_thread_regs(struct core *k, const struct diag_capture *c) {
                                 t->regs.sp = a[7]; t->regs.pc = a[8];
 #endif
                                 t->partial = true;
+                                t->syscall_nr = n > 0 ? (long long) (int64_t) a[0] : -1;
                                 k->res->threads_partial++;
                                 k->ntr++;
                                 continue;
@@ -1279,7 +1403,7 @@ static int dump_from(struct core *k, pid_t src) {
 
         if (!k->info_started)
                 infos_start(k);
-        r = regions_from_smaps(k, src);
+        r = src == k->pid && k->pre ? regions_while_stopped(k) : regions_from_smaps(k, src);
         if (r < 0) {
                 infos_join(k);
                 return r;
@@ -1322,6 +1446,7 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
 
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
 
+        k->res->stopped = true;
         r = read_thread_regs(k, c);
         k->res->regs_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
         if (r < 0)
@@ -1329,6 +1454,7 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
         if (k->use_fork) {
                 r = diag_inject_fork(c, k->maps, &k->gadgets, &k->fork, &why);
                 if (r == 0) {
+                        k->fork.guard_fd = k->guard_fd;
                         k->forked = true;
                         k->res->method = DIAG_CORE_FORK;
                         k->res->fork_ns = k->fork.fork_ns;
@@ -1337,7 +1463,9 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
                 k->res->fallback = why;
         }
         k->res->method = DIAG_CORE_STOP;
+        t0 = diag_now_ns(CLOCK_MONOTONIC);
         r = dump_from(k, k->pid);
+        k->res->write_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
         k->err = r;
         return r;
 }
@@ -1373,6 +1501,49 @@ static int hook_released(void *userdata, const struct diag_capture *c) {
         }
         k->err = r;
         return r;
+}
+
+/* Every thread of pid is in uninterruptible sleep (D): no ptrace stop will
+ * reach it until it returns to user space, which may be never (a dead NFS or
+ * FUSE server, a vfork parent). Nothing else. */
+static bool all_threads_dstate(pid_t pid, pid_t **ret_tids, size_t *ret_n) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+
+        if (diag_proc_list_tids(pid, &tids, &n) < 0 || n == 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char state = '?';
+                if (diag_task_read_state(pid, tids[i], &state) < 0 || state != 'D')
+                        return false;
+        }
+        *ret_tids = TAKE_PTR(tids);
+        *ret_n = n;
+        return true;
+}
+
+/* The core of a process that cannot be stopped (all_threads_dstate): what
+ * /proc gives of each thread (pc, sp, system call and arguments), and its
+ * memory read while it sleeps, which needs no stop. Pages of files on a remote
+ * mount that are not in memory are not read, as always. */
+static int dump_unstopped(struct core *k, pid_t *tids, size_t n) {
+        _cleanup_free_ struct diag_thread_capture *th = calloc(n, sizeof *th);
+        struct diag_capture c = { .pid = k->pid, .n = n, .threads = th };
+        int r;
+
+        if (!th)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                th[i] = (struct diag_thread_capture) { .tid = tids[i], .err = -EDEADLK, .syscall_nr = -1 };
+        k->res->not_stopped = true;
+        k->res->method = DIAG_CORE_STOP;
+        k->res->fallback = NULL;
+        r = read_thread_regs(k, &c);
+        if (r < 0)
+                return r;
+        if (k->ntr == 0)
+                return -ESRCH;
+        return dump_from(k, k->pid);
 }
 
 int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct diag_core_result *ret) {
@@ -1419,7 +1590,17 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
                         return r == -ENOENT ? -ESRCH : r;
                 }
         }
-        if (o->method == DIAG_CORE_FORK) {
+        if (o->stacks_only) {
+                uint64_t est = 0;
+                /* A small core: copied during the stop when that is shorter
+                 * than the fork. */
+                if (stacks_only_estimate(&k, &est) == 0 && o->method == DIAG_CORE_FORK &&
+                    stop_copy_faster(pid, est)) {
+                        k.res->stop_chosen = true;
+                        k.res->estimate = est;
+                }
+        }
+        if (o->method == DIAG_CORE_FORK && !k.res->stop_chosen) {
                 k.res->fallback = diag_inject_fork_unsuitable(pid);
                 /* While it runs: the search reads part of its code. */
                 if (!k.res->fallback && diag_inject_find_gadgets(pid, maps, &k.remote, &k.gadgets) < 0)
@@ -1434,6 +1615,12 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         co.released = hook_released;
         co.userdata = &k;
         r = diag_capture_take(pid, &co, &c);
+        if (r < 0 && !k.res->stopped && r != -EPERM && r != -EBUSY) {
+                _cleanup_free_ pid_t *tids = NULL;
+                size_t n = 0;
+                if (all_threads_dstate(pid, &tids, &n))
+                        r = dump_unstopped(&k, tids, n);
+        }
         infos_join(&k);
         /* Whatever a failed or cut-short fork left (a zombie, a thread still in
          * the call), the guard reaps once we have let go of the target. */
@@ -1449,6 +1636,9 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
         for (size_t i = 0; i < k.nrg; i++)
                 free(k.rg[i].path);
         free(k.rg);
+        for (size_t i = 0; i < k.npre; i++)
+                free(k.pre[i].path);
+        free(k.pre);
         free(k.jobs);
         diag_remote_devs_done(&k.remote);
         free(k.pm);

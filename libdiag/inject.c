@@ -712,7 +712,7 @@ int diag_inject_fork(const struct diag_capture *c, const struct diag_maps *maps,
         static __thread char why[160];
         pid_t dtid = 0;
 
-        *f = (struct diag_fork) { .pid = c->pid };
+        *f = (struct diag_fork) { .pid = c->pid, .guard_fd = -1 };
         *ret_why = "no thread could fork safely";
         if (dstate_holds_mm(c, &dtid)) {
                 snprintf(why, sizeof why, "thread %d is in uninterruptible sleep (D) in a memory-map or "
@@ -838,35 +838,79 @@ static void kill_and_wait(pid_t pid) {
 
 static int reap_from_target(struct diag_fork *f, pid_t child_ns);
 
+/* The pid of pid in its own (innermost) pid namespace: the last NSpid value. */
+static int nspid_innermost(pid_t pid, unsigned long long *ret) {
+        char path[64], buf[4096];
+        const char *q, *e, *last = NULL;
+
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 || !(q = strstr(buf, "\nNSpid:")))
+                return -ENOENT;
+        e = strchr(q + 1, '\n');
+        for (const char *t = q + 7; *t && (!e || t < e); t++)
+                if ((*t == '\t' || *t == ' ') && t[1] >= '0' && t[1] <= '9')
+                        last = t + 1;
+        if (!last)
+                return -ENOENT;
+        *ret = strtoull(last, NULL, 10);
+        return 0;
+}
+
+/* Tell the guard of a process of ours that the target has adopted: if we die,
+ * it reaps it from the target, whatever its exit signal. */
+static void guard_tell(int fd, char what, pid_t pid) {
+        char msg[1 + sizeof pid] = { what };
+
+        if (fd < 0)
+                return;
+        memcpy(msg + 1, &pid, sizeof pid);
+        (void) !write(fd, msg, sizeof msg);
+}
+
 int diag_inject_fork_prepare_child(struct diag_fork *f) {
         _cleanup_close_ int fd = -1;
+        unsigned long long self_ns = 0;
         pid_t holder = 0;
         long res = 0;
         char path[64], buf[512];
         const char *p;
         int r;
 
-        /* The image moves to a grandchild, and the child is reaped by the target
-         * right away: the grandchild is an orphan, adopted (with exit signal
-         * SIGCHLD) by init or the nearest subreaper above the target. Whenever
-         * it dies, even with us, its new parent reaps it; the target never
-         * has a zombie to reap, except in the microseconds of this handover. It
-         * shares the target's fd table too: it opens, holds and closes nothing. */
-        r = run_in_child(f, f->child, SYS_clone, CLONE_FILES, f->child_frame, &res, &holder);
-        if (r < 0 || holder <= 0)
-                return r < 0 ? r : (res < 0 ? (int) res : -ECHILD);
-        kill_and_wait(f->child);
-        f->child = holder;
-        r = reap_from_target(f, f->child_ns);
-        f->child_ns = 0;
-        if (r < 0)
-                f->reap_error = r;
-        /* Unless the target is itself a subreaper: then it adopted the
-         * grandchild, and must reap it at the end as well. */
-        snprintf(path, sizeof path, "/proc/%d/stat", holder);
-        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) > 0 && (p = strrchr(buf, ')')) &&
-            strtol(p + 4, NULL, 10) == f->pid)
-                f->child_ns = (pid_t) res;
+        /* The init of a pid namespace (a container's first process) adopts
+         * every orphan in it: a grandchild would be its child all the same,
+         * with exit signal SIGCHLD, a zombie it may never reap if we die. The
+         * child (exit signal 0, no SIGCHLD) keeps the image then, and is reaped
+         * from the target at the end, or by the guard. */
+        if (nspid_innermost(f->pid, &self_ns) == 0 && self_ns == 1) {
+                f->kept_child = true;
+                holder = f->child;
+        } else {
+                /* The image moves to a grandchild, and the child is reaped by the
+                 * target right away: the grandchild is an orphan, adopted (with
+                 * exit signal SIGCHLD) by init or the nearest subreaper above the
+                 * target. Whenever it dies, even with us, its new parent reaps it;
+                 * the target never has a zombie to reap, except in the
+                 * microseconds of this handover. It shares the target's fd table
+                 * too: it opens, holds and closes nothing. */
+                r = run_in_child(f, f->child, SYS_clone, CLONE_FILES, f->child_frame, &res, &holder);
+                if (r < 0 || holder <= 0)
+                        return r < 0 ? r : (res < 0 ? (int) res : -ECHILD);
+                kill_and_wait(f->child);
+                f->child = holder;
+                r = reap_from_target(f, f->child_ns);
+                f->child_ns = 0;
+                if (r < 0)
+                        f->reap_error = r;
+                /* Unless the target is itself a subreaper: then it adopted the
+                 * grandchild, and must reap it at the end as well (and the guard,
+                 * if we die first). */
+                snprintf(path, sizeof path, "/proc/%d/stat", holder);
+                if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) > 0 && (p = strrchr(buf, ')')) &&
+                    strtol(p + 4, NULL, 10) == f->pid) {
+                        f->child_ns = (pid_t) res;
+                        guard_tell(f->guard_fd, 'o', holder);
+                }
+        }
         /* The frames the fork was made with are in the copy: put back what the
          * stack held there, so that the image is the target's. */
         fd = mem_open(holder);
@@ -999,7 +1043,8 @@ static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
         char c, st;
         int es = -1;
         bool done = false;
-        pid_t watch = 0;
+        pid_t watch = 0, ours[8] = {};
+        size_t nours = 0;
 
         /* Out of the tool's session (signals are blocked since the fork): now
          * the tool may go on. */
@@ -1018,6 +1063,9 @@ static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
                         done = true;
                 else if (c == 'w' && read(3, &watch, sizeof watch) != (ssize_t) sizeof watch)
                         watch = 0;
+                else if (c == 'o' && nours < ELEMENTSOF(ours) &&
+                         read(3, &ours[nours], sizeof ours[0]) == (ssize_t) sizeof ours[0])
+                        nours++;
         }
         if (done)
                 _exit(0);
@@ -1051,30 +1099,19 @@ static _Noreturn void guard_main(pid_t pid, int rfd, int ready) {
                                 pid_t cp;
                                 char cs;
                                 int sig = -1;
-                                if (diag_parse_pid(w, &cp) < 0 || child_stat(cp, &cs, &start, &sig) < 0 ||
-                                    sig != 0 || start < since)
+                                bool adopted = false;
+                                if (diag_parse_pid(w, &cp) < 0 || child_stat(cp, &cs, &start, &sig) < 0)
+                                        continue;
+                                for (size_t o = 0; o < nours; o++)
+                                        adopted |= ours[o] == cp;
+                                if (!adopted && (sig != 0 || start < since))
                                         continue;
                                 if (cs != 'Z') {
                                         pending++;
                                         continue;
                                 }
-                                if (diag_task_status_field(cp, 0, "NSpid", 10, &nspid) < 0)
+                                if (nspid_innermost(cp, &nspid) < 0)
                                         nspid = (unsigned long long) cp;
-                                {
-                                        /* NSpid lists the pid in each namespace, the target's last. */
-                                        char sp[64], sbuf[4096];
-                                        const char *q;
-                                        snprintf(sp, sizeof sp, "/proc/%d/status", cp);
-                                        if (diag_read_small_at(AT_FDCWD, sp, sbuf, sizeof sbuf) > 0 &&
-                                            (q = strstr(sbuf, "\nNSpid:"))) {
-                                                const char *e = strchr(q + 1, '\n'), *last = NULL;
-                                                for (const char *t = q + 7; t && *t && (!e || t < e); t++)
-                                                        if ((*t == '\t' || *t == ' ') && t[1] >= '0' && t[1] <= '9')
-                                                                last = t + 1;
-                                                if (last)
-                                                        nspid = strtoull(last, NULL, 10);
-                                        }
-                                }
                                 {
                                         struct diag_fork f = { .pid = pid, .tid = tids[i] };
                                         (void) reap_from_target(&f, (pid_t) nspid);
@@ -1130,11 +1167,8 @@ void diag_inject_guard_stop(int fd, bool done, pid_t watch) {
                 return;
         if (done)
                 (void) !write(fd, "d", 1);
-        else if (watch > 0) {
-                char msg[1 + sizeof watch] = { 'w' };
-                memcpy(msg + 1, &watch, sizeof watch);
-                (void) !write(fd, msg, sizeof msg);
-        }
+        else if (watch > 0)
+                guard_tell(fd, 'w', watch);
         close(fd);
 }
 

@@ -8,10 +8,16 @@ as it was, and when the file system is aborted the reader wakes and runs on, not
 stopped. Then a thread in D state inside a page fault on a mapping of that file: fork
 could wait for the mmap lock it may hold, so diag-core uses --method stop and says so,
 and reads no page of the FUSE mapping that is not in memory (that read would hang
-diag-core itself). Needs root and /dev/fuse (else skipped)."""
+diag-core itself). Last, single-threaded processes that no stop reaches: fusehang's
+reader of a file on its hung mount, `stat` of a name on it, and a vfork parent
+(posix_spawn of a program on it: the child waits in execve, the parent for the
+child). diag-core writes a core without stopping them (-J method "none"), exit 4,
+says so on stderr and in the core's DIAGKIT note, and gdb shows the thread at the
+pc of /proc/PID/syscall. Needs root and /dev/fuse (else skipped)."""
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,6 +76,7 @@ def main():
     finally:
         close(chk, fx, mnt, conn)
     fault_case(chk, tmp)
+    single_thread_cases(chk, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     chk.finish()
 
@@ -113,6 +120,84 @@ def fault_case(chk, tmp):
             dt.check_heap_words(chk, ec, fx, what)
     finally:
         close(chk, fx, mnt, conn)
+
+
+def single_thread_cases(chk, tmp):
+    """Single-threaded processes in D state: nothing can be stopped."""
+    fh = os.path.join(os.path.dirname(dt.need_path("corefix")), "fusehang")
+    if not chk.check(os.access(fh, os.X_OK), "fusehang is not built next to corefix (%s)" % fh):
+        return
+    dt.paths.fusehang = fh
+    fx = dt.KVFixture("fusehang", args=["--dir", tmp], ready_timeout=20, term_timeout=10, pdeathsig=signal.SIGTERM)
+    procs, mnt, conn = [], None, None
+    try:
+        fx.__enter__()
+        fuse = fx.fact("fuse")
+        mnt, conn = fuse["mnt"], fuse.get("conn")
+        quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, cwd="/")
+        # A name the server never looks up: stat waits for ever.
+        procs.append(subprocess.Popen([dt.which("stat") or "stat", os.path.join(mnt, "never")], **quiet))
+        # posix_spawn is clone(CLONE_VM | CLONE_VFORK): the parent waits until the
+        # child's execve, which waits for the lookup of the program on the mount.
+        procs.append(subprocess.Popen([sys.executable, "-c", "import os, sys; os.posix_spawn(sys.argv[1], "
+                                       "[sys.argv[1]], {})", os.path.join(mnt, "prog")], **quiet))
+        cases = [("the reader of a file on the hung mount", fuse["holder_pid"]),
+                 ("stat of a name on the hung mount", procs[0].pid),
+                 ("a vfork parent", procs[1].pid)]
+        for what, pid in cases:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (len(dt.task_ids(pid)) == 1 and
+                                                       dt.task_state(pid, pid) in ("S", "D") and
+                                                       dt.proc_syscall(pid, pid)[:1] not in ([], ["running"])):
+                time.sleep(0.02)
+            if what == "a vfork parent":
+                chk.check(dt.children_of(pid)[0], "%s: the spawned child is not there" % what)
+            unstoppable(chk, what, pid, tmp)
+    finally:
+        for p in procs:
+            dt.kill_group(p)
+            p.wait()
+        fx.close()
+        if mnt and dt.mounted_at(mnt):
+            dt.force_unmount(mnt, conn)
+
+
+def unstoppable(chk, what, pid, tmp):
+    exe = os.readlink("/proc/%d/exe" % pid)
+    for method in ("fork", "stop"):
+        w = "%s (pid %d), --method %s" % (what, pid, method)
+        d = tempfile.mkdtemp(dir=tmp)
+        r = dt.diag_core("-J", "--method", method, "-o", os.path.join(d, "core"), pid, timeout=ANSWER_WITHIN)
+        core = os.path.join(d, "core.%d" % pid)
+        if not chk.eq(r.rc, EXIT_PARTIAL, "%s: exit status\n%s" % (w, r.describe())):
+            continue
+        doc = r.json(chk) or {}
+        chk.eq((doc.get("method"), doc.get("threads"), doc.get("threads_partial")), ("none", 1, 1),
+               "%s: -J method, threads, threads_partial" % w)
+        chk.check("not stopped" in r.err and "uninterruptible sleep" in r.err,
+                  "%s: stderr does not say the process was not stopped and why: %r" % (w, r.err))
+        chk.check("fork not used" not in r.err and "deadlock" not in r.err.lower(),
+                  "%s: stderr speaks of a fork or an errno: %r" % (w, r.err))
+        chk.eq(dt.task_state(pid, pid), "D", "%s: state after" % w)
+        chk.check(not dt.stopped_or_traced(pid), "%s: left stopped or traced: %s" % (w, dt.stopped_or_traced(pid)))
+        ec = dt.ElfCore(core)
+        if not chk.check(ec.error is None, "%s: the core is not well formed: %s" % (w, ec.error)):
+            continue
+        chk.eq(ec.prstatus_pids(), [pid], "%s: pr_pid of the NT_PRSTATUS notes" % w)
+        text = b"".join(desc for name, _, desc in ec.notes if name == "DIAGKIT").decode(errors="replace")
+        chk.check("uninterruptible" in text and ("thread %d" % pid) in text,
+                  "%s: the core's DIAGKIT note does not say what is missing: %r" % (w, text))
+        sc = dt.proc_syscall(pid, pid)
+        pc = int(sc[-1], 16) if len(sc) >= 3 else None
+        g = dt.gdb_command(exe, ["info threads", "bt", "info registers rip"], core=core, timeout=120)
+        chk.check(("LWP %d" % pid) in g.out, "%s: gdb info threads does not show LWP %d\n%s" % (w, pid, g.describe()))
+        m = [l for l in g.out.splitlines() if l.startswith("rip")]
+        chk.check(pc is not None and m and int(m[0].split()[1], 16) == pc,
+                  "%s: gdb's rip %s, /proc/%d/syscall pc %s" % (w, m[:1], pid, hex(pc) if pc else pc))
+        # (gdb leaves the address out of frame #0 when the pc starts a source line)
+        chk.check("#0  " in g.out and "#1  " in g.out,
+                  "%s: gdb's bt does not unwind from the pc %s\n%s" % (w, hex(pc) if pc else pc, g.out[-2000:]))
 
 
 def abort(fx):

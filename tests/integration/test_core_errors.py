@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """diag-core when things go wrong: a full disk (a 16 MiB tmpfs), the target exiting or
 killed mid-dump, no such process, invalid process ids, an existing output file or a
-symlink in its place, a missing directory, no permission, usage errors. Each time:
-the documented exit status, one clear line, no core file (not even a hidden one)
-left behind, and the target as it was."""
+symlink in its place, a missing directory, no permission, usage errors; a kernel
+thread, a zombie, a process already traced, two diag-core racing on one process.
+Each time: the documented exit status, one clear line in the words every tool uses
+(with -J, the error object on stdout too), never "fork not used" for a process that
+was not stopped, never "try as root" to root, no core file (not even a hidden one)
+left behind, and the target as it was. Also -o DIR/ and -o with an existing
+directory: DIR/core.PID."""
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,8 +35,12 @@ def main():
     try:
         usage_errors(chk, tmp)
         no_such_pid(chk, tmp)
+        not_dumpable(chk, tmp)
         with dt.CoreFixture(["--heap", HEAP_MIB, "--threads", 4, "--children", 1]) as fx:
             before = fx.snapshot()
+            output_dir(chk, fx, before, tmp)
+            already_traced(chk, fx, before, tmp)
+            racing(chk, fx, before, tmp)
             existing_file(chk, fx, before, tmp)
             symlinks(chk, fx, before, tmp)
             missing_dir(chk, fx, before, tmp)
@@ -41,6 +50,8 @@ def main():
         target_killed(chk, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        for c in _cleanups:
+            shutil.rmtree(c, ignore_errors=True)
     if skipped and not chk.failures:
         dt.log("%s: %d checks passed" % (chk.name, chk.count))
         dt.skip("; ".join(skipped))
@@ -183,16 +194,141 @@ def not_permitted(chk, fx, before):
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-        r = dt.run([core_tool(), "-o", os.path.join(d, "core"), fx.pid], timeout=120, preexec=drop)
-        if r.rc == 127 or "Permission denied" in r.err and "exec" in r.err:
-            skipped.append("%s: user nobody cannot run %s" % (what, core_tool()))
-            return
+        r = dt.run([runnable_copy(chk, d), "-o", os.path.join(d, "core"), fx.pid], timeout=120, preexec=drop)
         chk.eq(r.rc, 1, "%s: exit status\n%s" % (what, r.describe()))
         one_line(chk, r, what, str(fx.pid), ("not permitted", "permission"))
         chk.eq(os.listdir(d), [], "%s: files in the directory" % what)
         fx.check_unharmed(chk, before, what)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def runnable_copy(chk, d):
+    """A copy of diag-core that another user can run wherever the build tree is (a
+    clone under /root, mode 0700, is out of its reach): a fresh directory and the
+    binary, both 0755. diag-core links libdiag statically: its shared libraries
+    must be the system's (checked with ldd where there is one)."""
+    bindir = tempfile.mkdtemp(prefix="diagtest-core-bin-")
+    os.chmod(bindir, 0o755)
+    copy = os.path.join(bindir, "diag-core")
+    shutil.copy(core_tool(), copy)
+    os.chmod(copy, 0o755)
+    _cleanups.append(bindir)
+    ldd = dt.which("ldd")
+    if ldd:
+        r = dt.run([ldd, copy], timeout=60)
+        libs = [l.split("=>")[-1].split("(")[0].strip() for l in r.out.splitlines() if "=>" in l]
+        own = [l for l in libs if l and os.path.realpath(l).startswith(os.path.dirname(os.path.realpath(core_tool()))
+                                                                      .rsplit("/tools/", 1)[0] + "/")]
+        chk.check(not own, "diag-core needs shared libraries of the build tree: %s" % own)
+    return copy
+
+
+_cleanups = []
+
+
+def not_dumpable(chk, tmp):
+    """A kernel thread, a zombie, no such process: one line each, exit 1, with -J the
+    error object; never a word of fork or of root."""
+    d = tempfile.mkdtemp(dir=tmp)
+    zombie = os.fork()
+    if zombie == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 5
+        while dt.task_state(zombie, zombie) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        me = os.getpid()
+        cases = [("kernel thread", 2, r"^diag-core: pid 2 \(kthreadd\) is a kernel thread: it has no user space to dump$",
+                  "kernel-thread"),
+                 ("zombie", zombie, r"^diag-core: pid %d \(\S+\) has exited: a zombie its parent %d \(\S+\) has not "
+                  r"reaped$" % (zombie, me), "zombie"),
+                 ("no such process", free_pid(), r"^diag-core: pid \d+: no such process$", "gone")]
+        for what, pid, pattern, reason in cases:
+            for json_opt in ([], ["-J"]):
+                w = "%s%s" % (what, " -J" if json_opt else "")
+                r = dt.run([core_tool()] + json_opt + ["-o", os.path.join(d, "core"), pid], timeout=60)
+                chk.eq(r.rc, 1, "%s: exit status\n%s" % (w, r.describe()))
+                chk.check(len(r.err_lines()) == 1 and re.match(pattern, r.err_lines()[0]),
+                          "%s: stderr %r does not match %r" % (w, r.err, pattern))
+                if json_opt:
+                    doc = r.json(chk) or {}
+                    e = doc.get("error") or {}
+                    chk.eq((e.get("reason"), e.get("pid"), e.get("status")), (reason, pid, 1), "%s: -J error" % w)
+                    chk.eq(e.get("message"), r.err_lines()[0][len("diag-core: "):] if r.err_lines() else None,
+                           "%s: -J error message" % w)
+                else:
+                    chk.eq(r.out, "", "%s: stdout" % w)
+        chk.eq(os.listdir(d), [], "not dumpable: files in the directory")
+    finally:
+        os.waitpid(zombie, 0)
+
+
+def output_dir(chk, fx, before, tmp):
+    """-o DIR/ and -o DIR (an existing directory) write DIR/core.PID."""
+    for what, how in (("-o DIR/", lambda d: d + "/"), ("-o DIR, an existing directory", lambda d: d)):
+        d = tempfile.mkdtemp(dir=tmp)
+        r = dt.diag_core("-q", "-o", how(d), fx.pid)
+        chk.eq(r.rc, 0, "%s: exit status\n%s" % (what, r.describe()))
+        chk.eq(os.listdir(d), ["core.%d" % fx.pid], "%s: files in the directory" % what)
+        fx.check_unharmed(chk, before, what)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def already_traced(chk, fx, before, tmp):
+    """A process a debugger holds (here: this test, with PTRACE_SEIZE): who holds it,
+    in one line; no word of fork, nothing stopped."""
+    what = "already traced"
+    d = tempfile.mkdtemp(dir=tmp)
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        if dt._libc.ptrace(0x4206, sleeper.pid, None, None) != 0:      # PTRACE_SEIZE
+            chk.fail("%s: the test could not seize sleep %d" % (what, sleeper.pid))
+            return
+        for json_opt in ([], ["-J"]):
+            r = dt.run([core_tool()] + json_opt + ["-o", os.path.join(d, "core"), sleeper.pid], timeout=60)
+            w = what + (" -J" if json_opt else "")
+            chk.eq(r.rc, 1, "%s: exit status\n%s" % (w, r.describe()))
+            pattern = r"^diag-core: pid %d \(sleep\) is already traced by pid %d \(\S+\)$" % (sleeper.pid, os.getpid())
+            chk.check(len(r.err_lines()) == 1 and re.match(pattern, r.err_lines()[0]),
+                      "%s: stderr %r does not match %r" % (w, r.err, pattern))
+            if json_opt:
+                chk.eq(((r.json(chk) or {}).get("error") or {}).get("reason"), "traced", "%s: -J reason" % w)
+        chk.eq(os.listdir(d), [], "%s: files in the directory" % what)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def racing(chk, fx, before, tmp):
+    """Two diag-core started together on one process: each either writes its core
+    or says who holds the process; never "not permitted"."""
+    what = "two diag-core racing"
+    outcomes = []
+    for i in range(8):
+        d = tempfile.mkdtemp(dir=tmp)
+        ps = [subprocess.Popen([core_tool(), "-q", "-o", os.path.join(d, "c%d" % k), str(fx.pid)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                               env=dt.tool_env(), start_new_session=True, text=True, cwd="/") for k in range(2)]
+        for k, p in enumerate(ps):
+            err = p.communicate(timeout=180)[1]
+            w = "%s, round %d, run %d" % (what, i, k)
+            outcomes.append(p.returncode)
+            if p.returncode in (0, 4):
+                # (4: a thread of the target was in D state in the other's fork)
+                chk.check("not permitted" not in err and "fork not used" not in err,
+                          "%s: exit %d, stderr %r" % (w, p.returncode, err))
+                chk.check(os.path.exists(os.path.join(d, "c%d.%d" % (k, fx.pid))), "%s: exit 0 and no core" % w)
+                continue
+            chk.eq(p.returncode, 1, "%s: exit status (%r)" % (w, err))
+            pattern = r"^diag-core: pid %d \(corefix\) is already traced by (pid \d+ \(diag-core\)|another process)$" \
+                % fx.pid
+            lines = [l for l in err.splitlines() if l.strip()]
+            chk.check(len(lines) == 1 and re.match(pattern, lines[0]), "%s: stderr %r does not match %r"
+                      % (w, err, pattern))
+        shutil.rmtree(d, ignore_errors=True)
+    dt.log("%s: exit statuses %s" % (what, outcomes))
+    fx.check_unharmed(chk, before, what)
 
 
 def disk_full(chk, fx, before):

@@ -226,6 +226,12 @@ def stacks_only(chk, fx, dm):
     dt.log("%s: %d bytes on disk, %d apparent, heap %d MiB" % (what, used, size, BIG_HEAP_MIB))
     chk.check(used < STACKS_ONLY_MAX, "%s: %d bytes on disk, want < %d" % (what, used, STACKS_ONLY_MAX))
     chk.check(size < STACKS_ONLY_MAX, "%s: apparent size %d, want < %d" % (what, size, STACKS_ONLY_MAX))
+    # A few hundred KiB copied during the stop take less than a fork of the big
+    # heap: no fork, and nothing said about it (it is no fallback).
+    doc = r.json(chk) or {}
+    chk.eq((doc.get("method"), doc.get("fallback"), doc.get("fork_ms")), ("stop", None, 0.0),
+           "%s: -J method, fallback, fork_ms" % what)
+    chk.check("fork not used" not in r.err, "%s: stderr speaks of a fallback: %r" % (what, r.err))
     stacks_readable(chk, fx, core, what)
 
 

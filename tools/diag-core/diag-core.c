@@ -20,6 +20,7 @@
 #include "diag/out.h"
 #include "diag/proc.h"
 #include "diag/ptrace.h"
+#include "diag/target.h"
 #include "diag/util.h"
 
 static struct {
@@ -78,7 +79,8 @@ static void usage(void) {
                "image; it runs on while the core is written.\n"
                "\n"
                "Options:\n"
-               " -o, --output PREFIX      write PREFIX.PID (default core.PID); - streams to stdout\n"
+               " -o, --output PREFIX      write PREFIX.PID (default core.PID); DIR/ writes DIR/core.PID;\n"
+               "                          - streams to stdout\n"
                "     --method METHOD      fork (default) or stop (stopped for the whole copy)\n"
                "     --filter MASK        coredump_filter bits (hex; default the process's own)\n"
                "     --file-backed        also dump file-backed mappings (bits 2 and 3)\n"
@@ -174,19 +176,52 @@ static void outfile_discard(struct outfile *f) {
         *f = (struct outfile) { .fd = -1 };
 }
 
+/* A failure of the whole run: one line on stderr and, with -J, the error
+ * object on stdout. Exit status 1. */
+static int fail_run(const char *message, const char *reason, pid_t pid) {
+        log_error("%s", message);
+        if (arg.json)
+                (void) diag_json_error(stdout, message, reason, pid, DIAG_EXIT_FAILURE);
+        (void) diag_close_stdout();
+        return DIAG_EXIT_FAILURE;
+}
+
+/* The process cannot be dumped (gone, a zombie, a kernel thread, not
+ * permitted, traced): in the words every tool uses, decided now. */
+static int fail_target(pid_t pid, int err) {
+        struct diag_target t;
+        char msg[256];
+
+        diag_target_resolve(pid, &t);
+        return fail_run(diag_target_message(&t, err, "dump", msg, sizeof msg), diag_target_reason(&t, err), pid);
+}
+
+/* -o PREFIX: PREFIX.PID; a PREFIX ending in '/', or naming an existing
+ * directory, is that directory: DIR/core.PID. */
+static int output_path(const char *prefix, pid_t pid, char **ret) {
+        size_t len = strlen(prefix);
+        struct stat st;
+        int r;
+
+        if (prefix[len - 1] == '/')
+                r = asprintf(ret, "%score.%d", prefix, pid);
+        else if (stat(prefix, &st) == 0 && S_ISDIR(st.st_mode))
+                r = asprintf(ret, "%s/core.%d", prefix, pid);
+        else
+                r = asprintf(ret, "%s.%d", prefix, pid);
+        if (r < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 static const char *error_text(int r, pid_t pid) {
         static char buf[160];
 
         switch (r) {
-        case -ESRCH:
-                snprintf(buf, sizeof buf, "process %d does not exist or exited during the dump", pid);
-                return buf;
-        case -EPERM:
-        case -EACCES:
-                snprintf(buf, sizeof buf, "not permitted to trace process %d (try as root)", pid);
-                return buf;
-        case -EBUSY:
-                snprintf(buf, sizeof buf, "process %d is already traced by another process", pid);
+        case -ETIMEDOUT:
+                snprintf(buf, sizeof buf, "process %d did not stop within the time allowed", pid);
                 return buf;
         case -ENOSPC:
                 return "no space left on device";
@@ -314,9 +349,12 @@ int main(int argc, char **argv) {
         if (to_stdout && isatty(STDOUT_FILENO))
                 return diag_usage_error("%s", "refusing to write a core to a terminal");
         {
-                pid_t owner;
-                if (diag_tid_to_pid(pid, &owner) == 0 && owner != pid)
-                        return diag_usage_error("%d is a thread of process %d: give the process", pid, owner);
+                struct diag_target t;
+                diag_target_resolve(pid, &t);
+                if (t.kind == DIAG_TARGET_LIVE && t.tid)
+                        return diag_usage_error("%d is a thread of process %d: give the process", pid, t.pid);
+                if (t.kind != DIAG_TARGET_LIVE)
+                        return fail_target(pid, 0);
         }
 
         if (!isatty(STDERR_FILENO) || arg.quiet)
@@ -331,20 +369,17 @@ int main(int argc, char **argv) {
         if (to_stdout)
                 fd = STDOUT_FILENO;
         else {
-                if (asprintf(&path, "%s.%d", arg.prefix, pid) < 0) {
-                        path = NULL;
-                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                }
+                if (output_path(arg.prefix, pid, &path) < 0)
+                        return fail_run("out of memory", "error", pid);
                 r = outfile_open(&of, path);
-                if (r == -EEXIST) {
-                        log_error("%s already exists; not overwriting it", path);
-                        outfile_discard(&of);
-                        return DIAG_EXIT_FAILURE;
-                }
                 if (r < 0) {
-                        log_error_errno(r, "cannot create %s: %m", path);
+                        char m[PATH_MAX + 64];
+                        if (r == -EEXIST)
+                                snprintf(m, sizeof m, "%s already exists; not overwriting it", path);
+                        else
+                                snprintf(m, sizeof m, "cannot create %s: %s", path, strerror(-r));
                         outfile_discard(&of);
-                        return DIAG_EXIT_FAILURE;
+                        return fail_run(m, "error", pid);
                 }
                 fd = of.fd;
         }
@@ -353,48 +388,62 @@ int main(int argc, char **argv) {
         diag_watchdog_phase("dumping");
         t0 = progress_t0 = diag_now_ns(CLOCK_MONOTONIC);
         r = diag_core_write(pid, &arg.core, fd, &res);
+        /* Refused because another tracer held it (a second diag-core, a
+         * debugger) that has let go since: nothing was done, try again. */
+        for (int again = 0; again < 3 && (r == -EPERM || r == -EBUSY) && !res.stopped && !cancelled; again++) {
+                pid_t tracer = -1;
+                if (diag_ptrace_tracer_of(pid, &tracer) < 0 || tracer != 0)
+                        break;
+                r = diag_core_write(pid, &arg.core, fd, &res);
+        }
         progress_clear();
         if (r == 0 && cancelled)
                 r = -ECANCELED;
         if (r == 0 && !to_stdout) {
                 r = outfile_commit(&of);
                 if (r == -EEXIST) {
-                        log_error("%s appeared meanwhile; not overwriting it", path);
+                        char m[PATH_MAX + 64];
+                        snprintf(m, sizeof m, "%s appeared meanwhile; not overwriting it", path);
                         outfile_discard(&of);
-                        return DIAG_EXIT_FAILURE;
+                        return fail_run(m, "error", pid);
                 }
         }
         if (!to_stdout)
                 outfile_discard(&of);
-        if (res.fallback && (r == 0 || arg.core.method == DIAG_CORE_FORK) && !arg.quiet)
+        /* Only about a process that was stopped: a zombie, a kernel thread or a
+         * traced process was not, whatever the method would have been. */
+        if (res.fallback && res.stopped && !res.not_stopped && !arg.quiet)
                 log_warn("fork not used (%s): the process was stopped for the whole copy", res.fallback);
         log_debug("stopped %.1f ms: registers %.1f ms, fork %.1f ms; handover %.1f ms, write %.1f ms, end %.1f ms",
                   (double) res.pause_ns / 1e6, (double) res.regs_ns / 1e6, (double) res.fork_ns / 1e6,
                   (double) res.handover_ns / 1e6, (double) res.write_ns / 1e6, (double) res.end_ns / 1e6);
+        if (res.stop_chosen)
+                log_debug("--stacks-only: about %" PRIu64 " KiB to copy, less time stopped than a fork: copied "
+                          "during the stop", res.estimate / 1024);
         if (res.mended)
                 log_debug("a thread's registers needed setting back after the injected fork");
         if (res.reap_error)
-                log_warn("the forked copy could not be reaped (%s): a zombie child of %d remains until it "
-                         "waits for it", res.reap_error, pid);
+                log_warn("the forked copy could not be reaped from process %d at once (%s): the guard process "
+                         "reaps it as soon as it can", pid, res.reap_error);
         if (r < 0) {
-                bool about_target = r == -ESRCH || r == -EPERM || r == -EACCES || r == -EBUSY;
+                char m[PATH_MAX + 256];
+                if (r == -ESRCH || r == -EPERM || r == -EACCES || r == -EBUSY)
+                        return fail_target(pid, r);
                 msg = error_text(r, pid);
-                if (msg && about_target)
-                        log_error("%s", msg);
-                else if (msg)
-                        log_error("%s%s%s", to_stdout ? "" : path, to_stdout ? "" : ": ", msg);
-                else
-                        log_error_errno(r, "%s%s%m", to_stdout ? "" : path, to_stdout ? "" : ": ");
-                if (to_stdout && !about_target)
-                        log_error("the stream on stdout is incomplete");
-                return DIAG_EXIT_FAILURE;
+                snprintf(m, sizeof m, "%s%s%s%s", to_stdout ? "" : path, to_stdout ? "" : ": ",
+                         msg ? msg : strerror(-r), to_stdout ? " (the stream on stdout is incomplete)" : "");
+                return fail_run(m, "error", pid);
         }
 
         {
                 double pause_ms = (double) res.pause_ns / 1e6, el_ms = (double) (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
                 char sz[DIAG_SIZE_MAX];
 
-                if (res.threads_partial)
+                if (res.not_stopped)
+                        log_warn("process %d was not stopped: every thread is in uninterruptible sleep (D), which "
+                                 "no ptrace stop reaches; the core has its memory, and of each thread only the "
+                                 "program counter, stack pointer and system call arguments", pid);
+                else if (res.threads_partial)
                         log_warn("%u thread%s in uninterruptible sleep: only pc, sp and system call arguments",
                                  res.threads_partial, res.threads_partial == 1 ? "" : "s");
                 if (res.unreadable)
@@ -411,6 +460,7 @@ int main(int argc, char **argv) {
                         json_object_object_add(o, "pid", json_object_new_int(pid));
                         json_object_object_add(o, "file", json_object_new_string(path));
                         json_object_object_add(o, "method", json_object_new_string(
+                                                       res.not_stopped ? "none" :
                                                        res.method == DIAG_CORE_FORK ? "fork" : "stop"));
                         json_object_object_add(o, "threads", json_object_new_int((int) res.threads));
                         json_object_object_add(o, "threads_partial", json_object_new_int((int) res.threads_partial));
@@ -427,7 +477,12 @@ int main(int argc, char **argv) {
                         json_object_object_add(o, "registers_mended", json_object_new_boolean(res.mended));
                         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                         json_object_put(o);
-                } else if (!arg.quiet)
+                } else if (!arg.quiet && res.not_stopped)
+                        fprintf(stderr, "%s: %s: %u thread%s, %u segments, %s of memory; process not stopped, "
+                                "%.2f s in all\n", diag_progname(), to_stdout ? "stdout" : path, res.threads,
+                                res.threads == 1 ? "" : "s", res.segments, diag_format_size(res.bytes, sz, sizeof sz),
+                                el_ms / 1000);
+                else if (!arg.quiet)
                         fprintf(stderr, "%s: %s: %u thread%s, %u segments, %s of memory; process stopped %.1f ms (%s), "
                                 "%.2f s in all\n", diag_progname(), to_stdout ? "stdout" : path, res.threads,
                                 res.threads == 1 ? "" : "s", res.segments, diag_format_size(res.bytes, sz, sizeof sz),

@@ -47,7 +47,13 @@ struct diag_core_opts {
 
 struct diag_core_result {
         enum diag_core_method method;   /* what was used */
+        bool stopped;                   /* the process was stopped (else nothing was done to it) */
+        bool not_stopped;               /* every thread in D state: written without a stop, from
+                                         * what /proc gives (threads_partial says which) */
         const char *fallback;           /* why fork was not used, or NULL */
+        bool stop_chosen;               /* --stacks-only: copying during the stop was estimated
+                                         * shorter than the fork (no fallback) */
+        uint64_t estimate;              /* then: the bytes estimated */
         bool mended;                    /* see struct diag_fork */
         const char *reap_error;         /* the fork child could not be reaped (it is left as a zombie) */
         unsigned threads;               /* thread notes written */

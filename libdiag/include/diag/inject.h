@@ -35,6 +35,11 @@
  *    dies, whether we kill it at the end or it dies with us, its new parent
  *    reaps it. The target never sees a SIGCHLD (exit signal 0) and is left
  *    with no zombie.
+ *  - Where the target itself would adopt that orphan (the init of a pid
+ *    namespace, as in a container), there is no handover: the child, exit
+ *    signal 0, holds the image and is reaped from the target at the end. A
+ *    subreaper target is found out after the handover; the guard is told of
+ *    the grandchild it adopted.
  *  - The frames are put back when done; after a kill they stay in the dead
  *    part of T's stack, below its stack pointer, as a signal's frame would.
  */
@@ -55,6 +60,10 @@ struct diag_fork {
                                  * fork may still complete after we let go */
         bool ran;               /* a thread was sent to make the fork */
         int reap_error;         /* the handover's reap failed: a zombie is left */
+        bool kept_child;        /* the target adopts orphans (init of its pid namespace):
+                                 * no handover, the child holds the image */
+        int guard_fd;           /* diag_inject_guard_start's, to tell it of an adopted
+                                 * holder; -1: none (set after diag_inject_fork) */
         struct diag_gadgets g;
         uint64_t fork_ns;       /* how long the fork system call took */
         bool mended;            /* a thread's state needed setting back by hand after
@@ -101,8 +110,9 @@ int diag_inject_fork_end(struct diag_fork *f);
 
 /* A small process that outlives us (its own session, deaf to every signal but
  * SIGKILL): if we die before diag_inject_guard_stop, it reaps from the target
- * the children we made there (exit signal 0, started after it), so a kill of
- * ours at any instant leaves no zombie. Returns the fd to hand to
+ * the children we made there (exit signal 0, started after it, and a holder the
+ * target adopted, whose exit signal is SIGCHLD), so a kill of ours at any
+ * instant leaves no zombie. Returns the fd to hand to
  * diag_inject_guard_stop, or negative errno. Call before stopping the target. */
 int diag_inject_guard_start(pid_t pid);
 /* done: nothing is left for the guard to do. Otherwise it reaps what a fork of
