@@ -147,57 +147,46 @@ static pid_t blocked_lock_thread(pid_t pid, struct diag_scan *scan, const struct
         return 0;
 }
 
-/* The fds needed to name locked files and find their holders: only the
- * processes /proc/locks names, unless an OFD lock (pid -1) needs every fd on
- * its file; nothing at all when no lock is waited for (and not --all). */
+/* Add p to the list unless it is there. */
+static int pid_add(pid_t **pids, size_t *alloc, size_t *n, pid_t p) {
+        for (size_t k = 0; k < *n; k++)
+                if ((*pids)[k] == p)
+                        return 0;
+        if (DIAG_GROW(*pids, *alloc, *n + 1) < 0)
+                return -ENOMEM;
+        (*pids)[(*n)++] = p;
+        return 0;
+}
+
+/* The fds needed to name locked files, find their holders and the sleepers that
+ * likely wait for them: the processes /proc/locks names (and, with -p, the ones
+ * given), or every process when an OFD lock (pid -1) or a lock whose locker
+ * exited must be found in the fds of others, or (no -p) any sleeper may retry a
+ * lock; nothing at all when there is no file lock. */
 static int scan_for_filelocks(struct diag_scan **ret) {
+        static const pid_t nobody;
         _cleanup_(diag_locktab_freep) struct diag_locktab *t = NULL;
         _cleanup_free_ pid_t *pids = NULL;
         size_t n = 0, alloc = 0;
-        bool everyone = false;
+        bool everyone = !arg.pids;
         int r = diag_locks_read(&t);
 
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < t->n; i++) {
-                bool dup = false;
-                if (t->locks[i].pid <= 0) {
-                        everyone = true;
-                        continue;
-                }
-                for (size_t k = 0; k < n; k++)
-                        dup = dup || pids[k] == t->locks[i].pid;
-                if (!dup) {
-                        if (DIAG_GROW(pids, alloc, n + 1) < 0)
-                                return -ENOMEM;
-                        pids[n++] = t->locks[i].pid;
-                }
-        }
-        /* A flock or OFD lock whose locker exited lives on in the fds of others,
-         * and a sleeper retrying a lock has only an fd on the file to show: both
-         * need the fds of other processes than the ones /proc/locks names. Held
-         * locks with no waiter matter for the second; with -p the sleepers can
-         * only be in the processes given. */
-        for (size_t i = 0; i < n && !everyone; i++) {
+        if (!t->n)      /* (a NULL list would mean every process) */
+                return diag_scan_run(&nobody, 0, DIAG_SCAN_LOCKS, ret);
+        for (size_t i = 0; i < t->n && !everyone; i++) {
                 char st = '?';
-                everyone = diag_task_read_state(pids[i], pids[i], &st) < 0 || st == 'Z' || st == 'X';
+                everyone = t->locks[i].pid <= 0 || diag_task_read_state(t->locks[i].pid, t->locks[i].pid, &st) < 0 ||
+                           st == 'Z' || st == 'X';
+                if (!everyone && pid_add(&pids, &alloc, &n, t->locks[i].pid) < 0)
+                        return -ENOMEM;
         }
-        if (!t->n)
-                n = 0;
-        else if (everyone || !arg.pids)
+        if (everyone)
                 return diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
-        else {
-                for (size_t i = 0; i < arg.npids; i++) {
-                        bool dup = false;
-                        for (size_t k = 0; k < n; k++)
-                                dup = dup || pids[k] == arg.pids[i];
-                        if (!dup) {
-                                if (DIAG_GROW(pids, alloc, n + 1) < 0)
-                                        return -ENOMEM;
-                                pids[n++] = arg.pids[i];
-                        }
-                }
-        }
+        for (size_t i = 0; i < arg.npids; i++)
+                if (pid_add(&pids, &alloc, &n, arg.pids[i]) < 0)
+                        return -ENOMEM;
         return diag_scan_run(pids, n, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
 }
 
