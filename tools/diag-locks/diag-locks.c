@@ -881,8 +881,10 @@ static void usage(void) {
                "\n"
                "Who is waiting for which lock, who holds it, and what the holder is doing:\n"
                "futexes (mutexes, rwlocks, condition variables, semaphores) and file locks\n"
-               "(flock, POSIX, OFD), across processes, with deadlock cycles. Reads /proc and\n"
-               "the locks' memory; stops nothing unless --stacks.\n"
+               "(flock, POSIX, OFD), across processes, with deadlock cycles. A file lock whose\n"
+               "locker exited is shown with the processes that still hold it; a thread sleeping\n"
+               "in a retry loop on a locked file is shown as a likely waiter, marked inferred.\n"
+               "Reads /proc and the locks' memory; stops nothing unless --stacks.\n"
                "\n"
                "Options:\n"
                " -p, --pid LIST           only locks with a waiter (or, for file locks, the\n"
@@ -894,13 +896,16 @@ static void usage(void) {
                "                          owner briefly)\n",
                diag_progname());
         diag_outopts_help(stdout);
-        printf(" -v, --verbose            more detail\n"
+        printf(" -v, --verbose            list idle waits (condition variables, semaphores,\n"
+               "                          barriers) one line per lock instead of one summary\n"
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\nColumns (-o):\n");
         diag_columns_list(stdout, columns, ELEMENTSOF(columns), false);
         printf("\n"
-               "Exit status: 0 no deadlock, 1 failure, 2 bad usage, 3 a deadlock was found.\n"
+               "Exit status: 0 no deadlock, 1 failure (no process given could be looked at),\n"
+               "2 bad usage, 3 a deadlock was found (a possible one, through an inferred wait,\n"
+               "does not count), 4 some processes given could not be looked at.\n"
                "\n"
                "Examples:\n"
                " %1$s                        every lock someone waits for\n"
