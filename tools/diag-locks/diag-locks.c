@@ -159,16 +159,16 @@ static int pid_add(pid_t **pids, size_t *alloc, size_t *n, pid_t p) {
 }
 
 /* The fds needed to name locked files, find their holders and the sleepers that
- * likely wait for them: the processes /proc/locks names (and, with -p, the ones
- * given), or every process when an OFD lock (pid -1) or a lock whose locker
- * exited must be found in the fds of others, or (no -p) any sleeper may retry a
- * lock; nothing at all when there is no file lock. */
-static int scan_for_filelocks(struct diag_scan **ret) {
+ * likely wait for them: the processes /proc/locks names, the ones with a thread
+ * asleep (from the futex scan) and the ones given with -p; every process when an
+ * OFD lock (pid -1) or a lock whose locker exited must be found in the fds of
+ * others; nothing at all when there is no file lock. */
+static int scan_for_filelocks(const struct diag_futex_scan *fx, struct diag_scan **ret) {
         static const pid_t nobody;
         _cleanup_(diag_locktab_freep) struct diag_locktab *t = NULL;
         _cleanup_free_ pid_t *pids = NULL;
         size_t n = 0, alloc = 0;
-        bool everyone = !arg.pids;
+        bool everyone = false;
         int r = diag_locks_read(&t);
 
         if (r < 0)
@@ -186,6 +186,9 @@ static int scan_for_filelocks(struct diag_scan **ret) {
                 return diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
         for (size_t i = 0; i < arg.npids; i++)
                 if (pid_add(&pids, &alloc, &n, arg.pids[i]) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < fx->nsleepers; i++)
+                if (pid_add(&pids, &alloc, &n, fx->sleepers[i].pid) < 0)
                         return -ENOMEM;
         return diag_scan_run(pids, n, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
 }
@@ -262,66 +265,36 @@ static int collect_filelocks(struct state *st, size_t *alloc) {
         return 0;
 }
 
-/* Sleeping threads of the processes that have a locked file open: the likely
- * waits of retry loops, added to their lock's group as inferred waiters. */
+/* The sleeping threads the futex scan saw (the processes given, or all) whose
+ * process has a locked file open: the likely waits of retry loops, added to
+ * their lock's group as inferred waiters. */
 static int collect_guesses(struct state *st, size_t *alloc) {
-        const struct diag_locktab *t = st->scan->locks;
-        _cleanup_free_ pid_t *seen = NULL;
-        size_t nseen = 0, aseen = 0;
+        for (size_t i = 0; st->scan->locks && st->scan->locks->n && i < st->fx->nsleepers; i++) {
+                const struct diag_futex_sleeper *sl = &st->fx->sleepers[i];
+                struct diag_lock_guess gs;
+                struct flock_group *g = NULL;
+                struct flock_waiter *fw;
+                char text[1024];
 
-        for (size_t i = 0; t && i < t->n; i++) {
-                const struct diag_filelock *h = &t->locks[i];
-                size_t first, nref;
-
-                if (h->waiter)
+                if (sl->pid == getpid() || diag_lock_guess_wait(st->scan, sl->pid, sl->tid, sl->call, &gs) <= 0)
                         continue;
-                nref = diag_scan_refs(st->scan, DIAG_REF_FILE, makedev(h->dev_major, h->dev_minor), h->inode, &first);
-                for (size_t k = 0; k < nref; k++) {
-                        pid_t pid = st->scan->procs[diag_scan_ref(st->scan, first + k)->proc].pid;
-                        _cleanup_free_ pid_t *tids = NULL;
-                        size_t ntids = 0;
-                        bool dup = false;
-
-                        for (size_t j = 0; j < nseen; j++)
-                                dup = dup || seen[j] == pid;
-                        if (dup || !pid_selected(pid) || pid == getpid())
-                                continue;
-                        if (DIAG_GROW(seen, aseen, nseen + 1) < 0)
-                                return -ENOMEM;
-                        seen[nseen++] = pid;
-                        if (diag_proc_list_tids(pid, &tids, &ntids) < 0)
-                                continue;
-                        for (size_t j = 0; j < ntids; j++) {
-                                struct diag_syscall_state sc;
-                                struct diag_lock_guess gs;
-                                struct flock_group *g = NULL;
-                                struct flock_waiter *fw;
-                                const char *call;
-                                char state = '?', text[1024];
-
-                                if (diag_task_read_state(pid, tids[j], &state) < 0 || state != 'S' ||
-                                    diag_task_read_syscall(pid, tids[j], &sc) < 0 || !(call = diag_lock_sleep_call(&sc)) ||
-                                    diag_lock_guess_wait(st->scan, pid, tids[j], call, &gs) <= 0)
-                                        continue;
-                                for (size_t m = 0; m < st->ngroups && !g; m++)
-                                        if (st->groups[m].holder == gs.lock)
-                                                g = &st->groups[m];
-                                if (!g && !(g = group_new(st, alloc, gs.lock)))
-                                        return -ENOMEM;
-                                if (!g->path)
-                                        g->path = gs.path;
-                                fw = realloc(g->waiters, (g->nwaiters + 1) * sizeof *fw);
-                                if (!fw)
-                                        return -ENOMEM;
-                                g->waiters = fw;
-                                fw = &g->waiters[g->nwaiters++];
-                                *fw = (struct flock_waiter) { .pid = pid, .tid = tids[j], .blocked_ms = -1,
-                                                              .entry = gs.lock, .inferred = true,
-                                                              .evidence = strdup(diag_lock_guess_format(&gs, text, sizeof text)) };
-                                /* blocked_ms stays unknown: the sleep is one of many tries */
-                                snprintf(fw->comm, sizeof fw->comm, "%s", gs.comm);
-                        }
-                }
+                for (size_t m = 0; m < st->ngroups && !g; m++)
+                        if (st->groups[m].holder == gs.lock)
+                                g = &st->groups[m];
+                if (!g && !(g = group_new(st, alloc, gs.lock)))
+                        return -ENOMEM;
+                if (!g->path)
+                        g->path = gs.path;
+                fw = realloc(g->waiters, (g->nwaiters + 1) * sizeof *fw);
+                if (!fw)
+                        return -ENOMEM;
+                g->waiters = fw;
+                fw = &g->waiters[g->nwaiters++];
+                /* blocked_ms stays unknown: the sleep is one of many tries */
+                *fw = (struct flock_waiter) { .pid = sl->pid, .tid = sl->tid, .blocked_ms = -1, .entry = gs.lock,
+                                              .inferred = true,
+                                              .evidence = strdup(diag_lock_guess_format(&gs, text, sizeof text)) };
+                snprintf(fw->comm, sizeof fw->comm, "%s", gs.comm);
         }
         return 0;
 }
@@ -1018,11 +991,11 @@ int main(int argc, char **argv) {
 
         diag_watchdog_arm(60);
         diag_watchdog_phase("scanning futex waiters");
-        r = diag_futex_scan(arg.pids, arg.npids, DIAG_FUTEX_PEEK, &st.fx);
+        r = diag_futex_scan(arg.pids, arg.npids, DIAG_FUTEX_PEEK | DIAG_FUTEX_SLEEPERS, &st.fx);
         if (r < 0)
                 return log_error_errno(r, "futex scan failed: %m"), DIAG_EXIT_FAILURE;
         diag_watchdog_phase("reading file locks");
-        r = scan_for_filelocks(&st.scan);
+        r = scan_for_filelocks(st.fx, &st.scan);
         if (r < 0 || (r = collect_filelocks(&st, &st.ngroups_alloc)) < 0 ||
             (r = collect_guesses(&st, &st.ngroups_alloc)) < 0) {
                 diag_futex_scan_free(st.fx);
