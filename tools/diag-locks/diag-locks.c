@@ -745,9 +745,9 @@ static int render_json(struct state *st, const struct target_error *errors, size
                 json_object_object_add(o, "error", e);
                 json_object_array_add(errs, o);
         }
-        json_object_object_add(doc, "errors", errs);
 
         json_object_object_add(doc, "schema", json_object_new_string("diag-locks/1"));
+        json_object_object_add(doc, "errors", errs);
         json_object_object_add(doc, "deadlocks", json_object_get(st->deadlocks));
         json_object_object_add(doc, "possible_deadlocks", json_object_get(st->possible));
         for (size_t i = 0; i < st->fx->n && !arg.cycles_only; i++) {
