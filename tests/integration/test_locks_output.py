@@ -5,7 +5,8 @@ variable and a semaphore (no owner by design) is folded into one summary line
 after the contended mutex, listed in full with -v, kept whole in -J. And the
 targets it cannot work on (-p a zombie, a kernel thread, a gone pid; a thread
 id names its process) in the shared vocabulary: one line, exit 1, with -J the
-error object; exit 4 when other targets were shown."""
+error object; exit 4 when other targets were shown; a process it may not read
+is said without telling root to run as root."""
 import json
 import os
 import re
@@ -102,10 +103,43 @@ def case_targets():
     chk.eq(doc.get("schema"), "diag-locks/1", "gone + live: the document is still there")
 
 
+def unreadable_pid():
+    """A process whose syscall file this user may not read (as root: one a security
+    module protects), or None."""
+    for d in sorted(os.listdir("/proc"), key=lambda x: int(x) if x.isdigit() else 0):
+        if not d.isdigit() or dt.is_kernel_thread(int(d)):
+            continue
+        try:
+            with open("/proc/%s/syscall" % d) as f:
+                f.read()
+        except PermissionError:
+            return int(d)
+        except OSError:
+            pass
+    return None
+
+
+def case_not_permitted():
+    pid = unreadable_pid()
+    if pid is None:
+        dt.log("no process here is unreadable to this user: the not-permitted case not run")
+        return
+    what = "not permitted (pid %d)" % pid
+    expect_failure(what, pid, r"not permitted to read the lock waits of pid %d" % pid, "not-permitted")
+    # the whole-system scan says it in one line, without telling root to run as root
+    r = dt.diag_locks()
+    lines = [l for l in r.err_lines() if "not readable" in l]
+    chk.check(len(lines) == 1, "%s: whole system: want one 'not readable' line, got %r" % (what, r.err_lines()))
+    if os.geteuid() == 0:
+        chk.check(not any("run as root" in l for l in r.err_lines()), "%s: root told to run as root: %r"
+                  % (what, r.err_lines()))
+
+
 def main():
     dt.setup_locks(__doc__)
     case_idle_pool()
     case_targets()
+    case_not_permitted()
     chk.finish()
 
 
