@@ -496,23 +496,44 @@ const char *diag_lock_sleep_call(const struct diag_syscall_state *sc) {
         return NULL;
 }
 
-/* Does pid hold a lock on l's file itself: a /proc/locks entry in its name, or
- * one of its fds whose fdinfo carries a held lock? */
-static bool proc_locks_file(struct diag_scan *s, struct diag_scan_proc *p, const struct diag_filelock *l) {
-        const struct diag_locktab *t = s->locks;
+enum { MINE_NONE, MINE_READ, MINE_COVERS };
 
-        for (size_t i = 0; i < t->n; i++)
-                if (!t->locks[i].waiter && t->locks[i].pid == p->pid && diag_lock_same_file(&t->locks[i], l))
-                        return true;
-        for (size_t i = 0; p->fdt && i < p->fdt->n; i++) {
+/* What a lock of the sleeper's own says about l, held by another: nothing
+ * (another kind, another byte range), MINE_COVERS when it is l itself (a shared
+ * open file description) or overlaps it with a WRITE side (the same owner, then),
+ * or MINE_READ when both only read the same byte range (record locks): the sleeper may be waiting
+ * to upgrade (sqlite's writer holds its SHARED range for reading and waits for
+ * the readers' to go before it can write it). */
+static int mine_vs(const struct diag_filelock *mine, const struct diag_filelock *l) {
+        bool flock = l->kind == DIAG_LOCK_FLOCK;
+
+        if (mine->waiter || (mine->kind == DIAG_LOCK_FLOCK) != flock)
+                return MINE_NONE;
+        if (!flock && !(mine->start <= l->end && l->start <= mine->end))
+                return MINE_NONE;
+        /* two shared flocks are the common case of readers, not an upgrade */
+        if (flock || fdinfo_carries(mine, l) || mine->mode == DIAG_LOCK_WRITE || l->mode == DIAG_LOCK_WRITE)
+                return MINE_COVERS;
+        return MINE_READ;
+}
+
+/* The most the process's own locks say about l (mine_vs): its /proc/locks
+ * entries, and the fdinfo of its fds on the file. */
+static int proc_locks_file(struct diag_scan *s, struct diag_scan_proc *p, const struct diag_filelock *l) {
+        const struct diag_locktab *t = s->locks;
+        int m = MINE_NONE;
+
+        for (size_t i = 0; i < t->n && m != MINE_COVERS; i++)
+                if (t->locks[i].pid == p->pid && diag_lock_same_file(&t->locks[i], l))
+                        m = MAX(m, mine_vs(&t->locks[i], l));
+        for (size_t i = 0; p->fdt && i < p->fdt->n && m != MINE_COVERS; i++) {
                 struct diag_fd *fd = &p->fdt->fds[i];
                 if (!fd_on_lock_file(fd, l) || (!fd->have_fdinfo && diag_fd_read_fdinfo(p->pid, fd) < 0))
                         continue;
                 for (size_t j = 0; j < fd->nlocks; j++)
-                        if (!fd->locks[j].waiter)
-                                return true;
+                        m = MAX(m, mine_vs(&fd->locks[j], l));
         }
-        return false;
+        return m;
 }
 
 int diag_lock_guess_wait(struct diag_scan *s, pid_t pid, pid_t tid, const char *call, struct diag_lock_guess *ret) {
@@ -531,13 +552,14 @@ int diag_lock_guess_wait(struct diag_scan *s, pid_t pid, pid_t tid, const char *
                         const struct diag_filelock *l = &t->locks[i];
                         const struct diag_fd *fd;
                         bool self = false;
+                        int mine;
 
                         if (l->waiter || (int) l->mode != want || l->pid == pid ||
                             (l->kind != DIAG_LOCK_FLOCK && l->kind != DIAG_LOCK_POSIX && l->kind != DIAG_LOCK_OFD) ||
                             (l->dev_major == 0 && l->dev_minor == 0 && l->inode == 0))
                                 continue;
                         fd = proc_fd_on(p, l);
-                        if (!fd || proc_locks_file(s, p, l))
+                        if (!fd || (mine = proc_locks_file(s, p, l)) == MINE_COVERS)
                                 continue;
                         memset(ret, 0, sizeof *ret);
                         if (diag_lock_holders_find(s, l, &ret->holders) < 0 || !ret->holders.n)
@@ -553,16 +575,22 @@ int diag_lock_guess_wait(struct diag_scan *s, pid_t pid, pid_t tid, const char *
                         ret->fd = fd->fd;
                         ret->path = fd->link;
                         ret->lock = l;
+                        ret->reads_too = mine == MINE_READ;
                         return 1;
                 }
         return 0;
 }
 
+static const char *own_lock(const struct diag_lock_guess *g) {
+        return g->reads_too ? "on which it holds the same range only for reading (to write it, it must wait)" :
+                              "which it does not lock";
+}
+
 char *diag_lock_guess_evidence(const struct diag_lock_guess *g, char *buf, size_t size) {
         const char *path = g->path ? g->path : "?";
 
-        snprintf(buf, size, "pid %d sleeps in %s and has %s open (fd %d), which it does not lock, while pid %d (%s) "
-                 "holds a %s %s lock on it", g->pid, g->call ? g->call : "a sleep", path, g->fd, g->holders.h[0].pid,
+        snprintf(buf, size, "pid %d sleeps in %s and has %s open (fd %d), %s, while pid %d (%s) holds a %s %s lock on "
+                 "it", g->pid, g->call ? g->call : "a sleep", path, g->fd, own_lock(g), g->holders.h[0].pid,
                  g->holders.h[0].comm, diag_lock_kind_name(g->lock->kind), diag_lock_mode_name(g->lock->mode));
         return buf;
 }
@@ -570,8 +598,8 @@ char *diag_lock_guess_evidence(const struct diag_lock_guess *g, char *buf, size_
 char *diag_lock_guess_format(const struct diag_lock_guess *g, char *buf, size_t size) {
         const char *path = g->path ? g->path : "?";
 
-        snprintf(buf, size, "likely waits for %s %s on %s held by pid %d (%s): it sleeps in %s and has %s open (fd %d), "
-                 "which it does not lock", diag_lock_kind_name(g->lock->kind), diag_lock_mode_name(g->lock->mode), path,
-                 g->holders.h[0].pid, g->holders.h[0].comm, g->call ? g->call : "a sleep", path, g->fd);
+        snprintf(buf, size, "likely waits for %s %s on %s held by pid %d (%s): it sleeps in %s and has %s open (fd %d), %s",
+                 diag_lock_kind_name(g->lock->kind), diag_lock_mode_name(g->lock->mode), path, g->holders.h[0].pid,
+                 g->holders.h[0].comm, g->call ? g->call : "a sleep", path, g->fd, own_lock(g));
         return buf;
 }

@@ -118,18 +118,20 @@ def flock_orphan(ps):
     return path, inode, locker.pid, sleeper, waiter.pid
 
 
-def sqlite_busy(ps):
+def sqlite_busy(ps, begin="BEGIN EXCLUSIVE; INSERT INTO t VALUES(1);"):
     """sqlite3 A in BEGIN EXCLUSIVE (its stdin kept open), sqlite3 B inserting with
-    .timeout 60000: B's busy handler sleeps between F_SETLK tries. Skips (77)
-    without sqlite3. Returns (db path, inode, A pid, B pid)."""
+    .timeout 60000: B's busy handler sleeps between F_SETLK tries. With begin
+    "BEGIN; SELECT ...;" A is a reader holding SHARED, and B the writer that waits
+    for it holding its own SHARED range for reading. Skips (77) without sqlite3.
+    Returns (db path, inode, A pid, B pid)."""
     sq = dt.which("sqlite3")
     if not sq:
         dt.skip("sqlite3 is not installed (apt-get install sqlite3)")
-    db = ps.path("x.db")
-    subprocess.run([sq, db, "CREATE TABLE t(a);"], check=True, timeout=30)
+    db = ps.path("x%d.db" % len(ps.procs))
+    subprocess.run([sq, db, "CREATE TABLE t(a); INSERT INTO t VALUES(0);"], check=True, timeout=30)
     inode = os.stat(db).st_ino
     a = ps.start([sq, db], stdin=subprocess.PIPE)
-    a.stdin.write(b"BEGIN EXCLUSIVE; INSERT INTO t VALUES(1);\n")
+    a.stdin.write(begin.encode() + b"\n")
     a.stdin.flush()
     wait_for(lambda: a.pid in held_pids(inode), "sqlite3 A to lock the database")
     b = ps.start([sq, "-cmd", ".timeout 60000", db, "INSERT INTO t VALUES(2);"])

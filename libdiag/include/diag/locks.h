@@ -105,7 +105,9 @@ int diag_lock_holders_find(struct diag_scan *s, const struct diag_filelock *l, s
  * handler sleeping between fcntl(F_SETLK) tries, flock(LOCK_NB) loops) is not in
  * /proc/locks. What can be seen: it sleeps, and its process has a file open on
  * which another process holds a lock that its own fds do not hold. That is
- * reported as an inference, with its evidence, never as a fact.
+ * reported as an inference, with its evidence, never as a fact. A READ lock
+ * of its own over the range another process reads does not rule it out: it
+ * may wait to upgrade (sqlite's writer waits so for the readers).
  */
 struct diag_lock_guess {
         pid_t pid, tid;                 /* the sleeping thread */
@@ -114,6 +116,7 @@ struct diag_lock_guess {
         int fd;                         /* its fd on the locked file */
         const char *path;               /* that fd's link (owned by the scan) */
         const struct diag_filelock *lock;       /* the held entry in s->locks */
+        bool reads_too;                 /* it holds a READ lock over the same range itself (an upgrade) */
         struct diag_lock_holders holders;
 };
 
