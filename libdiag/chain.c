@@ -456,6 +456,14 @@ static bool guess_between(const struct diag_chain *ch, int idx, int from) {
         return false;
 }
 
+/* Is one of those guessed hops a likely file lock wait (follow_lock_guess)? */
+static bool lock_guess_between(const struct diag_chain *ch, int idx, int from) {
+        for (int i = idx; i >= 0 && i != from; i = ch->nodes[i].parent)
+                if (ch->nodes[i].guessed && ch->nodes[i].via_kind == DIAG_WAIT_FILELOCK)
+                        return true;
+        return false;
+}
+
 static void step_into(struct walk_ctx *w, int parent, pid_t pid, pid_t tid, enum diag_wait_kind kind, char *via,
                       bool guessed) {
         int k = on_path(w->ch, parent, tid);
@@ -468,10 +476,13 @@ static void step_into(struct walk_ctx *w, int parent, pid_t pid, pid_t tid, enum
         w->ch->nodes[idx].guessed = guessed;
         if (k >= 0) {
                 (void) diag_proc_read_comm(tid, w->ch->nodes[idx].comm, sizeof w->ch->nodes[idx].comm);
-                /* a loop is a deadlock only if every hop in it is known, not guessed */
+                /* a loop is a deadlock only if every hop in it is known, not guessed;
+                 * through a likely lock wait (diag_lock_guess_wait) it is a possible one */
                 if (guess_between(w->ch, idx, k)) {
                         set_end(w->ch, idx, DIAG_END_SEEN,
-                                xasprintf("tid %d again, through a guessed hop: not a proven deadlock", tid));
+                                xasprintf(lock_guess_between(w->ch, idx, k) ?
+                                          "tid %d again, through an inferred lock wait: a possible deadlock, not a proven one" :
+                                          "tid %d again, through a guessed hop: not a proven deadlock", tid));
                         return;
                 }
                 set_end(w->ch, idx, DIAG_END_CYCLE, xasprintf("tid %d again: a deadlock", tid));
@@ -816,7 +827,7 @@ static void follow_filelock(struct walk_ctx *w, int idx, int fdnum) {
         const struct diag_fd *fd = find_fd(p, fdnum);
         const struct diag_locktab *t = s->locks;
         const struct diag_filelock *waiter = NULL, *holder;
-        pid_t holder_pid = 0;
+        struct diag_lock_holders holders;
 
         if (!fd || !t) {
                 set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for a file lock on fd %d (not found)", fdnum));
@@ -833,29 +844,21 @@ static void follow_filelock(struct walk_ctx *w, int idx, int fdnum) {
                 set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for a lock on %s; its holder is not in /proc/locks", fd->link));
                 return;
         }
-        holder_pid = holder->pid;
-        if (holder_pid <= 0) {
-                /* OFD: whose fd carries it */
-                size_t first, n = diag_scan_refs(s, DIAG_REF_FILE, makedev(holder->dev_major, holder->dev_minor),
-                                                 holder->inode, &first);
-                for (size_t k = 0; k < n && holder_pid <= 0; k++) {
-                        const struct diag_fdref *ref = diag_scan_ref(s, first + k);
-                        struct diag_fd *hf = &s->procs[ref->proc].fdt->fds[ref->fd];
-                        if (!hf->have_fdinfo && diag_fd_read_fdinfo(s->procs[ref->proc].pid, hf) < 0)
-                                continue;
-                        for (size_t j = 0; j < hf->nlocks; j++)
-                                if (!hf->locks[j].waiter && hf->locks[j].kind == holder->kind &&
-                                    hf->locks[j].start == holder->start && hf->locks[j].end == holder->end)
-                                        holder_pid = s->procs[ref->proc].pid;
-                }
-        }
-        if (holder_pid <= 0) {
-                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("%s lock on %s: holder not found", diag_lock_kind_name(holder->kind), fd->link));
+        /* the live holders: an OFD lock's, or a flock whose locker exited, are
+         * the processes that share its open file description */
+        (void) diag_lock_holders_find(s, holder, &holders);
+        if (!holders.n) {
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("%s lock on %s: holder not found%s",
+                                                              diag_lock_kind_name(holder->kind), fd->link,
+                                                              holders.locker_exited ? " (its locker exited)" : ""));
                 return;
         }
-        {
-                char *via = xasprintf("%s %s %s", diag_lock_kind_name(holder->kind), diag_lock_mode_name(holder->mode), fd->link);
-                step_into_process(w, idx, holder_pid, -1, DIAG_WAIT_FILELOCK, via, true);
+        for (size_t k = 0; k < holders.n; k++) {
+                char *via = holders.locker_exited ?
+                        xasprintf("%s %s %s, inherited from pid %d (exited)", diag_lock_kind_name(holder->kind),
+                                  diag_lock_mode_name(holder->mode), fd->link, holders.locker) :
+                        xasprintf("%s %s %s", diag_lock_kind_name(holder->kind), diag_lock_mode_name(holder->mode), fd->link);
+                step_into_process(w, idx, holders.h[k].pid, -1, DIAG_WAIT_FILELOCK, via, true);
                 free(via);
         }
 }
@@ -886,6 +889,33 @@ static void follow_children(struct walk_ctx *w, int idx, pid_t want) {
         }
         if (!found)
                 set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for a child, none found"));
+}
+
+/* A sleeper in a retry loop around a non-blocking lock call: a likely wait for
+ * a lock another process holds on a file it has open (diag_lock_guess_wait),
+ * followed into the holder's threads as a guessed hop, labelled with its
+ * evidence; a cycle through it is a possible deadlock, never a proven one. */
+static bool follow_lock_guess(struct walk_ctx *w, int idx, const char *call) {
+        size_t max = w->o->max_fanout ? w->o->max_fanout : 8;
+        pid_t pid = w->ch->nodes[idx].pid, tid = w->ch->nodes[idx].tid;
+        struct diag_lock_guess g;
+        _cleanup_free_ char *via = NULL;
+        char text[1024];
+
+        if (diag_lock_guess_wait(w->c->scan, pid, tid, call, &g) <= 0)
+                return false;
+        via = xasprintf("%s %s %s, likely waited for (inferred: %s)", diag_lock_kind_name(g.lock->kind),
+                        diag_lock_mode_name(g.lock->mode), g.path ? g.path : "?",
+                        diag_lock_guess_evidence(&g, text, sizeof text));
+        for (size_t k = 0; k < g.holders.n; k++) {
+                _cleanup_free_ pid_t *tids = NULL;
+                size_t nt = 0;
+                if (diag_proc_list_tids(g.holders.h[k].pid, &tids, &nt) < 0)
+                        continue;
+                for (size_t i = 0; i < nt && i < max; i++)
+                        step_into(w, idx, g.holders.h[k].pid, tids[i], DIAG_WAIT_FILELOCK, via ? strdup(via) : NULL, true);
+        }
+        return true;
 }
 
 static void walk_thread(struct walk_ctx *w, int idx) {
@@ -926,6 +956,8 @@ static void walk_thread(struct walk_ctx *w, int idx) {
          * wait channel and the innermost frame still say what it was. */
         if (strcmp(name, "restart_syscall") == 0) {
                 const char *f = n->nframes ? n->frames[0].func : NULL;
+                if ((strstr(n->wchan, "nanosleep") || (f && strstr(f, "sleep"))) && follow_lock_guess(w, idx, "nanosleep"))
+                        return;
                 if (strstr(n->wchan, "nanosleep") || (f && strstr(f, "sleep")))
                         set_end(w->ch, idx, DIAG_END_SLEEP,
                                 xasprintf("sleeping by choice (a %s resumed after a stop)", f ? f : "sleep"));
@@ -1018,6 +1050,8 @@ static void walk_thread(struct walk_ctx *w, int idx) {
         case DIAG_SCC_SLEEP:
         case DIAG_SCC_PAUSE:
         case DIAG_SCC_SIGWAIT:
+                if (n->cls == DIAG_SCC_SLEEP && follow_lock_guess(w, idx, name))
+                        return;
                 set_end(w->ch, idx, DIAG_END_SLEEP, xasprintf("sleeping by choice in %s()", name));
                 return;
         case DIAG_SCC_AIO:

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "diag/futex.h"
+#include "diag/locks.h"
 #include "diag/mem.h"
 #include "diag/proc.h"
 #include "diag/syscall.h"
@@ -444,7 +445,7 @@ static void merge_rwlocks(struct diag_futex_scan *s, size_t from) {
 
 struct scan_state {
         struct diag_futex_scan *s;
-        size_t alloc;
+        size_t alloc, asleepers;
         struct diag_symcache *sc;
         unsigned flags;
 };
@@ -526,6 +527,13 @@ static void scan_thread(struct scan_state *st, struct pctx *pc, pid_t tid) {
         st->s->threads_seen++;
         if (sc.kind != DIAG_SC_IN || !(name = diag_syscall_name(arch, sc.nr)))
                 return;
+        if ((st->flags & DIAG_FUTEX_SLEEPERS) && diag_lock_sleep_call(&sc)) {
+                /* the syscall just read says it sleeps: no second read later */
+                if (DIAG_GROW(st->s->sleepers, st->asleepers, st->s->nsleepers + 1) == 0)
+                        st->s->sleepers[st->s->nsleepers++] = (struct diag_futex_sleeper) {
+                                .pid = pc->pid, .tid = tid, .call = diag_lock_sleep_call(&sc) };
+                return;
+        }
         if (strcmp(name, "futex") == 0) {
                 w.op = (int) (sc.args[1] & FUTEX_CMD_MASK);
                 w.private_op = (sc.args[1] & FUTEX_PRIVATE_FLAG) != 0;
@@ -619,6 +627,7 @@ struct diag_futex_scan *diag_futex_scan_free(struct diag_futex_scan *s) {
                 free(s->locks[i].name);
         }
         free(s->locks);
+        free(s->sleepers);
         diag_symcache_free(s->symcache);
         free(s);
         return NULL;

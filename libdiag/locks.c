@@ -3,8 +3,12 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 #include "diag/locks.h"
+#include "diag/proc.h"
+#include "diag/scan.h"
+#include "diag/syscall.h"
 #include "diag/util.h"
 
 /*
@@ -368,4 +372,234 @@ bool diag_lock_same_file(const struct diag_filelock *a, const struct diag_filelo
                 return false;
         return a->dev_major == b->dev_major && a->dev_minor == b->dev_minor &&
                 a->inode == b->inode;
+}
+
+/* ---- who holds a lock now ---- */
+
+static bool fd_on_lock_file(const struct diag_fd *fd, const struct diag_filelock *l) {
+        return fd->inode == l->inode && fd->dev_major == l->dev_major && fd->dev_minor == l->dev_minor;
+}
+
+/* The same held lock as seen in an fdinfo "lock:" line (which repeats the pid
+ * /proc/locks gives, -1 for OFD locks). */
+static bool fdinfo_carries(const struct diag_filelock *line, const struct diag_filelock *l) {
+        return !line->waiter && line->kind == l->kind && line->mode == l->mode && line->start == l->start &&
+               line->end == l->end && line->inode == l->inode && line->pid == l->pid;
+}
+
+static void holders_add(struct diag_lock_holders *h, pid_t pid, const struct diag_fd *fd, const char *comm) {
+        for (size_t i = 0; i < h->n; i++)
+                if (h->h[i].pid == pid)
+                        return;
+        if (h->n >= ELEMENTSOF(h->h)) {
+                h->more++;
+                return;
+        }
+        h->h[h->n] = (struct diag_lock_holder) { .pid = pid, .fd = fd ? fd->fd : -1, .path = fd ? fd->link : NULL };
+        if (comm && *comm)
+                snprintf(h->h[h->n].comm, sizeof h->h[h->n].comm, "%s", comm);
+        else
+                (void) diag_proc_read_comm(pid, h->h[h->n].comm, sizeof h->h[h->n].comm);
+        h->n++;
+}
+
+/* pid's first fd on l's file in the scan, or NULL. */
+static const struct diag_fd *proc_fd_on(const struct diag_scan_proc *p, const struct diag_filelock *l) {
+        for (size_t i = 0; p && p->fdt && i < p->fdt->n; i++)
+                if (fd_on_lock_file(&p->fdt->fds[i], l))
+                        return &p->fdt->fds[i];
+        return NULL;
+}
+
+int diag_lock_holders_find(struct diag_scan *s, const struct diag_filelock *l, struct diag_lock_holders *ret) {
+        size_t first, nref;
+
+        if (!s || !l || !ret || l->waiter)
+                return -EINVAL;
+        memset(ret, 0, sizeof *ret);
+        ret->locker = l->pid;
+        if (l->pid > 0) {
+                const struct diag_scan_proc *p = diag_scan_find(s, l->pid);
+                const struct diag_fd *fd = proc_fd_on(p, l);
+                char st = '?';
+                bool alive = diag_task_read_state(l->pid, l->pid, &st) >= 0 && st != 'Z' && st != 'X';
+
+                /* alive, and (when its fds were read) still on the file: a reused
+                 * pid has no fd there, but a POSIX lock is its process's anyway */
+                if (alive && (fd || !p || !p->fdt || l->kind == DIAG_LOCK_POSIX)) {
+                        holders_add(ret, l->pid, fd, p ? p->comm : NULL);
+                        return 0;
+                }
+                ret->locker_exited = true;
+                if (st == 'Z' || st == 'X')
+                        (void) diag_proc_read_comm(l->pid, ret->locker_comm, sizeof ret->locker_comm);
+                if (l->kind != DIAG_LOCK_FLOCK && l->kind != DIAG_LOCK_OFD)
+                        return 0;       /* a POSIX lock dies with its process */
+        }
+        /* the processes whose fd on the file carries the lock in its fdinfo */
+        nref = diag_scan_refs(s, DIAG_REF_FILE, makedev(l->dev_major, l->dev_minor), l->inode, &first);
+        for (size_t k = 0; k < nref; k++) {
+                const struct diag_fdref *ref = diag_scan_ref(s, first + k);
+                struct diag_scan_proc *p = &s->procs[ref->proc];
+                struct diag_fd *fd = &p->fdt->fds[ref->fd];
+
+                if (!fd_on_lock_file(fd, l) || (!fd->have_fdinfo && diag_fd_read_fdinfo(p->pid, fd) < 0))
+                        continue;
+                for (size_t j = 0; j < fd->nlocks; j++)
+                        if (fdinfo_carries(&fd->locks[j], l)) {
+                                holders_add(ret, p->pid, fd, p->comm);
+                                break;
+                        }
+        }
+        return 0;
+}
+
+char *diag_lock_holders_format(const struct diag_lock_holders *h, char *buf, size_t size) {
+        char more[48] = "", locker[48] = "";
+
+        if (h->n > 1 || h->more)
+                snprintf(more, sizeof more, " (and %zu more)", h->n - 1 + h->more);
+        if (h->locker_comm[0])
+                snprintf(locker, sizeof locker, " (%s)", h->locker_comm);
+        if (!h->n && h->locker_exited)
+                snprintf(buf, size, "nobody alive: the locker pid %d%s exited", h->locker, locker);
+        else if (!h->n)
+                snprintf(buf, size, "a process not found");
+        else if (h->locker_exited)
+                snprintf(buf, size, "pid %d \"%s\"%s, which inherited it: the locker pid %d%s exited", h->h[0].pid,
+                         h->h[0].comm, more, h->locker, locker);
+        else
+                snprintf(buf, size, "pid %d \"%s\"%s", h->h[0].pid, h->h[0].comm, more);
+        return buf;
+}
+
+/* ---- likely waits of sleeping threads ---- */
+
+const char *diag_lock_sleep_call(const struct diag_syscall_state *sc) {
+        enum diag_arch arch = diag_arch_native();
+        enum diag_sc_class c;
+        const char *name;
+
+        if (!sc || sc->kind != DIAG_SC_IN)
+                return NULL;
+        c = diag_syscall_class(arch, sc);
+        name = diag_syscall_name(arch, sc->nr);
+        if (!name)
+                return NULL;
+        if (c == DIAG_SCC_SLEEP)
+                return name;
+        /* poll(NULL, 0, ms), select(0, NULL, NULL, NULL, &tv): a sleep too */
+        if (c == DIAG_SCC_POLL) {
+                bool nofds = strstr(name, "select") ? sc->args[0] == 0 : sc->args[1] == 0;
+                return nofds ? name : NULL;
+        }
+        return NULL;
+}
+
+enum { MINE_NONE, MINE_READ, MINE_COVERS };
+
+/* What a lock of the sleeper's own says about l, held by another: nothing
+ * (another kind, another byte range), MINE_COVERS when it is l itself (a shared
+ * open file description) or overlaps it with a WRITE side (the same owner, then),
+ * or MINE_READ when both only read the same byte range (record locks): the sleeper may be waiting
+ * to upgrade (sqlite's writer holds its SHARED range for reading and waits for
+ * the readers' to go before it can write it). */
+static int mine_vs(const struct diag_filelock *mine, const struct diag_filelock *l) {
+        bool flock = l->kind == DIAG_LOCK_FLOCK;
+
+        if (mine->waiter || (mine->kind == DIAG_LOCK_FLOCK) != flock)
+                return MINE_NONE;
+        if (!flock && !(mine->start <= l->end && l->start <= mine->end))
+                return MINE_NONE;
+        /* two shared flocks are the common case of readers, not an upgrade */
+        if (flock || fdinfo_carries(mine, l) || mine->mode == DIAG_LOCK_WRITE || l->mode == DIAG_LOCK_WRITE)
+                return MINE_COVERS;
+        return MINE_READ;
+}
+
+/* The most the process's own locks say about l (mine_vs): its /proc/locks
+ * entries, and the fdinfo of its fds on the file. */
+static int proc_locks_file(struct diag_scan *s, struct diag_scan_proc *p, const struct diag_filelock *l) {
+        const struct diag_locktab *t = s->locks;
+        int m = MINE_NONE;
+
+        for (size_t i = 0; i < t->n && m != MINE_COVERS; i++)
+                if (t->locks[i].pid == p->pid && diag_lock_same_file(&t->locks[i], l))
+                        m = MAX(m, mine_vs(&t->locks[i], l));
+        for (size_t i = 0; p->fdt && i < p->fdt->n && m != MINE_COVERS; i++) {
+                struct diag_fd *fd = &p->fdt->fds[i];
+                if (!fd_on_lock_file(fd, l) || (!fd->have_fdinfo && diag_fd_read_fdinfo(p->pid, fd) < 0))
+                        continue;
+                for (size_t j = 0; j < fd->nlocks; j++)
+                        m = MAX(m, mine_vs(&fd->locks[j], l));
+        }
+        return m;
+}
+
+int diag_lock_guess_wait(struct diag_scan *s, pid_t pid, pid_t tid, const char *call, struct diag_lock_guess *ret) {
+        const struct diag_locktab *t;
+        struct diag_scan_proc *p;
+
+        if (!s || !ret)
+                return -EINVAL;
+        t = s->locks;
+        p = (struct diag_scan_proc *) diag_scan_find(s, pid);
+        if (!t || !p || !p->fdt)
+                return 0;
+        /* a WRITE lock first: it excludes every request; a READ lock only writers */
+        for (int want = DIAG_LOCK_WRITE; want >= (int) DIAG_LOCK_READ; want--)
+                for (size_t i = 0; i < t->n; i++) {
+                        const struct diag_filelock *l = &t->locks[i];
+                        const struct diag_fd *fd;
+                        bool self = false;
+                        int mine;
+
+                        if (l->waiter || (int) l->mode != want || l->pid == pid ||
+                            (l->kind != DIAG_LOCK_FLOCK && l->kind != DIAG_LOCK_POSIX && l->kind != DIAG_LOCK_OFD) ||
+                            (l->dev_major == 0 && l->dev_minor == 0 && l->inode == 0))
+                                continue;
+                        fd = proc_fd_on(p, l);
+                        if (!fd || (mine = proc_locks_file(s, p, l)) == MINE_COVERS)
+                                continue;
+                        memset(ret, 0, sizeof *ret);
+                        if (diag_lock_holders_find(s, l, &ret->holders) < 0 || !ret->holders.n)
+                                continue;
+                        for (size_t k = 0; k < ret->holders.n; k++)
+                                self = self || ret->holders.h[k].pid == pid;
+                        if (self)
+                                continue;
+                        ret->pid = pid;
+                        ret->tid = tid;
+                        snprintf(ret->comm, sizeof ret->comm, "%s", p->comm);
+                        ret->call = call;
+                        ret->fd = fd->fd;
+                        ret->path = fd->link;
+                        ret->lock = l;
+                        ret->reads_too = mine == MINE_READ;
+                        return 1;
+                }
+        return 0;
+}
+
+static const char *own_lock(const struct diag_lock_guess *g) {
+        return g->reads_too ? "on which it holds the same range only for reading (to write it, it must wait)" :
+                              "which it does not lock";
+}
+
+char *diag_lock_guess_evidence(const struct diag_lock_guess *g, char *buf, size_t size) {
+        const char *path = g->path ? g->path : "?";
+
+        snprintf(buf, size, "pid %d sleeps in %s and has %s open (fd %d), %s, while pid %d (%s) holds a %s %s lock on "
+                 "it", g->pid, g->call ? g->call : "a sleep", path, g->fd, own_lock(g), g->holders.h[0].pid,
+                 g->holders.h[0].comm, diag_lock_kind_name(g->lock->kind), diag_lock_mode_name(g->lock->mode));
+        return buf;
+}
+
+char *diag_lock_guess_format(const struct diag_lock_guess *g, char *buf, size_t size) {
+        const char *path = g->path ? g->path : "?";
+
+        snprintf(buf, size, "likely waits for %s %s on %s held by pid %d (%s): it sleeps in %s and has %s open (fd %d), %s",
+                 diag_lock_kind_name(g->lock->kind), diag_lock_mode_name(g->lock->mode), path, g->holders.h[0].pid,
+                 g->holders.h[0].comm, g->call ? g->call : "a sleep", path, g->fd, own_lock(g));
+        return buf;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "diag/locks.h"
+#include "diag/syscall.h"
 #include "diag/util.h"
 #include "tap.h"
 
@@ -440,7 +441,57 @@ cleanup:
         close(fd_ofd);
 }
 
+/* Which system calls are a sleep, for the likely waits of retry loops. */
+static void test_sleep_call(void) {
+        enum diag_arch a = diag_arch_native();
+        struct diag_syscall_state sc = { .kind = DIAG_SC_IN };
+
+        if (a == DIAG_ARCH_UNKNOWN)
+                return;
+        sc.nr = diag_syscall_number(a, "clock_nanosleep");
+        CHECK_STR(diag_lock_sleep_call(&sc), "clock_nanosleep");
+        sc.nr = diag_syscall_number(a, "read");
+        CHECK(diag_lock_sleep_call(&sc) == NULL);
+        /* ppoll with no fds is a sleep, with fds it waits for them */
+        sc.nr = diag_syscall_number(a, "ppoll");
+        sc.args[0] = 0x1000;
+        sc.args[1] = 0;
+        CHECK_STR(diag_lock_sleep_call(&sc), "ppoll");
+        sc.args[1] = 2;
+        CHECK(diag_lock_sleep_call(&sc) == NULL);
+        /* pselect6 with nfds 0 is a sleep */
+        sc.nr = diag_syscall_number(a, "pselect6");
+        sc.args[0] = 0;
+        CHECK_STR(diag_lock_sleep_call(&sc), "pselect6");
+        sc.args[0] = 4;
+        CHECK(diag_lock_sleep_call(&sc) == NULL);
+        sc.kind = DIAG_SC_RUNNING;
+        CHECK(diag_lock_sleep_call(&sc) == NULL);
+        CHECK(diag_lock_sleep_call(NULL) == NULL);
+}
+
+static void test_holders_format(void) {
+        struct diag_lock_holders h = { .locker = 100 };
+        char buf[256];
+
+        h.h[0] = (struct diag_lock_holder) { .pid = 100, .fd = 3, .comm = "flock" };
+        h.n = 1;
+        CHECK_STR(diag_lock_holders_format(&h, buf, sizeof buf), "pid 100 \"flock\"");
+        h.locker_exited = true;
+        snprintf(h.locker_comm, sizeof h.locker_comm, "flock");
+        h.h[0] = (struct diag_lock_holder) { .pid = 101, .fd = 3, .comm = "sleep" };
+        h.h[1] = (struct diag_lock_holder) { .pid = 102, .fd = 3, .comm = "sleep" };
+        h.n = 2;
+        CHECK_STR(diag_lock_holders_format(&h, buf, sizeof buf),
+                  "pid 101 \"sleep\" (and 1 more), which inherited it: the locker pid 100 (flock) exited");
+        h.n = 0;
+        h.locker_comm[0] = 0;
+        CHECK_STR(diag_lock_holders_format(&h, buf, sizeof buf), "nobody alive: the locker pid 100 exited");
+}
+
 int main(void) {
+        test_sleep_call();
+        test_holders_format();
         test_names();
         test_parse_forms();
         test_parse_malformed();

@@ -10,6 +10,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "diag/chain.h"
@@ -20,6 +22,7 @@
 #include "diag/ptrace.h"
 #include "diag/scan.h"
 #include "diag/syscall.h"
+#include "diag/target.h"
 #include "diag/unwind.h"
 #include "diag/util.h"
 
@@ -57,18 +60,28 @@ static struct {
         struct diag_columns cols;
 } arg;
 
+/* A -p target that could not be read, for -J. */
+struct target_error {
+        pid_t pid;
+        int err;
+        struct diag_target target;
+};
+
 /* ---- file locks joined with their fds ---- */
 
 struct flock_waiter {
         pid_t pid, tid;                 /* tid 0 if no thread was seen blocked on it */
         char comm[17];
         int64_t blocked_ms;
-        const struct diag_filelock *entry;
+        const struct diag_filelock *entry;      /* its /proc/locks line; inferred: the holder's */
+        bool inferred;                  /* not in /proc/locks: a sleeper likely retrying (diag_lock_guess_wait) */
+        char *evidence;                 /* inferred: why */
 };
 
 struct flock_group {
         const struct diag_filelock *holder;
-        pid_t holder_pid;               /* OFD: found through fdinfo; 0 unknown */
+        struct diag_lock_holders holders;       /* the live processes holding it */
+        pid_t holder_pid;               /* the first of them; 0 unknown */
         int holder_fd;
         char holder_comm[17];
         const char *path;               /* a holder's or waiter's fd link */
@@ -78,12 +91,15 @@ struct flock_group {
 
 struct state {
         struct diag_futex_scan *fx;
+        size_t ngroups_alloc;
         struct diag_scan *scan;
         struct flock_group *groups;
         size_t ngroups;
         struct diag_waitgraph graph;
-        json_object *deadlocks;         /* JSON array */
-        size_t ndeadlocks;
+        json_object *deadlocks;         /* JSON array: proven cycles */
+        json_object *possible;          /* JSON array: cycles through an inferred wait */
+        size_t ndeadlocks;              /* both kinds, in deadlock_text */
+        size_t nproven;
         char **deadlock_text;
 };
 
@@ -131,63 +147,91 @@ static pid_t blocked_lock_thread(pid_t pid, struct diag_scan *scan, const struct
         return 0;
 }
 
-/* The fds needed to name locked files and find their holders: only the
- * processes /proc/locks names, unless an OFD lock (pid -1) needs every fd on
- * its file; nothing at all when no lock is waited for (and not --all). */
-static int scan_for_filelocks(struct diag_scan **ret) {
+/* Add p to the list unless it is there. */
+static int pid_add(pid_t **pids, size_t *alloc, size_t *n, pid_t p) {
+        for (size_t k = 0; k < *n; k++)
+                if ((*pids)[k] == p)
+                        return 0;
+        if (DIAG_GROW(*pids, *alloc, *n + 1) < 0)
+                return -ENOMEM;
+        (*pids)[(*n)++] = p;
+        return 0;
+}
+
+/* The fds needed to name locked files, find their holders and the sleepers that
+ * likely wait for them: the processes /proc/locks names, the ones with a thread
+ * asleep (from the futex scan) and the ones given with -p; every process when an
+ * OFD lock (pid -1) or a lock whose locker exited must be found in the fds of
+ * others; nothing at all when there is no file lock. */
+static int scan_for_filelocks(const struct diag_futex_scan *fx, struct diag_scan **ret) {
+        static const pid_t nobody;
         _cleanup_(diag_locktab_freep) struct diag_locktab *t = NULL;
         _cleanup_free_ pid_t *pids = NULL;
         size_t n = 0, alloc = 0;
-        bool ofd = false, waited = false;
+        bool everyone = false;
         int r = diag_locks_read(&t);
 
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < t->n; i++) {
-                bool dup = false;
-                waited = waited || t->locks[i].waiter;
-                if (t->locks[i].pid <= 0) {
-                        ofd = true;
-                        continue;
-                }
-                for (size_t k = 0; k < n; k++)
-                        dup = dup || pids[k] == t->locks[i].pid;
-                if (!dup) {
-                        if (DIAG_GROW(pids, alloc, n + 1) < 0)
-                                return -ENOMEM;
-                        pids[n++] = t->locks[i].pid;
-                }
+        if (!t->n)      /* (a NULL list would mean every process) */
+                return diag_scan_run(&nobody, 0, DIAG_SCAN_LOCKS, ret);
+        for (size_t i = 0; i < t->n && !everyone; i++) {
+                char st = '?';
+                everyone = t->locks[i].pid <= 0 || diag_task_read_state(t->locks[i].pid, t->locks[i].pid, &st) < 0 ||
+                           st == 'Z' || st == 'X';
+                if (!everyone && pid_add(&pids, &alloc, &n, t->locks[i].pid) < 0)
+                        return -ENOMEM;
         }
-        if (!waited && !arg.all)
-                n = 0;
-        else if (ofd)
+        if (everyone)
                 return diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
+        for (size_t i = 0; i < arg.npids; i++)
+                if (pid_add(&pids, &alloc, &n, arg.pids[i]) < 0)
+                        return -ENOMEM;
+        for (size_t i = 0; i < fx->nsleepers; i++)
+                if (pid_add(&pids, &alloc, &n, fx->sleepers[i].pid) < 0)
+                        return -ENOMEM;
         return diag_scan_run(pids, n, DIAG_SCAN_STATX | DIAG_SCAN_INDEX | DIAG_SCAN_LOCKS, ret);
 }
 
-static int collect_filelocks(struct state *st) {
+static void group_done(struct flock_group *g) {
+        for (size_t k = 0; k < g->nwaiters; k++)
+                free(g->waiters[k].evidence);
+        free(g->waiters);
+}
+
+/* A new group for the held lock h, its live holders found. */
+static struct flock_group *group_new(struct state *st, size_t *alloc, const struct diag_filelock *h) {
+        struct flock_group *g;
+
+        if (DIAG_GROW(st->groups, *alloc, st->ngroups + 1) < 0)
+                return NULL;
+        g = &st->groups[st->ngroups++];
+        memset(g, 0, sizeof *g);
+        g->holder = h;
+        g->holder_fd = -1;
+        (void) diag_lock_holders_find(st->scan, h, &g->holders);
+        if (g->holders.n) {
+                g->holder_pid = g->holders.h[0].pid;
+                g->holder_fd = g->holders.h[0].fd;
+                g->path = g->holders.h[0].path;
+                snprintf(g->holder_comm, sizeof g->holder_comm, "%s", g->holders.h[0].comm);
+        }
+        return g;
+}
+
+static int collect_filelocks(struct state *st, size_t *alloc) {
         const struct diag_locktab *t = st->scan->locks;
-        size_t alloc = 0;
 
         for (size_t i = 0; t && i < t->n; i++) {
                 const struct diag_filelock *h = &t->locks[i];
                 struct flock_group *g;
-                struct holder_find hf = { .scan = st->scan };
                 bool has_waiters = i + 1 < t->n && t->locks[i + 1].waiter;
 
                 if (h->waiter || (!has_waiters && !arg.all))
                         continue;
-                if (DIAG_GROW(st->groups, alloc, st->ngroups + 1) < 0)
+                g = group_new(st, alloc, h);
+                if (!g)
                         return -ENOMEM;
-                g = &st->groups[st->ngroups++];
-                memset(g, 0, sizeof *g);
-                g->holder = h;
-                diag_scan_lock_fds(st->scan, h, holder_fd_found, &hf);
-                g->holder_pid = h->pid > 0 ? h->pid : hf.pid;
-                g->holder_fd = hf.pid ? hf.fd : -1;
-                g->path = hf.path;
-                if (g->holder_pid)
-                        (void) diag_proc_read_comm(g->holder_pid, g->holder_comm, sizeof g->holder_comm);
                 for (size_t k = i + 1; k < t->n && t->locks[k].waiter; k++) {
                         const struct diag_filelock *w = &t->locks[k];
                         struct holder_find wf = { .scan = st->scan, .taken = g };
@@ -217,6 +261,40 @@ static int collect_filelocks(struct state *st) {
                                         (void) diag_task_read_offcpu_ms(fw->pid, fw->tid, &fw->blocked_ms);
                         }
                 }
+        }
+        return 0;
+}
+
+/* The sleeping threads the futex scan saw (the processes given, or all) whose
+ * process has a locked file open: the likely waits of retry loops, added to
+ * their lock's group as inferred waiters. */
+static int collect_guesses(struct state *st, size_t *alloc) {
+        for (size_t i = 0; st->scan->locks && st->scan->locks->n && i < st->fx->nsleepers; i++) {
+                const struct diag_futex_sleeper *sl = &st->fx->sleepers[i];
+                struct diag_lock_guess gs;
+                struct flock_group *g = NULL;
+                struct flock_waiter *fw;
+                char text[1024];
+
+                if (sl->pid == getpid() || diag_lock_guess_wait(st->scan, sl->pid, sl->tid, sl->call, &gs) <= 0)
+                        continue;
+                for (size_t m = 0; m < st->ngroups && !g; m++)
+                        if (st->groups[m].holder == gs.lock)
+                                g = &st->groups[m];
+                if (!g && !(g = group_new(st, alloc, gs.lock)))
+                        return -ENOMEM;
+                if (!g->path)
+                        g->path = gs.path;
+                fw = realloc(g->waiters, (g->nwaiters + 1) * sizeof *fw);
+                if (!fw)
+                        return -ENOMEM;
+                g->waiters = fw;
+                fw = &g->waiters[g->nwaiters++];
+                /* blocked_ms stays unknown: the sleep is one of many tries */
+                *fw = (struct flock_waiter) { .pid = sl->pid, .tid = sl->tid, .blocked_ms = -1, .entry = gs.lock,
+                                              .inferred = true,
+                                              .evidence = strdup(diag_lock_guess_format(&gs, text, sizeof text)) };
+                snprintf(fw->comm, sizeof fw->comm, "%s", gs.comm);
         }
         return 0;
 }
@@ -260,13 +338,17 @@ static int build_graph(struct state *st) {
                         struct diag_wait_edge e = {
                                 .from_pid = w->pid, .from_tid = w->tid ? w->tid : w->pid,
                                 .to_pid = g->holder_pid, .to_tid = 0,
-                                .kind = DIAG_WAIT_FILELOCK, .resource = label, .data = g,
+                                .kind = DIAG_WAIT_FILELOCK, .resource = label, .data = w,
                         };
                         if (!w->pid || diag_waitgraph_add(&st->graph, &e) < 0)
                                 continue;
                 }
         }
         return 0;
+}
+
+static bool edge_inferred(const struct diag_wait_edge *e) {
+        return e->kind == DIAG_WAIT_FILELOCK && ((const struct flock_waiter *) e->data)->inferred;
 }
 
 static void on_cycle(const struct diag_waitgraph *g, const size_t *edges, size_t n, void *ud) {
@@ -276,11 +358,16 @@ static void on_cycle(const struct diag_waitgraph *g, const size_t *edges, size_t
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
 
+        bool possible = false;
+
         if (!f) {
                 json_object_put(c);
                 return;
         }
-        fprintf(f, "DEADLOCK:");
+        /* a cycle through an inferred wait is not proven: a possible deadlock */
+        for (size_t i = 0; i < n; i++)
+                possible = possible || edge_inferred(&g->edges[edges[i]]);
+        fprintf(f, "%s", possible ? "POSSIBLE DEADLOCK (through an inferred lock wait, not proven):" : "DEADLOCK:");
         for (size_t i = 0; i < n; i++) {
                 const struct diag_wait_edge *e = &g->edges[edges[i]];
                 const struct diag_wait_edge *prev = &g->edges[edges[(i + n - 1) % n]];
@@ -293,15 +380,18 @@ static void on_cycle(const struct diag_waitgraph *g, const size_t *edges, size_t
                 json_object_object_add(o, "tid", json_object_new_int(e->from_tid));
                 json_object_object_add(o, "holds", json_object_new_string(prev->resource));
                 json_object_object_add(o, "waits_for", json_object_new_string(e->resource));
+                json_object_object_add(o, "inferred", json_object_new_boolean(edge_inferred(e)));
                 json_object_array_add(c, o);
         }
         fclose(f);
-        json_object_array_add(st->deadlocks, c);
+        json_object_array_add(possible ? st->possible : st->deadlocks, c);
         {
                 char **nt = realloc(st->deadlock_text, (st->ndeadlocks + 1) * sizeof *nt);
                 if (nt) {
                         st->deadlock_text = nt;
                         st->deadlock_text[st->ndeadlocks++] = text;
+                        if (!possible)
+                                st->nproven++;
                         return;
                 }
         }
@@ -389,8 +479,95 @@ static void print_stack(FILE *f, pid_t pid, pid_t tid, const char *indent) {
 
 /* ---- rendering ---- */
 
-static void render_text(struct state *st) {
+/* Waits with no owner by design: pool threads idle on a condition variable,
+ * a semaphore or a barrier. Folded into one line unless -v or --all. */
+static bool idle_wait(const struct diag_futex_lock *l) {
+        return !l->owner_tid && (l->kind == DIAG_FUTEX_CONDVAR || l->kind == DIAG_FUTEX_SEMAPHORE ||
+                                 l->kind == DIAG_FUTEX_BARRIER);
+}
+
+static bool folded(const struct diag_futex_lock *l) {
+        return idle_wait(l) && !arg.all && !diag_log_verbose;
+}
+
+/* "5 threads idle on condition variables, 1 on a semaphore" */
+static bool print_idle_summary(const struct state *st) {
+        static const struct { enum diag_futex_kind kind; const char *one, *many; } kinds[] = {
+                { DIAG_FUTEX_CONDVAR, "a condition variable", "condition variables" },
+                { DIAG_FUTEX_SEMAPHORE, "a semaphore", "semaphores" },
+                { DIAG_FUTEX_BARRIER, "a barrier", "barriers" },
+        };
+        bool any = false;
+
+        for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
+                size_t nthreads = 0, nlocks = 0;
+                for (size_t i = 0; i < st->fx->n; i++)
+                        if (folded(&st->fx->locks[i]) && st->fx->locks[i].kind == kinds[k].kind) {
+                                nthreads += st->fx->locks[i].nwaiters;
+                                nlocks++;
+                        }
+                if (!nlocks)
+                        continue;
+                printf("%s%zu%s on %s", any ? ", " : "", nthreads, any ? "" : nthreads == 1 ? " thread idle" : " threads idle",
+                       nlocks == 1 ? kinds[k].one : kinds[k].many);
+                any = true;
+        }
+        if (any)
+                printf(" (no owner by design; -v lists them)\n");
+        return any;
+}
+
+static void text_futex(const struct diag_futex_lock *l) {
         char dur[DIAG_DURATION_MAX], label[512];
+        struct diag_tree *root;
+        struct who ow;
+
+        lock_label(l, label, sizeof label);
+        if (!ownable(l) && !arg.all) {
+                /* nobody to blame: one line, unless --all */
+                printf("%s in pid %d — %s, %zu waiter%s (tid", label, l->pid,
+                       l->kind == DIAG_FUTEX_UNKNOWN ? "owner unknown" : "no owner", l->nwaiters,
+                       l->nwaiters == 1 ? "" : "s");
+                for (size_t k = 0; k < l->nwaiters && k < 8; k++)
+                        printf(" %d", l->waiters[k].tid);
+                printf("%s)\n", l->nwaiters > 8 ? " ..." : "");
+                return;
+        }
+        if (l->owner_tid && !l->owner_gone) {
+                who_is(l->owner_pid, l->owner_tid, &ow);
+                root = diag_tree_new("%s in pid %d — owner tid %d \"%s\" %c, in %s", label, l->pid,
+                                     l->owner_tid, ow.comm, ow.state, ow.syscall);
+        } else if (l->owner_gone)
+                root = diag_tree_new("%s in pid %d — owner tid %d is gone: it exited holding the lock", label,
+                                     l->pid, l->owner_tid);
+        else if (l->readers)
+                root = diag_tree_new("%s in pid %d — held by %u reader%s", label, l->pid, l->readers,
+                                     l->readers == 1 ? "" : "s");
+        else
+                root = diag_tree_new("%s in pid %d — %s", label, l->pid,
+                                     l->kind == DIAG_FUTEX_CONDVAR || l->kind == DIAG_FUTEX_SEMAPHORE ||
+                                     l->kind == DIAG_FUTEX_BARRIER ? "no owner" : "owner unknown");
+        if (!root)
+                return;
+        diag_tree_add(root, "[%s] %s", diag_confidence_name(l->confidence), l->evidence ? l->evidence : "");
+        for (size_t k = 0; k < l->nwaiters; k++) {
+                const struct diag_futex_waiter *w = &l->waiters[k];
+                const struct diag_peek_frame *pf = program_frame(w);
+                diag_tree_add(root, "waiter tid %d \"%s\" (pid %d) waits for %s%s%s%s%s", w->tid, w->comm, w->pid,
+                              waits_for(l, w), w->blocked_ms >= 0 ? ", blocked " : "",
+                              w->blocked_ms >= 0 ? diag_format_duration((uint64_t) w->blocked_ms, dur, sizeof dur) : "",
+                              pf ? ", in " : "", pf ? pf->func : "");
+        }
+        diag_tree_print(stdout, root, false);
+        diag_tree_free(root);
+        if (arg.stacks && l->owner_tid && !l->owner_gone) {
+                printf("  owner %d's stack:\n", l->owner_tid);
+                print_stack(stdout, l->owner_pid, l->owner_tid, "    ");
+        }
+}
+
+static void render_text(struct state *st) {
+        char dur[DIAG_DURATION_MAX], label[512], holders[256];
         size_t shown = 0;
 
         for (size_t i = 0; i < st->ndeadlocks; i++)
@@ -399,56 +576,13 @@ static void render_text(struct state *st) {
                 return;
         if (st->ndeadlocks)
                 putchar('\n');
-        for (size_t i = 0; i < st->fx->n; i++) {
-                const struct diag_futex_lock *l = &st->fx->locks[i];
-                struct diag_tree *root;
-                struct who ow;
-
-                lock_label(l, label, sizeof label);
-                if (!ownable(l) && !arg.all) {
-                        /* nobody to blame: one line, unless --all */
-                        printf("%s in pid %d — %s, %zu waiter%s (tid", label, l->pid,
-                               l->kind == DIAG_FUTEX_UNKNOWN ? "owner unknown" : "no owner", l->nwaiters,
-                               l->nwaiters == 1 ? "" : "s");
-                        for (size_t k = 0; k < l->nwaiters && k < 8; k++)
-                                printf(" %d", l->waiters[k].tid);
-                        printf("%s)\n", l->nwaiters > 8 ? " ..." : "");
+        /* locks with someone to blame first, then file locks, then the waits
+         * nobody owns; idle waits last, folded */
+        for (size_t i = 0; i < st->fx->n; i++)
+                if ((ownable(&st->fx->locks[i]) || arg.all) && !folded(&st->fx->locks[i])) {
+                        text_futex(&st->fx->locks[i]);
                         shown++;
-                        continue;
                 }
-                if (l->owner_tid && !l->owner_gone) {
-                        who_is(l->owner_pid, l->owner_tid, &ow);
-                        root = diag_tree_new("%s in pid %d — owner tid %d \"%s\" %c, in %s", label, l->pid,
-                                             l->owner_tid, ow.comm, ow.state, ow.syscall);
-                } else if (l->owner_gone)
-                        root = diag_tree_new("%s in pid %d — owner tid %d is gone: it exited holding the lock", label,
-                                             l->pid, l->owner_tid);
-                else if (l->readers)
-                        root = diag_tree_new("%s in pid %d — held by %u reader%s", label, l->pid, l->readers,
-                                             l->readers == 1 ? "" : "s");
-                else
-                        root = diag_tree_new("%s in pid %d — %s", label, l->pid,
-                                             l->kind == DIAG_FUTEX_CONDVAR || l->kind == DIAG_FUTEX_SEMAPHORE ||
-                                             l->kind == DIAG_FUTEX_BARRIER ? "no owner" : "owner unknown");
-                if (!root)
-                        continue;
-                diag_tree_add(root, "[%s] %s", diag_confidence_name(l->confidence), l->evidence ? l->evidence : "");
-                for (size_t k = 0; k < l->nwaiters; k++) {
-                        const struct diag_futex_waiter *w = &l->waiters[k];
-                        const struct diag_peek_frame *pf = program_frame(w);
-                        diag_tree_add(root, "waiter tid %d \"%s\" (pid %d) waits for %s%s%s%s%s", w->tid, w->comm, w->pid,
-                                      waits_for(l, w), w->blocked_ms >= 0 ? ", blocked " : "",
-                                      w->blocked_ms >= 0 ? diag_format_duration((uint64_t) w->blocked_ms, dur, sizeof dur) : "",
-                                      pf ? ", in " : "", pf ? pf->func : "");
-                }
-                diag_tree_print(stdout, root, false);
-                diag_tree_free(root);
-                if (arg.stacks && l->owner_tid && !l->owner_gone) {
-                        printf("  owner %d's stack:\n", l->owner_tid);
-                        print_stack(stdout, l->owner_pid, l->owner_tid, "    ");
-                }
-                shown++;
-        }
         for (size_t i = 0; i < st->ngroups; i++) {
                 const struct flock_group *g = &st->groups[i];
                 struct diag_tree *root;
@@ -459,12 +593,23 @@ static void render_text(struct state *st) {
                         who_is(g->holder_pid, 0, &ow);
                         root = diag_tree_new("%s — held by pid %d \"%s\" (fd %d), main thread %c in %s", label,
                                              g->holder_pid, g->holder_comm, g->holder_fd, ow.state, ow.syscall);
-                } else
+                } else if (g->holders.locker_exited)
+                        root = diag_tree_new("%s — %s", label, diag_lock_holders_format(&g->holders, holders, sizeof holders));
+                else
                         root = diag_tree_new("%s — holder unknown", label);
                 if (!root)
                         continue;
+                if (g->holder_pid && g->holders.locker_exited)
+                        diag_tree_add(root, "held by %s; a flock or OFD lock belongs to the open file description, "
+                                      "not to the process that took it",
+                                      diag_lock_holders_format(&g->holders, holders, sizeof holders));
                 for (size_t k = 0; k < g->nwaiters; k++) {
                         const struct flock_waiter *w = &g->waiters[k];
+                        if (w->inferred) {
+                                diag_tree_add(root, "[inferred] pid %d \"%s\" tid %d %s", w->pid, w->comm, w->tid,
+                                              w->evidence ? w->evidence : "likely waits");
+                                continue;
+                        }
                         diag_tree_add(root, "waiter pid %d \"%s\"%s%.0d%s%s", w->pid, w->comm, w->tid ? " tid " : "",
                                       w->tid, w->blocked_ms >= 0 ? ", blocked " : "",
                                       w->blocked_ms >= 0 ? diag_format_duration((uint64_t) w->blocked_ms, dur, sizeof dur) : "");
@@ -473,6 +618,13 @@ static void render_text(struct state *st) {
                 diag_tree_free(root);
                 shown++;
         }
+        for (size_t i = 0; i < st->fx->n; i++)
+                if (!ownable(&st->fx->locks[i]) && !arg.all && !folded(&st->fx->locks[i])) {
+                        text_futex(&st->fx->locks[i]);
+                        shown++;
+                }
+        if (print_idle_summary(st))
+                shown++;
         if (!shown && !st->ndeadlocks)
                 printf("No thread is waiting for a lock%s.\n", arg.pids ? " in the processes given" : "");
 }
@@ -535,7 +687,7 @@ static json_object *json_futex(const struct diag_futex_lock *l) {
 }
 
 static json_object *json_flock(const struct flock_group *g) {
-        json_object *o = json_object_new_object(), *ws = json_object_new_array();
+        json_object *o = json_object_new_object(), *ws = json_object_new_array(), *hs = json_object_new_array();
         const struct diag_filelock *h = g->holder;
         char buf[64];
 
@@ -550,13 +702,26 @@ static json_object *json_flock(const struct flock_group *g) {
         json_object_object_add(o, "holder_pid", g->holder_pid ? json_object_new_int(g->holder_pid) : NULL);
         json_object_object_add(o, "holder_fd", g->holder_fd >= 0 ? json_object_new_int(g->holder_fd) : NULL);
         json_object_object_add(o, "holder_comm", g->holder_pid ? json_object_new_string(g->holder_comm) : NULL);
+        json_object_object_add(o, "locker_pid", g->holders.locker > 0 ? json_object_new_int(g->holders.locker) : NULL);
+        json_object_object_add(o, "locker_exited", json_object_new_boolean(g->holders.locker_exited));
+        for (size_t k = 0; k < g->holders.n; k++) {
+                json_object *ho = json_object_new_object();
+                json_object_object_add(ho, "pid", json_object_new_int(g->holders.h[k].pid));
+                json_object_object_add(ho, "fd", g->holders.h[k].fd >= 0 ? json_object_new_int(g->holders.h[k].fd) : NULL);
+                json_object_object_add(ho, "comm", json_object_new_string(g->holders.h[k].comm));
+                json_object_array_add(hs, ho);
+        }
+        json_object_object_add(o, "holders", hs);
+        json_object_object_add(o, "holders_more", json_object_new_int((int) g->holders.more));
         for (size_t k = 0; k < g->nwaiters; k++) {
                 const struct flock_waiter *w = &g->waiters[k];
                 json_object *wo = json_object_new_object();
                 json_object_object_add(wo, "pid", w->pid ? json_object_new_int(w->pid) : NULL);
                 json_object_object_add(wo, "tid", w->tid ? json_object_new_int(w->tid) : NULL);
                 json_object_object_add(wo, "comm", json_object_new_string(w->comm));
-                json_object_object_add(wo, "mode", json_object_new_string(diag_lock_mode_name(w->entry->mode)));
+                json_object_object_add(wo, "inferred", json_object_new_boolean(w->inferred));
+                json_object_object_add(wo, "evidence", diag_json_str(w->evidence));
+                json_object_object_add(wo, "mode", w->inferred ? NULL : json_object_new_string(diag_lock_mode_name(w->entry->mode)));
                 json_object_object_add(wo, "blocked_ms", w->blocked_ms >= 0 ? json_object_new_int64(w->blocked_ms) : NULL);
                 json_object_array_add(ws, wo);
         }
@@ -564,14 +729,32 @@ static json_object *json_flock(const struct flock_group *g) {
         return o;
 }
 
-static int render_json(struct state *st) {
+static int render_json(struct state *st, const struct target_error *errors, size_t nerrors) {
         json_object *doc = json_object_new_object(), *fx = json_object_new_array(), *fl = json_object_new_array();
+        json_object *errs = json_object_new_array();
+        char msg[512];
         int r;
 
+        /* the -p targets that could not be read: one entry each */
+        for (size_t i = 0; i < nerrors; i++) {
+                json_object *o = json_object_new_object(), *e = json_object_new_object();
+                json_object_object_add(e, "message", json_object_new_string(diag_target_message(
+                        &errors[i].target, errors[i].err, "read the lock waits of", msg, sizeof msg)));
+                json_object_object_add(e, "reason", diag_json_str(diag_target_reason(&errors[i].target, errors[i].err)));
+                json_object_object_add(o, "pid", json_object_new_int(errors[i].pid));
+                json_object_object_add(o, "error", e);
+                json_object_array_add(errs, o);
+        }
+
         json_object_object_add(doc, "schema", json_object_new_string("diag-locks/1"));
+        json_object_object_add(doc, "errors", errs);
         json_object_object_add(doc, "deadlocks", json_object_get(st->deadlocks));
-        for (size_t i = 0; i < st->fx->n && !arg.cycles_only; i++)
-                json_object_array_add(fx, json_futex(&st->fx->locks[i]));
+        json_object_object_add(doc, "possible_deadlocks", json_object_get(st->possible));
+        for (size_t i = 0; i < st->fx->n && !arg.cycles_only; i++) {
+                json_object *o = json_futex(&st->fx->locks[i]);
+                json_object_object_add(o, "idle", json_object_new_boolean(idle_wait(&st->fx->locks[i])));
+                json_object_array_add(fx, o);
+        }
         for (size_t i = 0; i < st->ngroups && !arg.cycles_only; i++)
                 json_object_array_add(fl, json_flock(&st->groups[i]));
         json_object_object_add(doc, "futex_locks", fx);
@@ -640,15 +823,21 @@ static int render_table(struct state *st) {
                         diag_table_set(ln, c, COL_COMM, "%s", w->comm);
                         if (w->blocked_ms >= 0)
                                 diag_table_set(ln, c, COL_BLOCKED, "%s", diag_format_duration((uint64_t) w->blocked_ms, dur, sizeof dur));
-                        diag_table_set(ln, c, COL_WAITS, "%s", diag_lock_mode_name(w->entry->mode));
+                        diag_table_set(ln, c, COL_WAITS, "%s", w->inferred ? "?" : diag_lock_mode_name(w->entry->mode));
                         if (g->holder_pid) {
                                 diag_table_set(ln, c, COL_OWNER, "%d", g->holder_pid);
                                 diag_table_set(ln, c, COL_OWNER_COMM, "%s", g->holder_comm);
                                 diag_table_set(ln, c, COL_OWNER_STATE, "%c", ow.state);
                                 diag_table_set(ln, c, COL_OWNER_SYSCALL, "%s", ow.syscall);
                         }
-                        diag_table_set(ln, c, COL_CONFIDENCE, "%s", "certain");
-                        snprintf(buf, sizeof buf, "from /proc/locks%s", g->holder->pid < 0 ? " and fdinfo (OFD)" : "");
+                        diag_table_set(ln, c, COL_CONFIDENCE, "%s", w->inferred ? "likely" : "certain");
+                        if (w->inferred)
+                                snprintf(buf, sizeof buf, "inferred: %s", w->evidence ? w->evidence : "");
+                        else if (g->holders.locker_exited)
+                                snprintf(buf, sizeof buf, "from /proc/locks and fdinfo: the locker pid %d exited, the lock "
+                                         "lives on in the open file description", g->holders.locker);
+                        else
+                                snprintf(buf, sizeof buf, "from /proc/locks%s", g->holder->pid < 0 ? " and fdinfo (OFD)" : "");
                         diag_table_set(ln, c, COL_EVIDENCE, "%s", buf);
                 }
         }
@@ -665,8 +854,10 @@ static void usage(void) {
                "\n"
                "Who is waiting for which lock, who holds it, and what the holder is doing:\n"
                "futexes (mutexes, rwlocks, condition variables, semaphores) and file locks\n"
-               "(flock, POSIX, OFD), across processes, with deadlock cycles. Reads /proc and\n"
-               "the locks' memory; stops nothing unless --stacks.\n"
+               "(flock, POSIX, OFD), across processes, with deadlock cycles. A file lock whose\n"
+               "locker exited is shown with the processes that still hold it; a thread sleeping\n"
+               "in a retry loop on a locked file is shown as a likely waiter, marked inferred.\n"
+               "Reads /proc and the locks' memory; stops nothing unless --stacks.\n"
                "\n"
                "Options:\n"
                " -p, --pid LIST           only locks with a waiter (or, for file locks, the\n"
@@ -678,13 +869,16 @@ static void usage(void) {
                "                          owner briefly)\n",
                diag_progname());
         diag_outopts_help(stdout);
-        printf(" -v, --verbose            more detail\n"
+        printf(" -v, --verbose            list idle waits (condition variables, semaphores,\n"
+               "                          barriers) one line per lock instead of one summary\n"
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\nColumns (-o):\n");
         diag_columns_list(stdout, columns, ELEMENTSOF(columns), false);
         printf("\n"
-               "Exit status: 0 no deadlock, 1 failure, 2 bad usage, 3 a deadlock was found.\n"
+               "Exit status: 0 no deadlock, 1 failure (no process given could be looked at),\n"
+               "2 bad usage, 3 a deadlock was found (a possible one, through an inferred wait,\n"
+               "does not count), 4 some processes given could not be looked at.\n"
                "\n"
                "Examples:\n"
                " %1$s                        every lock someone waits for\n"
@@ -711,7 +905,8 @@ int main(int argc, char **argv) {
         bool output_all = false, list_columns = false;
         _cleanup_free_ char *bad = NULL;
         struct state st = {};
-        size_t pidalloc = 0;
+        size_t pidalloc = 0, nerrors = 0, aerrors = 0;
+        struct target_error *errors = NULL;
         int c, r, status = DIAG_EXIT_OK;
 
         diag_log_init(argv[0]);
@@ -747,20 +942,48 @@ int main(int argc, char **argv) {
                 if (r < 0)
                         return diag_usage_error("unknown column: '%s'", bad ? bad : "?");
         }
-        /* a thread id names its process; each process once */
+        /* a thread id names its process; each process once; the ones we cannot
+         * read (gone, zombie, kernel thread, not permitted) said in one line each */
         {
-                size_t k = 0;
+                size_t k = 0, nbad = 0;
+                char msg[512];
+                struct diag_target t = {};
+                int err = 0;
+
                 for (size_t i = 0; i < arg.npids; i++) {
-                        pid_t tg;
+                        struct diag_syscall_state sc;
                         bool dup = false;
-                        if (diag_tid_to_pid(arg.pids[i], &tg) < 0)
-                                return log_error_errno(-ESRCH, "no such process: %d", arg.pids[i]), DIAG_EXIT_FAILURE;
+                        int e = 0;
+
+                        diag_target_resolve(arg.pids[i], &t);
+                        if (t.kind == DIAG_TARGET_LIVE && (e = diag_task_read_syscall(t.pid, t.pid, &sc)) != -EACCES &&
+                            e != -EPERM)
+                                e = 0;
+                        if (t.kind != DIAG_TARGET_LIVE || e) {
+                                log_error("%s", diag_target_message(&t, e, "read the lock waits of", msg, sizeof msg));
+                                if (DIAG_GROW(errors, aerrors, nerrors + 1) == 0)
+                                        errors[nerrors++] = (struct target_error) { t.pid, e, t };
+                                err = e;
+                                nbad++;
+                                continue;
+                        }
                         for (size_t j = 0; j < k; j++)
-                                dup = dup || arg.pids[j] == tg;
+                                dup = dup || arg.pids[j] == t.pid;
                         if (!dup)
-                                arg.pids[k++] = tg;
+                                arg.pids[k++] = t.pid;
                 }
                 arg.npids = k;
+                if (nbad && !k) {
+                        /* nothing left to look at: the run failed */
+                        if (arg.out.json)
+                                (void) diag_json_error(stdout, diag_target_message(&t, err, "read the lock waits of", msg,
+                                                                                   sizeof msg),
+                                                       diag_target_reason(&t, err), t.pid, DIAG_EXIT_FAILURE);
+                        free(errors);
+                        free(arg.pids);
+                        (void) diag_close_stdout();
+                        return DIAG_EXIT_FAILURE;
+                }
         }
         /* deadlocks only is a list of cycles, not a table */
         if (arg.cycles_only)
@@ -768,12 +991,13 @@ int main(int argc, char **argv) {
 
         diag_watchdog_arm(60);
         diag_watchdog_phase("scanning futex waiters");
-        r = diag_futex_scan(arg.pids, arg.npids, DIAG_FUTEX_PEEK, &st.fx);
+        r = diag_futex_scan(arg.pids, arg.npids, DIAG_FUTEX_PEEK | DIAG_FUTEX_SLEEPERS, &st.fx);
         if (r < 0)
                 return log_error_errno(r, "futex scan failed: %m"), DIAG_EXIT_FAILURE;
         diag_watchdog_phase("reading file locks");
-        r = scan_for_filelocks(&st.scan);
-        if (r < 0 || (r = collect_filelocks(&st)) < 0) {
+        r = scan_for_filelocks(st.fx, &st.scan);
+        if (r < 0 || (r = collect_filelocks(&st, &st.ngroups_alloc)) < 0 ||
+            (r = collect_guesses(&st, &st.ngroups_alloc)) < 0) {
                 diag_futex_scan_free(st.fx);
                 diag_scan_free(st.scan);
                 return log_error_errno(r, "reading file locks failed: %m"), DIAG_EXIT_FAILURE;
@@ -783,28 +1007,35 @@ int main(int argc, char **argv) {
                 size_t k = 0;
                 for (size_t i = 0; i < st.ngroups; i++) {
                         bool keep = pid_selected(st.groups[i].holder_pid);
+                        for (size_t h = 0; h < st.groups[i].holders.n; h++)
+                                keep = keep || pid_selected(st.groups[i].holders.h[h].pid);
                         for (size_t w = 0; w < st.groups[i].nwaiters; w++)
                                 keep = keep || pid_selected(st.groups[i].waiters[w].pid);
                         if (keep)
                                 st.groups[k++] = st.groups[i];
                         else
-                                free(st.groups[i].waiters);
+                                group_done(&st.groups[i]);
                 }
                 st.ngroups = k;
         }
         if (st.fx->n)
                 qsort(st.fx->locks, st.fx->n, sizeof *st.fx->locks, cmp_lock);
         st.deadlocks = json_object_new_array();
+        st.possible = json_object_new_array();
         if (build_graph(&st) < 0)
                 status = DIAG_EXIT_FAILURE;
         diag_waitgraph_cycles(&st.graph, 100, on_cycle, &st);
 
-        if (st.fx->denied)
-                log_warn("%u process%s not readable: their lock waits are not shown (run as root)",
-                         st.fx->denied, st.fx->denied == 1 ? "" : "es");
+        if (st.fx->denied) {
+                const char *why = geteuid() == 0 ? diag_ptrace_denied_reason() : NULL;
+                /* root is not told to run as root */
+                log_warn("%u process%s not readable%s%s%s: their lock waits are not shown%s", st.fx->denied,
+                         st.fx->denied == 1 ? "" : "es", geteuid() == 0 ? " even as root" : "", why ? " (" : "",
+                         why ? why : "", why ? ")" : geteuid() == 0 ? "" : " (run as root)");
+        }
         diag_watchdog_phase("writing the output");
         if (arg.out.json && !arg.table)
-                r = render_json(&st);
+                r = render_json(&st, errors, nerrors);
         else if (arg.table)
                 r = render_table(&st);
         else {
@@ -813,20 +1044,24 @@ int main(int argc, char **argv) {
         }
         if (r < 0)
                 status = DIAG_EXIT_FAILURE;
-        else if (st.ndeadlocks)
+        else if (st.nproven)
                 status = DIAG_EXIT_DEADLOCK;
+        else if (nerrors)
+                status = DIAG_EXIT_PARTIAL;
 
         for (size_t i = 0; i < st.ndeadlocks; i++)
                 free(st.deadlock_text[i]);
         free(st.deadlock_text);
         json_object_put(st.deadlocks);
+        json_object_put(st.possible);
         for (size_t i = 0; i < st.ngroups; i++)
-                free(st.groups[i].waiters);
+                group_done(&st.groups[i]);
         free(st.groups);
         diag_waitgraph_clear(&st.graph);
         diag_futex_scan_free(st.fx);
         diag_scan_free(st.scan);
         free(arg.pids);
+        free(errors);
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;
         return status;

@@ -77,9 +77,18 @@ struct diag_futex_lock {
         size_t nwaiters;
 };
 
+/* A thread asleep (nanosleep, clock_nanosleep, poll/select with nothing to
+ * watch: diag_lock_sleep_call), seen by the scan with DIAG_FUTEX_SLEEPERS. */
+struct diag_futex_sleeper {
+        pid_t pid, tid;
+        const char *call;               /* static: the system call's name */
+};
+
 struct diag_futex_scan {
         struct diag_futex_lock *locks;
         size_t n;
+        struct diag_futex_sleeper *sleepers;
+        size_t nsleepers;
         unsigned threads_seen;
         unsigned vanished;              /* processes or threads gone during the scan */
         unsigned denied;                /* processes we may not read */
@@ -88,6 +97,7 @@ struct diag_futex_scan {
 
 enum {
         DIAG_FUTEX_PEEK = 1 << 0,       /* stack peeks for callers (kind) and where waiters are */
+        DIAG_FUTEX_SLEEPERS = 1 << 1,   /* also list the sleeping threads (for diag_lock_guess_wait) */
 };
 
 /* pids: only these processes (NULL: all). */

@@ -64,3 +64,80 @@ const struct diag_filelock *diag_locks_blocker(const struct diag_locktab *t,
                                                const struct diag_filelock *waiter);
 /* Do two locks cover the same file (dev and inode)? */
 bool diag_lock_same_file(const struct diag_filelock *a, const struct diag_filelock *b);
+
+/*
+ * Who holds a lock now, and which sleeping threads likely wait for one. Both
+ * need a system scan (diag/scan.h) made with DIAG_SCAN_STATX | DIAG_SCAN_INDEX
+ * and /proc/locks (DIAG_SCAN_LOCKS); they read fdinfo of the fds on the locked
+ * file only, never the file itself.
+ */
+struct diag_scan;
+
+#define DIAG_LOCK_HOLDERS_MAX 8
+
+struct diag_lock_holder {
+        pid_t pid;
+        int fd;                         /* its fd that carries the lock, -1 unknown */
+        const char *path;               /* that fd's link (owned by the scan), NULL unknown */
+        char comm[17];
+};
+
+/*
+ * A flock or OFD lock belongs to the open file description, not to the process
+ * that took it: when that process exits, the lock stays held by every process
+ * that inherited the description (flock(1)'s child, a forked worker), and
+ * /proc/locks keeps naming the dead pid. POSIX locks die with their process.
+ */
+struct diag_lock_holders {
+        pid_t locker;                   /* the pid /proc/locks names; <= 0 for OFD locks */
+        bool locker_exited;             /* it is gone, a zombie, or no longer has the file open */
+        char locker_comm[17];           /* "" when gone */
+        size_t n;                       /* live holders in h[] */
+        struct diag_lock_holder h[DIAG_LOCK_HOLDERS_MAX];
+        size_t more;                    /* live holders beyond h[] */
+};
+
+/* The live processes holding l (a held entry of s->locks, not a waiter). */
+int diag_lock_holders_find(struct diag_scan *s, const struct diag_filelock *l, struct diag_lock_holders *ret);
+
+/*
+ * A thread asleep in a retry loop around a non-blocking lock call (sqlite's busy
+ * handler sleeping between fcntl(F_SETLK) tries, flock(LOCK_NB) loops) is not in
+ * /proc/locks. What can be seen: it sleeps, and its process has a file open on
+ * which another process holds a lock that its own fds do not hold. That is
+ * reported as an inference, with its evidence, never as a fact. A READ lock
+ * of its own over the range another process reads does not rule it out: it
+ * may wait to upgrade (sqlite's writer waits so for the readers).
+ */
+struct diag_lock_guess {
+        pid_t pid, tid;                 /* the sleeping thread */
+        char comm[17];                  /* its process */
+        const char *call;               /* the sleep: "nanosleep", "clock_nanosleep", "select" ... */
+        int fd;                         /* its fd on the locked file */
+        const char *path;               /* that fd's link (owned by the scan) */
+        const struct diag_filelock *lock;       /* the held entry in s->locks */
+        bool reads_too;                 /* it holds a READ lock over the same range itself (an upgrade) */
+        struct diag_lock_holders holders;
+};
+
+/* The sleep call a thread is in (nanosleep, clock_nanosleep, or poll/select
+ * with nothing to watch), or NULL when it is not sleeping. */
+struct diag_syscall_state;
+const char *diag_lock_sleep_call(const struct diag_syscall_state *sc);
+
+/* Does thread tid of pid, asleep in `call`, likely wait for a file lock another
+ * process holds? 1 and *ret filled, 0 if nothing suggests it, negative errno. */
+int diag_lock_guess_wait(struct diag_scan *s, pid_t pid, pid_t tid, const char *call, struct diag_lock_guess *ret);
+
+/* "likely waits for FLOCK WRITE on /x.db held by pid 123 (sqlite3): it sleeps in
+ * nanosleep and has /x.db open (fd 3), which it does not lock". Returns buf. */
+char *diag_lock_guess_format(const struct diag_lock_guess *g, char *buf, size_t size);
+
+/* The evidence alone, for a hop that names the lock itself: "pid 456 sleeps in
+ * nanosleep and has /x.db open (fd 3), which it does not lock, while pid 123
+ * (sqlite3) holds a POSIX WRITE lock on it". Returns buf. */
+char *diag_lock_guess_evidence(const struct diag_lock_guess *g, char *buf, size_t size);
+
+/* "pid 123 \"sqlite3\"" or, when the locker exited, "pid 456 \"sleep\" (and 1
+ * more), which inherited it: the locker pid 123 (flock) exited". Returns buf. */
+char *diag_lock_holders_format(const struct diag_lock_holders *h, char *buf, size_t size);
