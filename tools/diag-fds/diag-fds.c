@@ -118,6 +118,7 @@ static struct {
         const char *sockaddr;
         bool summary;
         bool access_read;
+        bool all_endpoints;             /* --all-endpoints: never summarize ENDPOINT */
         struct diag_outopts out;
         struct diag_columns cols;
 } arg = { .port = -1 };
@@ -446,16 +447,120 @@ static void endpoint_text(const struct diag_scan_proc *p, const struct diag_fd *
                note ? " (" : "", note ? note : "", note ? ")" : "");
 }
 
+/*
+ * A pipe that 300 preforked workers inherited as stdout has 600 holders: listing
+ * every other holder on every one of their fds is quadratic (the whole table
+ * becomes endpoint lines). Past ENDPOINT_LIST_MAX other holders an endpoint is
+ * one summary line, the holders grouped by name ("php-fpm x300, bash 1636");
+ * --all-endpoints lists them all. -J gives a sample and the count.
+ */
+#define ENDPOINT_LIST_MAX 4
+#define ENDPOINT_JSON_SAMPLE 8
+#define ENDPOINT_GROUPS 8       /* names tracked; the rest count as "more" */
+#define ENDPOINT_GROUPS_SHOWN 3
+
+struct epgroup {
+        const char *comm;
+        pid_t pid;              /* the first process of this name */
+        size_t nprocs;
+};
+
+struct epsummary {
+        size_t nfds, nprocs, nother;    /* other holders' fds, their processes, processes in no group */
+        const struct diag_scan_proc *last;
+        struct epgroup g[ENDPOINT_GROUPS];
+        size_t ng;
+};
+
+/* The fds of one object come in process order (the index is sorted by process),
+ * so a process is new when it differs from the previous one. */
+static void endpoint_count(const struct diag_scan_proc *p, const struct diag_fd *fd, const char *note, void *ud) {
+        struct epsummary *e = ud;
+        size_t i;
+
+        e->nfds++;
+        if (p == e->last)
+                return;
+        e->last = p;
+        e->nprocs++;
+        for (i = 0; i < e->ng; i++)
+                if (strcmp(e->g[i].comm, p->comm) == 0) {
+                        e->g[i].nprocs++;
+                        return;
+                }
+        if (e->ng < ENDPOINT_GROUPS)
+                e->g[e->ng++] = (struct epgroup) { .comm = p->comm, .pid = p->pid, .nprocs = 1 };
+        else
+                e->nother++;
+}
+
+static int cmp_epgroup(const void *a, const void *b) {
+        const struct epgroup *x = a, *y = b;
+        if (x->nprocs != y->nprocs)
+                return x->nprocs < y->nprocs ? 1 : -1;
+        return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* "php-fpm x300, bash 1636, +2 more" (ASCII: the tools set no locale, and
+ * libsmartcols would escape a multiplication sign in the C locale) */
+static void endpoint_summary_text(struct epsummary *e, struct strbuf *b) {
+        char line[512];
+        size_t o = 0, more = e->nother;
+
+        qsort(e->g, e->ng, sizeof *e->g, cmp_epgroup);
+        for (size_t i = 0; i < e->ng; i++) {
+                if (i >= ENDPOINT_GROUPS_SHOWN) {
+                        more += e->g[i].nprocs;
+                        continue;
+                }
+                if (e->g[i].nprocs == 1)
+                        o += (size_t) snprintf(line + o, sizeof line - o, "%s%s %d", i ? ", " : "", e->g[i].comm, e->g[i].pid);
+                else
+                        o += (size_t) snprintf(line + o, sizeof line - o, "%s%s x%zu", i ? ", " : "", e->g[i].comm,
+                                               e->g[i].nprocs);
+                if (o >= sizeof line)
+                        o = sizeof line - 1;
+        }
+        if (more)
+                snprintf(line + o, sizeof line - o, ", +%zu more", more);
+        sb_add(b, "%s", line);
+}
+
+/* The ENDPOINT cell: every other holder, or a summary when there are many. */
+static void endpoint_cell(const struct view *v, const struct diag_scan_proc *p, const struct diag_fd *fd,
+                          struct strbuf *b) {
+        struct epsummary e = {};
+
+        if (!arg.all_endpoints) {
+                each_endpoint(v, p, fd, endpoint_count, &e);
+                if (e.nfds > ENDPOINT_LIST_MAX) {
+                        endpoint_summary_text(&e, b);
+                        return;
+                }
+        }
+        each_endpoint(v, p, fd, endpoint_text, b);
+}
+
+struct epjson {
+        json_object *arr;
+        size_t n;
+};
+
 static void endpoint_json(const struct diag_scan_proc *p, const struct diag_fd *fd, const char *note, void *ud) {
-        json_object *o = json_object_new_object();
+        struct epjson *e = ud;
+        json_object *o;
         char a[4];
 
+        e->n++;
+        if (!arg.all_endpoints && e->n > ENDPOINT_JSON_SAMPLE)
+                return;
+        o = json_object_new_object();
         json_object_object_add(o, "pid", json_object_new_int(p->pid));
         json_object_object_add(o, "comm", json_object_new_string(p->comm));
         json_object_object_add(o, "fd", json_object_new_int(fd->fd));
         json_object_object_add(o, "access", json_object_new_string(fmt_access(fd->access, a)));
         json_object_object_add(o, "note", diag_json_str(note));
-        json_object_array_add(ud, o);
+        json_object_array_add(e->arr, o);
 }
 
 static void first_pid_found(size_t p, size_t f, const struct diag_filelock *l, void *ud) {
@@ -564,7 +669,7 @@ static void table_row(struct libscols_table *tb, struct view *v, size_t pi, size
         }
         if (diag_columns_pos(c, COL_ENDPOINT) >= 0) {
                 struct strbuf b = {};
-                each_endpoint(v, p, fd, endpoint_text, &b);
+                endpoint_cell(v, p, fd, &b);
                 if (b.s)
                         diag_table_set(ln, c, COL_ENDPOINT, "%s", b.s);
                 free(b.s);
@@ -675,8 +780,12 @@ static json_object *json_fd(struct view *v, size_t pi, size_t fi) {
                 json_object_object_add(o, "socket", so);
         } else
                 json_object_object_add(o, "socket", NULL);
-        each_endpoint(v, p, fd, endpoint_json, eps);
-        json_object_object_add(o, "endpoints", eps);
+        {
+                struct epjson e = { .arr = eps };
+                each_endpoint(v, p, fd, endpoint_json, &e);
+                json_object_object_add(o, "endpoints", eps);
+                json_object_object_add(o, "endpoints_total", json_object_new_int64((int64_t) e.n));
+        }
         if (fd->type == DIAG_FD_EVENTPOLL && fd->have_fdinfo) {
                 json_object *w = json_object_new_array();
                 for (size_t i = 0; i < fd->nepoll_tfds; i++)
@@ -816,7 +925,9 @@ static void usage(void) {
                "     --inode N            only fds on this inode (socket, pipe or file)\n"
                "     --socket local|remote ADDR:PORT\n"
                "                          only sockets with this local (remote) address\n"
-               " -s, --summary            fds per process and per type, against RLIMIT_NOFILE\n",
+               " -s, --summary            fds per process and per type, against RLIMIT_NOFILE\n"
+               "     --all-endpoints      list every holder at the other end, not a summary\n"
+               "                          (more than 4) or a sample of 8 (-J)\n",
                diag_progname());
         diag_outopts_help(stdout);
         printf(" -v, --verbose            say what was skipped\n"
@@ -905,7 +1016,7 @@ static int parse_pid_list(const char *s) {
         return diag_parse_pid_list(s, &arg.pids, &arg.npids, &alloc);
 }
 
-enum { OPT_PORT = 0x100, OPT_INODE, OPT_SOCKET };
+enum { OPT_PORT = 0x100, OPT_INODE, OPT_SOCKET, OPT_ALL_ENDPOINTS };
 
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
@@ -916,6 +1027,7 @@ int main(int argc, char **argv) {
                 { "inode",   required_argument, NULL, OPT_INODE },
                 { "socket",  required_argument, NULL, OPT_SOCKET },
                 { "summary", no_argument,       NULL, 's' },
+                { "all-endpoints", no_argument, NULL, OPT_ALL_ENDPOINTS },
                 DIAG_STD_LONGOPTS,
                 {}
         };
@@ -968,6 +1080,7 @@ int main(int argc, char **argv) {
                                 return diag_usage_error("invalid --socket: '%s' (local ADDR:PORT or remote ADDR:PORT)", optarg);
                         break;
                 case 's': arg.summary = true; break;
+                case OPT_ALL_ENDPOINTS: arg.all_endpoints = true; break;
                 default:
                         return diag_usage_error("unexpected option");
                 }
