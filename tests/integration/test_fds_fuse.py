@@ -2,7 +2,10 @@
 """diag-fds never hangs (DESIGN rule 2): with a FUSE file system that stopped answering
 and a holder process blocked reading a file on it, `diag-fds -p HOLDER`, the whole-system
 scan, -J and the fdinfo/lock columns all answer within a few seconds and list the holder's
-fd with its path. Needs root and /dev/fuse (else skipped)."""
+fd with its path. And with a FUSE server that reads requests and never answers (a stat
+on it cannot be killed), `diag-fds FILE | cat` ends: the helper stuck on FILE holds none
+of the tool's descriptors, and stderr names it once. Needs root and /dev/fuse (else
+skipped)."""
 import os
 import signal
 import sys
@@ -35,14 +38,29 @@ def main():
         check_tool(chk, fu)
         chk.check(fx.proc.poll() is None, "fusehang still running after the diag-fds runs")
     finally:
-        fx.close()
-        if mnt:
-            if dt.mounted_at(mnt):
-                dt.log("fusehang left %s mounted: forcing the unmount" % mnt)
-                dt.force_unmount(mnt, conn)
-            chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
-            chk.check(not os.path.lexists(mnt), "mount point %s removed" % mnt)
+        close_fuse(chk, fx, mnt, conn)
+    # A server that read the requests and never answers: a stat on it cannot be killed.
+    fx = dt.KVFixture("fusehang", ["--no-read", "--swallow"], ready_timeout=20, term_timeout=10,
+                      pdeathsig=signal.SIGTERM)
+    mnt = conn = None
+    try:
+        fx.__enter__()
+        fu = fx.fact("fuse")
+        mnt, conn = fu["mnt"], fu.get("conn")
+        check_pipeline(chk, fu)
+    finally:
+        close_fuse(chk, fx, mnt, conn)
     chk.finish()
+
+
+def close_fuse(chk, fx, mnt, conn):
+    fx.close()
+    if mnt:
+        if dt.mounted_at(mnt):
+            dt.log("fusehang left %s mounted: forcing the unmount" % mnt)
+            dt.force_unmount(mnt, conn)
+        chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
+        chk.check(not os.path.lexists(mnt), "mount point %s removed" % mnt)
 
 
 def answered(chk, r):
@@ -104,6 +122,40 @@ def check_tool(chk, fu):
         if r.rc == 0:
             chk.check(any(l.split()[:1] == [str(h)] for l in r.out.splitlines()),
                       "`%s` lists the holder %d:\n%s" % (r.cmd(), h, r.out))
+
+
+def stuck_helpers(exe):
+    """Processes running the diag-fds binary (helpers left behind by a run)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.readlink("/proc/%s/exe" % pid) == exe:
+                    out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+def check_pipeline(chk, fu):
+    """`diag-fds FILE | cat` on the dead mount ends: the helper that stats FILE holds
+    none of the tool's descriptors (a reader of the pipe would wait for it), and a
+    helper left stuck is named once on stderr."""
+    exe = os.path.realpath(dt.need_path("diag_fds"))
+    before = set(stuck_helpers(exe))
+    for i in range(2):
+        r = dt.run_bounded(["sh", "-c", '"$0" "$1" | cat', exe, fu["path"]], timeout=ANSWER_WITHIN + 3)
+        if not answered(chk, r):
+            continue
+        chk.check(r.rc in (0, 1), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
+        left = set(stuck_helpers(exe)) - before
+        before |= left
+        named = [l for l in r.err_lines() if "stuck" in l]
+        if left:
+            chk.check(len(named) == 1 and all(str(p) in named[0] for p in left),
+                      "run %d left helper %s stuck: stderr names it once:\n%s" % (i + 1, sorted(left), r.err))
+        else:
+            chk.check(not named, "run %d left no helper but stderr says one is stuck:\n%s" % (i + 1, r.err))
 
 
 if __name__ == "__main__":

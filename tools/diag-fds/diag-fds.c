@@ -8,9 +8,6 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +16,7 @@
 #include <sys/sysmacros.h>
 
 #include "config.h"
+#include "diag/bounded.h"
 #include "diag/log.h"
 #include "diag/out.h"
 #include "diag/proc.h"
@@ -952,11 +950,10 @@ static void usage(void) {
 }
 
 /* The user named this file, so it may be stat()ed (the rule against stat is for
- * the targets' files) — but it may sit on the very mount that hangs. A child
- * asks and has two seconds; past that it is killed (a FUSE or NFS wait is
- * killable) and fds are matched by the path text instead. A child, not a
- * thread: a thread stuck in the kernel would keep the process from exiting
- * cleanly. */
+ * the targets' files) — but it may sit on the very mount that hangs. libdiag's
+ * bounded child asks, holding none of our descriptors (a reader of our output
+ * must not wait for it), and has two seconds; past that fds are matched by the
+ * path text instead. */
 static char *absolute_path(const char *f) {
         char cwd[4096];
         char *s;
@@ -966,47 +963,45 @@ static char *absolute_path(const char *f) {
         return asprintf(&s, "%s/%s", cwd, f) < 0 ? NULL : s;
 }
 
-static int lookup_file(const char *file) {
-        struct { int err; dev_t dev; ino_t ino; } res = { .err = EIO };
-        struct pollfd pfd;
-        int p[2], r;
-        pid_t child;
+struct file_id {
+        dev_t dev;
+        ino_t ino;
+};
 
-        if (pipe2(p, O_CLOEXEC) < 0)
+static int stat_file(void *file, void *shared, size_t size) {
+        struct file_id *id = shared;
+        struct stat st;
+
+        if (size < sizeof *id)
+                return -EINVAL;
+        if (stat(file, &st) < 0)
                 return negative_errno();
-        child = fork();
-        if (child < 0) {
-                r = negative_errno();
-                close(p[0]);
-                close(p[1]);
-                return r;
-        }
-        if (child == 0) {
-                struct stat st;
-                close(p[0]);
-                if (stat(file, &st) < 0)
-                        res.err = errno;
-                else
-                        res = (typeof(res)) { 0, st.st_dev, st.st_ino };
-                (void) !write(p[1], &res, sizeof res);
-                _exit(0);
-        }
-        close(p[1]);
-        pfd = (struct pollfd) { .fd = p[0], .events = POLLIN };
-        r = poll(&pfd, 1, 2000);
-        if (r == 1 && read(p[0], &res, sizeof res) == (ssize_t) sizeof res) {
-                close(p[0]);
-                (void) waitpid(child, NULL, 0);
-                if (res.err)
-                        return -res.err;
+        *id = (struct file_id) { st.st_dev, st.st_ino };
+        return 0;
+}
+
+#define LOOKUP_TIMEOUT_MS 2000
+
+static int lookup_file(const char *file) {
+        struct file_id *id = diag_bounded_alloc(sizeof *id);
+        pid_t stuck = 0;
+        int r;
+
+        if (!id)
+                return negative_errno();
+        r = diag_bounded_run(stat_file, (void *) file, id, sizeof *id, LOOKUP_TIMEOUT_MS, &stuck);
+        if (r == 0) {
                 arg.have_file = true;
-                arg.file_dev = res.dev;
-                arg.file_ino = res.ino;
-                return 0;
+                arg.file_dev = id->dev;
+                arg.file_ino = id->ino;
         }
-        close(p[0]);
-        kill(child, SIGKILL);
-        (void) waitpid(child, NULL, WNOHANG);
+        diag_bounded_free(id, sizeof *id);
+        if (r != -ETIMEDOUT)
+                return r;
+        if (stuck)
+                log_warn("the helper that stats %s is stuck (pid %d, in uninterruptible sleep): it is left "
+                         "behind and ends when the file system answers or its connection is aborted",
+                         file, (int) stuck);
         arg.file_name = absolute_path(file);
         return arg.file_name ? -ETIMEDOUT : -ENOMEM;
 }
