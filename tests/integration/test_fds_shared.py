@@ -68,19 +68,17 @@ def run_ok(chk, *args):
     return r
 
 
-def rows_by_fd(out, fd_field=2):
-    """{(pid, fd): [endpoint lines]} from the default table (continuation lines are
-    the ENDPOINT cell's further lines)."""
+def rows_by_fd(out):
+    """{(pid, fd): [endpoint lines]} from `-o PID,FD,ENDPOINT` (rows are printed in
+    chunks whose widths may differ: fields, not columns; a line that does not start
+    with two numbers continues the ENDPOINT cell above)."""
     rows, cur = {}, None
-    lines = out.splitlines()
-    head = lines[0]
-    ep_col = head.index("ENDPOINT")
-    for line in lines[1:]:
-        f = line.split()
-        if len(f) > fd_field and line[:ep_col].strip() and f[0].isdigit() and f[fd_field].isdigit():
-            cur = (int(f[0]), int(f[fd_field]))
-            rows[cur] = [line[ep_col:].strip()] if line[ep_col:].strip() else []
-        elif cur is not None:
+    for line in out.splitlines()[1:]:
+        f = line.split(None, 2)
+        if len(f) >= 2 and f[0].isdigit() and f[1].isdigit():
+            cur = (int(f[0]), int(f[1]))
+            rows[cur] = [f[2].strip()] if len(f) > 2 else []
+        elif cur is not None and line.strip():
             rows[cur].append(line.strip())
     return rows
 
@@ -93,6 +91,7 @@ def check_table(chk, fx, sh, workers, truth):
     chk.check(nlines <= nfds + 1 + 8,
               "%d lines for %d fds: ENDPOINT is not bounded (first lines:\n%s)"
               % (nlines, nfds, "\n".join(r.out.splitlines()[:12])))
+    r = run_ok(chk, "-p", scope(fx, workers), "-o", "PID,FD,ENDPOINT")
     rows = rows_by_fd(r.out)
     npipe = len(truth["pipe_holders"])
     w = workers[0]
@@ -122,7 +121,7 @@ def check_table(chk, fx, sh, workers, truth):
 
 def check_all(chk, fx, sh, workers, truth):
     r = run_ok(chk, "-p", str(fx.pid), "--all-endpoints", "-o", "PID,FD,ENDPOINT")
-    rows = rows_by_fd(r.out, fd_field=1)
+    rows = rows_by_fd(r.out)
     ep = rows.get((fx.pid, sh["pipe_r_fd"]), [])
     got = set()
     for e in ep:

@@ -721,6 +721,57 @@ static void table_row(struct libscols_table *tb, struct view *v, size_t pi, size
         }
 }
 
+/*
+ * Rows are printed STREAM_ROWS at a time, as they are made, instead of holding
+ * every cell of the whole table (on a system with 100,000 fds that is most of
+ * the memory). Each chunk is one libsmartcols print, the header with the first
+ * only. So that the chunks line up, every column is at least its width from
+ * the column table (a proportional hint counts as that share of 100 columns);
+ * a longer value widens only its chunk.
+ */
+#define STREAM_ROWS 256
+
+struct table_stream {
+        struct libscols_table *tb;
+        size_t rows;
+        bool printed;
+};
+
+static int stream_start(struct table_stream *st, const char *name) {
+        st->tb = diag_table_new(&arg.cols, &arg.out, name);
+        if (!st->tb)
+                return -ENOMEM;
+        for (size_t i = 0; i < arg.cols.n; i++) {
+                const struct diag_column *col = &arg.cols.all[arg.cols.ids[i]];
+                double w = col->whint < 1 ? col->whint * 100 : col->whint;
+                struct libscols_column *cl = scols_table_get_column(st->tb, i);
+
+                if (cl && scols_column_set_whint(cl, MAX(w, (double) strlen(col->name))) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Print what is held (all of it when final; an empty table only then). */
+static int stream_flush(struct table_stream *st, bool final) {
+        int r;
+
+        if (!st->rows && (st->printed || !final))
+                return 0;
+        r = diag_table_print(st->tb);
+        scols_table_remove_lines(st->tb);
+        st->rows = 0;
+        if (!st->printed && scols_table_enable_noheadings(st->tb, 1) < 0 && r == 0)
+                r = -ENOMEM;
+        st->printed = true;
+        return r;
+}
+
+static int stream_row(struct table_stream *st, struct view *v, size_t pi, size_t fi) {
+        table_row(st->tb, v, pi, fi);
+        return ++st->rows >= STREAM_ROWS ? stream_flush(st, false) : 0;
+}
+
 /* ---- JSON ---- */
 
 static json_object *json_fd(struct view *v, size_t pi, size_t fi) {
@@ -1211,23 +1262,21 @@ int main(int argc, char **argv) {
                 r = diag_json_print(stdout, doc);
                 json_object_put(doc);
         } else {
-                struct libscols_table *tb = diag_table_new(&arg.cols, &arg.out, "fds");
-                if (!tb) {
-                        view_free(&v);
-                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                }
-                for (size_t i = 0; i < v.scan->n; i++) {
+                struct table_stream st = {};
+                r = stream_start(&st, "fds");
+                for (size_t i = 0; r == 0 && i < v.scan->n; i++) {
                         const struct diag_scan_proc *p = &v.scan->procs[i];
                         if (!proc_selected(p) || !p->fdt)
                                 continue;
-                        for (size_t f = 0; f < p->fdt->n; f++)
+                        for (size_t f = 0; r == 0 && f < p->fdt->n; f++)
                                 if (fd_selected(&v, p, &p->fdt->fds[f])) {
-                                        table_row(tb, &v, i, f);
+                                        r = stream_row(&st, &v, i, f);
                                         shown++;
                                 }
                 }
-                r = diag_table_print(tb);
-                scols_unref_table(tb);
+                if (r == 0)
+                        r = stream_flush(&st, true);
+                scols_unref_table(st.tb);
         }
         if (r < 0)
                 status = DIAG_EXIT_FAILURE;
