@@ -22,6 +22,7 @@
 #include "diag/proc.h"
 #include "diag/scan.h"
 #include "diag/syscall.h"
+#include "diag/target.h"
 #include "diag/util.h"
 
 /* ---- columns and what they need ---- */
@@ -968,7 +969,8 @@ static void usage(void) {
                "With FILE: who has it open, holds it locked or waits for its lock.\n"
                "\n"
                "Options:\n"
-               " -p, --pid LIST           only these processes (comma-separated)\n"
+               " -p, --pid LIST           only these processes (comma-separated; a thread id\n"
+               "                          stands for its process)\n"
                " -c, --comm NAME          only processes with this name\n"
                "     --port PORT          only sockets with this local or remote port\n"
                "     --inode N            only fds on this inode (socket, pipe or file)\n"
@@ -979,7 +981,7 @@ static void usage(void) {
                "                          (more than 4) or a sample of 8 (-J)\n",
                diag_progname());
         diag_outopts_help(stdout);
-        printf(" -v, --verbose            say what was skipped\n"
+        printf(" -v, --verbose            also say how many processes and fds went away\n"
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\nColumns (-o):\n");
@@ -987,8 +989,10 @@ static void usage(void) {
         printf("\nColumns with --summary:\n");
         diag_columns_list(stdout, sum_columns, ELEMENTSOF(sum_columns), false);
         printf("\n"
-               "Exit status: 0 shown, 1 failure (nothing matched with FILE/--port/..., or\n"
-               "no such process), 2 bad usage, 4 shown but some data missing (stderr).\n"
+               "Exit status: 0 shown, 1 failure (nothing matched with FILE/--port/..., or a\n"
+               "-p process gone, a zombie, a kernel thread or not readable), 2 bad usage,\n"
+               "4 shown but some data missing, said on stderr (processes that could not be\n"
+               "read, network namespaces not entered).\n"
                "\n"
                "Examples:\n"
                " %1$s -p 1234                     every fd of 1234, with endpoints\n"
@@ -1057,6 +1061,95 @@ static int lookup_file(const char *file) {
         return arg.file_name ? -ETIMEDOUT : -ENOMEM;
 }
 
+/* A failure of the whole run: its line on stderr and, with -J, the error object
+ * on stdout. %m is strerror(-err). Returns DIAG_EXIT_FAILURE. */
+static int run_failed(int err, const char *reason, pid_t pid, const char *fmt, ...) _printf_(4, 5);
+static int run_failed(int err, const char *reason, pid_t pid, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        errno = err < 0 ? -err : err;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        log_error("%s", msg);
+        if (arg.out.json)
+                (void) diag_json_error(stdout, msg, reason, pid, DIAG_EXIT_FAILURE);
+        (void) diag_close_stdout();
+        return DIAG_EXIT_FAILURE;
+}
+
+/* A process named with -p whose fds cannot be shown, and why. */
+struct target_fail {
+        struct diag_target t;
+        char message[256];
+        const char *reason;
+};
+
+/*
+ * The -p targets after the scan: each one that is gone, a zombie, a kernel
+ * thread or not readable is said on stderr (the shared vocabulary), goes into
+ * *ret_fails and out of arg.pids, so that the others are still shown.
+ */
+static int check_targets(const struct view *v, const struct diag_target *targets, struct target_fail **ret_fails,
+                         size_t *ret_nfails) {
+        struct target_fail *fails = calloc(arg.npids + 1, sizeof *fails);
+        size_t nfails = 0, nok = 0;
+
+        if (!fails)
+                return -ENOMEM;
+        for (size_t i = 0; i < arg.npids; i++) {
+                struct diag_target t = targets[i];
+                const struct diag_scan_proc *p = NULL;
+                int err = 0;
+
+                if (t.kind == DIAG_TARGET_LIVE) {
+                        p = diag_scan_find(v->scan, t.pid);
+                        if (!p) {
+                                diag_target_resolve(t.pid, &t);         /* gone (or a zombie) since */
+                                err = -ESRCH;
+                        } else if (!p->fdt)
+                                err = -EACCES;
+                        else {
+                                arg.pids[nok++] = t.pid;
+                                continue;
+                        }
+                }
+                fails[nfails].t = t;
+                diag_target_message(&t, err, "read the fds of", fails[nfails].message, sizeof fails[nfails].message);
+                fails[nfails].reason = diag_target_reason(&t, err);
+                log_error("%s", fails[nfails].message);
+                nfails++;
+        }
+        arg.npids = nok;
+        *ret_fails = fails;
+        *ret_nfails = nfails;
+        return 0;
+}
+
+static int cmp_json_pid(const void *a, const void *b) {
+        json_object *const *x = a, *const *y = b;
+        int px = json_object_get_int(json_object_object_get(*x, "pid"));
+        int py = json_object_get_int(json_object_object_get(*y, "pid"));
+        return (px > py) - (px < py);
+}
+
+/* The processes that could not be read at all, said once (rule: never tell
+ * root to run as root). */
+static void say_denied(unsigned n) {
+        const char *why;
+
+        if (geteuid() != 0)
+                log_warn("%u process%s could not be read (not permitted: other users' processes); their fds are "
+                         "not shown: run as root to see them", n, n == 1 ? "" : "es");
+        else if ((why = diag_ptrace_denied_reason()))
+                log_warn("%u process%s could not be read, not permitted even as root (%s); their fds are not shown",
+                         n, n == 1 ? "" : "es", why);
+        else
+                log_warn("%u process%s could not be read, not permitted even as root (a security module refused); "
+                         "their fds are not shown", n, n == 1 ? "" : "es");
+}
+
 static int parse_pid_list(const char *s) {
         static size_t alloc;
         return diag_parse_pid_list(s, &arg.pids, &arg.npids, &alloc);
@@ -1081,6 +1174,9 @@ int main(int argc, char **argv) {
         bool output_all = false, list_columns = false, filtered;
         _cleanup_free_ char *bad = NULL;
         struct view v = {};
+        _cleanup_free_ struct diag_target *targets = NULL;
+        _cleanup_free_ struct target_fail *fails = NULL;
+        size_t nfails = 0;
         unsigned need, sflags = 0;
         size_t shown = 0;
         int c, r, status = DIAG_EXIT_OK;
@@ -1147,7 +1243,18 @@ int main(int argc, char **argv) {
                 if (r == -ETIMEDOUT)
                         log_warn("%s does not answer (a hung mount?): matching open files by name instead", arg.file);
                 else if (r < 0)
-                        return log_error_errno(r, "cannot stat %s: %m", arg.file), DIAG_EXIT_FAILURE;
+                        return run_failed(r, "error", 0, "cannot stat %s: %m", arg.file);
+        }
+        /* -p: a thread id stands for its process; zombies and kernel threads are
+         * told apart now (their fd tables are empty or unreadable) */
+        if (arg.npids) {
+                targets = calloc(arg.npids, sizeof *targets);
+                if (!targets)
+                        return run_failed(-ENOMEM, "error", 0, "out of memory");
+                for (size_t i = 0; i < arg.npids; i++) {
+                        diag_target_resolve(arg.pids[i], &targets[i]);
+                        arg.pids[i] = targets[i].pid;
+                }
         }
 
         if (arg.summary)
@@ -1194,21 +1301,29 @@ int main(int argc, char **argv) {
         else
                 r = diag_scan_run(arg.pids, arg.npids, sflags, &v.scan);
         if (r < 0)
-                return log_error_errno(r, "scan failed: %m"), DIAG_EXIT_FAILURE;
+                return run_failed(r, "error", 0, "scan failed: %m");
         v.marks = calloc(v.scan->n + 1, sizeof *v.marks);
-        if (!v.marks) {
+        if (!v.marks || (arg.pids && check_targets(&v, targets, &fails, &nfails) < 0)) {
                 view_free(&v);
-                return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                return run_failed(-ENOMEM, "error", 0, "out of memory");
         }
-        for (size_t i = 0; i < arg.npids; i++) {
-                const struct diag_scan_proc *p = diag_scan_find(v.scan, arg.pids[i]);
-                if (!p) {
-                        log_error("no such process: %d", arg.pids[i]);
-                        status = DIAG_EXIT_FAILURE;
-                } else if (!p->fdt) {
-                        log_error("pid %d (%s): not permitted to read its fds%s", p->pid, p->comm,
-                                  geteuid() ? " (run as root or as its owner)" : "");
-                        status = DIAG_EXIT_FAILURE;
+        if (nfails) {
+                status = DIAG_EXIT_FAILURE;
+                /* -J and not one target shown: the run failed as a whole */
+                if (arg.out.json && arg.npids == 0) {
+                        bool same = true;
+                        for (size_t i = 1; i < nfails; i++)
+                                same &= fails[i].reason == fails[0].reason;
+                        if (nfails == 1)
+                                (void) diag_json_error(stdout, fails[0].message, fails[0].reason, fails[0].t.pid, status);
+                        else
+                                (void) diag_json_error(stdout, "none of the processes given could be read",
+                                                       same ? fails[0].reason : "error", 0, status);
+                        view_free(&v);
+                        free(arg.pids);
+                        free(arg.file_name);
+                        (void) diag_close_stdout();
+                        return status;
                 }
         }
         if (need & NEED_LOCKS)
@@ -1253,6 +1368,17 @@ int main(int argc, char **argv) {
                         json_object_object_add(po, "fds", fds);
                         json_object_array_add(procs, po);
                 }
+                for (size_t i = 0; i < nfails; i++) {
+                        json_object *po = json_object_new_object(), *e = json_object_new_object();
+                        json_object_object_add(po, "pid", json_object_new_int(fails[i].t.pid));
+                        json_object_object_add(po, "comm", fails[i].t.comm[0] ? json_object_new_string(fails[i].t.comm) : NULL);
+                        json_object_object_add(e, "message", json_object_new_string(fails[i].message));
+                        json_object_object_add(e, "reason", diag_json_str(fails[i].reason));
+                        json_object_object_add(po, "error", e);
+                        json_object_array_add(procs, po);
+                }
+                if (nfails)
+                        json_object_array_sort(procs, cmp_json_pid);
                 json_object_object_add(doc, "processes", procs);
                 json_object_object_add(van, "processes", json_object_new_int((int) v.scan->vanished));
                 json_object_object_add(van, "fds", json_object_new_int((int) v.scan->fds_vanished));
@@ -1286,8 +1412,16 @@ int main(int argc, char **argv) {
                 if (status == DIAG_EXIT_OK)
                         status = DIAG_EXIT_PARTIAL;
         }
-        if (v.scan->denied && !arg.pids && diag_log_verbose)
-                log_warn("%u process%s not readable (run as root to see them)", v.scan->denied, v.scan->denied == 1 ? "" : "es");
+        /* Without -p the whole system was asked for: what could not be read is
+         * missing from it (with -p, only as endpoints: see diag-fds(1)). */
+        if (v.scan->denied && !arg.pids) {
+                say_denied(v.scan->denied);
+                if (status == DIAG_EXIT_OK)
+                        status = DIAG_EXIT_PARTIAL;
+        }
+        if (diag_log_verbose && (v.scan->vanished || v.scan->fds_vanished))
+                log_warn("%u process%s and %u fd%s went away during the scan", v.scan->vanished,
+                         v.scan->vanished == 1 ? "" : "es", v.scan->fds_vanished, v.scan->fds_vanished == 1 ? "" : "s");
         if (filtered && shown == 0 && status == DIAG_EXIT_OK)
                 status = DIAG_EXIT_FAILURE;     /* like lsof: nothing matched */
         view_free(&v);
