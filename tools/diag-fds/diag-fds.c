@@ -1127,11 +1127,57 @@ static int check_targets(const struct view *v, const struct diag_target *targets
         return 0;
 }
 
-static int cmp_json_pid(const void *a, const void *b) {
-        json_object *const *x = a, *const *y = b;
-        int px = json_object_get_int(json_object_object_get(*x, "pid"));
-        int py = json_object_get_int(json_object_object_get(*y, "pid"));
-        return (px > py) - (px < py);
+static int cmp_fail_pid(const void *a, const void *b) {
+        const struct target_fail *x = a, *y = b;
+        return (x->t.pid > y->t.pid) - (x->t.pid < y->t.pid);
+}
+
+/* The entry of a -p target that could not be read, in the -J document. */
+static json_object *json_failed_target(const struct target_fail *f) {
+        json_object *po = json_object_new_object(), *e = json_object_new_object();
+
+        json_object_object_add(po, "pid", json_object_new_int(f->t.pid));
+        json_object_object_add(po, "comm", f->t.comm[0] ? json_object_new_string(f->t.comm) : NULL);
+        json_object_object_add(e, "message", json_object_new_string(f->message));
+        json_object_object_add(e, "reason", diag_json_str(f->reason));
+        json_object_object_add(po, "error", e);
+        return po;
+}
+
+/*
+ * The -J document is written one process at a time, as the table is, instead of
+ * being built whole (a whole-system document held 10 times lsof's memory). It
+ * reads as diag_json_print() would print it: two-space indent, "key": value.
+ */
+struct json_stream {
+        size_t n;
+};
+
+static void json_stream_start(struct json_stream *js) {
+        js->n = 0;
+        fputs("{\n  \"schema\": \"diag-fds/1\",\n  \"processes\": [", stdout);
+}
+
+/* Print one process object, indented to its place, and free it. */
+static void json_stream_process(struct json_stream *js, json_object *po) {
+        const char *text = json_object_to_json_string_ext(po, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        fputs(js->n++ ? ",\n    " : "\n    ", stdout);
+        for (const char *c = text; c && *c; c++) {
+                putchar(*c);
+                if (*c == '\n')
+                        fputs("    ", stdout);
+        }
+        json_object_put(po);
+}
+
+static int json_stream_end(struct json_stream *js, const struct diag_scan *scan) {
+        (void) js;
+        printf("\n  ],\n  \"vanished\": {\n    \"processes\": %u,\n    \"fds\": %u\n  },\n"
+               "  \"denied\": %u,\n  \"netns_skipped\": %u\n}\n",
+               scan->vanished, scan->fds_vanished, scan->denied, scan->ns_skipped);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : -EIO;
 }
 
 /* The processes that could not be read at all, said once (rule: never tell
@@ -1338,8 +1384,12 @@ int main(int argc, char **argv) {
         if (arg.summary) {
                 r = render_summary(&v, &shown);
         } else if (arg.out.json) {
-                json_object *doc = json_object_new_object(), *procs = json_object_new_array(), *van = json_object_new_object();
-                json_object_object_add(doc, "schema", json_object_new_string("diag-fds/1"));
+                struct json_stream js = {};
+                size_t k = 0;           /* next failed target, in pid order */
+
+                if (nfails)
+                        qsort(fails, nfails, sizeof *fails, cmp_fail_pid);
+                json_stream_start(&js);
                 for (size_t i = 0; i < v.scan->n; i++) {
                         const struct diag_scan_proc *p = &v.scan->procs[i];
                         json_object *po, *fds;
@@ -1357,6 +1407,8 @@ int main(int argc, char **argv) {
                                 json_object_put(fds);
                                 continue;
                         }
+                        for (; k < nfails && fails[k].t.pid < p->pid; k++)
+                                json_stream_process(&js, json_failed_target(&fails[k]));
                         po = json_object_new_object();
                         json_object_object_add(po, "pid", json_object_new_int(p->pid));
                         json_object_object_add(po, "comm", json_object_new_string(p->comm));
@@ -1366,27 +1418,11 @@ int main(int argc, char **argv) {
                                 json_object_object_add(po, "nofile_hard", hard == UINT64_MAX ? NULL : json_object_new_int64((int64_t) hard));
                         }
                         json_object_object_add(po, "fds", fds);
-                        json_object_array_add(procs, po);
+                        json_stream_process(&js, po);
                 }
-                for (size_t i = 0; i < nfails; i++) {
-                        json_object *po = json_object_new_object(), *e = json_object_new_object();
-                        json_object_object_add(po, "pid", json_object_new_int(fails[i].t.pid));
-                        json_object_object_add(po, "comm", fails[i].t.comm[0] ? json_object_new_string(fails[i].t.comm) : NULL);
-                        json_object_object_add(e, "message", json_object_new_string(fails[i].message));
-                        json_object_object_add(e, "reason", diag_json_str(fails[i].reason));
-                        json_object_object_add(po, "error", e);
-                        json_object_array_add(procs, po);
-                }
-                if (nfails)
-                        json_object_array_sort(procs, cmp_json_pid);
-                json_object_object_add(doc, "processes", procs);
-                json_object_object_add(van, "processes", json_object_new_int((int) v.scan->vanished));
-                json_object_object_add(van, "fds", json_object_new_int((int) v.scan->fds_vanished));
-                json_object_object_add(doc, "vanished", van);
-                json_object_object_add(doc, "denied", json_object_new_int((int) v.scan->denied));
-                json_object_object_add(doc, "netns_skipped", json_object_new_int((int) v.scan->ns_skipped));
-                r = diag_json_print(stdout, doc);
-                json_object_put(doc);
+                for (; k < nfails; k++)
+                        json_stream_process(&js, json_failed_target(&fails[k]));
+                r = json_stream_end(&js, v.scan);
         } else {
                 struct table_stream st = {};
                 r = stream_start(&st, "fds");
