@@ -3,7 +3,7 @@
 and a holder process blocked reading a file on it, `diag-fds -p HOLDER`, the whole-system
 scan, -J and the fdinfo/lock columns all answer within a few seconds and list the holder's
 fd with its path. And with a FUSE server that reads requests and never answers (a stat
-on it cannot be killed), `diag-fds FILE | cat` ends: the helper stuck on FILE holds none
+on it cannot be killed), `diag-fds FILE | cat` ends: the child stuck on FILE holds none
 of the tool's descriptors, and stderr names it once. Needs root and /dev/fuse (else
 skipped)."""
 import os
@@ -124,8 +124,8 @@ def check_tool(chk, fu):
                       "`%s` lists the holder %d:\n%s" % (r.cmd(), h, r.out))
 
 
-def stuck_helpers(exe):
-    """Processes running the diag-fds binary (helpers left behind by a run)."""
+def stuck_children(exe):
+    """Processes running the diag-fds binary (stat children left behind by a run)."""
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -138,24 +138,24 @@ def stuck_helpers(exe):
 
 
 def check_pipeline(chk, fu):
-    """`diag-fds FILE | cat` on the dead mount ends: the helper that stats FILE holds
+    """`diag-fds FILE | cat` on the dead mount ends: the child that stats FILE holds
     none of the tool's descriptors (a reader of the pipe would wait for it), and a
-    helper left stuck is named once on stderr."""
+    child left stuck is named once on stderr."""
     exe = os.path.realpath(dt.need_path("diag_fds"))
-    before = set(stuck_helpers(exe))
+    before = set(stuck_children(exe))
     for i in range(2):
         r = dt.run_bounded(["sh", "-c", '"$0" "$1" | cat', exe, fu["path"]], timeout=ANSWER_WITHIN + 3)
         if not answered(chk, r):
             continue
         chk.check(r.rc in (0, 1, 4), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
-        left = set(stuck_helpers(exe)) - before
+        left = set(stuck_children(exe)) - before
         before |= left
         named = [l for l in r.err_lines() if "stuck" in l]
         if left:
             chk.check(len(named) == 1 and all(str(p) in named[0] for p in left),
-                      "run %d left helper %s stuck: stderr names it once:\n%s" % (i + 1, sorted(left), r.err))
+                      "run %d left child %s stuck: stderr names it once:\n%s" % (i + 1, sorted(left), r.err))
         else:
-            chk.check(not named, "run %d left no helper but stderr says one is stuck:\n%s" % (i + 1, r.err))
+            chk.check(not named, "run %d left no child but stderr says one is stuck:\n%s" % (i + 1, r.err))
 
 
 if __name__ == "__main__":

@@ -1054,7 +1054,7 @@ static int lookup_file(const char *file) {
         if (r != -ETIMEDOUT)
                 return r;
         if (stuck)
-                log_warn("the helper that stats %s is stuck (pid %d, in uninterruptible sleep): it is left "
+                log_warn("the child process that stats %s is stuck (pid %d, in uninterruptible sleep): it is left "
                          "behind and ends when the file system answers or its connection is aborted",
                          file, (int) stuck);
         arg.file_name = absolute_path(file);
