@@ -3,7 +3,7 @@
  * fdpop: a population of processes holding many file descriptors, for benchmarking
  * fd listers (diag-fds, lsof, lsfd), and the floors they are measured against.
  *
- *   fdpop [-n PROCS] [-m FDS] [-d DIR]
+ *   fdpop [-n PROCS] [-m FDS] [-d DIR] [--shared]
  *
  * Forks PROCS processes (default 350), each holding exactly FDS descriptors (default
  * 57, at least MIN_FDS), so that the population holds PROCS * FDS of them (19,950 with
@@ -19,6 +19,11 @@
  *   1        an epoll fd watching its pipes, sockets and eventfds
  *   the rest regular files in the temporary directory (FILES_SHARED files, shared by
  *            all), read-only or read-write
+ *
+ * --shared adds the shape of a prefork server: every process inherited one pipe as its
+ * stdout and stderr (fds 1 and 2, in place of /dev/null), whose read end fdpop keeps (a
+ * logger), and one end of a unix socketpair (in place of one regular file), whose other
+ * end fdpop keeps. Each of those fds has every other process at its other end.
  *
  * One unix socket and one TCP connection per pair carry 64 unread bytes, so receive
  * queues are not all empty. With an odd PROCS the last process has no partner: it
@@ -85,6 +90,8 @@
 
 static char tmpdir[PATH_MAX];
 static int nfiles_made;
+static int shared_pipe[2] = { -1, -1 };         /* --shared: [1] is every child's stdout */
+static int shared_sock[2] = { -1, -1 };         /* --shared: [0] is held by every child */
 
 static void die(const char *what) {
         fprintf(stderr, "fdpop: %s: %s\n", what, strerror(errno));
@@ -268,7 +275,7 @@ static void on_child_signal(int sig) {
 /* In the child: keep side `side` (0 or 1) of the pair's objects, close everything
  * else the parent had open, then open the rest. Never returns. */
 static void child_main(struct pair_objs *o, int side, bool alone, int nfds, int readyfd, int maxfd) {
-        int keep[N_PIPES + N_UNIX + N_TCP + N_EVENTFD + 1];
+        int keep[N_PIPES + N_UNIX + N_TCP + N_EVENTFD + 2];
         int nkeep = 0, ep, have, devnull;
         struct sigaction sa = { .sa_handler = on_child_signal };
         sigset_t none;
@@ -288,7 +295,9 @@ static void child_main(struct pair_objs *o, int side, bool alone, int nfds, int 
                 keep[nkeep++] = o->tcp[i][alone ? i % 2 : side];
         for (int i = 0; i < N_EVENTFD; i++)
                 keep[nkeep++] = o->efd[i];
-        keep[nkeep++] = readyfd;
+        if (shared_sock[0] >= 0)
+                keep[nkeep++] = shared_sock[0];
+        keep[nkeep++] = readyfd;        /* last: closed once ready */
         for (int fd = 3; fd <= maxfd; fd++)
                 if (!in_list(fd, keep, nkeep))
                         close(fd);
@@ -359,7 +368,7 @@ static void on_parent_signal(int sig) {
 }
 
 static int usage(FILE *f, int status) {
-        fprintf(f, "Usage: fdpop [-n PROCS] [-m FDS] [-d DIR]\n"
+        fprintf(f, "Usage: fdpop [-n PROCS] [-m FDS] [-d DIR] [--shared]\n"
                    "       fdpop --floor readlink|fdinfo\n"
                    "       fdpop --run CMD [ARG...]\n"
                    "Defaults: 350 processes, 57 fds each (at least %d), DIR $TMPDIR or /tmp.\n",
@@ -391,6 +400,12 @@ int main(int argc, char **argv) {
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
                         return usage(stdout, 0);
+                if (strcmp(argv[i], "--shared") == 0) {
+                        if (shared_pipe[0] < 0 && (pipe(shared_pipe) < 0 ||
+                                                   socketpair(AF_UNIX, SOCK_STREAM, 0, shared_sock) < 0))
+                                die("--shared: pipe or socketpair");
+                        continue;
+                }
                 if (i + 1 >= argc)
                         return usage(stderr, 2);
                 if (strcmp(argv[i], "-n") == 0) {
@@ -462,6 +477,9 @@ int main(int argc, char **argv) {
                                 close(lfd);
                                 if (null_stdio() < 0)
                                         _exit(1);
+                                if (shared_pipe[1] >= 0 &&
+                                    (dup2(shared_pipe[1], 1) < 0 || dup2(shared_pipe[1], 2) < 0))
+                                        _exit(1);
                                 child_main(&o, side, alone, (int) nfds, ready[1], maxfd);
                         }
                         sigprocmask(SIG_SETMASK, &old, NULL);
@@ -474,6 +492,11 @@ int main(int argc, char **argv) {
                 close_pair_objs(&o);
         }
         close(ready[1]);
+        if (shared_pipe[1] >= 0) {
+                /* fdpop stays the logger: the read end and the socket's other end */
+                close(shared_pipe[1]);
+                close(shared_sock[0]);
+        }
         for (long got = 0; got < started && !parent_stop;) {
                 ssize_t k = read(ready[0], &c, 1);
                 if (k == 1)

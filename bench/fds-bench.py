@@ -13,6 +13,10 @@ R timed runs of each command below, system-wide:
   readlink floor      fdpop --floor readlink: readlinkat of every /proc/*/fd/* and nothing else
   fdinfo floor        fdpop --floor fdinfo: the same, plus a read of every fdinfo file
 
+With --shared, the population also has the shape of a prefork server: every process
+inherited one pipe as stdout and stderr and one unix socket, all with fdpop at the other
+end (`fdpop --shared`), so that each of those fds has every other process as an endpoint.
+
 Each command is started by `fdpop --run`, which records its wall time (from before the
 fork to after wait4) and its peak RSS (ru_maxrss of wait4). Its output goes to a file,
 which the script checks lists the population's fds, so that a broken run is not timed as
@@ -50,6 +54,8 @@ def parse_args():
     p.add_argument("-r", "--runs", type=int, default=5, help="timed runs per tool (default 5)")
     p.add_argument("-n", "--procs", type=int, default=350, help="fdpop processes (default 350)")
     p.add_argument("-m", "--fds", type=int, default=57, help="fds per fdpop process (default 57)")
+    p.add_argument("--shared", action="store_true",
+                   help="every process shares one stdout pipe and one unix socket (fdpop --shared)")
     p.add_argument("--timeout", type=float, default=120, help="kill a tool run after S seconds (default 120)")
     p.add_argument("--markdown", help="also write the tables to this file")
     return p.parse_args()
@@ -210,7 +216,8 @@ def main():
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, stop)
     try:
-        pop = subprocess.Popen([fdpop, "-n", str(a.procs), "-m", str(a.fds)], stdout=subprocess.PIPE,
+        pop = subprocess.Popen([fdpop, "-n", str(a.procs), "-m", str(a.fds)] + (["--shared"] if a.shared else []),
+                               stdout=subprocess.PIPE,
                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
         line = pop.stdout.readline()
         ready = pop.stdout.readline().split()
@@ -235,7 +242,7 @@ def main():
         print(f"fdpop: {len(kids)} processes, {expect} fds; system: {nprocs} processes, "
               f"about {total_fds} fds", file=sys.stderr)
 
-        results = {t["name"]: {"wall": [], "rss": [], "seen": None, "failed": None} for t in tools}
+        results = {t["name"]: {"wall": [], "rss": [], "seen": None, "failed": None, "lines": 0} for t in tools}
 
         def one(t, timed):
             r = results[t["name"]]
@@ -255,6 +262,7 @@ def main():
                 print(f"fds-bench: {t['name']} FAILED: {e} (output kept in {keep.name})", file=sys.stderr)
                 return
             r["seen"] = seen
+            r["lines"] = text.count("\n")
             if timed:
                 r["wall"].append(wall)
                 r["rss"].append(rss)
@@ -285,21 +293,22 @@ def main():
     floor = "readlink floor"
     lines = [
         f"{len(kids)} fdpop processes, {expect} of their fds; {nprocs} processes and about "
-        f"{total_fds} fds on the system; {a.runs} timed runs per tool, round-robin.",
+        f"{total_fds} fds on the system; {a.runs} timed runs per tool, round-robin"
+        + ("; every fdpop process shares one stdout pipe and one unix socket (--shared)." if a.shared else "."),
         "",
-        "| tool | wall, median (min) | vs lsof -nP | vs lsfd | vs readlink floor | peak RSS (max) | RSS vs lsof -nP | population fds seen |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tool | wall, median (min) | vs lsof -nP | vs lsfd | vs readlink floor | peak RSS (max) | RSS vs lsof -nP | population fds seen | output lines |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for t in tools:
         n = t["name"]
         r = results[n]
         if r["failed"]:
-            lines.append(f"| {n} | FAILED: {r['failed']} | | | | | | |")
+            lines.append(f"| {n} | FAILED: {r['failed']} | | | | | | | |")
             continue
         lines.append(
             f"| {n} | {med[n]:.3f} s ({min(r['wall']):.3f} s) | {fmt_ratio(med[n], med.get(lsof))} | "
             f"{fmt_ratio(med[n], med.get(lsfd))} | {fmt_ratio(med[n], med.get(floor))} | "
-            f"{rss[n] / 1024:.1f} MiB | {fmt_ratio(rss[n], rss.get(lsof))} | {r['seen']} |")
+            f"{rss[n] / 1024:.1f} MiB | {fmt_ratio(rss[n], rss.get(lsof))} | {r['seen']} | {r['lines']} |")
     lines.append("")
     d = "diag-fds"
     if d in med:

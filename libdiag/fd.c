@@ -318,8 +318,13 @@ int diag_fd_scan(pid_t pid, unsigned flags, struct diag_fdtable **ret) {
                 return -ESRCH;
         }
         closedir(d);
-        if (t->n)
+        if (t->n) {
+                /* a whole-system scan keeps every table: give back what growing left over */
+                struct diag_fd *fit = alloc > t->n ? realloc(t->fds, t->n * sizeof *t->fds) : NULL;
+                if (fit)
+                        t->fds = fit;
                 qsort(t->fds, t->n, sizeof *t->fds, cmp_fd);
+        }
         *ret = t;
         return 0;
 }

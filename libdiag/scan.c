@@ -8,6 +8,7 @@
 #include "diag/proc.h"
 #include "diag/scan.h"
 #include "diag/syscall.h"
+#include "diag/target.h"
 #include "diag/util.h"
 
 struct scan_key {
@@ -240,9 +241,14 @@ static int scan_proc(struct diag_scan_proc *p, pid_t pid, unsigned fdflags, unsi
                 (*vanished)++;
                 return 0;
         }
-        /* not permitted, or a kernel thread (no fd table): keep it, without fds */
-        if (r < 0 && r != -ENOENT)
-                (*denied)++;
+        /* not permitted, or a kernel thread (no fd table): keep it, without fds.
+         * A kernel thread or a zombie has no fds to miss: not counted as denied. */
+        if (r < 0 && r != -ENOENT) {
+                struct diag_target t;
+                diag_target_resolve(pid, &t);
+                if (t.kind == DIAG_TARGET_LIVE)
+                        (*denied)++;
+        }
         return 1;
 }
 

@@ -1511,3 +1511,33 @@ class SysvSegment:
         if self.shmid is not None:
             self._libc.shmctl(self.shmid, self.IPC_RMID, None)
         return False
+
+
+# ---------------------------------------------------------------- diag-fds: partial results
+
+def fds_unreadable():
+    """Pids (kernel threads and zombies aside) whose /proc/PID/fd this process may not list: a
+    whole-system diag-fds run cannot show their fds and exits 4 (partial)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            # listing may be allowed where reading the links is not (a process
+            # that is not dumpable): try both, as diag-fds does
+            for n in os.listdir("/proc/%s/fd" % p)[:1]:
+                os.readlink("/proc/%s/fd/%s" % (p, n))
+        except PermissionError:
+            st = task_stat(int(p), int(p))
+            if st and st[1] not in "ZX" and not is_kernel_thread(int(p)):
+                out.append(int(p))
+        except OSError:
+            pass
+    return out
+
+
+def fds_status(complete):
+    """The exit status of a whole-system diag-fds run (no -p) that would exit
+    `complete` (0 shown, 1 nothing matched) if it could read every process: 4 when
+    some process cannot be read here (and says so on stderr)."""
+    return 4 if complete in (0, 1) and fds_unreadable() else complete

@@ -2,7 +2,10 @@
 """diag-fds never hangs (DESIGN rule 2): with a FUSE file system that stopped answering
 and a holder process blocked reading a file on it, `diag-fds -p HOLDER`, the whole-system
 scan, -J and the fdinfo/lock columns all answer within a few seconds and list the holder's
-fd with its path. Needs root and /dev/fuse (else skipped)."""
+fd with its path. And with a FUSE server that reads requests and never answers (a stat
+on it cannot be killed), `diag-fds FILE | cat` ends: the child stuck on FILE holds none
+of the tool's descriptors, and stderr names it once. Needs root and /dev/fuse (else
+skipped)."""
 import os
 import signal
 import sys
@@ -35,14 +38,29 @@ def main():
         check_tool(chk, fu)
         chk.check(fx.proc.poll() is None, "fusehang still running after the diag-fds runs")
     finally:
-        fx.close()
-        if mnt:
-            if dt.mounted_at(mnt):
-                dt.log("fusehang left %s mounted: forcing the unmount" % mnt)
-                dt.force_unmount(mnt, conn)
-            chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
-            chk.check(not os.path.lexists(mnt), "mount point %s removed" % mnt)
+        close_fuse(chk, fx, mnt, conn)
+    # A server that read the requests and never answers: a stat on it cannot be killed.
+    fx = dt.KVFixture("fusehang", ["--no-read", "--swallow"], ready_timeout=20, term_timeout=10,
+                      pdeathsig=signal.SIGTERM)
+    mnt = conn = None
+    try:
+        fx.__enter__()
+        fu = fx.fact("fuse")
+        mnt, conn = fu["mnt"], fu.get("conn")
+        check_pipeline(chk, fu)
+    finally:
+        close_fuse(chk, fx, mnt, conn)
     chk.finish()
+
+
+def close_fuse(chk, fx, mnt, conn):
+    fx.close()
+    if mnt:
+        if dt.mounted_at(mnt):
+            dt.log("fusehang left %s mounted: forcing the unmount" % mnt)
+            dt.force_unmount(mnt, conn)
+        chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
+        chk.check(not os.path.lexists(mnt), "mount point %s removed" % mnt)
 
 
 def answered(chk, r):
@@ -69,7 +87,7 @@ def check_tool(chk, fu):
     # the whole system
     r = dt.diag_fds(timeout=limit)
     if answered(chk, r):
-        chk.eq(r.rc, 0, "exit status of `%s` (stderr: %s)" % (r.cmd(), r.err.strip()))
+        chk.eq(r.rc, dt.fds_status(0), "exit status of `%s` (stderr: %s)" % (r.cmd(), r.err.strip()))
         chk.check(any(l.split()[:1] == [str(h)] and path in l for l in r.out.splitlines()),
                   "`%s` lists the holder's fd on %s" % (r.cmd(), path))
 
@@ -91,7 +109,7 @@ def check_tool(chk, fu):
                  ["--inode", 2, "-J"]):     # 2: the FUSE file's inode number
         r = dt.diag_fds(*args, timeout=limit)
         if answered(chk, r):
-            chk.check(r.rc in (0, 1), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
+            chk.check(r.rc in (0, 1, 4), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
             if "-J" in args:
                 doc = r.json(chk)
                 chk.check(dt.fds_entry(doc, h, hfd), "`%s` has fd %d of %d" % (r.cmd(), hfd, h))
@@ -100,10 +118,44 @@ def check_tool(chk, fu):
     # system hangs. The tool may fail to resolve the name, but must not hang on it.
     r = dt.diag_fds(path, timeout=ANSWER_WITHIN + 1)
     if answered(chk, r):
-        chk.check(r.rc in (0, 1), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
-        if r.rc == 0:
+        chk.check(r.rc in (0, 1, 4), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
+        if r.rc in (0, 4):
             chk.check(any(l.split()[:1] == [str(h)] for l in r.out.splitlines()),
                       "`%s` lists the holder %d:\n%s" % (r.cmd(), h, r.out))
+
+
+def stuck_children(exe):
+    """Processes running the diag-fds binary (stat children left behind by a run)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.readlink("/proc/%s/exe" % pid) == exe:
+                    out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+def check_pipeline(chk, fu):
+    """`diag-fds FILE | cat` on the dead mount ends: the child that stats FILE holds
+    none of the tool's descriptors (a reader of the pipe would wait for it), and a
+    child left stuck is named once on stderr."""
+    exe = os.path.realpath(dt.need_path("diag_fds"))
+    before = set(stuck_children(exe))
+    for i in range(2):
+        r = dt.run_bounded(["sh", "-c", '"$0" "$1" | cat', exe, fu["path"]], timeout=ANSWER_WITHIN + 3)
+        if not answered(chk, r):
+            continue
+        chk.check(r.rc in (0, 1, 4), "exit status of `%s`: %s (stderr: %s)" % (r.cmd(), r.rc, r.err.strip()))
+        left = set(stuck_children(exe)) - before
+        before |= left
+        named = [l for l in r.err_lines() if "stuck" in l]
+        if left:
+            chk.check(len(named) == 1 and all(str(p) in named[0] for p in left),
+                      "run %d left child %s stuck: stderr names it once:\n%s" % (i + 1, sorted(left), r.err))
+        else:
+            chk.check(not named, "run %d left no child but stderr says one is stuck:\n%s" % (i + 1, r.err))
 
 
 if __name__ == "__main__":

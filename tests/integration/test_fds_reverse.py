@@ -44,7 +44,7 @@ def lookup(chk, fx, what, args, want, exact_pids=None):
     for form in (["-r", "-n", "-o", "PID,FD"], ["-J"]):
         r = dt.diag_fds(*(form + args), timeout=30)
         clean(chk, r)
-        chk.eq(r.rc, 0, "%s: exit status of `%s` (stderr: %s)" % (what, r.cmd(), r.err.strip()))
+        chk.eq(r.rc, dt.fds_status(0), "%s: exit status of `%s` (stderr: %s)" % (what, r.cmd(), r.err.strip()))
         got = json_rows(r.json(chk)) if "-J" in form else rows(r)
         extra = {x for x in got if x[0] not in keep}
         if extra:
@@ -66,7 +66,7 @@ def main():
         # The default table names the file on every row.
         r = dt.diag_fds(f["path"])
         clean(chk, r)
-        chk.eq(r.rc, 0, "exit status of `%s`" % r.cmd())
+        chk.eq(r.rc, dt.fds_status(0), "exit status of `%s`" % r.cmd())
         lines = r.out.splitlines()
         chk.check(lines and lines[0].split()[:3] == ["PID", "COMM", "FD"] and "NAME" in lines[0].split(),
                   "`%s` header %r: PID COMM FD ... NAME" % (r.cmd(), lines[:1]))
@@ -106,10 +106,10 @@ def check_nomatch(chk, t):
     try:
         r = dt.diag_fds("-n", name)
         clean(chk, r)
-        chk.eq(r.rc, 1, "exit status of `%s` (nothing has it open)" % r.cmd())
+        chk.eq(r.rc, dt.fds_status(1), "exit status of `%s` (nothing has it open)" % r.cmd())
         chk.eq(r.out.strip(), "", "rows of `%s`" % r.cmd())
         r = dt.diag_fds("-J", name)
-        chk.eq(r.rc, 1, "exit status of `%s`" % r.cmd())
+        chk.eq(r.rc, dt.fds_status(1), "exit status of `%s`" % r.cmd())
         doc = r.json(chk)
         chk.eq((doc or {}).get("processes"), [], "processes of `%s`" % r.cmd())
     finally:
@@ -122,7 +122,7 @@ def check_nomatch(chk, t):
     free = unused_port()
     if free:
         r = dt.diag_fds("-n", "--port", free)
-        chk.eq(r.rc, 1, "exit status of `%s` (no socket on it)" % r.cmd())
+        chk.eq(r.rc, dt.fds_status(1), "exit status of `%s` (no socket on it)" % r.cmd())
         chk.eq(r.out.strip(), "", "rows of `%s`" % r.cmd())
     # A process that does not exist: exit 1, named on stderr.
     gone = reaped_pid()

@@ -8,9 +8,6 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,11 +16,13 @@
 #include <sys/sysmacros.h>
 
 #include "config.h"
+#include "diag/bounded.h"
 #include "diag/log.h"
 #include "diag/out.h"
 #include "diag/proc.h"
 #include "diag/scan.h"
 #include "diag/syscall.h"
+#include "diag/target.h"
 #include "diag/util.h"
 
 /* ---- columns and what they need ---- */
@@ -118,6 +117,7 @@ static struct {
         const char *sockaddr;
         bool summary;
         bool access_read;
+        bool all_endpoints;             /* --all-endpoints: never summarize ENDPOINT */
         struct diag_outopts out;
         struct diag_columns cols;
 } arg = { .port = -1 };
@@ -446,16 +446,120 @@ static void endpoint_text(const struct diag_scan_proc *p, const struct diag_fd *
                note ? " (" : "", note ? note : "", note ? ")" : "");
 }
 
+/*
+ * A pipe that 300 preforked workers inherited as stdout has 600 holders: listing
+ * every other holder on every one of their fds is quadratic (the whole table
+ * becomes endpoint lines). Past ENDPOINT_LIST_MAX other holders an endpoint is
+ * one summary line, the holders grouped by name ("php-fpm x300, bash 1636");
+ * --all-endpoints lists them all. -J gives a sample and the count.
+ */
+#define ENDPOINT_LIST_MAX 4
+#define ENDPOINT_JSON_SAMPLE 8
+#define ENDPOINT_GROUPS 8       /* names tracked; the rest count as "more" */
+#define ENDPOINT_GROUPS_SHOWN 3
+
+struct epgroup {
+        const char *comm;
+        pid_t pid;              /* the first process of this name */
+        size_t nprocs;
+};
+
+struct epsummary {
+        size_t nfds, nprocs, nother;    /* other holders' fds, their processes, processes in no group */
+        const struct diag_scan_proc *last;
+        struct epgroup g[ENDPOINT_GROUPS];
+        size_t ng;
+};
+
+/* The fds of one object come in process order (the index is sorted by process),
+ * so a process is new when it differs from the previous one. */
+static void endpoint_count(const struct diag_scan_proc *p, const struct diag_fd *fd, const char *note, void *ud) {
+        struct epsummary *e = ud;
+        size_t i;
+
+        e->nfds++;
+        if (p == e->last)
+                return;
+        e->last = p;
+        e->nprocs++;
+        for (i = 0; i < e->ng; i++)
+                if (strcmp(e->g[i].comm, p->comm) == 0) {
+                        e->g[i].nprocs++;
+                        return;
+                }
+        if (e->ng < ENDPOINT_GROUPS)
+                e->g[e->ng++] = (struct epgroup) { .comm = p->comm, .pid = p->pid, .nprocs = 1 };
+        else
+                e->nother++;
+}
+
+static int cmp_epgroup(const void *a, const void *b) {
+        const struct epgroup *x = a, *y = b;
+        if (x->nprocs != y->nprocs)
+                return x->nprocs < y->nprocs ? 1 : -1;
+        return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* "php-fpm x300, bash 1636, +2 more" (ASCII: the tools set no locale, and
+ * libsmartcols would escape a multiplication sign in the C locale) */
+static void endpoint_summary_text(struct epsummary *e, struct strbuf *b) {
+        char line[512];
+        size_t o = 0, more = e->nother;
+
+        qsort(e->g, e->ng, sizeof *e->g, cmp_epgroup);
+        for (size_t i = 0; i < e->ng; i++) {
+                if (i >= ENDPOINT_GROUPS_SHOWN) {
+                        more += e->g[i].nprocs;
+                        continue;
+                }
+                if (e->g[i].nprocs == 1)
+                        o += (size_t) snprintf(line + o, sizeof line - o, "%s%s %d", i ? ", " : "", e->g[i].comm, e->g[i].pid);
+                else
+                        o += (size_t) snprintf(line + o, sizeof line - o, "%s%s x%zu", i ? ", " : "", e->g[i].comm,
+                                               e->g[i].nprocs);
+                if (o >= sizeof line)
+                        o = sizeof line - 1;
+        }
+        if (more)
+                snprintf(line + o, sizeof line - o, ", +%zu more", more);
+        sb_add(b, "%s", line);
+}
+
+/* The ENDPOINT cell: every other holder, or a summary when there are many. */
+static void endpoint_cell(const struct view *v, const struct diag_scan_proc *p, const struct diag_fd *fd,
+                          struct strbuf *b) {
+        struct epsummary e = {};
+
+        if (!arg.all_endpoints) {
+                each_endpoint(v, p, fd, endpoint_count, &e);
+                if (e.nfds > ENDPOINT_LIST_MAX) {
+                        endpoint_summary_text(&e, b);
+                        return;
+                }
+        }
+        each_endpoint(v, p, fd, endpoint_text, b);
+}
+
+struct epjson {
+        json_object *arr;
+        size_t n;
+};
+
 static void endpoint_json(const struct diag_scan_proc *p, const struct diag_fd *fd, const char *note, void *ud) {
-        json_object *o = json_object_new_object();
+        struct epjson *e = ud;
+        json_object *o;
         char a[4];
 
+        e->n++;
+        if (!arg.all_endpoints && e->n > ENDPOINT_JSON_SAMPLE)
+                return;
+        o = json_object_new_object();
         json_object_object_add(o, "pid", json_object_new_int(p->pid));
         json_object_object_add(o, "comm", json_object_new_string(p->comm));
         json_object_object_add(o, "fd", json_object_new_int(fd->fd));
         json_object_object_add(o, "access", json_object_new_string(fmt_access(fd->access, a)));
         json_object_object_add(o, "note", diag_json_str(note));
-        json_object_array_add(ud, o);
+        json_object_array_add(e->arr, o);
 }
 
 static void first_pid_found(size_t p, size_t f, const struct diag_filelock *l, void *ud) {
@@ -564,7 +668,7 @@ static void table_row(struct libscols_table *tb, struct view *v, size_t pi, size
         }
         if (diag_columns_pos(c, COL_ENDPOINT) >= 0) {
                 struct strbuf b = {};
-                each_endpoint(v, p, fd, endpoint_text, &b);
+                endpoint_cell(v, p, fd, &b);
                 if (b.s)
                         diag_table_set(ln, c, COL_ENDPOINT, "%s", b.s);
                 free(b.s);
@@ -616,6 +720,57 @@ static void table_row(struct libscols_table *tb, struct view *v, size_t pi, size
                 diag_table_set(ln, c, COL_BLOCKED, "%s", b.s ? b.s : "");
                 free(b.s);
         }
+}
+
+/*
+ * Rows are printed STREAM_ROWS at a time, as they are made, instead of holding
+ * every cell of the whole table (on a system with 100,000 fds that is most of
+ * the memory). Each chunk is one libsmartcols print, the header with the first
+ * only. So that the chunks line up, every column is at least its width from
+ * the column table (a proportional hint counts as that share of 100 columns);
+ * a longer value widens only its chunk.
+ */
+#define STREAM_ROWS 256
+
+struct table_stream {
+        struct libscols_table *tb;
+        size_t rows;
+        bool printed;
+};
+
+static int stream_start(struct table_stream *st, const char *name) {
+        st->tb = diag_table_new(&arg.cols, &arg.out, name);
+        if (!st->tb)
+                return -ENOMEM;
+        for (size_t i = 0; i < arg.cols.n; i++) {
+                const struct diag_column *col = &arg.cols.all[arg.cols.ids[i]];
+                double w = col->whint < 1 ? col->whint * 100 : col->whint;
+                struct libscols_column *cl = scols_table_get_column(st->tb, i);
+
+                if (cl && scols_column_set_whint(cl, MAX(w, (double) strlen(col->name))) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Print what is held (all of it when final; an empty table only then). */
+static int stream_flush(struct table_stream *st, bool final) {
+        int r;
+
+        if (!st->rows && (st->printed || !final))
+                return 0;
+        r = diag_table_print(st->tb);
+        scols_table_remove_lines(st->tb);
+        st->rows = 0;
+        if (!st->printed && scols_table_enable_noheadings(st->tb, 1) < 0 && r == 0)
+                r = -ENOMEM;
+        st->printed = true;
+        return r;
+}
+
+static int stream_row(struct table_stream *st, struct view *v, size_t pi, size_t fi) {
+        table_row(st->tb, v, pi, fi);
+        return ++st->rows >= STREAM_ROWS ? stream_flush(st, false) : 0;
 }
 
 /* ---- JSON ---- */
@@ -675,8 +830,12 @@ static json_object *json_fd(struct view *v, size_t pi, size_t fi) {
                 json_object_object_add(o, "socket", so);
         } else
                 json_object_object_add(o, "socket", NULL);
-        each_endpoint(v, p, fd, endpoint_json, eps);
-        json_object_object_add(o, "endpoints", eps);
+        {
+                struct epjson e = { .arr = eps };
+                each_endpoint(v, p, fd, endpoint_json, &e);
+                json_object_object_add(o, "endpoints", eps);
+                json_object_object_add(o, "endpoints_total", json_object_new_int64((int64_t) e.n));
+        }
         if (fd->type == DIAG_FD_EVENTPOLL && fd->have_fdinfo) {
                 json_object *w = json_object_new_array();
                 for (size_t i = 0; i < fd->nepoll_tfds; i++)
@@ -810,16 +969,19 @@ static void usage(void) {
                "With FILE: who has it open, holds it locked or waits for its lock.\n"
                "\n"
                "Options:\n"
-               " -p, --pid LIST           only these processes (comma-separated)\n"
+               " -p, --pid LIST           only these processes (comma-separated; a thread id\n"
+               "                          stands for its process)\n"
                " -c, --comm NAME          only processes with this name\n"
                "     --port PORT          only sockets with this local or remote port\n"
                "     --inode N            only fds on this inode (socket, pipe or file)\n"
                "     --socket local|remote ADDR:PORT\n"
                "                          only sockets with this local (remote) address\n"
-               " -s, --summary            fds per process and per type, against RLIMIT_NOFILE\n",
+               " -s, --summary            fds per process and per type, against RLIMIT_NOFILE\n"
+               "     --all-endpoints      list every holder at the other end, not a summary\n"
+               "                          (more than 4) or a sample of 8 (-J)\n",
                diag_progname());
         diag_outopts_help(stdout);
-        printf(" -v, --verbose            say what was skipped\n"
+        printf(" -v, --verbose            also say how many processes and fds went away\n"
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\nColumns (-o):\n");
@@ -827,8 +989,10 @@ static void usage(void) {
         printf("\nColumns with --summary:\n");
         diag_columns_list(stdout, sum_columns, ELEMENTSOF(sum_columns), false);
         printf("\n"
-               "Exit status: 0 shown, 1 failure (nothing matched with FILE/--port/..., or\n"
-               "no such process), 2 bad usage, 4 shown but some data missing (stderr).\n"
+               "Exit status: 0 shown, 1 failure (nothing matched with FILE/--port/..., or a\n"
+               "-p process gone, a zombie, a kernel thread or not readable), 2 bad usage,\n"
+               "4 shown but some data missing, said on stderr (processes that could not be\n"
+               "read, network namespaces not entered).\n"
                "\n"
                "Examples:\n"
                " %1$s -p 1234                     every fd of 1234, with endpoints\n"
@@ -841,11 +1005,10 @@ static void usage(void) {
 }
 
 /* The user named this file, so it may be stat()ed (the rule against stat is for
- * the targets' files) — but it may sit on the very mount that hangs. A child
- * asks and has two seconds; past that it is killed (a FUSE or NFS wait is
- * killable) and fds are matched by the path text instead. A child, not a
- * thread: a thread stuck in the kernel would keep the process from exiting
- * cleanly. */
+ * the targets' files) — but it may sit on the very mount that hangs. libdiag's
+ * bounded child asks, holding none of our descriptors (a reader of our output
+ * must not wait for it), and has two seconds; past that fds are matched by the
+ * path text instead. */
 static char *absolute_path(const char *f) {
         char cwd[4096];
         char *s;
@@ -855,49 +1018,182 @@ static char *absolute_path(const char *f) {
         return asprintf(&s, "%s/%s", cwd, f) < 0 ? NULL : s;
 }
 
-static int lookup_file(const char *file) {
-        struct { int err; dev_t dev; ino_t ino; } res = { .err = EIO };
-        struct pollfd pfd;
-        int p[2], r;
-        pid_t child;
+struct file_id {
+        dev_t dev;
+        ino_t ino;
+};
 
-        if (pipe2(p, O_CLOEXEC) < 0)
+static int stat_file(void *file, void *shared, size_t size) {
+        struct file_id *id = shared;
+        struct stat st;
+
+        if (size < sizeof *id)
+                return -EINVAL;
+        if (stat(file, &st) < 0)
                 return negative_errno();
-        child = fork();
-        if (child < 0) {
-                r = negative_errno();
-                close(p[0]);
-                close(p[1]);
-                return r;
-        }
-        if (child == 0) {
-                struct stat st;
-                close(p[0]);
-                if (stat(file, &st) < 0)
-                        res.err = errno;
-                else
-                        res = (typeof(res)) { 0, st.st_dev, st.st_ino };
-                (void) !write(p[1], &res, sizeof res);
-                _exit(0);
-        }
-        close(p[1]);
-        pfd = (struct pollfd) { .fd = p[0], .events = POLLIN };
-        r = poll(&pfd, 1, 2000);
-        if (r == 1 && read(p[0], &res, sizeof res) == (ssize_t) sizeof res) {
-                close(p[0]);
-                (void) waitpid(child, NULL, 0);
-                if (res.err)
-                        return -res.err;
+        *id = (struct file_id) { st.st_dev, st.st_ino };
+        return 0;
+}
+
+#define LOOKUP_TIMEOUT_MS 2000
+
+static int lookup_file(const char *file) {
+        struct file_id *id = diag_bounded_alloc(sizeof *id);
+        pid_t stuck = 0;
+        int r;
+
+        if (!id)
+                return negative_errno();
+        r = diag_bounded_run(stat_file, (void *) file, id, sizeof *id, LOOKUP_TIMEOUT_MS, &stuck);
+        if (r == 0) {
                 arg.have_file = true;
-                arg.file_dev = res.dev;
-                arg.file_ino = res.ino;
-                return 0;
+                arg.file_dev = id->dev;
+                arg.file_ino = id->ino;
         }
-        close(p[0]);
-        kill(child, SIGKILL);
-        (void) waitpid(child, NULL, WNOHANG);
+        diag_bounded_free(id, sizeof *id);
+        if (r != -ETIMEDOUT)
+                return r;
+        if (stuck)
+                log_warn("the child process that stats %s is stuck (pid %d, in uninterruptible sleep): it is left "
+                         "behind and ends when the file system answers or its connection is aborted",
+                         file, (int) stuck);
         arg.file_name = absolute_path(file);
         return arg.file_name ? -ETIMEDOUT : -ENOMEM;
+}
+
+/* A failure of the whole run: its line on stderr and, with -J, the error object
+ * on stdout. %m is strerror(-err). Returns DIAG_EXIT_FAILURE. */
+static int run_failed(int err, const char *reason, pid_t pid, const char *fmt, ...) _printf_(4, 5);
+static int run_failed(int err, const char *reason, pid_t pid, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        errno = err < 0 ? -err : err;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        log_error("%s", msg);
+        if (arg.out.json)
+                (void) diag_json_error(stdout, msg, reason, pid, DIAG_EXIT_FAILURE);
+        (void) diag_close_stdout();
+        return DIAG_EXIT_FAILURE;
+}
+
+/* A process named with -p whose fds cannot be shown, and why. */
+struct target_fail {
+        struct diag_target t;
+        char message[256];
+        const char *reason;
+};
+
+/*
+ * The -p targets after the scan: each one that is gone, a zombie, a kernel
+ * thread or not readable is said on stderr (the shared vocabulary), goes into
+ * *ret_fails and out of arg.pids, so that the others are still shown.
+ */
+static int check_targets(const struct view *v, const struct diag_target *targets, struct target_fail **ret_fails,
+                         size_t *ret_nfails) {
+        struct target_fail *fails = calloc(arg.npids + 1, sizeof *fails);
+        size_t nfails = 0, nok = 0;
+
+        if (!fails)
+                return -ENOMEM;
+        for (size_t i = 0; i < arg.npids; i++) {
+                struct diag_target t = targets[i];
+                const struct diag_scan_proc *p = NULL;
+                int err = 0;
+
+                if (t.kind == DIAG_TARGET_LIVE) {
+                        p = diag_scan_find(v->scan, t.pid);
+                        if (!p) {
+                                diag_target_resolve(t.pid, &t);         /* gone (or a zombie) since */
+                                err = -ESRCH;
+                        } else if (!p->fdt)
+                                err = -EACCES;
+                        else {
+                                arg.pids[nok++] = t.pid;
+                                continue;
+                        }
+                }
+                fails[nfails].t = t;
+                diag_target_message(&t, err, "read the fds of", fails[nfails].message, sizeof fails[nfails].message);
+                fails[nfails].reason = diag_target_reason(&t, err);
+                log_error("%s", fails[nfails].message);
+                nfails++;
+        }
+        arg.npids = nok;
+        *ret_fails = fails;
+        *ret_nfails = nfails;
+        return 0;
+}
+
+static int cmp_fail_pid(const void *a, const void *b) {
+        const struct target_fail *x = a, *y = b;
+        return (x->t.pid > y->t.pid) - (x->t.pid < y->t.pid);
+}
+
+/* The entry of a -p target that could not be read, in the -J document. */
+static json_object *json_failed_target(const struct target_fail *f) {
+        json_object *po = json_object_new_object(), *e = json_object_new_object();
+
+        json_object_object_add(po, "pid", json_object_new_int(f->t.pid));
+        json_object_object_add(po, "comm", f->t.comm[0] ? json_object_new_string(f->t.comm) : NULL);
+        json_object_object_add(e, "message", json_object_new_string(f->message));
+        json_object_object_add(e, "reason", diag_json_str(f->reason));
+        json_object_object_add(po, "error", e);
+        return po;
+}
+
+/*
+ * The -J document is written one process at a time, as the table is, instead of
+ * being built whole (a whole-system document held 10 times lsof's memory). It
+ * reads as diag_json_print() would print it: two-space indent, "key": value.
+ */
+struct json_stream {
+        size_t n;
+};
+
+static void json_stream_start(struct json_stream *js) {
+        js->n = 0;
+        fputs("{\n  \"schema\": \"diag-fds/1\",\n  \"processes\": [", stdout);
+}
+
+/* Print one process object, indented to its place, and free it. */
+static void json_stream_process(struct json_stream *js, json_object *po) {
+        const char *text = json_object_to_json_string_ext(po, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        fputs(js->n++ ? ",\n    " : "\n    ", stdout);
+        for (const char *c = text; c && *c; c++) {
+                putchar(*c);
+                if (*c == '\n')
+                        fputs("    ", stdout);
+        }
+        json_object_put(po);
+}
+
+static int json_stream_end(struct json_stream *js, const struct diag_scan *scan) {
+        (void) js;
+        printf("\n  ],\n  \"vanished\": {\n    \"processes\": %u,\n    \"fds\": %u\n  },\n"
+               "  \"denied\": %u,\n  \"netns_skipped\": %u\n}\n",
+               scan->vanished, scan->fds_vanished, scan->denied, scan->ns_skipped);
+        return fflush(stdout) == 0 && !ferror(stdout) ? 0 : -EIO;
+}
+
+/* The processes that could not be read at all, said once (rule: never tell
+ * root to run as root). */
+static void say_denied(unsigned n) {
+        const char *why;
+
+        if (geteuid() != 0)
+                log_warn("%u process%s could not be read (not permitted: other users' processes); their fds are "
+                         "not shown: run as root to see them", n, n == 1 ? "" : "es");
+        else if ((why = diag_ptrace_denied_reason()))
+                log_warn("%u process%s could not be read, not permitted even as root (%s); their fds are not shown",
+                         n, n == 1 ? "" : "es", why);
+        else
+                log_warn("%u process%s could not be read, not permitted even as root (a security module refused); "
+                         "their fds are not shown", n, n == 1 ? "" : "es");
 }
 
 static int parse_pid_list(const char *s) {
@@ -905,7 +1201,7 @@ static int parse_pid_list(const char *s) {
         return diag_parse_pid_list(s, &arg.pids, &arg.npids, &alloc);
 }
 
-enum { OPT_PORT = 0x100, OPT_INODE, OPT_SOCKET };
+enum { OPT_PORT = 0x100, OPT_INODE, OPT_SOCKET, OPT_ALL_ENDPOINTS };
 
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
@@ -916,6 +1212,7 @@ int main(int argc, char **argv) {
                 { "inode",   required_argument, NULL, OPT_INODE },
                 { "socket",  required_argument, NULL, OPT_SOCKET },
                 { "summary", no_argument,       NULL, 's' },
+                { "all-endpoints", no_argument, NULL, OPT_ALL_ENDPOINTS },
                 DIAG_STD_LONGOPTS,
                 {}
         };
@@ -923,6 +1220,9 @@ int main(int argc, char **argv) {
         bool output_all = false, list_columns = false, filtered;
         _cleanup_free_ char *bad = NULL;
         struct view v = {};
+        _cleanup_free_ struct diag_target *targets = NULL;
+        _cleanup_free_ struct target_fail *fails = NULL;
+        size_t nfails = 0;
         unsigned need, sflags = 0;
         size_t shown = 0;
         int c, r, status = DIAG_EXIT_OK;
@@ -968,6 +1268,7 @@ int main(int argc, char **argv) {
                                 return diag_usage_error("invalid --socket: '%s' (local ADDR:PORT or remote ADDR:PORT)", optarg);
                         break;
                 case 's': arg.summary = true; break;
+                case OPT_ALL_ENDPOINTS: arg.all_endpoints = true; break;
                 default:
                         return diag_usage_error("unexpected option");
                 }
@@ -988,7 +1289,18 @@ int main(int argc, char **argv) {
                 if (r == -ETIMEDOUT)
                         log_warn("%s does not answer (a hung mount?): matching open files by name instead", arg.file);
                 else if (r < 0)
-                        return log_error_errno(r, "cannot stat %s: %m", arg.file), DIAG_EXIT_FAILURE;
+                        return run_failed(r, "error", 0, "cannot stat %s: %m", arg.file);
+        }
+        /* -p: a thread id stands for its process; zombies and kernel threads are
+         * told apart now (their fd tables are empty or unreadable) */
+        if (arg.npids) {
+                targets = calloc(arg.npids, sizeof *targets);
+                if (!targets)
+                        return run_failed(-ENOMEM, "error", 0, "out of memory");
+                for (size_t i = 0; i < arg.npids; i++) {
+                        diag_target_resolve(arg.pids[i], &targets[i]);
+                        arg.pids[i] = targets[i].pid;
+                }
         }
 
         if (arg.summary)
@@ -1035,21 +1347,29 @@ int main(int argc, char **argv) {
         else
                 r = diag_scan_run(arg.pids, arg.npids, sflags, &v.scan);
         if (r < 0)
-                return log_error_errno(r, "scan failed: %m"), DIAG_EXIT_FAILURE;
+                return run_failed(r, "error", 0, "scan failed: %m");
         v.marks = calloc(v.scan->n + 1, sizeof *v.marks);
-        if (!v.marks) {
+        if (!v.marks || (arg.pids && check_targets(&v, targets, &fails, &nfails) < 0)) {
                 view_free(&v);
-                return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                return run_failed(-ENOMEM, "error", 0, "out of memory");
         }
-        for (size_t i = 0; i < arg.npids; i++) {
-                const struct diag_scan_proc *p = diag_scan_find(v.scan, arg.pids[i]);
-                if (!p) {
-                        log_error("no such process: %d", arg.pids[i]);
-                        status = DIAG_EXIT_FAILURE;
-                } else if (!p->fdt) {
-                        log_error("pid %d (%s): not permitted to read its fds%s", p->pid, p->comm,
-                                  geteuid() ? " (run as root or as its owner)" : "");
-                        status = DIAG_EXIT_FAILURE;
+        if (nfails) {
+                status = DIAG_EXIT_FAILURE;
+                /* -J and not one target shown: the run failed as a whole */
+                if (arg.out.json && arg.npids == 0) {
+                        bool same = true;
+                        for (size_t i = 1; i < nfails; i++)
+                                same &= fails[i].reason == fails[0].reason;
+                        if (nfails == 1)
+                                (void) diag_json_error(stdout, fails[0].message, fails[0].reason, fails[0].t.pid, status);
+                        else
+                                (void) diag_json_error(stdout, "none of the processes given could be read",
+                                                       same ? fails[0].reason : "error", 0, status);
+                        view_free(&v);
+                        free(arg.pids);
+                        free(arg.file_name);
+                        (void) diag_close_stdout();
+                        return status;
                 }
         }
         if (need & NEED_LOCKS)
@@ -1064,8 +1384,12 @@ int main(int argc, char **argv) {
         if (arg.summary) {
                 r = render_summary(&v, &shown);
         } else if (arg.out.json) {
-                json_object *doc = json_object_new_object(), *procs = json_object_new_array(), *van = json_object_new_object();
-                json_object_object_add(doc, "schema", json_object_new_string("diag-fds/1"));
+                struct json_stream js = {};
+                size_t k = 0;           /* next failed target, in pid order */
+
+                if (nfails)
+                        qsort(fails, nfails, sizeof *fails, cmp_fail_pid);
+                json_stream_start(&js);
                 for (size_t i = 0; i < v.scan->n; i++) {
                         const struct diag_scan_proc *p = &v.scan->procs[i];
                         json_object *po, *fds;
@@ -1083,6 +1407,8 @@ int main(int argc, char **argv) {
                                 json_object_put(fds);
                                 continue;
                         }
+                        for (; k < nfails && fails[k].t.pid < p->pid; k++)
+                                json_stream_process(&js, json_failed_target(&fails[k]));
                         po = json_object_new_object();
                         json_object_object_add(po, "pid", json_object_new_int(p->pid));
                         json_object_object_add(po, "comm", json_object_new_string(p->comm));
@@ -1092,34 +1418,27 @@ int main(int argc, char **argv) {
                                 json_object_object_add(po, "nofile_hard", hard == UINT64_MAX ? NULL : json_object_new_int64((int64_t) hard));
                         }
                         json_object_object_add(po, "fds", fds);
-                        json_object_array_add(procs, po);
+                        json_stream_process(&js, po);
                 }
-                json_object_object_add(doc, "processes", procs);
-                json_object_object_add(van, "processes", json_object_new_int((int) v.scan->vanished));
-                json_object_object_add(van, "fds", json_object_new_int((int) v.scan->fds_vanished));
-                json_object_object_add(doc, "vanished", van);
-                json_object_object_add(doc, "denied", json_object_new_int((int) v.scan->denied));
-                json_object_object_add(doc, "netns_skipped", json_object_new_int((int) v.scan->ns_skipped));
-                r = diag_json_print(stdout, doc);
-                json_object_put(doc);
+                for (; k < nfails; k++)
+                        json_stream_process(&js, json_failed_target(&fails[k]));
+                r = json_stream_end(&js, v.scan);
         } else {
-                struct libscols_table *tb = diag_table_new(&arg.cols, &arg.out, "fds");
-                if (!tb) {
-                        view_free(&v);
-                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                }
-                for (size_t i = 0; i < v.scan->n; i++) {
+                struct table_stream st = {};
+                r = stream_start(&st, "fds");
+                for (size_t i = 0; r == 0 && i < v.scan->n; i++) {
                         const struct diag_scan_proc *p = &v.scan->procs[i];
                         if (!proc_selected(p) || !p->fdt)
                                 continue;
-                        for (size_t f = 0; f < p->fdt->n; f++)
+                        for (size_t f = 0; r == 0 && f < p->fdt->n; f++)
                                 if (fd_selected(&v, p, &p->fdt->fds[f])) {
-                                        table_row(tb, &v, i, f);
+                                        r = stream_row(&st, &v, i, f);
                                         shown++;
                                 }
                 }
-                r = diag_table_print(tb);
-                scols_unref_table(tb);
+                if (r == 0)
+                        r = stream_flush(&st, true);
+                scols_unref_table(st.tb);
         }
         if (r < 0)
                 status = DIAG_EXIT_FAILURE;
@@ -1129,8 +1448,16 @@ int main(int argc, char **argv) {
                 if (status == DIAG_EXIT_OK)
                         status = DIAG_EXIT_PARTIAL;
         }
-        if (v.scan->denied && !arg.pids && diag_log_verbose)
-                log_warn("%u process%s not readable (run as root to see them)", v.scan->denied, v.scan->denied == 1 ? "" : "es");
+        /* Without -p the whole system was asked for: what could not be read is
+         * missing from it (with -p, only as endpoints: see diag-fds(1)). */
+        if (v.scan->denied && !arg.pids) {
+                say_denied(v.scan->denied);
+                if (status == DIAG_EXIT_OK)
+                        status = DIAG_EXIT_PARTIAL;
+        }
+        if (diag_log_verbose && (v.scan->vanished || v.scan->fds_vanished))
+                log_warn("%u process%s and %u fd%s went away during the scan", v.scan->vanished,
+                         v.scan->vanished == 1 ? "" : "es", v.scan->fds_vanished, v.scan->fds_vanished == 1 ? "" : "s");
         if (filtered && shown == 0 && status == DIAG_EXIT_OK)
                 status = DIAG_EXIT_FAILURE;     /* like lsof: nothing matched */
         view_free(&v);

@@ -43,7 +43,7 @@ struct diag_scan {
         size_t n;
         struct diag_scan_proc *procs;   /* sorted by pid */
         unsigned vanished;              /* processes gone before we read them */
-        unsigned denied;                /* processes whose fds we may not read */
+        unsigned denied;                /* processes whose fds we may not read (kernel threads and zombies not counted) */
         unsigned fds_vanished;
         unsigned ns_skipped;            /* network namespaces not entered (no permission) */
         struct diag_locktab *locks;     /* /proc/locks, when asked */
