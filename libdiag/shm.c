@@ -1200,7 +1200,7 @@ void diag_shm_image_clear(struct diag_shm_image *im) {
  * answering: a read of it would put this process in D state for ever. The child
  * reads into memory shared with us, a chunk at a time, each within the timeout. */
 
-#define PATH_TIMEOUT_MS 2000
+#define PATH_TIMEOUT_MS 4000      /* a loaded machine may take seconds to fork and read a local file */
 #define PATH_HEAD 4096
 #define PATH_CHUNK (32u << 20)
 

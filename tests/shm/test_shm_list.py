@@ -99,6 +99,18 @@ def private_and_removed():
                w.fact("BLOCKS")["count"], "removed segment: good blocks")
 
 
+def namespaces_work(argv, what):
+    """Whether this machine lets us make the namespace a case needs: not in a chroot,
+    nor in a container without the privilege. Where it cannot, that case is skipped
+    and the reason said; where it can, the case runs and its checks count."""
+    r = dt.run(argv, timeout=30)
+    if r.rc != 0:
+        dt.log("SKIP part: %s: `%s` fails here (exit %s: %s): no such namespace can be made (a chroot, or a "
+               "container without the privilege)" % (what, r.cmd(), r.rc, (r.err.strip() or "no message")[:200]))
+        return False
+    return True
+
+
 class ForeignWriter(st.Writer):
     """shmwriter in an IPC namespace of its own: its SysV segment is not in ours."""
 
@@ -109,6 +121,8 @@ class ForeignWriter(st.Writer):
 def other_namespace():
     if os.geteuid() != 0 or not dt.which("unshare"):
         dt.log("SKIP part: a writer in another IPC namespace needs root and unshare")
+        return
+    if not namespaces_work(["unshare", "--ipc", "true"], "a writer in another IPC namespace"):
         return
     key = st.unique_key(5)
     with ForeignWriter("--sysv", hex(key), "--case", "partial", "--msgs", 60) as w:
@@ -145,6 +159,9 @@ def other_dev_shm():
     """A POSIX segment in another /dev/shm, and a decoy of the same name in ours."""
     if os.geteuid() != 0 or not dt.which("unshare"):
         dt.log("SKIP part: a writer with another /dev/shm needs root and unshare")
+        return
+    if not namespaces_work(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            "mount -t tmpfs none /dev/shm"], "a writer with another /dev/shm"):
         return
     name = st.unique_name(6)
     decoy = "/dev/shm" + name
