@@ -951,7 +951,8 @@ static void usage(void) {
                " -w, --watch [INTERVAL]   every INTERVAL (default 1s): messages/s, bytes/s, fill,\n"
                "                          whether the reader moves\n"
                "     --count N            --watch: stop after N samples\n"
-               "     --save FILE          write a copy of the segment to FILE (new, mode 0600)\n"
+               "     --save FILE          write a copy of the segment to FILE (new, mode 0600; named\n"
+               "                          only when complete: a kill or Ctrl-C leaves nothing)\n"
                "     --struct TYPE        print the segment's start as C struct TYPE ...\n"
                "     --debug-file BINARY  ... laid out by the DWARF of BINARY\n"
                "     --format NAME        decode as NAME (libatbus) whatever the magic says\n",
@@ -966,7 +967,9 @@ static void usage(void) {
         diag_columns_list(stdout, node_columns, ELEMENTSOF(node_columns), false);
         printf("\n"
                "Exit status: 0 ok, 1 failure, 2 bad usage, 3 --check found anomalies,\n"
-               "4 some processes could not be read, 5 not a channel shmdump can decode.\n"
+               "4 some processes could not be read, 5 not a channel shmdump can decode,\n"
+               "128+signal --save interrupted (nothing saved). A file that does not answer\n"
+               "within 4 s (a dead NFS or FUSE mount) is a failure, said in one line.\n"
                "\n"
                "Examples:\n"
                " %1$s                                 every segment, who maps it, its format\n"
