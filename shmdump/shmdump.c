@@ -359,10 +359,12 @@ static int do_list(void) {
         if (r < 0)
                 return DIAG_EXIT_FAILURE;
         if (l->denied) {
-                log_warn("%u process%s not readable: their mappings are not shown (%s)", l->denied,
+                const char *why = diag_ptrace_denied_reason();
+                /* never "run as root" to root: why root itself was refused, as every tool says it */
+                log_warn("%u process%s not readable: their mappings are not shown (%s%s)", l->denied,
                          l->denied == 1 ? "" : "es",
-                         geteuid() == 0 ? "refused even to root: another user namespace, or a protected process"
-                                        : "run as root");
+                         geteuid() != 0 ? "run as root or as their owner" : "refused even to root: ",
+                         geteuid() != 0 ? "" : why ? why : "another user namespace, or a protected process");
                 return DIAG_EXIT_PARTIAL;
         }
         return 0;
