@@ -17,6 +17,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 
+#include "diag/bounded.h"
 #include "diag/mem.h"
 #include "diag/proc.h"
 #include "diag/shm.h"
@@ -175,16 +176,24 @@ static uint64_t round_up(uint64_t v, uint64_t align) {
         return (v + align - 1) / align * align;
 }
 
-int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *err, size_t errlen) {
+_Static_assert(AT_HEADER_MIN == DIAG_ATBUS_HEADER_MIN, "header size");
+
+/* buf: the first avail bytes of a len-byte segment */
+static int atbus_parse(const void *buf, size_t avail, uint64_t len, struct diag_atbus *ret, char *err, size_t errlen) {
         const uint8_t *p = buf;
-        struct diag_atbus c = { .base = p, .len = len };
+        struct diag_atbus c = { .base = p, .len = avail };
         const struct at_layout *L = &at_layouts[0];
         char a[32], b[32];
         uint64_t per_node, fit, data_len;
 
-        if (len < AT_HEADER_MIN)
-                return bad(err, errlen, -ENOMSG, "%zu bytes: too small for a channel header", len);
-        if (!diag_shm_detect(buf, len))
+        if (avail < AT_HEADER_MIN) {
+                /* the magic, or as much of it as there is: a channel cut short */
+                if (strncasecmp(buf, ATBUS_MAGIC, MIN(avail, strlen(ATBUS_MAGIC))) == 0)
+                        return bad(err, errlen, -ENOMSG, "%zu bytes: too short for a channel header (at least %d bytes)",
+                                   avail, AT_HEADER_MIN);
+                return bad(err, errlen, -ENOMSG, "no ATBUSMEM magic at offset 0");
+        }
+        if (!diag_shm_detect(buf, avail))
                 return bad(err, errlen, -ENOMSG, "no ATBUSMEM magic at offset 0");
         memcpy(c.magic, p, 16);
         c.version = rd16(p + AT_VERSION);
@@ -201,13 +210,14 @@ int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *
         /* the layout whose node size and its power of two agree; a packed header's
          * node size sits where an aligned one has padding */
         for (size_t i = 0; i < ELEMENTSOF(at_layouts); i++)
-                if (len >= at_layouts[i].end &&
+                if (avail >= at_layouts[i].end &&
                     node_size_ok(rd64(p + at_layouts[i].node_size), rd64(p + at_layouts[i].bin_power))) {
                         L = &at_layouts[i];
                         break;
                 }
-        if (len < L->end)
-                return bad(err, errlen, -ENOMSG, "%zu bytes: too small for a channel header", len);
+        if (avail < L->end)
+                return bad(err, errlen, -ENOMSG, "%zu bytes: too short for a %s channel header (%u bytes)",
+                           avail, L->name, L->end);
         c.layout = L->name;
         c.node_size = rd64(p + L->node_size);
         c.node_size_bin_power = rd64(p + L->bin_power);
@@ -250,13 +260,13 @@ int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *
                 return bad(err, errlen, -EBADMSG, "channel offset %s: the header is not at the start of the segment",
                            num(c.area_channel_offset, a, sizeof a));
         if (c.area_head_offset < L->end || c.area_head_offset % c.align_size || c.area_head_offset >= len)
-                return bad(err, errlen, -EBADMSG, "node head area offset %s is outside the %zu-byte segment",
+                return bad(err, errlen, -EBADMSG, "node head area offset %s is outside the %" PRIu64 "-byte segment",
                            num(c.area_head_offset, a, sizeof a), len);
         per_node = c.node_head_size + c.node_size;
         fit = (len - c.area_head_offset) / per_node;
         if (c.node_count > fit)
                 return bad(err, errlen, -EBADMSG, "node count %s exceeds segment (at most %" PRIu64 " nodes of %" PRIu64
-                           " bytes fit in %zu bytes)", num(c.node_count, a, sizeof a), fit, per_node, len);
+                           " bytes fit in %" PRIu64 " bytes)", num(c.node_count, a, sizeof a), fit, per_node, len);
         if (c.node_count < 2)
                 return bad(err, errlen, -EBADMSG, "node count %" PRIu64 " (a channel has at least 2 nodes)", c.node_count);
         /* node_count fits: none of these products overflow */
@@ -287,8 +297,19 @@ int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *
         c.fill_pct = c.capacity_nodes ? 100.0 * (double) c.used_nodes / (double) c.capacity_nodes : 100.0;
         if (c.fill_pct > 100.0)
                 c.fill_pct = 100.0;
+        if (avail < c.area_end_offset)
+                c.base = NULL;  /* only the header was given */
         *ret = c;
         return 0;
+}
+
+int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *err, size_t errlen) {
+        return atbus_parse(buf, len, len, ret, err, errlen);
+}
+
+int diag_atbus_parse_header(const void *buf, size_t avail, uint64_t seglen, struct diag_atbus *ret,
+                            char *err, size_t errlen) {
+        return atbus_parse(buf, MIN((uint64_t) avail, seglen), seglen, ret, err, errlen);
 }
 
 static inline const uint8_t *node_head(const struct diag_atbus *c, uint64_t i) {
@@ -1164,6 +1185,151 @@ static int sysv_find(bool by_key, long long want, int *ret_shmid) {
         return r;
 }
 
+void diag_shm_image_clear(struct diag_shm_image *im) {
+        if (!im)
+                return;
+        free(im->copy);
+        if (im->attached)
+                shmdt(im->attached);
+        diag_bounded_free(im->shared, im->shared_len);
+        memset(im, 0, sizeof *im);
+}
+
+/* ---- files: every open, stat and read in a bounded child ----
+ * A file the user named may sit on a FUSE or NFS mount whose server stopped
+ * answering: a read of it would put this process in D state for ever. The child
+ * reads into memory shared with us, a chunk at a time, each within the timeout. */
+
+#define PATH_TIMEOUT_MS 4000      /* a loaded machine may take seconds to fork and read a local file */
+#define PATH_HEAD 4096
+#define PATH_CHUNK (32u << 20)
+
+static pid_t stuck_helper;
+
+pid_t diag_shm_stuck_helper(void) {
+        return stuck_helper;
+}
+
+unsigned diag_shm_path_timeout_ms(void) {
+        return PATH_TIMEOUT_MS;
+}
+
+struct path_job {
+        const char *path;
+        bool nofollow;
+        bool same;              /* must still be the file dev/ino (read in chunks) */
+        uint64_t dev, ino;
+        uint64_t off;           /* file offset */
+        size_t at, len;         /* read len bytes to data + at */
+};
+
+struct path_share {
+        uint64_t size, dev, ino, got;
+        uint32_t mode;
+        uint8_t data[] __attribute__((aligned(16)));
+};
+
+static int path_child(void *arg, void *shared, size_t size) {
+        const struct path_job *j = arg;
+        struct path_share *s = shared;
+        struct stat st;
+        int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (j->nofollow ? O_NOFOLLOW : 0));
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return negative_errno();
+        s->size = (uint64_t) st.st_size;
+        s->mode = st.st_mode;
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        s->got = 0;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if (j->same && (s->dev != j->dev || s->ino != j->ino))
+                return -ESTALE;
+        if (j->at > size - sizeof *s || j->len > size - sizeof *s - j->at)
+                return -EINVAL;
+        while (s->got < j->len) {
+                ssize_t k = pread(fd, s->data + j->at + s->got, j->len - s->got, (off_t) (j->off + s->got));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                if (k == 0)
+                        break;
+                s->got += (size_t) k;
+        }
+        return 0;
+}
+
+static int path_run(const struct path_job *j, struct path_share *s, size_t size) {
+        pid_t stuck = 0;
+        int r = diag_bounded_run(path_child, (void *) j, s, size, PATH_TIMEOUT_MS, &stuck);
+
+        if (r == -ETIMEDOUT)
+                stuck_helper = stuck;
+        return r;
+}
+
+static struct path_share *share_new(size_t len, size_t *ret_size) {
+        if (len > SIZE_MAX - sizeof(struct path_share)) {
+                errno = EFBIG;
+                return NULL;
+        }
+        *ret_size = sizeof(struct path_share) + len;
+        return diag_bounded_alloc(*ret_size);
+}
+
+/* The first want bytes (0: all, at most max) of a file: its head first, then the
+ * rest in chunks, each checked to be the same file. */
+static int read_path(const char *path, bool nofollow, size_t max, size_t want, struct diag_shm_image *ret) {
+        struct path_job j = { .path = path, .nofollow = nofollow, .len = want && want < PATH_HEAD ? want : PATH_HEAD };
+        struct path_share *h, *s;
+        size_t hsize, size, total;
+        uint64_t len;
+        int r;
+
+        if (!(h = share_new(j.len, &hsize)))
+                return negative_errno();
+        r = path_run(&j, h, hsize);
+        if (r < 0)
+                goto fail;
+        len = want && want < h->size ? want : h->size;
+        if (!want && h->size > max) {
+                r = -EFBIG;
+                goto fail;
+        }
+        if (h->got >= len || h->got < j.len) {
+                *ret = (struct diag_shm_image) { .data = h->data, .len = (size_t) MIN(h->got, len), .size = h->size,
+                                                 .shared = h, .shared_len = hsize };
+                return 0;
+        }
+        if (len > SIZE_MAX || !(s = share_new((size_t) len, &size))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        memcpy(s->data, h->data, h->got);
+        total = h->got;
+        j = (struct path_job) { .path = path, .nofollow = nofollow, .same = true, .dev = h->dev, .ino = h->ino };
+        while (total < len) {
+                j.off = j.at = total;
+                j.len = (size_t) MIN(len - total, (uint64_t) PATH_CHUNK);
+                r = path_run(&j, s, size);
+                if (r < 0) {
+                        diag_bounded_free(s, size);
+                        goto fail;
+                }
+                total += s->got;
+                if (s->got < j.len)     /* it shrank */
+                        break;
+        }
+        *ret = (struct diag_shm_image) { .data = s->data, .len = total, .size = h->size, .shared = s, .shared_len = size };
+        diag_bounded_free(h, hsize);
+        return 0;
+fail:
+        diag_bounded_free(h, hsize);
+        return r;
+}
+
 int diag_shm_resolve(const char *name, struct diag_shm_target *ret) {
         struct diag_shm_target t = { .shmid = -1 };
         long long v;
@@ -1190,12 +1356,18 @@ int diag_shm_resolve(const char *name, struct diag_shm_target *ret) {
                 if (asprintf(&t.name, "%s", name) < 0)
                         return -ENOMEM;
         } else {
-                struct stat st;
-                if (stat(name, &st) < 0)
+                /* opened and stat'ed in a bounded child: it may be on a dead mount */
+                struct path_job j = { .path = name, .nofollow = strncmp(name, "/dev/shm/", 9) == 0 };
+                size_t size;
+                struct path_share *s = share_new(0, &size);
+
+                if (!s)
                         return negative_errno();
-                if (!S_ISREG(st.st_mode))
-                        return -EINVAL;
-                t.kind = strncmp(name, "/dev/shm/", 9) == 0 ? DIAG_SHM_POSIX : DIAG_SHM_FILE;
+                r = path_run(&j, s, size);
+                diag_bounded_free(s, size);
+                if (r < 0)
+                        return r;
+                t.kind = j.nofollow ? DIAG_SHM_POSIX : DIAG_SHM_FILE;
                 t.path = strdup(name);
                 t.name = strdup(name);
                 if (!t.path || !t.name) {
@@ -1207,14 +1379,7 @@ int diag_shm_resolve(const char *name, struct diag_shm_target *ret) {
         return 0;
 }
 
-void diag_shm_image_clear(struct diag_shm_image *im) {
-        if (!im)
-                return;
-        free(im->copy);
-        if (im->attached)
-                shmdt(im->attached);
-        memset(im, 0, sizeof *im);
-}
+/* ---- SysV segments and processes' mappings ---- */
 
 /* A buffer for the first want bytes (0: all) of a segment of total bytes. */
 static int new_copy(uint64_t total, size_t max, size_t want, uint8_t **ret, size_t *ret_len) {
@@ -1240,39 +1405,7 @@ static int new_copy(uint64_t total, size_t max, size_t want, uint8_t **ret, size
         return 0;
 }
 
-/* Copy from a file with pread: a segment truncated under us is a short read, not
- * a SIGBUS as a mapping would give. */
-static int read_file_range(const char *path, bool nofollow, size_t max, size_t want, uint8_t **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
-        _cleanup_free_ uint8_t *buf = NULL;
-        struct stat st;
-        size_t len, got = 0;
-        int r;
-
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        if ((r = new_copy((uint64_t) st.st_size, max, want, &buf, &len)) < 0)
-                return r;
-        while (got < len) {
-                ssize_t k = pread(fd, buf + got, len - got, (off_t) got);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                if (k == 0)
-                        break;
-                got += (size_t) k;
-        }
-        *ret = TAKE_PTR(buf);
-        *ret_len = got;
-        return 0;
-}
-
-static int read_sysv(int shmid, size_t max, size_t want, uint8_t **ret, size_t *ret_len) {
+static int read_sysv(int shmid, size_t max, size_t want, struct diag_shm_image *ret) {
         struct shmid_ds ds;
         _cleanup_free_ uint8_t *buf = NULL;
         size_t len;
@@ -1288,13 +1421,13 @@ static int read_sysv(int shmid, size_t max, size_t want, uint8_t **ret, size_t *
                 return negative_errno();
         memcpy(buf, p, len);
         shmdt(p);
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
+        *ret = (struct diag_shm_image) { .data = buf, .len = len, .size = ds.shm_segsz, .copy = buf };
+        TAKE_PTR(buf);
         return 0;
 }
 
 static int read_process(pid_t pid, uint64_t addr, uint64_t maplen, size_t max, size_t want,
-                        uint8_t **ret, size_t *ret_len) {
+                        struct diag_shm_image *ret) {
         _cleanup_free_ uint8_t *buf = NULL;
         size_t len;
         ssize_t k = new_copy(maplen, max, want, &buf, &len);
@@ -1304,50 +1437,43 @@ static int read_process(pid_t pid, uint64_t addr, uint64_t maplen, size_t max, s
         k = diag_mem_read(pid, addr, buf, len);
         if (k < 0)
                 return (int) k;
-        *ret = TAKE_PTR(buf);
-        *ret_len = (size_t) k;
+        *ret = (struct diag_shm_image) { .data = buf, .len = (size_t) k, .size = maplen, .copy = buf };
+        TAKE_PTR(buf);
         return 0;
 }
 
-static int target_read(const struct diag_shm_target *t, size_t max, size_t want, uint8_t **ret, size_t *ret_len) {
+static int target_read(const struct diag_shm_target *t, size_t max, size_t want, struct diag_shm_image *ret) {
         switch (t->kind) {
         case DIAG_SHM_SYSV:
-                return read_sysv(t->shmid, max, want, ret, ret_len);
+                return read_sysv(t->shmid, max, want, ret);
         case DIAG_SHM_POSIX:    /* anyone may put a link in /dev/shm: not followed */
-                return read_file_range(t->path, true, max, want, ret, ret_len);
+                return read_path(t->path, true, max, want, ret);
         case DIAG_SHM_FILE:
-                return read_file_range(t->path, false, max, want, ret, ret_len);
+                return read_path(t->path, false, max, want, ret);
         case DIAG_SHM_MEMFD:
         case DIAG_SHM_ANON:
-                return read_process(t->pid, t->addr, t->len, max, want, ret, ret_len);
+                return read_process(t->pid, t->addr, t->len, max, want, ret);
         }
         return -EINVAL;
 }
 
 int diag_shm_snapshot(const struct diag_shm_target *t, size_t max, struct diag_shm_image *ret) {
-        uint8_t *data = NULL;
-        size_t len = 0;
-        int r = target_read(t, max, 0, &data, &len);
-
-        if (r < 0)
-                return r;
-        *ret = (struct diag_shm_image) { .data = data, .len = len, .copy = data };
-        return 0;
+        return target_read(t, max, 0, ret);
 }
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
 
-int diag_shm_view(const struct diag_shm_target *t, size_t max, struct diag_shm_image *ret) {
+int diag_shm_view(const struct diag_shm_target *t, size_t max, size_t want, struct diag_shm_image *ret) {
         struct shmid_ds ds;
         void *p;
 
         if (t->kind != DIAG_SHM_SYSV)
-                return diag_shm_snapshot(t, max, ret);
+                return target_read(t, max, want, ret);
         if (shmctl(t->shmid, IPC_STAT, &ds) < 0)
                 return negative_errno();
-        if (ds.shm_segsz > max)
+        if (ds.shm_segsz > max && !(want && want <= max))
                 return -EFBIG;
         p = shmat(t->shmid, NULL, SHM_RDONLY);
         if (p == (void *) -1)
@@ -1355,49 +1481,149 @@ int diag_shm_view(const struct diag_shm_target *t, size_t max, struct diag_shm_i
         /* one call fills the page tables: a fault per 4 KiB page costs more than
          * the whole check (Linux 5.14; older kernels fault page by page) */
         (void) madvise(p, ds.shm_segsz, MADV_POPULATE_READ);
-        *ret = (struct diag_shm_image) { .data = p, .len = ds.shm_segsz, .attached = p };
+        *ret = (struct diag_shm_image) { .data = p, .len = ds.shm_segsz, .size = ds.shm_segsz, .attached = p };
         return 0;
 }
 
 int diag_shm_peek(const struct diag_shm_target *t, void *buf, size_t len, size_t *ret_len) {
-        _cleanup_free_ uint8_t *data = NULL;
-        size_t got = 0;
+        struct diag_shm_image im = {};
         int r;
 
         if (!len)
                 return -EINVAL;
-        r = target_read(t, SIZE_MAX, len, &data, &got);
+        r = target_read(t, SIZE_MAX, len, &im);
         if (r < 0)
                 return r;
-        memcpy(buf, data, MIN(got, len));
-        *ret_len = MIN(got, len);
+        *ret_len = MIN(im.len, len);
+        memcpy(buf, im.data, *ret_len);
+        diag_shm_image_clear(&im);
         return 0;
 }
 
-int diag_shm_save(const char *path, const void *buf, size_t len) {
-        const uint8_t *p = buf;
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        int r = 0;
+/* ---- --save ---- */
 
-        if (fd < 0)
-                return negative_errno();
+static int write_all(int fd, const uint8_t *p, size_t len, const volatile sig_atomic_t *stop) {
         while (len > 0) {
-                ssize_t k = write(fd, p, len);
+                ssize_t k;
+
+                if (stop && *stop)
+                        return -ECANCELED;
+                k = write(fd, p, len);
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k <= 0) {
-                        r = k < 0 ? negative_errno() : -EIO;
-                        break;
-                }
+                if (k <= 0)
+                        return k < 0 ? negative_errno() : -EIO;
                 p += k;
                 len -= (size_t) k;
         }
-        if (r == 0 && fsync(fd) < 0 && errno != EINVAL)
+        return 0;
+}
+
+static int save_sysv(int shmid, int fd, const volatile sig_atomic_t *stop, uint64_t *total) {
+        struct shmid_ds ds;
+        const uint8_t *p;
+        int r = 0;
+
+        if (shmctl(shmid, IPC_STAT, &ds) < 0)
+                return negative_errno();
+        p = shmat(shmid, NULL, SHM_RDONLY);
+        if (p == (void *) -1)
+                return negative_errno();
+        while (r == 0 && *total < ds.shm_segsz) {
+                size_t n = (size_t) MIN((uint64_t) PATH_CHUNK, ds.shm_segsz - *total);
+                if ((r = write_all(fd, p + *total, n, stop)) == 0)
+                        *total += n;
+        }
+        shmdt(p);
+        return r;
+}
+
+static int save_process(const struct diag_shm_target *t, int fd, const volatile sig_atomic_t *stop, uint64_t *total) {
+        _cleanup_free_ uint8_t *buf = malloc(PATH_CHUNK);
+        int r = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        while (r == 0 && *total < t->len) {
+                size_t n = (size_t) MIN((uint64_t) PATH_CHUNK, t->len - *total);
+                ssize_t k = diag_mem_read(t->pid, t->addr + *total, buf, n);
+                if (k < 0)
+                        return (int) k;
+                if ((r = write_all(fd, buf, (size_t) k, stop)) == 0)
+                        *total += (uint64_t) k;
+                if ((size_t) k < n)
+                        break;
+        }
+        return r;
+}
+
+static int save_path(const struct diag_shm_target *t, int fd, const volatile sig_atomic_t *stop, uint64_t *total) {
+        struct path_job j = { .path = t->path, .nofollow = t->kind == DIAG_SHM_POSIX, .len = PATH_CHUNK };
+        uint64_t limit = UINT64_MAX;
+        size_t size;
+        struct path_share *s = share_new(PATH_CHUNK, &size);
+        int r = 0;
+
+        if (!s)
+                return negative_errno();
+        while (r == 0 && *total < limit) {
+                if (stop && *stop) {
+                        r = -ECANCELED;
+                        break;
+                }
+                j.off = *total;
+                j.len = (size_t) MIN((uint64_t) PATH_CHUNK, limit - *total);
+                if ((r = path_run(&j, s, size)) < 0)
+                        break;
+                if (!j.same) {  /* the first chunk: the size as of now, and this file only */
+                        limit = s->size;
+                        j.same = true;
+                        j.dev = s->dev;
+                        j.ino = s->ino;
+                }
+                s->got = MIN(s->got, limit - *total);
+                if ((r = write_all(fd, s->data, (size_t) s->got, stop)) < 0)
+                        break;
+                *total += s->got;
+                if (s->got < j.len)
+                        break;
+        }
+        diag_bounded_free(s, size);
+        return r;
+}
+
+int diag_shm_save(const struct diag_shm_target *t, const char *path, const volatile sig_atomic_t *stop,
+                  uint64_t *ret_bytes) {
+        struct diag_outfile of;
+        uint64_t total = 0;
+        int r = diag_outfile_open(&of, path);
+
+        if (r == 0) {
+                switch (t->kind) {
+                case DIAG_SHM_SYSV:
+                        r = save_sysv(t->shmid, of.fd, stop, &total);
+                        break;
+                case DIAG_SHM_POSIX:
+                case DIAG_SHM_FILE:
+                        r = save_path(t, of.fd, stop, &total);
+                        break;
+                case DIAG_SHM_MEMFD:
+                case DIAG_SHM_ANON:
+                        r = save_process(t, of.fd, stop, &total);
+                        break;
+                default:
+                        r = -EINVAL;
+                }
+        }
+        if (r == 0 && stop && *stop)
+                r = -ECANCELED;
+        if (r == 0 && fsync(of.fd) < 0 && errno != EINVAL)
                 r = negative_errno();
-        if (close(fd) < 0 && r == 0)
-                r = negative_errno();
-        if (r < 0)
-                unlink(path);
+        if (r == 0)
+                r = diag_outfile_commit(&of);
+        diag_outfile_discard(&of);
+        if (r == 0 && ret_bytes)
+                *ret_bytes = total;
         return r;
 }
 

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "diag/util.h"
@@ -272,4 +274,68 @@ char *diag_strip(char *s) {
         while (l > 0 && isspace((unsigned char) s[l - 1]))
                 s[--l] = 0;
         return s;
+}
+
+/* ---- an output file that appears only when complete ---- */
+
+
+int diag_outfile_open(struct diag_outfile *f, const char *path) {
+        _cleanup_free_ char *dircopy = strdup(path), *base = strdup(path);
+        struct stat st;
+        const char *dir;
+
+        *f = (struct diag_outfile) { .fd = -1 };
+        if (!dircopy || !base)
+                return -ENOMEM;
+        f->path = strdup(path);
+        if (!f->path)
+                return -ENOMEM;
+        /* fail before the work, not after it; linkat checks again */
+        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                return -EEXIST;
+        dir = dirname(dircopy);
+        f->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (f->fd >= 0)
+                return 0;
+        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+                return negative_errno();
+        if (asprintf(&f->tmp, "%s/.%s.partial-XXXXXX", dir, basename(base)) < 0) {
+                f->tmp = NULL;
+                return -ENOMEM;
+        }
+        f->fd = mkostemp(f->tmp, O_CLOEXEC);
+        if (f->fd < 0) {
+                free(f->tmp);
+                f->tmp = NULL;
+                return negative_errno();
+        }
+        return fchmod(f->fd, 0600) < 0 ? negative_errno() : 0;
+}
+
+int diag_outfile_commit(struct diag_outfile *f) {
+        char proc[64];
+
+        if (f->tmp) {
+                if (renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE) < 0)
+                        return negative_errno();
+                free(f->tmp);
+                f->tmp = NULL;
+                return 0;
+        }
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, f->path, AT_SYMLINK_FOLLOW) < 0)
+                return negative_errno();
+        return 0;
+}
+
+void diag_outfile_discard(struct diag_outfile *f) {
+        if (!f)
+                return;
+        if (f->tmp)
+                (void) unlink(f->tmp);
+        if (f->fd >= 0)
+                close(f->fd);
+        free(f->tmp);
+        free(f->path);
+        *f = (struct diag_outfile) { .fd = -1 };
 }

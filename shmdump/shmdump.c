@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #include "diag/log.h"
 #include "diag/out.h"
 #include "diag/shm.h"
+#include "diag/target.h"
 #include "diag/util.h"
 
 #define EXIT_ANOMALIES 3
@@ -87,8 +89,55 @@ static struct {
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig) {
-        (void) sig;
-        interrupted = 1;
+        interrupted = sig;
+}
+
+/* The first failure of the run: with -J, when it fails as a whole, printed as
+ * the error object on stdout too. */
+static struct {
+        bool set;
+        char message[512];
+        const char *reason;
+        pid_t pid;
+} failure;
+
+/* One line on stderr (no program name in fmt); returns DIAG_EXIT_FAILURE.
+ * %m is strerror(-err). */
+static int fail_errno(int err, const char *reason, pid_t pid, const char *fmt, ...) _printf_(4, 5);
+static int fail_errno(int err, const char *reason, pid_t pid, const char *fmt, ...) {
+        char buf[sizeof failure.message];
+        va_list ap;
+
+        errno = err < 0 ? -err : err;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        log_error("%s", buf);
+        if (!failure.set) {
+                failure.set = true;
+                snprintf(failure.message, sizeof failure.message, "%s", buf);
+                failure.reason = reason;
+                failure.pid = pid;
+        }
+        return DIAG_EXIT_FAILURE;
+}
+
+/* A segment that could not be read; a file that did not answer in time is said
+ * once, with the helper left stuck on it, if one was. */
+static int read_failed(int r, const char *name, const char *what) {
+        pid_t stuck = diag_shm_stuck_helper();
+        char left[96] = "";
+
+        if (r == -ETIMEDOUT) {
+                if (stuck)
+                        snprintf(left, sizeof left, "; helper process %d is left stuck on it", (int) stuck);
+                return fail_errno(r, "timeout", 0, "%s: no answer within %u ms (on a mount that stopped answering?)%s",
+                                  name, diag_shm_path_timeout_ms(), left);
+        }
+        if (r == -EFBIG)
+                return fail_errno(r, "too-large", 0, "%s: larger than %llu bytes; --save it and decode the copy", name,
+                                  MAX_SEGMENT);
+        return fail_errno(r, "error", 0, "%s: cannot %s: %m", name, what);
 }
 
 /* ---- small formatters ---- */
@@ -299,7 +348,7 @@ static int do_list(void) {
         diag_watchdog_phase("reading the shared mappings of every process");
         r = diag_shm_list(0, flags, &l);
         if (r < 0)
-                return log_error_errno(r, "failed to list shared memory segments: %m"), DIAG_EXIT_FAILURE;
+                return fail_errno(r, "error", 0, "failed to list shared memory segments: %m");
         r = diag_mqueue_list(&q, &nq, &mqdir);
         if (r < 0 && r != -ENOENT)
                 log_warn("message queues not listed: %s", strerror(-r));
@@ -310,10 +359,12 @@ static int do_list(void) {
         if (r < 0)
                 return DIAG_EXIT_FAILURE;
         if (l->denied) {
-                log_warn("%u process%s not readable: their mappings are not shown (%s)", l->denied,
+                const char *why = diag_ptrace_denied_reason();
+                /* never "run as root" to root: why root itself was refused, as every tool says it */
+                log_warn("%u process%s not readable: their mappings are not shown (%s%s)", l->denied,
                          l->denied == 1 ? "" : "es",
-                         geteuid() == 0 ? "refused even to root: another user namespace, or a protected process"
-                                        : "run as root");
+                         geteuid() != 0 ? "run as root or as their owner" : "refused even to root: ",
+                         geteuid() != 0 ? "" : why ? why : "another user namespace, or a protected process");
                 return DIAG_EXIT_PARTIAL;
         }
         return 0;
@@ -532,8 +583,8 @@ static int nodes_out(const struct diag_atbus *c, json_object *parent) {
         return r;
 }
 
-static void target_header(const struct diag_shm_target *t, const struct diag_shm_image *im) {
-        printf("%s: %s, %zu bytes", t->name, diag_shm_kind_name(t->kind), im->len);
+static void target_header(const struct diag_shm_target *t, uint64_t size) {
+        printf("%s: %s, %" PRIu64 " bytes", t->name, diag_shm_kind_name(t->kind), size);
         if (t->kind == DIAG_SHM_SYSV)
                 printf(", shmid %d", t->shmid);
         if (t->pid)
@@ -541,7 +592,7 @@ static void target_header(const struct diag_shm_target *t, const struct diag_shm
         printf("\n");
 }
 
-static json_object *target_json(const struct diag_shm_target *t, const struct diag_shm_image *im) {
+static json_object *target_json(const struct diag_shm_target *t, uint64_t size) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "name", json_object_new_string(t->name));
@@ -549,7 +600,7 @@ static json_object *target_json(const struct diag_shm_target *t, const struct di
         json_object_object_add(o, "id", t->kind == DIAG_SHM_SYSV ? json_object_new_int(t->shmid) : NULL);
         json_object_object_add(o, "pid", t->pid ? json_object_new_int(t->pid) : NULL);
         json_object_object_add(o, "address", t->pid ? diag_json_hex(t->addr) : NULL);
-        json_object_object_add(o, "size", j_u64(im->len));
+        json_object_object_add(o, "size", j_u64(size));
         return o;
 }
 
@@ -558,13 +609,12 @@ static int struct_out(const struct diag_shm_target *t, const struct diag_shm_ima
         int r = diag_struct_layout(arg.debug_file, arg.struct_type, im->data, im->len, &l);
 
         if (r == -ENOENT)
-                return log_error_errno(r, "%s: no struct, class, union or typedef '%s' in its DWARF", arg.debug_file,
-                                       arg.struct_type), DIAG_EXIT_FAILURE;
+                return fail_errno(r, "error", 0, "%s: no struct, class, union or typedef '%s' in its DWARF", arg.debug_file,
+                                  arg.struct_type);
         if (r == -ENODATA)
-                return log_error_errno(r, "%s: no DWARF (build with -g, or install its debug info)", arg.debug_file),
-                       DIAG_EXIT_FAILURE;
+                return fail_errno(r, "error", 0, "%s: no DWARF (build with -g, or install its debug info)", arg.debug_file);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot read its DWARF: %m", arg.debug_file), DIAG_EXIT_FAILURE;
+                return fail_errno(r, "error", 0, "%s: cannot read its DWARF: %m", arg.debug_file);
         if (parent) {
                 json_object *o = json_object_new_object(), *fs = json_object_new_array();
                 json_object_object_add(o, "type", json_object_new_string(l->name));
@@ -592,8 +642,26 @@ static int struct_out(const struct diag_shm_target *t, const struct diag_shm_ima
         return 0;
 }
 
-/* Decode one segment; appends its JSON object to jarr with -J. */
-static int decode_one(const struct diag_shm_target *t, json_object *jarr, bool first) {
+#define HEAD_BYTES 4096         /* what a header needs; more is read only for what it claims */
+
+/* A segment whose read failed, in a document of several: its entry says why. */
+static void failed_entry(const struct diag_shm_target *t, json_object *jarr) {
+        json_object *o = json_object_new_object(), *s = json_object_new_object(), *e = json_object_new_object();
+
+        json_object_object_add(s, "name", json_object_new_string(t->name));
+        json_object_object_add(s, "kind", json_object_new_string(diag_shm_kind_name(t->kind)));
+        json_object_object_add(o, "segment", s);
+        json_object_object_add(e, "message", json_object_new_string(failure.message));
+        json_object_object_add(e, "reason", diag_json_str(failure.reason));
+        json_object_object_add(o, "error", e);
+        json_object_array_add(jarr, o);
+}
+
+/* Decode one segment, t, reading its bytes from src (t itself, or the copy
+ * --save just wrote); appends its JSON object to jarr with -J. Only the header
+ * is read, then, for --check and --nodes, the bytes the header claims. */
+static int decode_one(const struct diag_shm_target *t, const struct diag_shm_target *src, json_object *jarr,
+                      bool first) {
         struct diag_shm_image im = {};
         struct diag_atbus c;
         char err[256] = "";
@@ -603,51 +671,60 @@ static int decode_one(const struct diag_shm_target *t, json_object *jarr, bool f
         int r, status = 0;
 
         diag_watchdog_phase("copying the segment");
-        r = diag_shm_view(t, arg.save ? SIZE_MAX : MAX_SEGMENT, &im);
-        t1 = diag_now_ns(CLOCK_MONOTONIC);
-        if (r == -EFBIG)
-                return log_error_errno(r, "%s: larger than %llu bytes; --save it and decode the copy",
-                                       t->name, MAX_SEGMENT), DIAG_EXIT_FAILURE;
-        if (r < 0)
-                return log_error_errno(r, "%s: cannot read the segment: %m", t->name), DIAG_EXIT_FAILURE;
-        if (arg.save) {
-                r = diag_shm_save(arg.save, im.data, im.len);
-                if (r < 0) {
-                        diag_shm_image_clear(&im);
-                        return log_error_errno(r, "failed to save %s to %s: %m", t->name, arg.save), DIAG_EXIT_FAILURE;
-                }
-                if (!arg.out.json)
-                        fprintf(stderr, "%s: %s: %zu bytes saved to %s\n", diag_progname(), t->name, im.len, arg.save);
+        /* --struct: the struct may be as long as the segment */
+        r = diag_shm_view(src, MAX_SEGMENT, arg.struct_type ? 0 : HEAD_BYTES, &im);
+        if (r < 0) {
+                status = read_failed(r, t->name, "read the segment");
+                if (jarr)
+                        failed_entry(t, jarr);
+                return status;
         }
+        fmt = arg.format ? arg.format : diag_shm_detect(im.data, im.len);
+        r = -ENOMSG;
+        if (fmt && strcmp(fmt, "libatbus") == 0) {
+                r = diag_atbus_parse_header(im.data, im.len, im.size, &c, err, sizeof err);
+                if (r == 0 && !c.base && (arg.check || arg.nodes)) {
+                        uint64_t need = c.area_end_offset;
+                        diag_shm_image_clear(&im);
+                        if (need > MAX_SEGMENT)
+                                r = -EFBIG;
+                        else
+                                r = diag_shm_view(src, MAX_SEGMENT, (size_t) need, &im);
+                        if (r < 0) {
+                                status = read_failed(r, t->name, "read the segment");
+                                if (jarr)
+                                        failed_entry(t, jarr);
+                                return status;
+                        }
+                        r = diag_atbus_parse_header(im.data, im.len, im.size, &c, err, sizeof err);
+                        if (r == 0 && !c.base) {
+                                snprintf(err, sizeof err, "the segment changed while it was read (now %" PRIu64 " bytes)",
+                                         im.size);
+                                r = -EBADMSG;
+                        }
+                }
+        } else      /* say why: no magic, or a channel too short for its header */
+                (void) diag_atbus_parse_header(im.data, im.len, im.size, &c, err, sizeof err);
+        t1 = diag_now_ns(CLOCK_MONOTONIC);
         if (jarr) {
                 o = json_object_new_object();
-                json_object_object_add(o, "segment", target_json(t, &im));
+                json_object_object_add(o, "segment", target_json(t, im.size));
                 json_object_array_add(jarr, o);
         } else if (!arg.out.json && !arg.table) {
                 if (!first)
                         printf("\n");
-                target_header(t, &im);
+                target_header(t, im.size);
         }
         if (arg.struct_type) {
                 status = struct_out(t, &im, o);
                 if (!arg.check && !arg.nodes)
                         goto out;
         }
-        if (arg.save && !arg.check && !arg.nodes && !arg.struct_type)
-                goto out;
-        fmt = arg.format ? arg.format : diag_shm_detect(im.data, im.len);
         if (o)
                 json_object_object_add(o, "format", diag_json_str(fmt));
-        if (!fmt || strcmp(fmt, "libatbus") != 0) {
-                log_error("%s: not a libatbus channel: no ATBUSMEM magic at offset 0 (no format shmdump decodes)", t->name);
-                if (o)
-                        json_object_object_add(o, "error", json_object_new_string("no ATBUSMEM magic at offset 0"));
-                status = EXIT_UNDECODABLE;
-                goto out;
-        }
-        r = diag_atbus_parse(im.data, im.len, &c, err, sizeof err);
         if (r < 0) {
-                log_error("%s: not a libatbus channel: %s", t->name, err);
+                log_error("%s: not a libatbus channel: %s%s", t->name, err,
+                          strstr(err, "no ATBUSMEM") ? " (no format shmdump decodes)" : "");
                 if (o)
                         json_object_object_add(o, "error", json_object_new_string(err));
                 status = EXIT_UNDECODABLE;
@@ -688,6 +765,32 @@ static int decode_one(const struct diag_shm_target *t, json_object *jarr, bool f
 out:
         diag_shm_image_clear(&im);
         return status;
+}
+
+/* ---- --save ---- */
+
+static int do_save(const struct diag_shm_target *t, json_object *jarr) {
+        uint64_t bytes = 0;
+        int r;
+
+        diag_watchdog_phase("saving the segment");
+        r = diag_shm_save(t, arg.save, &interrupted, &bytes);
+        if (r == -ECANCELED) {
+                int sig = interrupted ? interrupted : SIGINT;
+                fail_errno(r, "interrupted", 0, "%s: interrupted by SIG%s: nothing saved", arg.save, sigabbrev_np(sig));
+                return 128 + sig;
+        }
+        if (r == -ETIMEDOUT || r == -ESTALE)
+                return read_failed(r, t->name, "read the segment");
+        if (r < 0)
+                return fail_errno(r, "error", 0, "failed to save %s to %s: %m", t->name, arg.save);
+        if (jarr) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "segment", target_json(t, bytes));
+                json_object_array_add(jarr, o);
+        } else
+                fprintf(stderr, "%s: %s: %" PRIu64 " bytes saved to %s\n", diag_progname(), t->name, bytes, arg.save);
+        return 0;
 }
 
 /* ---- --watch ---- */
@@ -775,7 +878,7 @@ static int take_sample(const struct diag_shm_target *t, struct sample *s) {
         r = diag_shm_snapshot(t, MAX_SEGMENT, &s->im);
         diag_watchdog_arm(0);
         if (r < 0)
-                return log_error_errno(r, "%s: cannot read the segment: %m", t->name), DIAG_EXIT_FAILURE;
+                return read_failed(r, t->name, "read the segment");
         s->t_ms = diag_now_ns(CLOCK_MONOTONIC) / 1000000;
         r = diag_atbus_parse(s->im.data, s->im.len, &s->c, err, sizeof err);
         if (r < 0) {
@@ -850,7 +953,8 @@ static void usage(void) {
                " -w, --watch [INTERVAL]   every INTERVAL (default 1s): messages/s, bytes/s, fill,\n"
                "                          whether the reader moves\n"
                "     --count N            --watch: stop after N samples\n"
-               "     --save FILE          write a copy of the segment to FILE (new, mode 0600)\n"
+               "     --save FILE          write a copy of the segment to FILE (new, mode 0600; named\n"
+               "                          only when complete: a kill or Ctrl-C leaves nothing)\n"
                "     --struct TYPE        print the segment's start as C struct TYPE ...\n"
                "     --debug-file BINARY  ... laid out by the DWARF of BINARY\n"
                "     --format NAME        decode as NAME (libatbus) whatever the magic says\n",
@@ -865,7 +969,9 @@ static void usage(void) {
         diag_columns_list(stdout, node_columns, ELEMENTSOF(node_columns), false);
         printf("\n"
                "Exit status: 0 ok, 1 failure, 2 bad usage, 3 --check found anomalies,\n"
-               "4 some processes could not be read, 5 not a channel shmdump can decode.\n"
+               "4 some processes could not be read, 5 not a channel shmdump can decode,\n"
+               "128+signal --save interrupted (nothing saved). A file that does not answer\n"
+               "within 4 s (a dead NFS or FUSE mount) is a failure, said in one line.\n"
                "\n"
                "Examples:\n"
                " %1$s                                 every segment, who maps it, its format\n"
@@ -921,7 +1027,7 @@ enum { OPT_NO_HASH = 0x100, OPT_MAX_REPORT, OPT_COUNT, OPT_SAVE, OPT_STRUCT, OPT
 static int push_target(struct diag_shm_target *t, struct diag_shm_target **ts, size_t *n, size_t *alloc) {
         if (DIAG_GROW(*ts, *alloc, *n + 1) < 0) {
                 diag_shm_target_clear(t);
-                return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                return fail_errno(-ENOMEM, "error", 0, "out of memory");
         }
         (*ts)[(*n)++] = *t;
         return 0;
@@ -937,19 +1043,18 @@ static int find_mapped(const char *name, struct diag_shm_target **ts, size_t *n,
         int r = diag_shm_list(0, DIAG_SHM_LIST_ATTACHERS, &l);
 
         if (r < 0)
-                return log_error_errno(r, "failed to list shared memory segments: %m"), DIAG_EXIT_FAILURE;
+                return fail_errno(r, "error", 0, "failed to list shared memory segments: %m");
         for (size_t i = 0; i < l->n; i++)
                 if (strcmp(l->segs[i].name, name) == 0 && matches++ == 0)
                         found = &l->segs[i];
         if (!found)
-                return log_error_errno(-ENOENT, "no process maps %s%s", name,
-                                       l->denied ? " (some processes could not be read)" : ""), DIAG_EXIT_FAILURE;
+                return fail_errno(-ENOENT, "error", 0, "no process maps %s%s", name,
+                                  l->denied ? " (some processes could not be read)" : "");
         if (matches > 1)
-                return log_error_errno(-ENOTUNIQ, "%zu segments are called %s: name one with pid:PID", matches, name),
-                       DIAG_EXIT_FAILURE;
+                return fail_errno(-ENOTUNIQ, "error", 0, "%zu segments are called %s: name one with pid:PID", matches, name);
         r = diag_shm_seg_target(found, true, &t);
         if (r < 0)
-                return log_error_errno(r, "%s: %m", name), DIAG_EXIT_FAILURE;
+                return fail_errno(r, "error", 0, "%s: %m", name);
         return push_target(&t, ts, n, alloc);
 }
 
@@ -961,21 +1066,27 @@ static int add_targets(const char *name, struct diag_shm_target **ts, size_t *n,
                 _cleanup_(diag_shm_list_freep) struct diag_shm_list *l = NULL;
                 pid_t pid;
                 int r;
+                struct diag_target tg;
+                char msg[256];
 
                 if (diag_parse_pid(name + 4, &pid) < 0)
                         return diag_usage_error("invalid process id: '%s'", name);
-                r = diag_shm_list(pid, 0, &l);
-                if (r == -ESRCH)
-                        return log_error_errno(r, "no such process: %d", pid), DIAG_EXIT_FAILURE;
+                /* a thread id names its process; gone, zombie, kernel thread: said as every tool says it */
+                diag_target_resolve(pid, &tg);
+                r = tg.kind == DIAG_TARGET_LIVE ? diag_shm_list(tg.pid, 0, &l) : 0;
+                if (tg.kind != DIAG_TARGET_LIVE || r == -ESRCH || r == -EACCES || r == -EPERM)
+                        return fail_errno(r, diag_target_reason(&tg, r), tg.pid, "%s",
+                                          diag_target_message(&tg, r, "read the shared mappings of", msg, sizeof msg));
+                pid = tg.pid;
                 if (r < 0)
-                        return log_error_errno(r, "cannot read the mappings of %d: %m", pid), DIAG_EXIT_FAILURE;
+                        return fail_errno(r, "error", pid, "cannot read the mappings of %d: %m", pid);
                 if (!l->n)
-                        return log_error_errno(-ENOENT, "process %d maps no shared memory", pid), DIAG_EXIT_FAILURE;
+                        return fail_errno(-ENOENT, "no-shared-memory", pid, "process %d maps no shared memory", pid);
                 for (size_t i = 0; i < l->n; i++) {
                         struct diag_shm_target t;
                         r = diag_shm_seg_target(&l->segs[i], false, &t);
                         if (r < 0)
-                                return log_error_errno(r, "%s: %m", l->segs[i].name), DIAG_EXIT_FAILURE;
+                                return fail_errno(r, "error", 0, "%s: %m", l->segs[i].name);
                         if ((r = push_target(&t, ts, n, alloc)))
                                 return r;
                 }
@@ -986,13 +1097,15 @@ static int add_targets(const char *name, struct diag_shm_target **ts, size_t *n,
                 if (r == -EINVAL && (strncmp(name, "key:", 4) == 0 || strncmp(name, "id:", 3) == 0))
                         return diag_usage_error("invalid segment name: '%s'", name);
                 if (r == -ENOENT && strncmp(name, "key:", 4) == 0)
-                        return log_error_errno(r, "no SysV segment with key %s", name + 4), DIAG_EXIT_FAILURE;
+                        return fail_errno(r, "error", 0, "no SysV segment with key %s", name + 4);
                 if (r == -ENOENT && strncmp(name, "id:", 3) == 0)
-                        return log_error_errno(r, "no SysV segment with id %s", name + 3), DIAG_EXIT_FAILURE;
+                        return fail_errno(r, "error", 0, "no SysV segment with id %s", name + 3);
                 if (r == -EINVAL)
-                        return log_error_errno(r, "%s: not a regular file", name), DIAG_EXIT_FAILURE;
+                        return fail_errno(r, "error", 0, "%s: not a regular file", name);
+                if (r == -ETIMEDOUT)
+                        return read_failed(r, name, "open it");
                 if (r < 0)
-                        return log_error_errno(r, "%s: %m", name), DIAG_EXIT_FAILURE;
+                        return fail_errno(r, "error", 0, "%s: %m", name);
                 return push_target(&t, ts, n, alloc);
         }
 }
@@ -1100,6 +1213,8 @@ int main(int argc, char **argv) {
 
         if (optind == argc) {
                 status = do_list();
+                if (status == DIAG_EXIT_FAILURE && arg.out.json && failure.set)
+                        (void) diag_json_error(stdout, failure.message, failure.reason, failure.pid, status);
                 return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : status;
         }
         for (int i = optind; i < argc; i++) {
@@ -1113,8 +1228,14 @@ int main(int argc, char **argv) {
                 status = diag_usage_error("--save takes one segment (pid:%s names %zu)", argv[optind] + 4, nts);
                 goto done;
         }
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
+        /* --watch ends on these (exit 0), --save cleans up and exits 128+signal;
+         * a plain decode simply dies: it leaves nothing */
+        if (arg.watch || arg.save) {
+                struct sigaction sa = { .sa_handler = on_signal };    /* no SA_RESTART: a write returns */
+                sigaction(SIGINT, &sa, NULL);
+                sigaction(SIGTERM, &sa, NULL);
+                sigaction(SIGHUP, &sa, NULL);
+        }
         if (arg.watch) {
                 if (nts != 1) {
                         status = diag_usage_error("--watch takes one segment");
@@ -1129,16 +1250,31 @@ int main(int argc, char **argv) {
                 json_object_object_add(doc, "schema", json_object_new_string("shmdump/1"));
                 json_object_object_add(doc, "decoded", jarr);
         }
+        if (arg.save) {
+                status = do_save(&ts[0], jarr);
+                if (status || !(arg.check || arg.nodes || arg.struct_type))
+                        goto print;
+        }
         diag_watchdog_arm(60);
         for (size_t i = 0; i < nts; i++) {
-                r = decode_one(&ts[i], jarr, i == 0);
+                /* after --save, decode the copy: what was saved is what is checked */
+                struct diag_shm_target copy = { .kind = DIAG_SHM_FILE, .shmid = -1, .path = (char *) arg.save };
+                r = decode_one(&ts[i], arg.save ? &copy : &ts[i], jarr, i == 0);
                 if (status_rank(r) > status_rank(status))
                         status = r;
         }
         diag_watchdog_arm(0);
+print:
+        /* a whole run that failed (one segment, unreadable): the error object, not a document */
+        if (doc && nts == 1 && status != 0 && failure.set) {
+                json_object_put(doc);
+                doc = NULL;
+        }
         if (doc && diag_json_print(stdout, doc) < 0)
                 status = DIAG_EXIT_FAILURE;
 done:
+        if (arg.out.json && !doc && failure.set && status != 0)
+                (void) diag_json_error(stdout, failure.message, failure.reason, failure.pid, status);
         json_object_put(doc);
         for (size_t i = 0; i < nts; i++)
                 diag_shm_target_clear(&ts[i]);

@@ -100,7 +100,7 @@ def libfuzzer(src, build, shmwriter, seconds, workdir, clang):
     os.makedirs(workdir, exist_ok=True)
     s = seeds(shmwriter, workdir)
     inc = ["-I", os.path.join(src, "libdiag", "include"), "-I", build]
-    libs = [os.path.join(src, "libdiag", f) for f in ("shm.c", "util.c", "mem.c")]
+    libs = [os.path.join(src, "libdiag", f) for f in ("shm.c", "util.c", "mem.c", "bounded.c")]
     failed = 0
     for t in TARGETS:
         exe = os.path.join(workdir, "fuzz-" + t)

@@ -25,8 +25,8 @@ SHM_RDONLY = 0o10000
 _made = []      # ("sysv", key) / ("posix", name) / ("file", path)
 
 
-def setup(description):
-    return dt.setup(description, "shmdump", "shmwriter")
+def setup(description, *more):
+    return dt.setup(description, "shmdump", "shmwriter", *more)
 
 
 def shmdump(*args, timeout=60, env=None):

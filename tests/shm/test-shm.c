@@ -156,6 +156,23 @@ static void test_header(void) {
         CHECK_INT(parse(b, len / 2, err), -EBADMSG);
         CHECK(strstr(err, "exceeds segment") != NULL);
         CHECK_INT(parse(b, 100, err), -ENOMSG);
+        CHECK(strstr(err, "100 bytes: too short for a channel header (at least 210 bytes)") != NULL);
+        CHECK_INT(parse(b, 8, err), -ENOMSG);          /* the magic alone: too short, not "no magic" */
+        CHECK(strstr(err, "8 bytes: too short") != NULL);
+        CHECK_INT(parse((uint8_t *) "ATBU", 4, err), -ENOMSG);
+        CHECK(strstr(err, "4 bytes: too short") != NULL);
+        CHECK_INT(parse((uint8_t *) "XTBUSMEM", 8, err), -ENOMSG);
+        CHECK(strstr(err, "no ATBUSMEM magic") != NULL);
+        /* the header alone, judged against the whole size: base NULL until the
+         * bytes it claims are there */
+        CHECK_INT(diag_atbus_parse_header(b, 4096, len, &c, err, sizeof err), 0);
+        CHECK(c.base == NULL);
+        CHECK_INT(c.node_count, 3840);
+        CHECK(c.area_end_offset <= len);
+        CHECK_INT(diag_atbus_parse_header(b, (size_t) c.area_end_offset, len, &c, err, sizeof err), 0);
+        CHECK(c.base == b);
+        CHECK_INT(diag_atbus_parse_header(b, 4096, len / 2, &c, err, sizeof err), -EBADMSG);
+        CHECK(strstr(err, "exceeds segment") != NULL);
         memcpy(b, "atbusmem", 8);      /* the library compares case-insensitively */
         CHECK_INT(parse(b, len, err), 0);
         memcpy(b, "ATBUSMEX", 8);

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -125,28 +126,44 @@ int diag_shm_resolve(const char *name, struct diag_shm_target *ret);
 int diag_shm_seg_target(const struct diag_shm_seg *s, bool via_process, struct diag_shm_target *ret);
 
 /* A private copy of a segment: SysV attached with SHM_RDONLY and detached after
- * the copy, files read with pread, a process's mapping with process_vm_readv.
- * max: refuse a larger segment (-EFBIG). */
+ * the copy, a process's mapping with process_vm_readv, a file (POSIX segment or
+ * a copy) with pread in a bounded child (diag/bounded.h): a file on a mount
+ * that stopped answering fails with -ETIMEDOUT instead of hanging us (see
+ * diag_shm_stuck_helper()). max: refuse a larger segment (-EFBIG). */
 struct diag_shm_image {
         const uint8_t *data;
-        size_t len;
+        size_t len;             /* bytes in data */
+        uint64_t size;          /* the whole segment's size (len is less when only a part was read) */
         uint8_t *copy;          /* what diag_shm_snapshot() allocated */
         void *attached;         /* what diag_shm_view() attached */
+        void *shared;           /* memory the bounded child read a file into */
+        size_t shared_len;
 };
 int diag_shm_snapshot(const struct diag_shm_target *t, size_t max, struct diag_shm_image *ret);
-/* The same, except that a SysV segment is not copied: the image is the segment
- * attached SHM_RDONLY (its page tables filled at once), detached by
+/* The first want bytes (0: all; a larger want than the segment: all), without a
+ * copy for a SysV segment: the image is then the whole segment attached
+ * SHM_RDONLY (its page tables filled at once), detached by
  * diag_shm_image_clear(). Still read-only and safe to decode (a segment cannot
  * shrink while attached, and decoders copy every field before checking it), but
  * live: two views are the same bytes, so --watch takes copies. */
-int diag_shm_view(const struct diag_shm_target *t, size_t max, struct diag_shm_image *ret);
+int diag_shm_view(const struct diag_shm_target *t, size_t max, size_t want, struct diag_shm_image *ret);
 /* Only the first len bytes (format detection, --watch headers). */
 int diag_shm_peek(const struct diag_shm_target *t, void *buf, size_t len, size_t *ret_len);
 void diag_shm_image_clear(struct diag_shm_image *im);
 
-/* Write buf to a new file path, 0600, O_EXCL|O_NOFOLLOW; a failed write leaves
- * no file behind. */
-int diag_shm_save(const char *path, const void *buf, size_t len);
+/* After -ETIMEDOUT from a read of a file: the pid of the child left stuck in
+ * the kernel (it dies when the mount answers or is aborted), or 0. */
+pid_t diag_shm_stuck_helper(void);
+/* How long a file is given to answer each open, stat or read (ms). */
+unsigned diag_shm_path_timeout_ms(void);
+
+/* Copy the whole segment to a new file path (0600), a chunk at a time (the
+ * memory used stays small), into an unnamed temporary linked under path only
+ * when complete: never over an existing file or through a symlink; a failure,
+ * a kill or *stop (checked between chunks and on EINTR: -ECANCELED) leaves
+ * nothing under path. *ret_bytes: the bytes saved. */
+int diag_shm_save(const struct diag_shm_target *t, const char *path, const volatile sig_atomic_t *stop,
+                  uint64_t *ret_bytes);
 
 /* ---- decoders ---- */
 
@@ -190,6 +207,14 @@ struct diag_atbus {
  * returns -EBADMSG (no magic: -ENOMSG) and writes one line to err:
  * "node count 9e18 exceeds segment (at most 61665 nodes of 272 bytes fit)". */
 int diag_atbus_parse(const void *buf, size_t len, struct diag_atbus *ret, char *err, size_t errlen);
+/* The same checks when buf holds only the first avail bytes of a segment of
+ * seglen bytes: the header is judged against seglen. On success ret->base is
+ * NULL when the channel (area_end_offset bytes) is not all in buf: only the
+ * header fields are set; read area_end_offset bytes and parse those. */
+int diag_atbus_parse_header(const void *buf, size_t avail, uint64_t seglen, struct diag_atbus *ret,
+                            char *err, size_t errlen);
+/* The fewest bytes that hold a channel header (shorter: "too short"). */
+#define DIAG_ATBUS_HEADER_MIN 210
 
 struct diag_atbus_node {
         uint64_t index;

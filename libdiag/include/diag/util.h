@@ -63,3 +63,18 @@ int diag_grow(void **arr, size_t *alloc, size_t need, size_t elem);
 
 /* Strip trailing whitespace in place, return s. */
 char *diag_strip(char *s);
+
+/* An output file that appears under its name only when complete: an unnamed
+ * O_TMPFILE (0600) in the target directory, linked with linkat() at the end,
+ * never replacing anything (a symlink at the name counts as a file: -EEXIST).
+ * Where O_TMPFILE is not supported, a hidden ".NAME.partial-XXXXXX" renamed
+ * with RENAME_NOREPLACE. A process killed before the commit leaves nothing under
+ * the name (and, with O_TMPFILE, nothing at all). discard() after commit() only
+ * closes. */
+struct diag_outfile {
+        char *path, *tmp;
+        int fd;
+};
+int diag_outfile_open(struct diag_outfile *f, const char *path);
+int diag_outfile_commit(struct diag_outfile *f);
+void diag_outfile_discard(struct diag_outfile *f);
