@@ -320,7 +320,7 @@ int diag_proc_is_kernel_thread(pid_t pid) {
 
 /* libproc2 4.0.x fills the leader's entry of a PID_THREADS selection from
  * /proc/PID/stat, which sums every thread: read the leader's own task stat. */
-static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_pct) {
+static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_life_pct) {
         char buf[1024], up[128];
         const char *p;
         unsigned long long ut, st, start;
@@ -342,9 +342,132 @@ static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_pct
         *ret_ms = (ut + st) * 1000 / (unsigned long long) hz;
         {
                 double life = uptime - (double) start / (double) hz;
-                *ret_pct = life > 0 ? (double) (ut + st) / (double) hz / life * 100.0 : 0;
+                *ret_life_pct = life > 0 ? (double) (ut + st) / (double) hz / life * 100.0 : 0;
         }
         return 0;
+}
+
+int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns) {
+        char buf[128];
+        unsigned long long ns;
+        int r = task_read_small(pid, tid, "schedstat", buf, sizeof buf);
+
+        if (r == -ENOENT || r == -ESRCH) {
+                /* no schedstat (CONFIG_SCHED_INFO off) or gone: tell which */
+                char state;
+                if (diag_task_read_state(pid, tid, &state) < 0)
+                        return -ESRCH;
+                r = -EOPNOTSUPP;
+        }
+        if (r == -EOPNOTSUPP) {
+                /* clock ticks are coarse but still a rate */
+                uint64_t ms;
+                double life;
+                r = task_read_cpu(pid, tid, &ms, &life);
+                if (r < 0)
+                        return r;
+                *ret_ns = ms * 1000000ULL;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (sscanf(buf, "%llu", &ns) != 1)
+                return -EINVAL;
+        *ret_ns = ns;
+        return 0;
+}
+
+void diag_cpu_rates_done(struct diag_cpu_rates *r) {
+        free(r->tid);
+        free(r->ns0);
+        free(r->at0);
+        free(r->pct);
+        *r = (struct diag_cpu_rates) { .proc_pct = -1 };
+}
+
+int diag_cpu_rates_begin(pid_t pid, struct diag_cpu_rates *ret) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+        int r;
+
+        *ret = (struct diag_cpu_rates) { .pid = pid, .proc_pct = -1 };
+        r = diag_proc_list_tids(pid, &tids, &n);
+        if (r < 0)
+                return r;
+        ret->began_ns = diag_now_ns(CLOCK_MONOTONIC);
+        ret->ns0 = calloc(n ? n : 1, sizeof *ret->ns0);
+        ret->at0 = calloc(n ? n : 1, sizeof *ret->at0);
+        ret->pct = calloc(n ? n : 1, sizeof *ret->pct);
+        if (!ret->ns0 || !ret->at0 || !ret->pct) {
+                diag_cpu_rates_done(ret);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                ret->pct[i] = -1;
+                if (diag_task_read_oncpu_ns(pid, tids[i], &ret->ns0[i]) < 0)
+                        continue;       /* gone already: stays unknown */
+                ret->at0[i] = diag_now_ns(CLOCK_MONOTONIC);
+        }
+        ret->tid = TAKE_PTR(tids);
+        ret->n = n;
+        return 0;
+}
+
+int diag_cpu_rates_end(struct diag_cpu_rates *r, unsigned window_ms) {
+        uint64_t now = diag_now_ns(CLOCK_MONOTONIC), want = r->began_ns + (uint64_t) window_ms * 1000000ULL;
+        bool any = false;
+        double sum = 0;
+
+        if (!r->tid)
+                return -EINVAL;
+        while (now < want) {
+                struct timespec ts = { .tv_sec = (time_t) ((want - now) / 1000000000ULL),
+                                       .tv_nsec = (long) ((want - now) % 1000000000ULL) };
+                (void) nanosleep(&ts, NULL);
+                now = diag_now_ns(CLOCK_MONOTONIC);
+        }
+        r->window_ms = (unsigned) ((now - r->began_ns) / 1000000ULL);
+        for (size_t i = 0; i < r->n; i++) {
+                uint64_t ns, at;
+                if (!r->at0[i] || diag_task_read_oncpu_ns(r->pid, r->tid[i], &ns) < 0)
+                        continue;
+                at = diag_now_ns(CLOCK_MONOTONIC);
+                if (at <= r->at0[i])
+                        continue;
+                r->pct[i] = ns > r->ns0[i] ? (double) (ns - r->ns0[i]) / (double) (at - r->at0[i]) * 100.0 : 0;
+                /* one thread cannot use more than one CPU: what is above is read jitter */
+                if (r->pct[i] > 100)
+                        r->pct[i] = 100;
+                sum += r->pct[i];
+                any = true;
+        }
+        r->proc_pct = any ? sum : -1;
+        return 0;
+}
+
+int diag_cpu_rates_measure(pid_t pid, unsigned window_ms, struct diag_cpu_rates *ret) {
+        int r = diag_cpu_rates_begin(pid, ret);
+
+        if (r < 0)
+                return r;
+        r = diag_cpu_rates_end(ret, window_ms);
+        if (r < 0)
+                diag_cpu_rates_done(ret);
+        return r;
+}
+
+double diag_cpu_rates_get(const struct diag_cpu_rates *r, pid_t tid) {
+        for (size_t i = 0; r && r->pct && i < r->n; i++)
+                if (r->tid[i] == tid)
+                        return r->pct[i];
+        return -1;
+}
+
+void diag_proc_set_cpu_rates(struct diag_proc *p, const struct diag_cpu_rates *r) {
+        for (size_t i = 0; i < p->ntasks; i++)
+                p->tasks[i].cpu_rate_pct = diag_cpu_rates_get(r, p->tasks[i].tid);
+        p->cpu_rate_pct = r->proc_pct;
+        p->cpu_rate_window_ms = r->window_ms;
 }
 
 static char *read_cmdline(pid_t pid) {
@@ -414,6 +537,7 @@ int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
                 return -ENOMEM;
         p->pid = pid;
         p->state = '?';
+        p->cpu_rate_pct = -1;
         for (int i = 0; i < f->counts->total; i++) {
                 struct pids_stack *s = f->stacks[i];
                 struct diag_task *t;
@@ -435,9 +559,10 @@ int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
                 snprintf(t->comm, sizeof t->comm, "%s", DIAG_PIDS_VAL(I_CMD, str, s));
                 t->state = DIAG_PIDS_VAL(I_STATE, s_ch, s);
                 t->cpu_ms = DIAG_PIDS_VAL(I_TICS, ull_int, s) * 1000 / (unsigned long long) (hz > 0 ? hz : 100);
-                t->cpu_pct = DIAG_PIDS_VAL(I_UTIL, real, s);
+                t->cpu_life_pct = DIAG_PIDS_VAL(I_UTIL, real, s);
+                t->cpu_rate_pct = -1;
                 if (tid == pid) {
-                        (void) task_read_cpu(pid, tid, &t->cpu_ms, &t->cpu_pct);
+                        (void) task_read_cpu(pid, tid, &t->cpu_ms, &t->cpu_life_pct);
                         snprintf(p->comm, sizeof p->comm, "%s", t->comm);
                         p->state = t->state;
                         p->uid = DIAG_PIDS_VAL(I_RUID, u_int, s);

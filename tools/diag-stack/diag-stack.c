@@ -21,6 +21,7 @@
 #include "diag/util.h"
 
 #define DEFAULT_FRAMES 64
+#define DEFAULT_CPU_WINDOW_MS 100
 #define MAX_NOTES 8
 
 /* ---- what to collect ---- */
@@ -31,9 +32,10 @@ enum {
         NEED_WCHAN   = 1 << 2,
         NEED_SCHED   = 1 << 3,
         NEED_SYSCALL = 1 << 4,
+        NEED_CPURATE = 1 << 5,  /* two schedstat readings, --cpu-window apart */
 };
 
-enum { COL_PID, COL_TID, COL_COMM, COL_STATE, COL_CPU, COL_BLOCKED, COL_SYSCALL, COL_WCHAN,
+enum { COL_PID, COL_TID, COL_COMM, COL_STATE, COL_CPU, COL_CPULIFE, COL_BLOCKED, COL_SYSCALL, COL_WCHAN,
        COL_FUNC, COL_FRAMES, COL_KSTACK, COL_GROUP };
 
 static const struct diag_column columns[] = {
@@ -41,7 +43,8 @@ static const struct diag_column columns[] = {
         [COL_TID]     = { "TID",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "thread id" },
         [COL_COMM]    = { "COMM",   15, 0, DIAG_COL_STRING, 0, "thread name" },
         [COL_STATE]   = { "STATE",   1, 0, DIAG_COL_STRING, 0, "scheduler state (R S D T t Z I)" },
-        [COL_CPU]     = { "CPU",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "CPU share over the thread's life, percent" },
+        [COL_CPU]     = { "CPU",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, NEED_CPURATE, "percent of one CPU over the --cpu-window before the stop (top's %CPU)" },
+        [COL_CPULIFE] = { "CPULIFE", 5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "CPU share over the thread's whole life, percent (ps's %CPU)" },
         [COL_BLOCKED] = { "BLOCKED", 7, SCOLS_FL_RIGHT, DIAG_COL_STRING, NEED_SCHED, "time since the thread last ran" },
         [COL_SYSCALL] = { "SYSCALL", 0.4, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_SYSCALL, "current system call, decoded" },
         [COL_WCHAN]   = { "WCHAN",  12, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_WCHAN, "kernel function the thread sleeps in" },
@@ -60,6 +63,7 @@ static struct {
         bool kernel, group, inlines, source, stop, table, verbose;
         uint64_t stack_size;
         unsigned timeout_s;
+        unsigned cpu_window_ms;
         pid_t *tids;
         size_t ntids;
         struct diag_outopts out;
@@ -67,7 +71,7 @@ static struct {
 } arg = {
         .frames = DEFAULT_FRAMES,
         .kernel = true, .group = true, .inlines = true, .stop = true,
-        .timeout_s = 30,
+        .timeout_s = 30, .cpu_window_ms = DEFAULT_CPU_WINDOW_MS,
 };
 
 /* ---- collected data ---- */
@@ -213,6 +217,8 @@ static const char *uid_hint(void) {
 static int collect(pid_t pid, unsigned need, struct report *rp) {
         unsigned flags = 0;
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
+        _cleanup_(diag_cpu_rates_done) struct diag_cpu_rates rates = { .proc_pct = -1 };
+        bool rating = false;
         int r, kt;
 
         rp->pid = pid;
@@ -222,6 +228,11 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 return log_error_errno(kt, "no such process: %d", pid);
         if (kt > 0)
                 return log_error_errno(-EINVAL, "pid %d is a kernel thread: it has no user stack (its kernel stack is /proc/%d/stack)", pid, pid);
+
+        /* The first CPU reading now, the second just before the stop: the
+         * window overlaps the reads in between. */
+        if ((need & NEED_CPURATE) && arg.cpu_window_ms > 0)
+                rating = diag_cpu_rates_begin(pid, &rates) >= 0;
 
         if (need & NEED_SYSCALL)
                 flags |= DIAG_PROC_SYSCALL;
@@ -276,6 +287,12 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 r = diag_maps_read(pid, &maps);
                 if (r >= 0)
                         r = diag_unwinder_new(pid, &rp->unw);
+                if (rating) {
+                        diag_watchdog_phase("measuring the CPU rate");
+                        if (diag_cpu_rates_end(&rates, arg.cpu_window_ms) >= 0)
+                                diag_proc_set_cpu_rates(rp->proc, &rates);
+                        rating = false;
+                }
                 if (r >= 0) {
                         co.maps = maps;
                         diag_watchdog_phase("capturing the threads");
@@ -313,6 +330,9 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 } else
                         rp->stopped = true;
         }
+
+        if (rating && diag_cpu_rates_end(&rates, arg.cpu_window_ms) >= 0)
+                diag_proc_set_cpu_rates(rp->proc, &rates);
 
         /* One view per selected thread: the /proc table joined with the capture. */
         rp->tv = calloc(rp->proc->ntasks + (rp->cap ? rp->cap->n : 0), sizeof *rp->tv);
@@ -450,6 +470,18 @@ static char *syscall_text(const struct report *rp, const struct thread_view *v, 
         return diag_syscall_format(diag_arch_native(), &v->task->sc, buf, size);
 }
 
+/* "cpu 85.2% (0.1s)": the rate over the window; without one, the lifetime
+ * average, said so. */
+static char *cpu_text(const struct report *rp, double rate, double life, char *buf, size_t size) {
+        if (rate >= 0)
+                snprintf(buf, size, "cpu %.1f%% (%.1fs)", rate, rp->proc->cpu_rate_window_ms / 1000.0);
+        else if (life >= 0)
+                snprintf(buf, size, "cpu %.1f%% (lifetime)", life);
+        else
+                snprintf(buf, size, "cpu ?");
+        return buf;
+}
+
 /* ---- text ---- */
 
 static void emit_kline(const char *line, size_t len, void *ud) {
@@ -459,12 +491,12 @@ static void emit_kline(const char *line, size_t len, void *ud) {
 }
 
 static void text_thread_line(const struct report *rp, const struct thread_view *v) {
-        char sc[512], dur[DIAG_DURATION_MAX];
+        char sc[512], dur[DIAG_DURATION_MAX], cpu[64];
         const struct diag_task *t = v->task;
 
         printf("  %d \"%s\" %c", v->tid, t ? t->comm : "?", t ? t->state : '?');
         if (t) {
-                printf("  cpu %.1f%%", t->cpu_pct);
+                printf("  %s", cpu_text(rp, t->cpu_rate_pct, t->cpu_life_pct, cpu, sizeof cpu));
                 if (t->offcpu_ms >= 0)
                         printf("  blocked %s", diag_format_duration((uint64_t) t->offcpu_ms, dur, sizeof dur));
         }
@@ -497,6 +529,8 @@ static void render_text(const struct report *rp) {
 
         printf("PID %d (%s) %s — %zu thread%s", p->pid, p->comm, p->exe ? p->exe : "?",
                p->ntasks, p->ntasks == 1 ? "" : "s");
+        if (p->cpu_rate_pct >= 0)
+                printf(", %s", cpu_text(rp, p->cpu_rate_pct, -1, dur, sizeof dur));
         if (rp->stopped) {
                 snprintf(dur, sizeof dur, "%.2f ms", (double) rp->cap->pause_ns / 1e6);
                 printf(", stopped for %s\n", dur);
@@ -549,7 +583,8 @@ static json_object *json_thread(const struct report *rp, const struct thread_vie
         json_object_object_add(o, "comm", diag_json_str(t ? t->comm : NULL));
         snprintf(buf, sizeof buf, "%c", t ? t->state : '?');
         json_object_object_add(o, "state", json_object_new_string(buf));
-        json_object_object_add(o, "cpu_pct", t ? json_object_new_double(t->cpu_pct) : NULL);
+        json_object_object_add(o, "cpu_rate_pct", t && t->cpu_rate_pct >= 0 ? json_object_new_double(t->cpu_rate_pct) : NULL);
+        json_object_object_add(o, "cpu_lifetime_pct", t ? json_object_new_double(t->cpu_life_pct) : NULL);
         if (t && t->sc.kind == DIAG_SC_IN) {
                 json_object *sc = json_object_new_object(), *args = json_object_new_array();
                 json_object_object_add(sc, "nr", json_object_new_int64(t->sc.nr));
@@ -605,6 +640,8 @@ static json_object *json_report(const struct report *rp) {
         json_object_object_add(o, "exe", diag_json_str(p->exe));
         json_object_object_add(o, "arch", json_object_new_string(diag_arch_name(diag_arch_native())));
         json_object_object_add(o, "threads_total", json_object_new_int((int) p->ntasks));
+        json_object_object_add(o, "cpu_rate_pct", p->cpu_rate_pct >= 0 ? json_object_new_double(p->cpu_rate_pct) : NULL);
+        json_object_object_add(o, "cpu_window_ms", p->cpu_rate_window_ms ? json_object_new_int((int) p->cpu_rate_window_ms) : NULL);
         json_object_object_add(o, "stopped", json_object_new_boolean(rp->stopped));
         json_object_object_add(o, "stopped_us", rp->stopped ? json_object_new_int64((int64_t) (rp->cap->pause_ns / 1000)) : NULL);
         json_object_object_add(o, "vanished", json_object_new_int(rp->cap ? (int) rp->cap->vanished : 0));
@@ -674,8 +711,10 @@ static void table_rows(struct libscols_table *tb, const struct report *rp) {
                 diag_table_set(ln, c, COL_TID, "%d", v->tid);
                 diag_table_set(ln, c, COL_COMM, "%s", t ? t->comm : "?");
                 diag_table_set(ln, c, COL_STATE, "%c", t ? t->state : '?');
+                if (t && t->cpu_rate_pct >= 0)
+                        diag_table_set(ln, c, COL_CPU, "%.1f", t->cpu_rate_pct);
                 if (t)
-                        diag_table_set(ln, c, COL_CPU, "%.1f", t->cpu_pct);
+                        diag_table_set(ln, c, COL_CPULIFE, "%.1f", t->cpu_life_pct);
                 if (t && t->offcpu_ms >= 0)
                         diag_table_set(ln, c, COL_BLOCKED, "%s", diag_format_duration((uint64_t) t->offcpu_ms, dur, sizeof dur));
                 diag_table_set(ln, c, COL_SYSCALL, "%s", syscall_text(rp, v, buf, sizeof buf));
@@ -725,7 +764,9 @@ static void usage(void) {
                "     --source             print the source line under each frame\n"
                "     --no-stop            never stop the target: /proc data only, no user stacks\n"
                "     --stack-size SIZE    stack bytes copied per thread (default 256K)\n"
-               "     --timeout TIME       give up after TIME (default 30s; e.g. 5s, 1m)\n",
+               "     --timeout TIME       give up after TIME (default 30s; e.g. 5s, 1m)\n"
+               "     --cpu-window TIME    measure the CPU rate over TIME before the stop\n"
+               "                            (default 100ms; 0: show only the lifetime average)\n",
                diag_progname(), DEFAULT_FRAMES);
         diag_outopts_help(stdout);
         printf(" -v, --verbose            also list modules without debuginfo, unwinding stops\n"
@@ -754,7 +795,7 @@ static int parse_tid_list(const char *s) {
 }
 
 enum { OPT_FRAMES = 0x100, OPT_NO_KERNEL, OPT_NO_GROUP, OPT_NO_INLINE, OPT_SOURCE, OPT_NO_STOP, OPT_STACK_SIZE,
-       OPT_TIMEOUT };
+       OPT_TIMEOUT, OPT_CPU_WINDOW };
 
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
@@ -768,6 +809,7 @@ int main(int argc, char **argv) {
                 { "no-stop",    no_argument,       NULL, OPT_NO_STOP },
                 { "stack-size", required_argument, NULL, OPT_STACK_SIZE },
                 { "timeout",    required_argument, NULL, OPT_TIMEOUT },
+                { "cpu-window", required_argument, NULL, OPT_CPU_WINDOW },
                 DIAG_STD_LONGOPTS,
                 {}
         };
@@ -817,6 +859,11 @@ int main(int argc, char **argv) {
                                 return diag_usage_error("invalid timeout: '%s' (1s to 1h)", optarg);
                         arg.timeout_s = (unsigned) (sz / 1000);
                         break;
+                case OPT_CPU_WINDOW:
+                        if (diag_parse_duration_ms(optarg, &sz) < 0 || sz > 10000)
+                                return diag_usage_error("invalid CPU window: '%s' (0 to 10s)", optarg);
+                        arg.cpu_window_ms = (unsigned) sz;
+                        break;
                 default:
                         return diag_usage_error("unexpected option");
                 }
@@ -833,7 +880,7 @@ int main(int argc, char **argv) {
                         return diag_usage_error("unknown column: '%s'", bad ? bad : "?");
                 need = diag_columns_need(&arg.cols) | NEED_SYSCALL;
         } else
-                need = NEED_STACK | NEED_KSTACK | NEED_WCHAN | NEED_SCHED | NEED_SYSCALL;
+                need = NEED_STACK | NEED_KSTACK | NEED_WCHAN | NEED_SCHED | NEED_SYSCALL | NEED_CPURATE;
         if (!arg.stop)
                 need &= ~(unsigned) NEED_STACK;
         if (optind >= argc)
@@ -861,7 +908,7 @@ int main(int argc, char **argv) {
         if (arg.out.json && !arg.table) {
                 doc = json_object_new_object();
                 procs = json_object_new_array();
-                json_object_object_add(doc, "schema", json_object_new_string("diag-stack/1"));
+                json_object_object_add(doc, "schema", json_object_new_string("diag-stack/2"));
                 json_object_object_add(doc, "processes", procs);
         }
         if (arg.table && !(tb = diag_table_new(&arg.cols, &arg.out, "threads")))
