@@ -626,39 +626,115 @@ pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only) {
         return 0;
 }
 
-/* File systems whose server can stop answering. */
-static bool fstype_may_hang(const char *t) {
+bool diag_fstype_may_hang(const char *t) {
         static const char *const prefixes[] = {
                 "fuse", "nfs", "cifs", "smb", "9p", "ceph", "afs", "lustre", "glusterfs", "gfs2", "ocfs2",
                 "orangefs", "virtiofs", "sshfs", "davfs", "coda", "ncpfs",
         };
-        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+        for (size_t i = 0; t && i < ELEMENTSOF(prefixes); i++)
                 if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
                         return true;
         return false;
 }
 
-/* mountinfo: "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - TYPE SOURCE SUPEROPTS". */
-int diag_proc_read_remote_devs(pid_t pid, struct diag_remote_devs *ret) {
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static char *mountinfo_unescape(const char *s, size_t len) {
+        char *out = malloc(len + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+                    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+                        *o++ = (char) ((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+                        i += 3;
+                } else
+                        *o++ = s[i];
+        }
+        *o = 0;
+        return out;
+}
+
+static char *word_dup(const char **p) {
+        const char *s = *p, *e;
+
+        while (*s == ' ')
+                s++;
+        e = s + strcspn(s, " ");
+        *p = e;
+        return e > s ? mountinfo_unescape(s, (size_t) (e - s)) : NULL;
+}
+
+void diag_mounts_done(struct diag_mounts *ms) {
+        for (size_t i = 0; i < ms->n; i++) {
+                free(ms->m[i].point);
+                free(ms->m[i].fstype);
+                free(ms->m[i].source);
+        }
+        free(ms->m);
+        *ms = (struct diag_mounts) {};
+}
+
+int diag_mounts_read(pid_t pid, struct diag_mounts *ret) {
         char path[64], *save = NULL;
         _cleanup_free_ char *text = NULL;
-        size_t len;
+        size_t len, alloc = 0;
+        int r;
+
+        *ret = (struct diag_mounts) {};
+        snprintf(path, sizeof path, "/proc/%d/mountinfo", pid);
+        r = diag_read_file_at(AT_FDCWD, path, 16 << 20, &text, &len);
+        if (r < 0)
+                return r == -ENOENT ? -ESRCH : r;
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                struct diag_mount m = {};
+                const char *sep = strstr(l, " - "), *p = l;
+                int n = 0;
+
+                if (!sep || sscanf(l, "%d %*u %u:%u %n", &m.id, &m.major, &m.minor, &n) != 3 || n == 0)
+                        continue;
+                p = l + n;
+                free(word_dup(&p));                     /* root */
+                m.point = word_dup(&p);
+                p = sep + 3;
+                m.fstype = word_dup(&p);
+                m.source = word_dup(&p);
+                if (!m.point || !m.fstype || DIAG_GROW(ret->m, alloc, ret->n + 1) < 0) {
+                        free(m.point);
+                        free(m.fstype);
+                        free(m.source);
+                        if (!m.point || !m.fstype)
+                                continue;
+                        diag_mounts_done(ret);
+                        return -ENOMEM;
+                }
+                ret->m[ret->n++] = m;
+        }
+        return 0;
+}
+
+const struct diag_mount *diag_mounts_find(const struct diag_mounts *ms, int mnt_id) {
+        for (size_t i = 0; ms && i < ms->n; i++)
+                if (ms->m[i].id == mnt_id)
+                        return &ms->m[i];
+        return NULL;
+}
+
+int diag_proc_read_remote_devs(pid_t pid, struct diag_remote_devs *ret) {
+        _cleanup_(diag_mounts_done) struct diag_mounts ms = {};
 
         *ret = (struct diag_remote_devs) {};
-        snprintf(path, sizeof path, "/proc/%d/mountinfo", pid);
-        if (diag_read_file_at(AT_FDCWD, path, 16 << 20, &text, &len) < 0)
+        if (diag_mounts_read(pid, &ms) < 0)
                 return 0;
-        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                unsigned maj, min;
-                const char *sep = strstr(l, " - ");
-                if (!sep || sscanf(l, "%*u %*u %u:%u", &maj, &min) != 2 || !fstype_may_hang(sep + 3))
+        for (size_t i = 0; i < ms.n; i++) {
+                if (!diag_fstype_may_hang(ms.m[i].fstype))
                         continue;
                 if (DIAG_GROW(ret->dev, ret->alloc, ret->n + 1) < 0) {
                         diag_remote_devs_done(ret);
                         return -ENOMEM;
                 }
-                ret->dev[ret->n][0] = maj;
-                ret->dev[ret->n][1] = min;
+                ret->dev[ret->n][0] = ms.m[i].major;
+                ret->dev[ret->n][1] = ms.m[i].minor;
                 ret->n++;
         }
         return 0;

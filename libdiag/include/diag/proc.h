@@ -85,6 +85,25 @@ int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n);
  * flock or a blocking fcntl lock on it), or 0. */
 pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only);
 
+/* The mount table of pid's mount namespace, from /proc/PID/mountinfo:
+ * "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - TYPE SOURCE SUPEROPTS". */
+struct diag_mount {
+        int id;
+        unsigned major, minor;
+        char *point;                    /* unescaped ("\040" is a space) */
+        char *fstype;                   /* "ext4", "fuse.sshfs", "nfs4" */
+        char *source;                   /* "/dev/vda1", "server:/export", "none" */
+};
+struct diag_mounts {
+        struct diag_mount *m;
+        size_t n;
+};
+int diag_mounts_read(pid_t pid, struct diag_mounts *ret);
+const struct diag_mount *diag_mounts_find(const struct diag_mounts *ms, int mnt_id);
+void diag_mounts_done(struct diag_mounts *ms);
+/* File systems whose server can stop answering (NFS, FUSE, CIFS, Ceph, ...). */
+bool diag_fstype_may_hang(const char *fstype);
+
 /* The devices (major, minor) of pid's mounts, in its own mount namespace, on
  * file systems whose server can stop answering (NFS, FUSE, CIFS, Ceph, ...): a
  * read of a page of such a file that is not in memory waits for that server,
