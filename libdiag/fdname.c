@@ -106,3 +106,24 @@ char *diag_fdname_format(const struct diag_fdname *n, char *buf, size_t size) {
                          n->mount_point);
         return buf;
 }
+
+int diag_fdname_syscall_fd(enum diag_arch arch, const struct diag_syscall_state *sc) {
+        static const char *const first_arg[] = {
+                "fsync", "fdatasync", "sync_file_range", "fallocate", "ftruncate", "preadv", "pwritev",
+                "preadv2", "pwritev2", "sendfile", "splice", "copy_file_range", "getdents64", "ioctl",
+                "syncfs",
+        };
+        const char *name;
+        int fd;
+
+        if (!sc || sc->kind != DIAG_SC_IN)
+                return -1;
+        fd = diag_syscall_fd(arch, sc);
+        if (fd >= 0)
+                return fd;
+        name = diag_syscall_name(arch, sc->nr);
+        for (size_t i = 0; name && i < ELEMENTSOF(first_arg); i++)
+                if (strcmp(name, first_arg[i]) == 0)
+                        return (int) sc->args[0] >= 0 ? (int) sc->args[0] : -1;
+        return -1;
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "diag/fdname.h"
 #include "diag/log.h"
 #include "diag/mem.h"
 #include "diag/out.h"
@@ -36,7 +37,7 @@ enum {
 };
 
 enum { COL_PID, COL_TID, COL_COMM, COL_STATE, COL_CPU, COL_CPULIFE, COL_BLOCKED, COL_SYSCALL, COL_WCHAN,
-       COL_FUNC, COL_FRAMES, COL_KSTACK, COL_GROUP };
+       COL_FILE, COL_FUNC, COL_FRAMES, COL_KSTACK, COL_GROUP };
 
 static const struct diag_column columns[] = {
         [COL_PID]     = { "PID",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "process id" },
@@ -47,6 +48,7 @@ static const struct diag_column columns[] = {
         [COL_CPULIFE] = { "CPULIFE", 5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "CPU share over the thread's whole life, percent (ps's %CPU)" },
         [COL_BLOCKED] = { "BLOCKED", 7, SCOLS_FL_RIGHT, DIAG_COL_STRING, NEED_SCHED, "time since the thread last ran" },
         [COL_SYSCALL] = { "SYSCALL", 0.4, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_SYSCALL, "current system call, decoded" },
+        [COL_FILE]    = { "FILE",   0.2, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_SYSCALL, "what the fd of the system call is: path (device fstype mounted at point), pipe, socket" },
         [COL_WCHAN]   = { "WCHAN",  12, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_WCHAN, "kernel function the thread sleeps in" },
         [COL_FUNC]    = { "FUNC",   0.2, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_STACK, "innermost user function (stops the target)" },
         [COL_FRAMES]  = { "FRAMES", 0.3, SCOLS_FL_WRAP, DIAG_COL_ARRAY, NEED_STACK, "user stack, one frame per line (stops the target)" },
@@ -87,6 +89,7 @@ struct thread_view {
 struct report {
         pid_t pid;
         struct diag_proc *proc;
+        struct diag_fdname *fdn;        /* per proc->tasks[i]: the fd its system call is on (fd -1: none) */
         struct diag_capture *cap;
         struct diag_unwinder *unw;
         struct thread_view *tv;
@@ -121,9 +124,46 @@ static void report_free(struct report *rp) {
         free(rp->tv);
         free(rp->order);
         free(rp->group_start);
+        for (size_t i = 0; rp->fdn && i < rp->proc->ntasks; i++)
+                diag_fdname_done(&rp->fdn[i]);
+        free(rp->fdn);
         diag_unwinder_free(rp->unw);
         diag_capture_free(rp->cap);
         diag_proc_free(rp->proc);
+}
+
+static bool tid_selected(pid_t tid);
+
+/* What the fd of each thread's system call is, from /proc only. */
+static void name_syscall_fds(struct report *rp) {
+        _cleanup_(diag_mounts_done) struct diag_mounts ms = {};
+        bool have_ms = false;
+        enum diag_arch arch = diag_arch_native();
+
+        rp->fdn = calloc(rp->proc->ntasks ? rp->proc->ntasks : 1, sizeof *rp->fdn);
+        if (!rp->fdn)
+                return;
+        for (size_t i = 0; i < rp->proc->ntasks; i++) {
+                const struct diag_task *t = &rp->proc->tasks[i];
+                int fd = diag_fdname_syscall_fd(arch, &t->sc);
+
+                rp->fdn[i] = (struct diag_fdname) { .fd = -1, .mnt_id = -1 };
+                if (fd < 0 || !tid_selected(t->tid))
+                        continue;
+                if (!have_ms)
+                        have_ms = diag_mounts_read(rp->pid, &ms) >= 0;
+                if (diag_fdname_read(rp->pid, fd, have_ms ? &ms : NULL, &rp->fdn[i]) < 0)
+                        diag_fdname_done(&rp->fdn[i]);
+        }
+}
+
+static const struct diag_fdname *fdname_of(const struct report *rp, const struct thread_view *v) {
+        const struct diag_fdname *n;
+
+        if (!v->task || !rp->fdn)
+                return NULL;
+        n = &rp->fdn[v->task - rp->proc->tasks];
+        return n->link ? n : NULL;
 }
 
 static bool tid_selected(pid_t tid) {
@@ -278,6 +318,8 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 if (denied_k)
                         report_note(rp, "kernel stacks: reading /proc/PID/task/TID/stack needs root (CAP_SYS_ADMIN)");
         }
+        if (flags & DIAG_PROC_SYSCALL)
+                name_syscall_fds(rp);
 
         if (need & NEED_STACK) {
                 struct diag_capture_opts co = {
@@ -501,6 +543,8 @@ static void text_thread_line(const struct report *rp, const struct thread_view *
                         printf("  blocked %s", diag_format_duration((uint64_t) t->offcpu_ms, dur, sizeof dur));
         }
         printf("  %s", syscall_text(rp, v, sc, sizeof sc));
+        if (fdname_of(rp, v))
+                printf(" on %s", diag_fdname_format(fdname_of(rp, v), sc, sizeof sc));
         if (t && t->wchan[0])
                 printf("  [%s]", t->wchan);
         putchar('\n');
@@ -574,6 +618,29 @@ static void emit_kjson(const char *line, size_t len, void *ud) {
         json_object_array_add(ud, json_object_new_string_len(line, (int) len));
 }
 
+/* {"fd", "name" (the readlink text), "text", "device" "MAJ:MIN", "device_name",
+ * "mount_point", "fstype", "may_hang", "pos"}, or null. */
+static json_object *json_fdname(const struct diag_fdname *n) {
+        json_object *o;
+        char buf[1024];
+
+        if (!n)
+                return NULL;
+        o = json_object_new_object();
+        json_object_object_add(o, "fd", json_object_new_int(n->fd));
+        json_object_object_add(o, "name", diag_json_str(n->link));
+        json_object_object_add(o, "text", json_object_new_string(diag_fdname_format(n, buf, sizeof buf)));
+        json_object_object_add(o, "deleted", json_object_new_boolean(n->deleted));
+        snprintf(buf, sizeof buf, "%u:%u", n->dev_major, n->dev_minor);
+        json_object_object_add(o, "device", n->have_mount ? json_object_new_string(buf) : NULL);
+        json_object_object_add(o, "device_name", diag_json_str(n->have_mount ? n->dev_name : NULL));
+        json_object_object_add(o, "mount_point", diag_json_str(n->have_mount ? n->mount_point : NULL));
+        json_object_object_add(o, "fstype", diag_json_str(n->have_mount ? n->fstype : NULL));
+        json_object_object_add(o, "may_hang", n->have_mount ? json_object_new_boolean(n->may_hang) : NULL);
+        json_object_object_add(o, "pos", n->have_fdinfo ? json_object_new_int64((int64_t) n->pos) : NULL);
+        return o;
+}
+
 static json_object *json_thread(const struct report *rp, const struct thread_view *v) {
         const struct diag_task *t = v->task;
         json_object *o = json_object_new_object();
@@ -593,6 +660,7 @@ static json_object *json_thread(const struct report *rp, const struct thread_vie
                         json_object_array_add(args, diag_json_hex(t->sc.args[i]));
                 json_object_object_add(sc, "args", args);
                 json_object_object_add(sc, "text", json_object_new_string(syscall_text(rp, v, buf, sizeof buf)));
+                json_object_object_add(sc, "file", json_fdname(fdname_of(rp, v)));
                 json_object_object_add(o, "syscall", sc);
         } else
                 json_object_object_add(o, "syscall", NULL);
@@ -718,6 +786,8 @@ static void table_rows(struct libscols_table *tb, const struct report *rp) {
                 if (t && t->offcpu_ms >= 0)
                         diag_table_set(ln, c, COL_BLOCKED, "%s", diag_format_duration((uint64_t) t->offcpu_ms, dur, sizeof dur));
                 diag_table_set(ln, c, COL_SYSCALL, "%s", syscall_text(rp, v, buf, sizeof buf));
+                if (fdname_of(rp, v))
+                        diag_table_set(ln, c, COL_FILE, "%s", diag_fdname_format(fdname_of(rp, v), buf, sizeof buf));
                 if (t && t->wchan[0])
                         diag_table_set(ln, c, COL_WCHAN, "%s", t->wchan);
                 if (v->stack.n) {

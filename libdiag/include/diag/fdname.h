@@ -7,6 +7,7 @@
 
 #include "diag/fd.h"
 #include "diag/proc.h"
+#include "diag/syscall.h"
 
 /*
  * What one fd of a process is, for a thread blocked on it: the file's path
@@ -40,3 +41,10 @@ void diag_fdname_done(struct diag_fdname *n);
 
 /* "/var/log/x (vda1 ext4 mounted at /)", "pipe:[123]", "/x (deleted) (vda1 ...)". */
 char *diag_fdname_format(const struct diag_fdname *n, char *buf, size_t size);
+
+/* The fd a system call in progress works on, for naming: the read, write,
+ * accept, connect and lock families (diag_syscall_fd), and the calls that can
+ * sit in D on a file: fsync, fdatasync, sync_file_range, fallocate, ftruncate,
+ * preadv/pwritev(2), sendfile (its out fd), splice, copy_file_range,
+ * getdents64, ioctl. -1 when none. */
+int diag_fdname_syscall_fd(enum diag_arch arch, const struct diag_syscall_state *sc);
