@@ -524,6 +524,19 @@ static char *cpu_text(const struct report *rp, double rate, double life, char *b
         return buf;
 }
 
+/* Threads whose blocked-for clock the stop reset: stopped, and asleep before it
+ * (a blocked time was read). Their se.exec_start is now the stop's instant. */
+static size_t clocks_reset(const struct report *rp) {
+        size_t n = 0;
+
+        for (size_t i = 0; rp->stopped && i < rp->ntv; i++) {
+                const struct thread_view *v = &rp->tv[i];
+                if (v->cap && !v->cap->err && v->task && v->task->offcpu_ms >= 0)
+                        n++;
+        }
+        return n;
+}
+
 /* ---- text ---- */
 
 static void emit_kline(const char *line, size_t len, void *ud) {
@@ -600,6 +613,10 @@ static void render_text(const struct report *rp) {
                 }
                 text_frames(rp, first);
         }
+        if (clocks_reset(rp))
+                printf("\nThe stop reset the kernel's blocked-for clock of %zu thread%s: the blocked times above were "
+                       "read before it; later readings (diag-stack, diag-chain, /proc/PID/sched) will show short times.\n",
+                       clocks_reset(rp), clocks_reset(rp) == 1 ? "" : "s");
         /* Modules whose debuginfo is a problem: say so, it changes what frames mean. */
         for (size_t i = 0; rp->unw && i < diag_unwinder_n_modules(rp->unw); i++) {
                 const struct diag_module *m = diag_unwinder_module(rp->unw, i);
@@ -713,6 +730,7 @@ static json_object *json_report(const struct report *rp) {
         json_object_object_add(o, "stopped", json_object_new_boolean(rp->stopped));
         json_object_object_add(o, "stopped_us", rp->stopped ? json_object_new_int64((int64_t) (rp->cap->pause_ns / 1000)) : NULL);
         json_object_object_add(o, "vanished", json_object_new_int(rp->cap ? (int) rp->cap->vanished : 0));
+        json_object_object_add(o, "blocked_clocks_reset", json_object_new_int((int) clocks_reset(rp)));
         for (size_t i = 0; i < rp->nnotes; i++)
                 json_object_array_add(missing, json_object_new_string(rp->notes[i]));
         json_object_object_add(o, "missing", missing);
@@ -998,6 +1016,10 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "%s: pid %d: %s\n", diag_progname(), rp.pid, rp.notes[k]);
                 if (rp.exit == DIAG_EXIT_PARTIAL && worst == DIAG_EXIT_OK)
                         worst = DIAG_EXIT_PARTIAL;
+                if (tb && clocks_reset(&rp))
+                        fprintf(stderr, "%s: pid %d: the stop reset the kernel's blocked-for clock of %zu thread%s: "
+                                "later readings will show short times\n", diag_progname(), rp.pid, clocks_reset(&rp),
+                                clocks_reset(&rp) == 1 ? "" : "s");
                 if (tb)
                         table_rows(tb, &rp);
                 else if (doc)
