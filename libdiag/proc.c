@@ -484,6 +484,31 @@ static char *read_cmdline(pid_t pid) {
         return buf;
 }
 
+int diag_proc_read_argv0(pid_t pid, char **ret) {
+        char path[64], buf[4096];
+        ssize_t n;
+        size_t len;
+
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        n = diag_read_small_at(AT_FDCWD, path, buf, sizeof buf);
+        if (n < 0)
+                return n == -ENOENT ? -ESRCH : (int) n;
+        len = strnlen(buf, (size_t) n);
+        {
+                /* one string holding spaces and only padding after it: a rewritten title */
+                bool alone = true;
+                for (size_t i = len; i < (size_t) n; i++)
+                        if (buf[i])
+                                alone = false;
+                if (alone)
+                        len = strcspn(buf, " ");
+        }
+        if (len == 0)
+                return -ENODATA;
+        *ret = strndup(buf, len);
+        return *ret ? 0 : -ENOMEM;
+}
+
 static char *read_link(const char *path) {
         char buf[4096];
         ssize_t n = readlink(path, buf, sizeof buf - 1);
@@ -580,8 +605,10 @@ int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
                 snprintf(path, sizeof path, "/proc/%d/exe", pid);
                 p->exe = read_link(path);
         }
-        if (flags & DIAG_PROC_CMDLINE)
+        if (flags & DIAG_PROC_CMDLINE) {
                 p->cmdline = read_cmdline(pid);
+                (void) diag_proc_read_argv0(pid, &p->argv0);
+        }
         *ret = p;
         return 0;
 }
@@ -594,6 +621,7 @@ struct diag_proc *diag_proc_free(struct diag_proc *p) {
         free(p->tasks);
         free(p->exe);
         free(p->cmdline);
+        free(p->argv0);
         free(p);
         return NULL;
 }

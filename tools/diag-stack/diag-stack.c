@@ -282,6 +282,7 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 flags |= DIAG_PROC_SCHED;
         if ((need & NEED_KSTACK) && arg.kernel)
                 flags |= DIAG_PROC_KSTACK;
+        flags |= DIAG_PROC_CMDLINE;     /* the name it was started as */
         r = diag_proc_load(pid, flags, &rp->proc);
         if (r == -ESRCH)
                 return log_error_errno(r, "no such process: %d", pid);
@@ -423,6 +424,23 @@ static const char *basename_of(const char *p) {
         return s ? s + 1 : (p ? p : "?");
 }
 
+/* The name the process was started as, when it is not the file's: Debian's
+ * redis-server is a symlink to redis-check-rdb, python3 to python3.11. */
+static const char *started_as(const struct report *rp) {
+        const struct diag_proc *p = rp->proc;
+
+        if (!p->argv0 || !p->exe || strcmp(basename_of(p->argv0), basename_of(p->exe)) == 0)
+                return NULL;
+        return p->argv0;
+}
+
+/* A module's short name; the main executable goes by the name it was started as. */
+static const char *module_name(const struct report *rp, const struct diag_module *m) {
+        if (started_as(rp) && m->path && strcmp(m->path, rp->proc->exe) == 0)
+                return basename_of(started_as(rp));
+        return basename_of(m->path);
+}
+
 static const char *thread_error(const struct report *rp, const struct thread_view *v) {
         if (!rp->stopped)
                 return NULL;
@@ -453,13 +471,13 @@ static char *format_frame(const struct report *rp, const struct diag_frame *f, s
         else if (f->func)
                 o += (size_t) snprintf(buf + o, size - o, "%s+0x%" PRIx64, f->func, f->func_off);
         else if (m)
-                o += (size_t) snprintf(buf + o, size - o, "?? (%s+0x%" PRIx64 ")", basename_of(m->path), f->pc - m->start);
+                o += (size_t) snprintf(buf + o, size - o, "?? (%s+0x%" PRIx64 ")", module_name(rp, m), f->pc - m->start);
         else
                 o += (size_t) snprintf(buf + o, size - o, "??");
         if (o >= size)
                 return buf;
         if (m && f->func)
-                snprintf(where, sizeof where, " (%s)", basename_of(m->path));
+                snprintf(where, sizeof where, " (%s)", module_name(rp, m));
         if (f->file)
                 snprintf(where + strlen(where), sizeof where - strlen(where), " %s:%d", f->file, f->line);
         snprintf(buf + o, size - o, "%s", where);
@@ -584,8 +602,10 @@ static void render_text(const struct report *rp) {
         const struct diag_proc *p = rp->proc;
         char dur[32];
 
-        printf("PID %d (%s) %s — %zu thread%s", p->pid, p->comm, p->exe ? p->exe : "?",
-               p->ntasks, p->ntasks == 1 ? "" : "s");
+        printf("PID %d (%s) %s", p->pid, p->comm, p->exe ? p->exe : "?");
+        if (started_as(rp))
+                printf(" (started as %s)", started_as(rp));
+        printf(" — %zu thread%s", p->ntasks, p->ntasks == 1 ? "" : "s");
         if (p->cpu_rate_pct >= 0)
                 printf(", %s", cpu_text(rp, p->cpu_rate_pct, -1, dur, sizeof dur));
         if (rp->stopped) {
@@ -723,6 +743,7 @@ static json_object *json_report(const struct report *rp) {
         json_object_object_add(o, "pid", json_object_new_int(p->pid));
         json_object_object_add(o, "comm", json_object_new_string(p->comm));
         json_object_object_add(o, "exe", diag_json_str(p->exe));
+        json_object_object_add(o, "argv0", diag_json_str(p->argv0));
         json_object_object_add(o, "arch", json_object_new_string(diag_arch_name(diag_arch_native())));
         json_object_object_add(o, "threads_total", json_object_new_int((int) p->ntasks));
         json_object_object_add(o, "cpu_rate_pct", p->cpu_rate_pct >= 0 ? json_object_new_double(p->cpu_rate_pct) : NULL);

@@ -36,6 +36,7 @@ struct diag_proc {
         uid_t uid;
         char *exe;                      /* readlink /proc/PID/exe, may be NULL */
         char *cmdline;                  /* spaces between args, may be NULL */
+        char *argv0;                    /* the name it was started as (cmdline's first word), may be NULL */
         double cpu_rate_pct;            /* sum of the threads' short-window rates, -1 unknown */
         unsigned cpu_rate_window_ms;    /* the window those rates were measured over, 0 if not */
         size_t ntasks;
@@ -50,6 +51,12 @@ enum {
         DIAG_PROC_CMDLINE = 1 << 4,
         DIAG_PROC_ALL     = 0x1f,
 };
+
+/* The name pid was started as (argv[0] from /proc/PID/cmdline; for a process
+ * that rewrote its title into one string, "redis-server *:6379", its first
+ * word). Does not follow symlinks: Debian's redis-server stays redis-server
+ * though /proc/PID/exe is redis-check-rdb. -ENODATA when empty. */
+int diag_proc_read_argv0(pid_t pid, char **ret);
 
 /* Load a process and all its threads. -ESRCH if it does not exist. */
 int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret);
