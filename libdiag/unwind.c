@@ -374,6 +374,41 @@ static char *source_path(Dwarf_Die *cu, const char *file) {
         return out;
 }
 
+#define MAX_SCOPES 256
+
+/*
+ * The DIEs under the CU that contain pc, outermost first: the function, the
+ * inlined calls and blocks within it. This is what dwarf_getscopes() gives
+ * (innermost first) without its second search, for the scopes around the
+ * abstract definition of an inlined function, which is not needed here:
+ * die_name() follows DW_AT_abstract_origin itself. That search is also where
+ * libdw 0.188 goes wrong: when it does not find the definition (DWARF
+ * rewritten by dwz, as Debian's python3.11 debuginfo is, keeps it in a partial
+ * unit), dwarf_getscopes() returns 0 scopes and never frees the array it made
+ * (a leak in libdw, no pointer reaches the caller), and the inlined frames
+ * are lost.
+ */
+static int pc_scopes(Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die *ret, int max) {
+        Dwarf_Die die = *cudie, child;
+        int n = 0;
+
+        while (n < max && dwarf_child(&die, &child) == 0) {
+                bool found = false;
+                do {
+                        /* dwarf_haspc fails for DIEs without addresses: not a match */
+                        if (dwarf_haspc(&child, pc) > 0) {
+                                found = true;
+                                break;
+                        }
+                } while (dwarf_siblingof(&child, &child) == 0);
+                if (!found)
+                        break;
+                ret[n++] = child;
+                die = child;
+        }
+        return n;
+}
+
 /* Push the frames for one physical pc: inlined calls innermost first, then the
  * function the code physically belongs to. */
 static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *alloc,
@@ -408,10 +443,10 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
         if (mod && inlines) {
                 Dwarf_Addr bias;
                 Dwarf_Die *cudie = dwfl_module_addrdie(mod, lookup, &bias);
-                Dwarf_Die *scopes = NULL;
-                int n = cudie ? dwarf_getscopes(cudie, lookup - bias, &scopes) : 0;
+                Dwarf_Die scopes[MAX_SCOPES];
+                int n = cudie ? pc_scopes(cudie, lookup - bias, scopes, MAX_SCOPES) : 0;
 
-                for (int i = 0; i < n; i++) {
+                for (int i = n - 1; i >= 0; i--) {
                         int tag = dwarf_tag(&scopes[i]);
                         if (tag == DW_TAG_inlined_subroutine) {
                                 struct diag_frame f = {
@@ -421,10 +456,8 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                                         .file = source_path(file_cu, file), .line = line,
                                 };
                                 r = frames_push(s, alloc, &f);
-                                if (r < 0) {
-                                        free(scopes);
+                                if (r < 0)
                                         return r;
-                                }
                                 /* the caller is at this inlined call's call site */
                                 file = call_file(cudie, &scopes[i]);
                                 file_cu = cudie;
@@ -435,7 +468,6 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                                 break;
                         }
                 }
-                free(scopes);
         }
         phys.file = source_path(file_cu, file);
         phys.line = line;
