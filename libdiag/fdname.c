@@ -74,7 +74,8 @@ int diag_fdname_read(pid_t pid, int fd, const struct diag_mounts *mounts, struct
         }
         free(info.locks);
         free(info.epoll_tfds);
-        if (ret->mnt_id < 0)
+        /* pipes, sockets and anon inodes sit on internal mounts: no need to look */
+        if (ret->mnt_id < 0 || buf[0] != '/')
                 return 0;
         if (!mounts) {
                 if (diag_mounts_read(pid, &own) < 0)
@@ -87,6 +88,20 @@ int diag_fdname_read(pid_t pid, int fd, const struct diag_mounts *mounts, struct
                         diag_fdname_done(ret);
                         return r;
                 }
+        }
+        return 0;
+}
+
+int diag_fdname_copy(const struct diag_fdname *src, struct diag_fdname *ret) {
+        *ret = *src;
+        ret->link = src->link ? strdup(src->link) : NULL;
+        ret->dev_name = src->dev_name ? strdup(src->dev_name) : NULL;
+        ret->mount_point = src->mount_point ? strdup(src->mount_point) : NULL;
+        ret->fstype = src->fstype ? strdup(src->fstype) : NULL;
+        if ((src->link && !ret->link) || (src->dev_name && !ret->dev_name) ||
+            (src->mount_point && !ret->mount_point) || (src->fstype && !ret->fstype)) {
+                diag_fdname_done(ret);
+                return -ENOMEM;
         }
         return 0;
 }

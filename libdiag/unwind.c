@@ -12,6 +12,7 @@
 #include <libelf.h>
 
 #include "diag/mem.h"
+#include "diag/debugcache.h"
 #include "diag/unwind.h"
 #include "diag/util.h"
 
@@ -45,9 +46,40 @@ struct symcache {
 
 static char *debuginfo_path = NULL;
 
+static void hex_build_id(const unsigned char *bits, int len, char out[41]);
+
+/* A debug file with compressed sections (Debian's, under /usr/lib/debug/.build-id)
+ * is opened through its decompressed copy (see diag/debugcache.h). This comes
+ * before the standard search: that one keeps the ELF handle of the file it
+ * found, so an fd returned after it would not be used. The name stays the
+ * debug file's: libdw looks for a dwz file next to it. */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
+                          const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                          char **debuginfo_file_name) {
+        const unsigned char *bits;
+        GElf_Addr vaddr;
+        char id[41], path[128];
+        int len = dwfl_module_build_id(mod, &bits, &vaddr);
+
+        if (len > 1 && len <= 20) {
+                _cleanup_close_ int fd = -1;
+                int cfd;
+
+                hex_build_id(bits, len, id);
+                snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 && (cfd = diag_debugcache_open(fd, id, NULL)) >= 0) {
+                        *debuginfo_file_name = strdup(path);
+                        return cfd;
+                }
+        }
+        return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                            debuglink_crc, debuginfo_file_name);
+}
+
 static const Dwfl_Callbacks proc_callbacks = {
         .find_elf = dwfl_linux_proc_find_elf,
-        .find_debuginfo = dwfl_standard_find_debuginfo,
+        .find_debuginfo = find_debuginfo,
         .debuginfo_path = &debuginfo_path,
 };
 

@@ -136,8 +136,6 @@ static bool tid_selected(pid_t tid);
 
 /* What the fd of each thread's system call is, from /proc only. */
 static void name_syscall_fds(struct report *rp) {
-        _cleanup_(diag_mounts_done) struct diag_mounts ms = {};
-        bool have_ms = false;
         enum diag_arch arch = diag_arch_native();
 
         rp->fdn = calloc(rp->proc->ntasks ? rp->proc->ntasks : 1, sizeof *rp->fdn);
@@ -150,9 +148,13 @@ static void name_syscall_fds(struct report *rp) {
                 rp->fdn[i] = (struct diag_fdname) { .fd = -1, .mnt_id = -1 };
                 if (fd < 0 || !tid_selected(t->tid))
                         continue;
-                if (!have_ms)
-                        have_ms = diag_mounts_read(rp->pid, &ms) >= 0;
-                if (diag_fdname_read(rp->pid, fd, have_ms ? &ms : NULL, &rp->fdn[i]) < 0)
+                /* idle pools: many threads in read() on one fd, read it once */
+                for (size_t j = 0; j < i; j++)
+                        if (rp->fdn[j].fd == fd && rp->fdn[j].link) {
+                                (void) diag_fdname_copy(&rp->fdn[j], &rp->fdn[i]);
+                                break;
+                        }
+                if (!rp->fdn[i].link && diag_fdname_read(rp->pid, fd, NULL, &rp->fdn[i]) < 0)
                         diag_fdname_done(&rp->fdn[i]);
         }
 }

@@ -38,6 +38,8 @@ struct diag_fdname {
  * -EACCES: not permitted. Fields that cannot be read stay unknown. */
 int diag_fdname_read(pid_t pid, int fd, const struct diag_mounts *mounts, struct diag_fdname *ret);
 void diag_fdname_done(struct diag_fdname *n);
+/* A deep copy (threads of one process blocked on the same fd share one reading). */
+int diag_fdname_copy(const struct diag_fdname *src, struct diag_fdname *ret);
 
 /* "/var/log/x (vda1 ext4 mounted at /)", "pipe:[123]", "/x (deleted) (vda1 ...)". */
 char *diag_fdname_format(const struct diag_fdname *n, char *buf, size_t size);
