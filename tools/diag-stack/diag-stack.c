@@ -18,6 +18,7 @@
 #include "diag/proc.h"
 #include "diag/ptrace.h"
 #include "diag/syscall.h"
+#include "diag/target.h"
 #include "diag/unwind.h"
 #include "diag/util.h"
 
@@ -88,6 +89,9 @@ struct thread_view {
 
 struct report {
         pid_t pid;
+        struct diag_target target;      /* what was asked for, resolved */
+        char *err_msg;                  /* why it cannot be shown (the one stderr line) */
+        const char *err_reason;         /* diag_target_reason() */
         struct diag_proc *proc;
         struct diag_fdname *fdn;        /* per proc->tasks[i]: the fd its system call is on (fd -1: none) */
         struct diag_capture *cap;
@@ -121,6 +125,7 @@ static void report_free(struct report *rp) {
                 diag_stack_clear(&rp->tv[i].stack);
         for (size_t i = 0; i < rp->nnotes; i++)
                 free(rp->notes[i]);
+        free(rp->err_msg);
         free(rp->tv);
         free(rp->order);
         free(rp->group_start);
@@ -250,26 +255,37 @@ static int cmp_tid(const void *a, const void *b) {
         return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
-static const char *uid_hint(void) {
-        return geteuid() == 0 ? "" : " (run as root or as the process's owner)";
+#define WHAT "show the stacks of"
+
+/* The target cannot be shown: log the one line of the shared vocabulary
+ * (diag/target.h), keep it and its reason for -J. Returns a negative errno. */
+static int target_failed(struct report *rp, int err) {
+        char buf[512];
+
+        diag_target_message(&rp->target, err, WHAT, buf, sizeof buf);
+        rp->err_reason = diag_target_reason(&rp->target, err);
+        free(rp->err_msg);
+        rp->err_msg = strdup(buf);
+        log_error_errno(err ? err : -EINVAL, "%s", buf);
+        return err < 0 ? err : -EINVAL;
 }
 
 /* Collect one process. Returns 0 when something can be shown (rp->exit says how
  * complete), or a negative errno after logging the one line that says why not. */
-static int collect(pid_t pid, unsigned need, struct report *rp) {
+static int collect(const struct diag_target *target, unsigned need, struct report *rp) {
+        pid_t pid = target->pid;
         unsigned flags = 0;
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
         _cleanup_(diag_cpu_rates_done) struct diag_cpu_rates rates = { .proc_pct = -1 };
         bool rating = false;
-        int r, kt;
+        int r;
 
         rp->pid = pid;
+        rp->target = *target;
         diag_watchdog_phase("reading /proc");
-        kt = diag_proc_is_kernel_thread(pid);
-        if (kt == -ESRCH)
-                return log_error_errno(kt, "no such process: %d", pid);
-        if (kt > 0)
-                return log_error_errno(-EINVAL, "pid %d is a kernel thread: it has no user stack (its kernel stack is /proc/%d/stack)", pid, pid);
+        /* a zombie leader may still have live threads: judged from them below */
+        if (target->kind == DIAG_TARGET_GONE || target->kind == DIAG_TARGET_KERNEL)
+                return target_failed(rp, 0);
 
         /* The first CPU reading now, the second just before the stop: the
          * window overlaps the reads in between. */
@@ -286,18 +302,21 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 flags |= DIAG_PROC_KSTACK;
         flags |= DIAG_PROC_CMDLINE;     /* the name it was started as */
         r = diag_proc_load(pid, flags, &rp->proc);
-        if (r == -ESRCH)
-                return log_error_errno(r, "no such process: %d", pid);
+        if (r == -ESRCH) {
+                rp->target.kind = DIAG_TARGET_GONE;
+                return target_failed(rp, 0);
+        }
         if (r < 0)
-                return log_error_errno(r, "failed to read process %d: %m", pid);
+                return target_failed(rp, r);
         {
                 bool all_zombie = true;
                 for (size_t i = 0; i < rp->proc->ntasks; i++)
                         if (rp->proc->tasks[i].state != 'Z' && rp->proc->tasks[i].state != 'X')
                                 all_zombie = false;
-                if (all_zombie)
-                        return log_error_errno(-ESRCH, "pid %d (%s) is a zombie: it has exited and its parent has not reaped it yet",
-                                               pid, rp->proc->comm);
+                if (all_zombie) {
+                        rp->target.kind = DIAG_TARGET_ZOMBIE;
+                        return target_failed(rp, 0);
+                }
         }
 
         /* What /proc would not tell us. */
@@ -316,8 +335,7 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 if (selected == 0)
                         return log_error_errno(-ESRCH, "process %d has none of the threads asked for", pid);
                 if (denied_sc == selected && (flags & DIAG_PROC_SYSCALL))
-                        return log_error_errno(-EPERM, "not permitted to inspect pid %d (%s), owned by uid %u%s",
-                                               pid, rp->proc->comm, (unsigned) rp->proc->uid, uid_hint());
+                        return target_failed(rp, -EPERM);
                 if (denied_k)
                         report_note(rp, "kernel stacks: reading /proc/PID/task/TID/stack needs root (CAP_SYS_ADMIN)");
         }
@@ -344,31 +362,24 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                         r = diag_capture_take(pid, &co, &rp->cap);
                 }
                 diag_watchdog_phase("unwinding");
-                if (r == -EBUSY) {
-                        pid_t tracer = 0;
-                        char comm[32] = "?";
-                        char path[64];
-                        (void) diag_ptrace_tracer_of(pid, &tracer);
-                        snprintf(path, sizeof path, "/proc/%d/comm", tracer);
-                        if (diag_read_small_at(AT_FDCWD, path, comm, sizeof comm) > 0)
-                                diag_strip(comm);
-                        report_note(rp, "user stacks: pid %d is already traced by pid %d (%s); showing /proc data only", pid, tracer, comm);
-                        rp->exit = DIAG_EXIT_PARTIAL;
-                } else if (r == -EPERM || r == -EACCES) {
+                if (r == -EBUSY || r == -EPERM || r == -EACCES) {
+                        char buf[512];
                         pid_t tracer = 0;
                         /* a thread traced by someone else refuses us too: name them */
-                        for (size_t i = 0; i < rp->proc->ntasks && !tracer; i++)
+                        for (size_t i = 0; r != -EBUSY && i < rp->proc->ntasks && !tracer; i++)
                                 if (tid_selected(rp->proc->tasks[i].tid))
                                         (void) diag_ptrace_tracer_of(rp->proc->tasks[i].tid, &tracer);
                         if (tracer > 0)
                                 report_note(rp, "user stacks: the threads are traced by pid %d; showing /proc data only", tracer);
                         else
-                                report_note(rp, "user stacks: not permitted to trace pid %d%s", pid, uid_hint());
+                                report_note(rp, "user stacks: %s; showing /proc data only",
+                                            diag_target_message(&rp->target, r == -EACCES ? -EPERM : r, "trace", buf,
+                                                                sizeof buf));
                         rp->exit = DIAG_EXIT_PARTIAL;
                 } else if (r == -EDEADLK) {
                         report_note(rp, "user stacks: every thread is in uninterruptible sleep (D), none was stopped");
                 } else if (r == -ESRCH) {
-                        return log_error_errno(r, "pid %d exited during the capture", pid);
+                        return target_failed(rp, -ESRCH);
                 } else if (r < 0) {
                         report_note(rp, "user stacks: capture failed: %s", strerror(-r));
                         rp->exit = DIAG_EXIT_PARTIAL;
@@ -757,6 +768,7 @@ static json_object *json_report(const struct report *rp) {
         for (size_t i = 0; i < rp->nnotes; i++)
                 json_object_array_add(missing, json_object_new_string(rp->notes[i]));
         json_object_object_add(o, "missing", missing);
+        json_object_object_add(o, "error", NULL);      /* set only in the entry of a target not shown */
         for (size_t g = 0; g < rp->ngroups; g++) {
                 size_t a = rp->group_start[g], b = rp->group_start[g + 1];
                 const struct thread_view *first = &rp->tv[rp->order[a]];
@@ -887,7 +899,8 @@ static void usage(void) {
                "Table columns (-o; the default output is a report, -o selects a table):\n");
         diag_columns_list(stdout, columns, ELEMENTSOF(columns), false);
         printf("\n"
-               "Exit status: 0 all shown, 1 nothing could be shown, 2 bad usage,\n"
+               "Exit status: 0 all shown, 1 nothing could be shown (with -J also an error\n"
+               "object on stdout), 2 bad usage,\n"
                "4 shown, but user stacks are missing for some threads (said on stderr).\n"
                "\n"
                "Examples:\n"
@@ -926,8 +939,11 @@ int main(int argc, char **argv) {
         };
         const char *output = NULL;
         bool output_all = false, list_columns = false;
-        pid_t *pids = NULL;
+        struct diag_target *targets = NULL;
         size_t npids = 0, pidalloc = 0;
+        char *fail_msg = NULL;
+        const char *fail_reason = NULL;
+        pid_t fail_pid = 0;
         json_object *doc = NULL, *procs = NULL;
         struct libscols_table *tb = NULL;
         unsigned need;
@@ -999,20 +1015,19 @@ int main(int argc, char **argv) {
 
         /* PID or TID: a tid names its process, restricted to that thread. */
         for (int i = optind; i < argc; i++) {
-                pid_t id, owner;
+                pid_t id;
                 if (diag_parse_pid(argv[i], &id) < 0)
                         return diag_usage_error("invalid process id: '%s'", argv[i]);
-                r = diag_tid_to_pid(id, &owner);
-                if (r == 0 && owner != id) {
+                if (DIAG_GROW(targets, pidalloc, npids + 1) < 0)
+                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                diag_target_resolve(id, &targets[npids]);
+                if (targets[npids].tid) {
                         char s[16];
-                        snprintf(s, sizeof s, "%d", id);
+                        snprintf(s, sizeof s, "%d", targets[npids].tid);
                         if (parse_tid_list(s) < 0)
                                 return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                        id = owner;
                 }
-                if (DIAG_GROW(pids, pidalloc, npids + 1) < 0)
-                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                pids[npids++] = id;
+                npids++;
         }
 
         diag_watchdog_arm(arg.timeout_s);
@@ -1028,9 +1043,24 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < npids; i++) {
                 struct report rp = {};
 
-                r = collect(pids[i], need, &rp);
+                r = collect(&targets[i], need, &rp);
                 if (r < 0) {
                         worst = MAX(worst, DIAG_EXIT_FAILURE);
+                        if (doc) {
+                                /* this target's entry says why, in the same words */
+                                json_object *o = json_object_new_object(), *e = json_object_new_object();
+                                json_object_object_add(o, "pid", json_object_new_int(targets[i].tid ? targets[i].tid
+                                                                                                   : targets[i].pid));
+                                json_object_object_add(e, "message", diag_json_str(rp.err_msg));
+                                json_object_object_add(e, "reason", diag_json_str(rp.err_reason));
+                                json_object_object_add(o, "error", e);
+                                json_object_array_add(procs, o);
+                        }
+                        if (!fail_msg) {
+                                fail_msg = TAKE_PTR(rp.err_msg);
+                                fail_reason = rp.err_reason;
+                                fail_pid = targets[i].tid ? targets[i].tid : targets[i].pid;
+                        }
                         report_free(&rp);
                         continue;
                 }
@@ -1064,7 +1094,11 @@ int main(int argc, char **argv) {
                         worst = DIAG_EXIT_FAILURE;
                 json_object_put(doc);
         }
-        free(pids);
+        /* -J and nothing shown: the error object, so that a script reads why */
+        if (arg.out.json && !shown && fail_msg)
+                (void) diag_json_error(stdout, fail_msg, fail_reason, fail_pid, DIAG_EXIT_FAILURE);
+        free(fail_msg);
+        free(targets);
         free(arg.tids);
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;
