@@ -556,13 +556,14 @@ static char *cpu_text(const struct report *rp, double rate, double life, char *b
 }
 
 /* Threads whose blocked-for clock the stop reset: stopped, and asleep before it
- * (a blocked time was read). Their se.exec_start is now the stop's instant. */
+ * (whether or not their blocked time was asked for). Their se.exec_start is now
+ * the stop's instant. */
 static size_t clocks_reset(const struct report *rp) {
         size_t n = 0;
 
         for (size_t i = 0; rp->stopped && i < rp->ntv; i++) {
                 const struct thread_view *v = &rp->tv[i];
-                if (v->cap && !v->cap->err && v->task && v->task->offcpu_ms >= 0)
+                if (v->cap && !v->cap->err && v->task && v->task->state != 'R')
                         n++;
         }
         return n;
