@@ -17,6 +17,16 @@ def oncpu_ns(pid, tid):
     return int(s.split()[0]) if s else None
 
 
+def lifetime_pct(pid, tid):
+    """The thread's CPU time over its age, percent, from /proc (ps's %CPU)."""
+    st = dt.read_file("/proc/%d/task/%d/stat" % (pid, tid)) or ""
+    f = st[st.rfind(")") + 2:].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    up = float((dt.read_file("/proc/uptime") or "0").split()[0])
+    age = up - int(f[19]) / hz
+    return (int(f[11]) + int(f[12])) / hz / age * 100 if age > 0 else None
+
+
 def thread_entry(proc, tid):
     ent = dt.threads_of(proc).get(tid)
     return ent[0][0] if ent else None
@@ -57,9 +67,13 @@ def main():
                 rate = tb.get("cpu_rate_pct")
                 chk.check(isinstance(rate, (int, float)) and 0 <= rate < 5,
                           "burst (now asleep) cpu_rate_pct %r in [0, 5)" % rate)
-                life = tb.get("cpu_lifetime_pct")
-                chk.check(isinstance(life, (int, float)) and life > 10,
-                          "burst cpu_lifetime_pct %r > 10 (it spun 0.5 s of CPU)" % life)
+                # On a loaded machine the 0.5 s of CPU took longer to get: compare with
+                # the share /proc gives now, and with the (near zero) rate.
+                life, want = tb.get("cpu_lifetime_pct"), lifetime_pct(fx.pid, burst)
+                chk.check(isinstance(life, (int, float)) and want and life > 1 and life >= want * 0.8
+                          and life > rate + 1,
+                          "burst cpu_lifetime_pct %r: about /proc's %r, above its rate %r (it spun 0.5 s of CPU)"
+                          % (life, want, rate))
                 chk.check("cpu_pct" not in ts, "no ambiguous cpu_pct field: %r" % sorted(ts))
                 total = proc.get("cpu_rate_pct")
                 parts = [e[0][0].get("cpu_rate_pct") or 0 for e in dt.threads_of(proc).values()]
@@ -89,8 +103,8 @@ def main():
         chk.eq(r.rc, 0, "exit status of `%s` (stderr: %s)" % (r.cmd(), r.err.strip()))
         rows = {int(l.split()[0]): l.split()[1:] for l in r.out.splitlines() if l.strip()}
         row = rows.get(burst, [])
-        chk.check(len(row) == 2 and float(row[0]) < 5 and float(row[1]) > 10,
-                  "burst row CPU < 5 and CPULIFE > 10: %r" % row)
+        chk.check(len(row) == 2 and float(row[0]) < 5 and float(row[1]) > 1 and float(row[1]) > float(row[0]) + 1,
+                  "burst row: CPU < 5, CPULIFE above it: %r" % row)
         fx.check_unharmed(chk, "after diag-stack")
     chk.finish()
 
