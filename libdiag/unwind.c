@@ -12,6 +12,7 @@
 #include <libelf.h>
 
 #include "diag/mem.h"
+#include "diag/debugcache.h"
 #include "diag/unwind.h"
 #include "diag/util.h"
 
@@ -45,9 +46,77 @@ struct symcache {
 
 static char *debuginfo_path = NULL;
 
+static void hex_build_id(const unsigned char *bits, int len, char out[41]);
+
+/*
+ * Without DEBUGINFOD_URLS, does any place the standard search looks at hold a
+ * file? When none does, that search ends in libdw 0.188's debuginfod fallback,
+ * which loads libdebuginfod, libcurl and TLS libraries for nothing (about a
+ * tenth of a run's CPU time, for the vdso alone). The places: by build-id, and
+ * by debuglink next to the file, in its .debug/ and under /usr/lib/debug.
+ */
+static bool worth_searching(const char *file_name, const char *debuglink, const char *build_id) {
+        const char *urls = getenv("DEBUGINFOD_URLS"), *slash;
+        char path[4096 + 512];
+
+        if (urls && urls[0])
+                return true;
+        if (build_id) {
+                snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%.2s/%s.debug", build_id, build_id + 2);
+                if (access(path, F_OK) == 0)
+                        return true;
+        }
+        if (!debuglink || !file_name || file_name[0] != '/' || !(slash = strrchr(file_name, '/')))
+                return false;
+        {
+                int dl = (int) (slash - file_name);
+                snprintf(path, sizeof path, "%.*s/%s", dl, file_name, debuglink);
+                if (access(path, F_OK) == 0 && strcmp(path, file_name) != 0)
+                        return true;
+                snprintf(path, sizeof path, "%.*s/.debug/%s", dl, file_name, debuglink);
+                if (access(path, F_OK) == 0)
+                        return true;
+                snprintf(path, sizeof path, "/usr/lib/debug%.*s/%s", dl, file_name, debuglink);
+                if (access(path, F_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* A debug file with compressed sections (Debian's, under /usr/lib/debug/.build-id)
+ * is opened through its decompressed copy (see diag/debugcache.h). This comes
+ * before the standard search: that one keeps the ELF handle of the file it
+ * found, so an fd returned after it would not be used. The name stays the
+ * debug file's: libdw looks for a dwz file next to it. */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
+                          const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                          char **debuginfo_file_name) {
+        const unsigned char *bits;
+        GElf_Addr vaddr;
+        char id[41], path[128];
+        int len = dwfl_module_build_id(mod, &bits, &vaddr);
+
+        if (len > 1 && len <= 20) {
+                _cleanup_close_ int fd = -1;
+                int cfd;
+
+                hex_build_id(bits, len, id);
+                snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 && (cfd = diag_debugcache_open(fd, id, NULL)) >= 0) {
+                        *debuginfo_file_name = strdup(path);
+                        return cfd;
+                }
+        }
+        if (!worth_searching(file_name, debuglink_file, len > 1 && len <= 20 ? id : NULL))
+                return -1;
+        return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                            debuglink_crc, debuginfo_file_name);
+}
+
 static const Dwfl_Callbacks proc_callbacks = {
         .find_elf = dwfl_linux_proc_find_elf,
-        .find_debuginfo = dwfl_standard_find_debuginfo,
+        .find_debuginfo = find_debuginfo,
         .debuginfo_path = &debuginfo_path,
 };
 
@@ -374,6 +443,41 @@ static char *source_path(Dwarf_Die *cu, const char *file) {
         return out;
 }
 
+#define MAX_SCOPES 256
+
+/*
+ * The DIEs under the CU that contain pc, outermost first: the function, the
+ * inlined calls and blocks within it. This is what dwarf_getscopes() gives
+ * (innermost first) without its second search, for the scopes around the
+ * abstract definition of an inlined function, which is not needed here:
+ * die_name() follows DW_AT_abstract_origin itself. That search is also where
+ * libdw 0.188 goes wrong: when it does not find the definition (DWARF
+ * rewritten by dwz, as Debian's python3.11 debuginfo is, keeps it in a partial
+ * unit), dwarf_getscopes() returns 0 scopes and never frees the array it made
+ * (a leak in libdw, no pointer reaches the caller), and the inlined frames
+ * are lost.
+ */
+static int pc_scopes(Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die *ret, int max) {
+        Dwarf_Die die = *cudie, child;
+        int n = 0;
+
+        while (n < max && dwarf_child(&die, &child) == 0) {
+                bool found = false;
+                do {
+                        /* dwarf_haspc fails for DIEs without addresses: not a match */
+                        if (dwarf_haspc(&child, pc) > 0) {
+                                found = true;
+                                break;
+                        }
+                } while (dwarf_siblingof(&child, &child) == 0);
+                if (!found)
+                        break;
+                ret[n++] = child;
+                die = child;
+        }
+        return n;
+}
+
 /* Push the frames for one physical pc: inlined calls innermost first, then the
  * function the code physically belongs to. */
 static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *alloc,
@@ -408,10 +512,10 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
         if (mod && inlines) {
                 Dwarf_Addr bias;
                 Dwarf_Die *cudie = dwfl_module_addrdie(mod, lookup, &bias);
-                Dwarf_Die *scopes = NULL;
-                int n = cudie ? dwarf_getscopes(cudie, lookup - bias, &scopes) : 0;
+                Dwarf_Die scopes[MAX_SCOPES];
+                int n = cudie ? pc_scopes(cudie, lookup - bias, scopes, MAX_SCOPES) : 0;
 
-                for (int i = 0; i < n; i++) {
+                for (int i = n - 1; i >= 0; i--) {
                         int tag = dwarf_tag(&scopes[i]);
                         if (tag == DW_TAG_inlined_subroutine) {
                                 struct diag_frame f = {
@@ -421,10 +525,8 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                                         .file = source_path(file_cu, file), .line = line,
                                 };
                                 r = frames_push(s, alloc, &f);
-                                if (r < 0) {
-                                        free(scopes);
+                                if (r < 0)
                                         return r;
-                                }
                                 /* the caller is at this inlined call's call site */
                                 file = call_file(cudie, &scopes[i]);
                                 file_cu = cudie;
@@ -435,7 +537,6 @@ static int symbolize_pc(struct diag_unwinder *u, struct diag_stack *s, size_t *a
                                 break;
                         }
                 }
-                free(scopes);
         }
         phys.file = source_path(file_cu, file);
         phys.line = line;

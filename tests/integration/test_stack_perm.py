@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """diag-stack run as an unprivileged user (nobody) on a root-owned process: exit 1 with
-one line saying permission is missing; the target is untouched."""
+the one line of the shared vocabulary ("not permitted to show the stacks of pid N (comm),
+owned by uid 0: run as root or as its owner"); with -J also the error object on stdout
+(reason "not-permitted", status 1); the target is untouched."""
 import os
 import re
 import sys
@@ -31,8 +33,15 @@ def main():
             chk.eq(len(lines), 1, "not permitted: stderr lines %r" % lines)
             if lines:
                 chk.check(lines[0].startswith("diag-stack: "), "stderr %r starts with 'diag-stack: '" % lines[0])
-                chk.check(re.search(r"permission|not permitted", lines[0], re.I),
-                          "stderr %r mentions permission" % lines[0])
+                want = ("diag-stack: not permitted to show the stacks of pid %d (stackfix), owned by uid 0: "
+                         "run as root or as its owner" % fx.pid)
+                chk.eq(lines[0], want, "not permitted: the stderr line")
+            if extra:
+                err = (r.json(chk) or {}).get("error") or {}
+                chk.eq((err.get("reason"), err.get("pid"), err.get("status")), ("not-permitted", fx.pid, 1),
+                       "-J error object %r" % err)
+                chk.eq("diag-stack: " + str(err.get("message")), lines[0] if lines else None,
+                       "-J error message is the stderr line")
         fx.check_unharmed(chk, "after unprivileged runs")
     chk.finish()
 
