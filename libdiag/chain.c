@@ -131,7 +131,7 @@ static const char *const end_names[] = {
         [DIAG_END_ONCPU] = "on-cpu", [DIAG_END_SLEEP] = "sleeping", [DIAG_END_NO_OWNER] = "no-owner",
         [DIAG_END_NO_PEER] = "no-peer", [DIAG_END_FILE] = "file", [DIAG_END_CYCLE] = "deadlock",
         [DIAG_END_CAPPED] = "capped", [DIAG_END_OTHER] = "other", [DIAG_END_NOT_BLOCKED] = "not-blocked",
-        [DIAG_END_GONE] = "gone", [DIAG_END_SEEN] = "seen",
+        [DIAG_END_GONE] = "gone", [DIAG_END_SEEN] = "seen", [DIAG_END_IDLE] = "idle",
 };
 
 const char *diag_end_name(enum diag_end e) {
@@ -446,6 +446,7 @@ static bool seen_elsewhere(const struct diag_chain *ch, pid_t tid, int except_fr
 }
 
 static void walk_thread(struct walk_ctx *w, int idx);
+static size_t poll_fds(pid_t pid, const struct diag_syscall_state *sc, const char *name, int *fds, size_t max);
 
 /* Step from parent into thread tid of pid. */
 /* Is any hop between node from (exclusive) and idx (inclusive) a guess? */
@@ -495,6 +496,80 @@ static const struct diag_fd *find_fd(const struct diag_scan_proc *p, int fd) {
         return NULL;
 }
 
+/* Does thread tid of pid wait in epoll, poll or select with fd in its set?
+ * The epoll fd it waits on (or -1 for poll and select) goes to *ret_epfd. */
+static bool polls_fd(struct diag_chain_ctx *c, pid_t pid, pid_t tid, int fd, int *ret_epfd) {
+        struct diag_syscall_state sc;
+        const char *name;
+
+        if (cached_syscall(c, pid, tid, &sc) < 0 || sc.kind != DIAG_SC_IN)
+                return false;
+        name = diag_syscall_name(diag_arch_native(), sc.nr);
+        switch (diag_syscall_class(diag_arch_native(), &sc)) {
+        case DIAG_SCC_EPOLL: {
+                const struct diag_fd *ep = find_fd(diag_scan_find(c->scan, pid), (int) sc.args[0]);
+                for (size_t i = 0; ep && i < ep->nepoll_tfds; i++)
+                        if (ep->epoll_tfds[i] == fd) {
+                                *ret_epfd = ep->fd;
+                                return true;
+                        }
+                return false;
+        }
+        case DIAG_SCC_POLL: {
+                int fds[64];
+                size_t nf = name ? poll_fds(pid, &sc, name, fds, ELEMENTSOF(fds)) : 0;
+                for (size_t i = 0; i < nf; i++)
+                        if (fds[i] == fd) {
+                                *ret_epfd = -1;
+                                return true;
+                        }
+                return false;
+        }
+        default:
+                return false;
+        }
+}
+
+/* No thread of pid is in a call on fd, but one may poll it: an event loop.
+ * Idle there (asleep in the poll), it has nothing to answer yet: the other
+ * side waits for something the application has not got to do (a blocking
+ * command, a subscription, a long poll). Say so and stop there: its helper
+ * threads and its self-pipe are not on the path. Returns whether it did. */
+static bool step_into_idle_poller(struct walk_ctx *w, int parent, pid_t pid, const pid_t *tids, size_t n, int fd,
+                                  enum diag_wait_kind kind, const char *via) {
+        for (size_t i = 0; i < n; i++) {
+                int epfd = -1, idx;
+                struct diag_chain_node *nd;
+
+                if (cached_state(w->c, pid, tids[i]) != 'S' || !polls_fd(w->c, pid, tids[i], fd, &epfd))
+                        continue;
+                if (on_path(w->ch, parent, tids[i]) >= 0 || seen_elsewhere(w->ch, tids[i], -1)) {
+                        step_into(w, parent, pid, tids[i], kind, via ? strdup(via) : NULL, false);
+                        return true;
+                }
+                idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via ? strdup(via) : NULL);
+                if (idx < 0)
+                        return true;
+                fill_thread(w, idx, pid, tids[i]);
+                nd = &w->ch->nodes[idx];
+                if (nd->end != DIAG_END_NONE)
+                        return true;
+                if (epfd >= 0)
+                        set_end(w->ch, idx, DIAG_END_IDLE,
+                                xasprintf("idle in %s() with fd %d in its epoll interest set (epoll fd %d): it owes "
+                                          "no reply yet; an application-level wait (a blocking command, a "
+                                          "subscription, a long poll), not a stuck thread",
+                                          nd->syscall_name ? nd->syscall_name : "epoll_wait", fd, epfd));
+                else
+                        set_end(w->ch, idx, DIAG_END_IDLE,
+                                xasprintf("idle in %s() with fd %d in its set: it owes no reply yet; an "
+                                          "application-level wait (a blocking command, a subscription, a long "
+                                          "poll), not a stuck thread", nd->syscall_name ? nd->syscall_name : "poll", fd));
+                return true;
+        }
+        return false;
+}
+
 /* The threads of pid worth following: those blocked on fd (when given), else
  * every thread not simply waiting for the same thing, busiest first. */
 static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_hint, enum diag_wait_kind kind,
@@ -521,6 +596,8 @@ static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_
                             diag_syscall_fd(diag_arch_native(), &sc) == fd_hint)
                                 pick[taken++] = tids[i];
                 }
+        if (!taken && fd_hint >= 0 && step_into_idle_poller(w, parent, pid, tids, n, fd_hint, kind, via))
+                return;
         guessed = !taken && fd_hint >= 0;
         if (!taken) {
                 /* No thread is on that fd: any of them might be the one. Running
@@ -1038,6 +1115,7 @@ static int end_rank(enum diag_end e) {
         case DIAG_END_DSTATE: return 8;
         case DIAG_END_NO_OWNER: return 7;
         case DIAG_END_ONCPU: return 6;
+        case DIAG_END_IDLE: return 6;
         case DIAG_END_NO_PEER: return 5;
         case DIAG_END_FILE: return 4;
         case DIAG_END_SLEEP: return 3;
@@ -1135,6 +1213,10 @@ static void verdict(struct diag_chain *ch) {
                 ch->verdict = xasprintf("root: not reached: the walk stopped at pid %d (%s) tid %d in %s (%s); raise --depth or --fanout",
                                         t->pid, t->comm, t->tid, t->syscall_name ? t->syscall_name : "?",
                                         e->end_text ? e->end_text : "capped");
+                break;
+        case DIAG_END_IDLE:
+                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s is %s", t->pid, t->comm, t->tid, holds ? holds : "",
+                                        e->end_text ? e->end_text : "idle");
                 break;
         case DIAG_END_ONCPU:
                 ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s running on a CPU: busy, not blocked",

@@ -73,6 +73,7 @@ enum diag_end {
         DIAG_END_NOT_BLOCKED,   /* in user space, or stopped */
         DIAG_END_GONE,          /* vanished during the walk */
         DIAG_END_SEEN,          /* this thread's chain is shown elsewhere in the tree */
+        DIAG_END_IDLE,          /* an event loop asleep in epoll/poll with the connection in its set: owes no reply yet */
 };
 const char *diag_end_name(enum diag_end e);
 
