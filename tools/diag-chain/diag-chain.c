@@ -15,6 +15,7 @@
 #include "diag/log.h"
 #include "diag/out.h"
 #include "diag/proc.h"
+#include "diag/target.h"
 #include "diag/unwind.h"
 #include "diag/util.h"
 
@@ -35,6 +36,18 @@ struct start {
         pid_t pid, tid;
 };
 
+/* A thread on a CPU for at least this share of the window leads its process's
+ * output: the answer is often the busy thread, not the idle ones. */
+#define RUNNING_PCT 10.0
+#define CPU_WINDOW_MS 100
+
+/* A process the user named that could not be followed (-J: its entry's "error"). */
+struct failed {
+        pid_t pid;
+        char message[512];
+        const char *reason;
+};
+
 struct group {
         struct diag_chain ch;
         struct start *starts;           /* every thread whose chain this is */
@@ -44,8 +57,12 @@ struct group {
 
 /* ---- grouping: threads with the same chain are one story ---- */
 
+static bool running_start(const struct diag_chain *ch) {
+        return ch->nodes[0].have_cpu_window && ch->nodes[0].cpu_window_pct >= RUNNING_PCT;
+}
+
 static bool same_chain(const struct diag_chain *a, const struct diag_chain *b) {
-        if (a->n != b->n || a->deadlock != b->deadlock)
+        if (a->n != b->n || a->deadlock != b->deadlock || running_start(a) || running_start(b))
                 return false;
         /* same path below the start: same tids, same ends */
         for (size_t i = 1; i < a->n; i++)
@@ -87,6 +104,11 @@ static int cmp_group(const void *x, const void *y) {
         const struct group *a = x, *b = y;
         if (a->ch.deadlock != b->ch.deadlock)
                 return a->ch.deadlock ? -1 : 1;
+        /* the threads on a CPU before the waits, the busiest first */
+        if (running_start(&a->ch) != running_start(&b->ch))
+                return running_start(&a->ch) ? -1 : 1;
+        if (running_start(&a->ch) && a->ch.nodes[0].cpu_window_pct != b->ch.nodes[0].cpu_window_pct)
+                return a->ch.nodes[0].cpu_window_pct > b->ch.nodes[0].cpu_window_pct ? -1 : 1;
         if (a->worst_ms != b->worst_ms)
                 return a->worst_ms > b->worst_ms ? -1 : 1;
         return (a->nstarts < b->nstarts) - (a->nstarts > b->nstarts);
@@ -105,11 +127,15 @@ static char *node_text(const struct diag_chain_node *n, char *buf, size_t size) 
         if (n->end == DIAG_END_CYCLE || n->end == DIAG_END_SEEN || n->end == DIAG_END_CAPPED || n->end == DIAG_END_GONE)
                 snprintf(buf, size, "%s%spid %d tid %d \"%s\"%s%s", n->via ? n->via : "", n->via ? arrow : "",
                          n->pid, n->tid, n->comm, dash, n->end_text ? n->end_text : "");
-        else
-                snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s%s%s", n->via ? n->via : "", n->via ? arrow : "",
-                         n->pid, n->tid, n->comm, n->state, n->blocked_ms >= 0 ? " blocked " : "",
+        else {
+                char cpu[64] = "";
+                if (n->have_cpu_window && n->cpu_window_pct >= RUNNING_PCT)
+                        snprintf(cpu, sizeof cpu, ", %.0f%% CPU over the last %u ms", n->cpu_window_pct, n->cpu_window_ms);
+                snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s%s%s%s", n->via ? n->via : "", n->via ? arrow : "",
+                         n->pid, n->tid, n->comm, n->state, cpu, n->blocked_ms >= 0 ? " blocked " : "",
                          n->blocked_ms >= 0 ? diag_format_duration((uint64_t) n->blocked_ms, dur, sizeof dur) : "",
                          dash, n->syscall);
+        }
         return buf;
 }
 
@@ -136,6 +162,8 @@ static void add_subtree(struct diag_tree *t, const struct diag_chain *ch, int id
                 const char *w = where(n);
                 if (w)
                         diag_tree_add(me, "in %s", w);
+                else if (n->end == DIAG_END_ONCPU && !n->nframes && !arg.stacks)
+                        diag_tree_add(me, "in user space: where is not readable without stopping it (--stacks does)");
                 if (n->end != DIAG_END_NONE && n->end_text)
                         diag_tree_add(me, "%s", n->end_text);
                 if (n->kstack) {
@@ -232,6 +260,11 @@ static json_object *json_group(const struct group *g) {
                         snprintf(buf, sizeof buf, "%c", n->state);
                         json_object_object_add(no, "state", json_object_new_string(buf));
                         json_object_object_add(no, "blocked_ms", n->blocked_ms >= 0 ? json_object_new_int64(n->blocked_ms) : NULL);
+                        if (n->have_cpu_window && n->cpu_window_pct >= RUNNING_PCT) {
+                                json_object_object_add(no, "cpu_window_pct",
+                                                       json_object_new_double((double) (int64_t) (n->cpu_window_pct * 10 + 0.5) / 10));
+                                json_object_object_add(no, "cpu_window_ms", json_object_new_int((int) n->cpu_window_ms));
+                        }
                         json_object_object_add(no, "syscall", json_object_new_string(n->syscall));
                         json_object_object_add(no, "wchan", n->wchan[0] ? json_object_new_string(n->wchan) : NULL);
                         for (size_t k = 0; k < n->nframes; k++) {
@@ -285,6 +318,50 @@ static json_object *json_group(const struct group *g) {
         json_object_object_add(o, "root", ch->root >= 0 ? json_object_new_int(ch->root) : NULL);
         json_object_object_add(o, "verdict", diag_json_str(ch->verdict));
         return o;
+}
+
+/* ---- failures ---- */
+
+static struct failed *failed;
+static size_t nfailed, afailed;
+static struct diag_thread_cpu *cpu;
+static size_t ncpu;
+
+/* A target that cannot be followed: its one line now, its entry's "error" in -J. */
+static int target_failed(const struct diag_target *t, int err) {
+        struct failed *f;
+
+        if (DIAG_GROW(failed, afailed, nfailed + 1) < 0)
+                return -ENOMEM;
+        f = &failed[nfailed++];
+        f->pid = t->tid ? t->tid : t->pid;
+        diag_target_message(t, err, "follow the wait chains of", f->message, sizeof f->message);
+        f->reason = diag_target_reason(t, err);
+        log_error("%s", f->message);
+        return 0;
+}
+
+/* The whole run failed: the line on stderr (unless a target's line said it
+ * already) and, with -J, the error object on stdout. */
+static int fail_run(int err, const char *what) {
+        char msg[600];
+        const char *reason = "error";
+        pid_t pid = 0;
+
+        if (what) {
+                snprintf(msg, sizeof msg, "%s: %s", what, strerror(-err));
+                log_error("%s", msg);
+        } else if (nfailed == 1) {
+                snprintf(msg, sizeof msg, "%s", failed[0].message);
+                reason = failed[0].reason;
+                pid = failed[0].pid;
+        } else
+                snprintf(msg, sizeof msg, "none of the %zu processes could be followed", nfailed);
+        if (arg.json) {
+                (void) diag_json_error(stdout, msg, reason, pid, DIAG_EXIT_FAILURE);
+                (void) diag_close_stdout();
+        }
+        return DIAG_EXIT_FAILURE;
 }
 
 /* ---- main ---- */
@@ -397,64 +474,87 @@ int main(int argc, char **argv) {
 
         /* The threads to start from. */
         {
-                _cleanup_free_ pid_t *pids = NULL;
-                size_t npids = 0;
+                _cleanup_free_ pid_t *pids = NULL, *procs = NULL;
+                size_t npids = 0, nprocs = 0;
 
                 if (arg.all) {
                         r = diag_proc_list_pids(&pids, &npids);
                         if (r < 0)
-                                return log_error_errno(r, "cannot list processes: %m"), DIAG_EXIT_FAILURE;
-                } else
+                                return fail_run(r, "cannot list processes");
+                } else {
                         pids = TAKE_PTR(arg.ids);
-                if (!arg.all)
                         npids = arg.nids;
+                }
+                procs = calloc(npids + 1, sizeof *procs);
+                if (!procs)
+                        return fail_run(-ENOMEM, "out of memory");
                 for (size_t i = 0; i < npids; i++) {
-                        pid_t owner = 0, id = pids[i];
+                        struct diag_target t;
+                        struct diag_syscall_state sc;
+
+                        if (pids[i] == getpid())
+                                continue;
+                        if (arg.all) {
+                                pid_t owner = 0;
+                                if (diag_tid_to_pid(pids[i], &owner) == 0 && owner == pids[i] &&
+                                    diag_proc_is_kernel_thread(owner) <= 0)
+                                        procs[nprocs++] = pids[i];
+                                continue;
+                        }
+                        diag_target_resolve(pids[i], &t);
+                        r = 0;
+                        /* what a thread waits for is in its syscall file, which needs
+                         * ptrace-read permission: without it there is nothing to follow */
+                        if (t.kind == DIAG_TARGET_LIVE && (r = diag_task_read_syscall(t.pid, t.tid ? t.tid : t.pid, &sc)) != -EACCES &&
+                            r != -EPERM)
+                                r = 0;
+                        if (t.kind != DIAG_TARGET_LIVE || r < 0) {
+                                if (target_failed(&t, r) < 0)
+                                        return fail_run(-ENOMEM, "out of memory");
+                                continue;
+                        }
+                        if (t.tid) {    /* a thread id: just that thread */
+                                if (add_start(&starts, &nstarts, &astarts, t.pid, t.tid) < 0)
+                                        return fail_run(-ENOMEM, "out of memory");
+                                continue;
+                        }
+                        procs[nprocs++] = t.pid;
+                }
+                /* Before anything else (the scan takes time and CPU): which
+                 * threads are on a CPU now, over a short window. */
+                if (!arg.all && nprocs && diag_chain_cpu_window(procs, nprocs, CPU_WINDOW_MS, &cpu, &ncpu) < 0)
+                        return fail_run(-ENOMEM, "out of memory");
+                for (size_t i = 0; i < nprocs; i++) {
+                        pid_t id = procs[i];
                         _cleanup_free_ pid_t *tids = NULL;
-                        size_t nt = 0;
+                        size_t nt = 0, before = nstarts;
 
-                        if (id == getpid())
-                                continue;
-
-                        if (diag_tid_to_pid(id, &owner) < 0) {
-                                if (!arg.all) {
-                                        log_error("no such process: %d", id);
-                                        status = DIAG_EXIT_FAILURE;
-                                }
-                                continue;
-                        }
-                        if (owner != id) {      /* a thread id: just that thread */
-                                if (add_start(&starts, &nstarts, &astarts, owner, id) < 0)
-                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                                continue;
-                        }
-                        if (diag_proc_is_kernel_thread(id) > 0) {
-                                if (!arg.all) {
-                                        log_error("pid %d is a kernel thread", id);
-                                        status = DIAG_EXIT_FAILURE;
-                                }
-                                continue;
-                        }
+                        for (size_t k = 0; k < ncpu; k++)
+                                if (cpu[k].pid == id && cpu[k].pct >= RUNNING_PCT &&
+                                    add_start(&starts, &nstarts, &astarts, id, cpu[k].tid) < 0)
+                                        return fail_run(-ENOMEM, "out of memory");
                         if (diag_chain_blocked_threads(id, &tids, &nt) < 0)
                                 continue;
                         for (size_t k = 0; k < nt; k++)
                                 if (add_start(&starts, &nstarts, &astarts, id, tids[k]) < 0)
-                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                        if (!nt && !arg.all) {
+                                        return fail_run(-ENOMEM, "out of memory");
+                        if (nstarts == before && !arg.all) {
                                 /* nothing blocked: show the main thread, whatever it does */
                                 if (add_start(&starts, &nstarts, &astarts, id, id) < 0)
-                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                                        return fail_run(-ENOMEM, "out of memory");
                         }
                 }
-                if (arg.all && !arg.ids)
-                        free(arg.ids);
         }
+        if (!arg.all && !nstarts && nfailed)
+                return fail_run(0, NULL);
+        if (nfailed)
+                status = DIAG_EXIT_FAILURE;
 
         diag_watchdog_arm(120);
         diag_watchdog_phase("scanning processes, fds and sockets");
         r = diag_chain_ctx_new(geteuid() == 0 ? DIAG_CHAIN_KSTACK : 0, &ctx);
         if (r < 0)
-                return log_error_errno(r, "scan failed: %m"), DIAG_EXIT_FAILURE;
+                return fail_run(r, "scan failed");
 
         {
                 unsigned denied, netns;
@@ -462,8 +562,13 @@ int main(int argc, char **argv) {
                 /* as root, an unreadable process is an oddity of the host (an LSM, a
                  * sandbox's init), not something a rerun would fix */
                 if (denied && geteuid() != 0)
-                        log_warn("%u process%s not readable: chains through them stop there (run as root)",
+                        log_warn("%u process%s not readable: chains through them stop there (run as root to follow them)",
                                  denied, denied == 1 ? "" : "es");
+                else if (denied) {
+                        const char *why = diag_ptrace_denied_reason();
+                        log_warn("%u process%s not readable even as root%s%s%s: chains through them stop there",
+                                 denied, denied == 1 ? "" : "es", why ? " (" : "", why ? why : "", why ? ")" : "");
+                }
                 if (netns)
                         log_warn("%u network namespace%s not entered: their sockets end chains as remote",
                                  netns, netns == 1 ? "" : "s");
@@ -476,6 +581,12 @@ int main(int argc, char **argv) {
                 if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
                         continue;       /* gone meanwhile */
                 b = ch.nodes[0].blocked_ms;
+                for (size_t k = 0; k < ncpu; k++)
+                        if (cpu[k].tid == starts[i].tid) {
+                                ch.nodes[0].have_cpu_window = true;
+                                ch.nodes[0].cpu_window_pct = cpu[k].pct;
+                                ch.nodes[0].cpu_window_ms = cpu[k].window_ms;
+                        }
                 if (arg.min_blocked_ms && (b < 0 || (uint64_t) b < arg.min_blocked_ms)) {
                         diag_chain_clear(&ch);
                         continue;
@@ -546,6 +657,18 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < ngroups; i++)
                         json_object_array_add(a, json_group(&groups[i]));
                 json_object_object_add(doc, "chains", a);
+                if (nfailed) {
+                        json_object *fa = json_object_new_array();
+                        for (size_t i = 0; i < nfailed; i++) {
+                                json_object *t = json_object_new_object(), *e = json_object_new_object();
+                                json_object_object_add(e, "message", json_object_new_string(failed[i].message));
+                                json_object_object_add(e, "reason", diag_json_str(failed[i].reason));
+                                json_object_object_add(t, "pid", json_object_new_int(failed[i].pid));
+                                json_object_object_add(t, "error", e);
+                                json_object_array_add(fa, t);
+                        }
+                        json_object_object_add(doc, "failed", fa);
+                }
                 if (diag_json_print(stdout, doc) < 0)
                         status = DIAG_EXIT_FAILURE;
                 json_object_put(doc);
@@ -569,6 +692,8 @@ int main(int argc, char **argv) {
                 free(groups[i].starts);
         }
         free(groups);
+        free(cpu);
+        free(failed);
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;
         return status;
