@@ -1048,6 +1048,13 @@ static void walk_thread(struct walk_ctx *w, int idx) {
         default:
                 break;
         }
+        if (sc.kind == DIAG_SC_UNKNOWN) {
+                /* the syscall file needs ptrace-read permission: nothing says
+                 * the thread is outside a system call */
+                set_end(w->ch, idx, DIAG_END_OTHER,
+                        xasprintf("not permitted to read what it waits for (/proc/%d/task/%d/syscall)", n->pid, n->tid));
+                return;
+        }
         if (sc.kind != DIAG_SC_IN || !name) {
                 set_end(w->ch, idx, DIAG_END_NOT_BLOCKED, xasprintf(sc.kind == DIAG_SC_RUNNING ? "running" : "not in a system call"));
                 return;

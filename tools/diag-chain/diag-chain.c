@@ -335,7 +335,7 @@ static int target_failed(const struct diag_target *t, int err) {
                 return -ENOMEM;
         f = &failed[nfailed++];
         f->pid = t->tid ? t->tid : t->pid;
-        diag_target_message(t, err, "follow the wait chains of", f->message, sizeof f->message);
+        diag_target_message(t, err, "follow", f->message, sizeof f->message);
         f->reason = diag_target_reason(t, err);
         log_error("%s", f->message);
         return 0;
@@ -374,7 +374,8 @@ static void usage(void) {
                "Follow what a blocked thread waits for, who holds that, and what the holder\n"
                "waits for — futex locks, file locks, pipes, unix and loopback sockets, child\n"
                "processes — across processes, down to the remote peer, disk or sleep at the\n"
-               "end, and name the likely root cause. A PID means each of its blocked threads.\n"
+               "end, and name the likely root cause. A PID means its threads on a CPU first\n"
+               "(with their CPU rate over the last 100 ms), then each of its blocked threads.\n"
                "Reads /proc, sock_diag and the locks' memory: stops nothing unless --stacks.\n"
                "\n"
                "Options:\n"
@@ -391,7 +392,8 @@ static void usage(void) {
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\n"
-               "Exit status: 0 nothing blocked (or nothing matched), 1 failure, 2 bad usage,\n"
+               "Exit status: 0 nothing blocked (or nothing matched), 1 failure (no such\n"
+               "process, a zombie, a kernel thread, not permitted), 2 bad usage,\n"
                "3 a deadlock was found, 5 blocked threads' chains were found (and shown).\n"
                "\n"
                "Examples:\n"
