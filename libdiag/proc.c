@@ -320,7 +320,7 @@ int diag_proc_is_kernel_thread(pid_t pid) {
 
 /* libproc2 4.0.x fills the leader's entry of a PID_THREADS selection from
  * /proc/PID/stat, which sums every thread: read the leader's own task stat. */
-static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_pct) {
+static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_life_pct) {
         char buf[1024], up[128];
         const char *p;
         unsigned long long ut, st, start;
@@ -342,9 +342,132 @@ static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_pct
         *ret_ms = (ut + st) * 1000 / (unsigned long long) hz;
         {
                 double life = uptime - (double) start / (double) hz;
-                *ret_pct = life > 0 ? (double) (ut + st) / (double) hz / life * 100.0 : 0;
+                *ret_life_pct = life > 0 ? (double) (ut + st) / (double) hz / life * 100.0 : 0;
         }
         return 0;
+}
+
+int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns) {
+        char buf[128];
+        unsigned long long ns;
+        int r = task_read_small(pid, tid, "schedstat", buf, sizeof buf);
+
+        if (r == -ENOENT || r == -ESRCH) {
+                /* no schedstat (CONFIG_SCHED_INFO off) or gone: tell which */
+                char state;
+                if (diag_task_read_state(pid, tid, &state) < 0)
+                        return -ESRCH;
+                r = -EOPNOTSUPP;
+        }
+        if (r == -EOPNOTSUPP) {
+                /* clock ticks are coarse but still a rate */
+                uint64_t ms;
+                double life;
+                r = task_read_cpu(pid, tid, &ms, &life);
+                if (r < 0)
+                        return r;
+                *ret_ns = ms * 1000000ULL;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (sscanf(buf, "%llu", &ns) != 1)
+                return -EINVAL;
+        *ret_ns = ns;
+        return 0;
+}
+
+void diag_cpu_rates_done(struct diag_cpu_rates *r) {
+        free(r->tid);
+        free(r->ns0);
+        free(r->at0);
+        free(r->pct);
+        *r = (struct diag_cpu_rates) { .proc_pct = -1 };
+}
+
+int diag_cpu_rates_begin(pid_t pid, struct diag_cpu_rates *ret) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n = 0;
+        int r;
+
+        *ret = (struct diag_cpu_rates) { .pid = pid, .proc_pct = -1 };
+        r = diag_proc_list_tids(pid, &tids, &n);
+        if (r < 0)
+                return r;
+        ret->began_ns = diag_now_ns(CLOCK_MONOTONIC);
+        ret->ns0 = calloc(n ? n : 1, sizeof *ret->ns0);
+        ret->at0 = calloc(n ? n : 1, sizeof *ret->at0);
+        ret->pct = calloc(n ? n : 1, sizeof *ret->pct);
+        if (!ret->ns0 || !ret->at0 || !ret->pct) {
+                diag_cpu_rates_done(ret);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                ret->pct[i] = -1;
+                if (diag_task_read_oncpu_ns(pid, tids[i], &ret->ns0[i]) < 0)
+                        continue;       /* gone already: stays unknown */
+                ret->at0[i] = diag_now_ns(CLOCK_MONOTONIC);
+        }
+        ret->tid = TAKE_PTR(tids);
+        ret->n = n;
+        return 0;
+}
+
+int diag_cpu_rates_end(struct diag_cpu_rates *r, unsigned window_ms) {
+        uint64_t now = diag_now_ns(CLOCK_MONOTONIC), want = r->began_ns + (uint64_t) window_ms * 1000000ULL;
+        bool any = false;
+        double sum = 0;
+
+        if (!r->tid)
+                return -EINVAL;
+        while (now < want) {
+                struct timespec ts = { .tv_sec = (time_t) ((want - now) / 1000000000ULL),
+                                       .tv_nsec = (long) ((want - now) % 1000000000ULL) };
+                (void) nanosleep(&ts, NULL);
+                now = diag_now_ns(CLOCK_MONOTONIC);
+        }
+        r->window_ms = (unsigned) ((now - r->began_ns) / 1000000ULL);
+        for (size_t i = 0; i < r->n; i++) {
+                uint64_t ns, at;
+                if (!r->at0[i] || diag_task_read_oncpu_ns(r->pid, r->tid[i], &ns) < 0)
+                        continue;
+                at = diag_now_ns(CLOCK_MONOTONIC);
+                if (at <= r->at0[i])
+                        continue;
+                r->pct[i] = ns > r->ns0[i] ? (double) (ns - r->ns0[i]) / (double) (at - r->at0[i]) * 100.0 : 0;
+                /* one thread cannot use more than one CPU: what is above is read jitter */
+                if (r->pct[i] > 100)
+                        r->pct[i] = 100;
+                sum += r->pct[i];
+                any = true;
+        }
+        r->proc_pct = any ? sum : -1;
+        return 0;
+}
+
+int diag_cpu_rates_measure(pid_t pid, unsigned window_ms, struct diag_cpu_rates *ret) {
+        int r = diag_cpu_rates_begin(pid, ret);
+
+        if (r < 0)
+                return r;
+        r = diag_cpu_rates_end(ret, window_ms);
+        if (r < 0)
+                diag_cpu_rates_done(ret);
+        return r;
+}
+
+double diag_cpu_rates_get(const struct diag_cpu_rates *r, pid_t tid) {
+        for (size_t i = 0; r && r->pct && i < r->n; i++)
+                if (r->tid[i] == tid)
+                        return r->pct[i];
+        return -1;
+}
+
+void diag_proc_set_cpu_rates(struct diag_proc *p, const struct diag_cpu_rates *r) {
+        for (size_t i = 0; i < p->ntasks; i++)
+                p->tasks[i].cpu_rate_pct = diag_cpu_rates_get(r, p->tasks[i].tid);
+        p->cpu_rate_pct = r->proc_pct;
+        p->cpu_rate_window_ms = r->window_ms;
 }
 
 static char *read_cmdline(pid_t pid) {
@@ -359,6 +482,31 @@ static char *read_cmdline(pid_t pid) {
                 if (buf[i] == 0)
                         buf[i] = ' ';
         return buf;
+}
+
+int diag_proc_read_argv0(pid_t pid, char **ret) {
+        char path[64], buf[4096];
+        ssize_t n;
+        size_t len;
+
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        n = diag_read_small_at(AT_FDCWD, path, buf, sizeof buf);
+        if (n < 0)
+                return n == -ENOENT ? -ESRCH : (int) n;
+        len = strnlen(buf, (size_t) n);
+        {
+                /* one string holding spaces and only padding after it: a rewritten title */
+                bool alone = true;
+                for (size_t i = len; i < (size_t) n; i++)
+                        if (buf[i])
+                                alone = false;
+                if (alone)
+                        len = strcspn(buf, " ");
+        }
+        if (len == 0)
+                return -ENODATA;
+        *ret = strndup(buf, len);
+        return *ret ? 0 : -ENOMEM;
 }
 
 static char *read_link(const char *path) {
@@ -414,6 +562,7 @@ int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
                 return -ENOMEM;
         p->pid = pid;
         p->state = '?';
+        p->cpu_rate_pct = -1;
         for (int i = 0; i < f->counts->total; i++) {
                 struct pids_stack *s = f->stacks[i];
                 struct diag_task *t;
@@ -435,9 +584,10 @@ int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
                 snprintf(t->comm, sizeof t->comm, "%s", DIAG_PIDS_VAL(I_CMD, str, s));
                 t->state = DIAG_PIDS_VAL(I_STATE, s_ch, s);
                 t->cpu_ms = DIAG_PIDS_VAL(I_TICS, ull_int, s) * 1000 / (unsigned long long) (hz > 0 ? hz : 100);
-                t->cpu_pct = DIAG_PIDS_VAL(I_UTIL, real, s);
+                t->cpu_life_pct = DIAG_PIDS_VAL(I_UTIL, real, s);
+                t->cpu_rate_pct = -1;
                 if (tid == pid) {
-                        (void) task_read_cpu(pid, tid, &t->cpu_ms, &t->cpu_pct);
+                        (void) task_read_cpu(pid, tid, &t->cpu_ms, &t->cpu_life_pct);
                         snprintf(p->comm, sizeof p->comm, "%s", t->comm);
                         p->state = t->state;
                         p->uid = DIAG_PIDS_VAL(I_RUID, u_int, s);
@@ -455,8 +605,10 @@ int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
                 snprintf(path, sizeof path, "/proc/%d/exe", pid);
                 p->exe = read_link(path);
         }
-        if (flags & DIAG_PROC_CMDLINE)
+        if (flags & DIAG_PROC_CMDLINE) {
                 p->cmdline = read_cmdline(pid);
+                (void) diag_proc_read_argv0(pid, &p->argv0);
+        }
         *ret = p;
         return 0;
 }
@@ -469,6 +621,7 @@ struct diag_proc *diag_proc_free(struct diag_proc *p) {
         free(p->tasks);
         free(p->exe);
         free(p->cmdline);
+        free(p->argv0);
         free(p);
         return NULL;
 }
@@ -501,39 +654,115 @@ pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only) {
         return 0;
 }
 
-/* File systems whose server can stop answering. */
-static bool fstype_may_hang(const char *t) {
+bool diag_fstype_may_hang(const char *t) {
         static const char *const prefixes[] = {
                 "fuse", "nfs", "cifs", "smb", "9p", "ceph", "afs", "lustre", "glusterfs", "gfs2", "ocfs2",
                 "orangefs", "virtiofs", "sshfs", "davfs", "coda", "ncpfs",
         };
-        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+        for (size_t i = 0; t && i < ELEMENTSOF(prefixes); i++)
                 if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
                         return true;
         return false;
 }
 
-/* mountinfo: "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - TYPE SOURCE SUPEROPTS". */
-int diag_proc_read_remote_devs(pid_t pid, struct diag_remote_devs *ret) {
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static char *mountinfo_unescape(const char *s, size_t len) {
+        char *out = malloc(len + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+                    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+                        *o++ = (char) ((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+                        i += 3;
+                } else
+                        *o++ = s[i];
+        }
+        *o = 0;
+        return out;
+}
+
+static char *word_dup(const char **p) {
+        const char *s = *p, *e;
+
+        while (*s == ' ')
+                s++;
+        e = s + strcspn(s, " ");
+        *p = e;
+        return e > s ? mountinfo_unescape(s, (size_t) (e - s)) : NULL;
+}
+
+void diag_mounts_done(struct diag_mounts *ms) {
+        for (size_t i = 0; i < ms->n; i++) {
+                free(ms->m[i].point);
+                free(ms->m[i].fstype);
+                free(ms->m[i].source);
+        }
+        free(ms->m);
+        *ms = (struct diag_mounts) {};
+}
+
+int diag_mounts_read(pid_t pid, struct diag_mounts *ret) {
         char path[64], *save = NULL;
         _cleanup_free_ char *text = NULL;
-        size_t len;
+        size_t len, alloc = 0;
+        int r;
+
+        *ret = (struct diag_mounts) {};
+        snprintf(path, sizeof path, "/proc/%d/mountinfo", pid);
+        r = diag_read_file_at(AT_FDCWD, path, 16 << 20, &text, &len);
+        if (r < 0)
+                return r == -ENOENT ? -ESRCH : r;
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                struct diag_mount m = {};
+                const char *sep = strstr(l, " - "), *p = l;
+                int n = 0;
+
+                if (!sep || sscanf(l, "%d %*u %u:%u %n", &m.id, &m.major, &m.minor, &n) != 3 || n == 0)
+                        continue;
+                p = l + n;
+                free(word_dup(&p));                     /* root */
+                m.point = word_dup(&p);
+                p = sep + 3;
+                m.fstype = word_dup(&p);
+                m.source = word_dup(&p);
+                if (!m.point || !m.fstype || DIAG_GROW(ret->m, alloc, ret->n + 1) < 0) {
+                        free(m.point);
+                        free(m.fstype);
+                        free(m.source);
+                        if (!m.point || !m.fstype)
+                                continue;
+                        diag_mounts_done(ret);
+                        return -ENOMEM;
+                }
+                ret->m[ret->n++] = m;
+        }
+        return 0;
+}
+
+const struct diag_mount *diag_mounts_find(const struct diag_mounts *ms, int mnt_id) {
+        for (size_t i = 0; ms && i < ms->n; i++)
+                if (ms->m[i].id == mnt_id)
+                        return &ms->m[i];
+        return NULL;
+}
+
+int diag_proc_read_remote_devs(pid_t pid, struct diag_remote_devs *ret) {
+        _cleanup_(diag_mounts_done) struct diag_mounts ms = {};
 
         *ret = (struct diag_remote_devs) {};
-        snprintf(path, sizeof path, "/proc/%d/mountinfo", pid);
-        if (diag_read_file_at(AT_FDCWD, path, 16 << 20, &text, &len) < 0)
+        if (diag_mounts_read(pid, &ms) < 0)
                 return 0;
-        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                unsigned maj, min;
-                const char *sep = strstr(l, " - ");
-                if (!sep || sscanf(l, "%*u %*u %u:%u", &maj, &min) != 2 || !fstype_may_hang(sep + 3))
+        for (size_t i = 0; i < ms.n; i++) {
+                if (!diag_fstype_may_hang(ms.m[i].fstype))
                         continue;
                 if (DIAG_GROW(ret->dev, ret->alloc, ret->n + 1) < 0) {
                         diag_remote_devs_done(ret);
                         return -ENOMEM;
                 }
-                ret->dev[ret->n][0] = maj;
-                ret->dev[ret->n][1] = min;
+                ret->dev[ret->n][0] = ms.m[i].major;
+                ret->dev[ret->n][1] = ms.m[i].minor;
                 ret->n++;
         }
         return 0;

@@ -34,7 +34,7 @@ def main():
     dt.setup(__doc__)
     chk = dt.Checker("stack-basic")
     with dt.Fixture(["--depth", DEPTH, "--idle", IDLE]) as fx:
-        # Let the blocked threads age so blocked_ms and cpu_pct have something to show.
+        # Let the blocked threads age so blocked_ms and the CPU shares have something to show.
         time.sleep(0.5)
         t_before = time.monotonic()
         r = dt.diag_stack("-J", fx.pid)
@@ -47,7 +47,7 @@ def main():
 
 
 def check_doc(chk, fx, doc, elapsed):
-    chk.eq(doc.get("schema"), "diag-stack/1", "schema")
+    chk.eq(doc.get("schema"), "diag-stack/2", "schema")
     chk.eq(len(doc.get("processes", [])), 1, "number of processes")
     proc = dt.process_of(doc, fx.pid)
     if not chk.check(proc is not None, "process %d in output" % fx.pid):
@@ -156,8 +156,8 @@ def check_doc(chk, fx, doc, elapsed):
         age_ms = (time.monotonic() - fx.ready_time) * 1000
         chk.check(isinstance(b, (int, float)) and 300 <= b <= age_ms + 1000,
                   "sleeper blocked_ms %r not in [300, %d]" % (b, age_ms + 1000))
-        chk.check(isinstance(t.get("cpu_pct"), (int, float)) and t["cpu_pct"] < 5,
-                  "sleeper cpu_pct %r < 5" % t.get("cpu_pct"))
+        for k in ("cpu_rate_pct", "cpu_lifetime_pct"):
+            chk.check(isinstance(t.get(k), (int, float)) and t[k] < 5, "sleeper %s %r < 5" % (k, t.get(k)))
 
     t, g = thread("spinner")
     if t:
@@ -166,8 +166,8 @@ def check_doc(chk, fx, doc, elapsed):
         if t.get("running"):
             chk.eq(t.get("syscall"), None, "syscall of a running thread")
             chk.eq(t.get("blocked_ms"), None, "blocked_ms of a running thread")
-        chk.check(isinstance(t.get("cpu_pct"), (int, float)) and t["cpu_pct"] > 10,
-                  "spinner cpu_pct %r > 10" % t.get("cpu_pct"))
+        for k in ("cpu_rate_pct", "cpu_lifetime_pct"):
+            chk.check(isinstance(t.get(k), (int, float)) and t[k] > 10, "spinner %s %r > 10" % (k, t.get(k)))
         names = dt.frame_functions(g)
         chk.check(names[:1] == ["fix_spin"], "spinner innermost frame %r is fix_spin" % names[:1])
 

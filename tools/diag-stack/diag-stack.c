@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "diag/fdname.h"
 #include "diag/log.h"
 #include "diag/mem.h"
 #include "diag/out.h"
@@ -21,6 +22,7 @@
 #include "diag/util.h"
 
 #define DEFAULT_FRAMES 64
+#define DEFAULT_CPU_WINDOW_MS 100
 #define MAX_NOTES 8
 
 /* ---- what to collect ---- */
@@ -31,19 +33,22 @@ enum {
         NEED_WCHAN   = 1 << 2,
         NEED_SCHED   = 1 << 3,
         NEED_SYSCALL = 1 << 4,
+        NEED_CPURATE = 1 << 5,  /* two schedstat readings, --cpu-window apart */
 };
 
-enum { COL_PID, COL_TID, COL_COMM, COL_STATE, COL_CPU, COL_BLOCKED, COL_SYSCALL, COL_WCHAN,
-       COL_FUNC, COL_FRAMES, COL_KSTACK, COL_GROUP };
+enum { COL_PID, COL_TID, COL_COMM, COL_STATE, COL_CPU, COL_CPULIFE, COL_BLOCKED, COL_SYSCALL, COL_WCHAN,
+       COL_FILE, COL_FUNC, COL_FRAMES, COL_KSTACK, COL_GROUP };
 
 static const struct diag_column columns[] = {
         [COL_PID]     = { "PID",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "process id" },
         [COL_TID]     = { "TID",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "thread id" },
         [COL_COMM]    = { "COMM",   15, 0, DIAG_COL_STRING, 0, "thread name" },
         [COL_STATE]   = { "STATE",   1, 0, DIAG_COL_STRING, 0, "scheduler state (R S D T t Z I)" },
-        [COL_CPU]     = { "CPU",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "CPU share over the thread's life, percent" },
+        [COL_CPU]     = { "CPU",     5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, NEED_CPURATE, "percent of one CPU over the --cpu-window before the stop (top's %CPU)" },
+        [COL_CPULIFE] = { "CPULIFE", 5, SCOLS_FL_RIGHT, DIAG_COL_NUMBER, 0, "CPU share over the thread's whole life, percent (ps's %CPU)" },
         [COL_BLOCKED] = { "BLOCKED", 7, SCOLS_FL_RIGHT, DIAG_COL_STRING, NEED_SCHED, "time since the thread last ran" },
         [COL_SYSCALL] = { "SYSCALL", 0.4, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_SYSCALL, "current system call, decoded" },
+        [COL_FILE]    = { "FILE",   0.2, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_SYSCALL, "what the fd of the system call is: path (device fstype mounted at point), pipe, socket" },
         [COL_WCHAN]   = { "WCHAN",  12, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_WCHAN, "kernel function the thread sleeps in" },
         [COL_FUNC]    = { "FUNC",   0.2, SCOLS_FL_TRUNC, DIAG_COL_STRING, NEED_STACK, "innermost user function (stops the target)" },
         [COL_FRAMES]  = { "FRAMES", 0.3, SCOLS_FL_WRAP, DIAG_COL_ARRAY, NEED_STACK, "user stack, one frame per line (stops the target)" },
@@ -60,6 +65,7 @@ static struct {
         bool kernel, group, inlines, source, stop, table, verbose;
         uint64_t stack_size;
         unsigned timeout_s;
+        unsigned cpu_window_ms;
         pid_t *tids;
         size_t ntids;
         struct diag_outopts out;
@@ -67,7 +73,7 @@ static struct {
 } arg = {
         .frames = DEFAULT_FRAMES,
         .kernel = true, .group = true, .inlines = true, .stop = true,
-        .timeout_s = 30,
+        .timeout_s = 30, .cpu_window_ms = DEFAULT_CPU_WINDOW_MS,
 };
 
 /* ---- collected data ---- */
@@ -83,6 +89,7 @@ struct thread_view {
 struct report {
         pid_t pid;
         struct diag_proc *proc;
+        struct diag_fdname *fdn;        /* per proc->tasks[i]: the fd its system call is on (fd -1: none) */
         struct diag_capture *cap;
         struct diag_unwinder *unw;
         struct thread_view *tv;
@@ -117,9 +124,46 @@ static void report_free(struct report *rp) {
         free(rp->tv);
         free(rp->order);
         free(rp->group_start);
+        for (size_t i = 0; rp->fdn && i < rp->proc->ntasks; i++)
+                diag_fdname_done(&rp->fdn[i]);
+        free(rp->fdn);
         diag_unwinder_free(rp->unw);
         diag_capture_free(rp->cap);
         diag_proc_free(rp->proc);
+}
+
+static bool tid_selected(pid_t tid);
+
+/* What the fd of each thread's system call is, from /proc only. */
+static void name_syscall_fds(struct report *rp) {
+        _cleanup_(diag_mounts_done) struct diag_mounts ms = {};
+        bool have_ms = false;
+        enum diag_arch arch = diag_arch_native();
+
+        rp->fdn = calloc(rp->proc->ntasks ? rp->proc->ntasks : 1, sizeof *rp->fdn);
+        if (!rp->fdn)
+                return;
+        for (size_t i = 0; i < rp->proc->ntasks; i++) {
+                const struct diag_task *t = &rp->proc->tasks[i];
+                int fd = diag_fdname_syscall_fd(arch, &t->sc);
+
+                rp->fdn[i] = (struct diag_fdname) { .fd = -1, .mnt_id = -1 };
+                if (fd < 0 || !tid_selected(t->tid))
+                        continue;
+                if (!have_ms)
+                        have_ms = diag_mounts_read(rp->pid, &ms) >= 0;
+                if (diag_fdname_read(rp->pid, fd, have_ms ? &ms : NULL, &rp->fdn[i]) < 0)
+                        diag_fdname_done(&rp->fdn[i]);
+        }
+}
+
+static const struct diag_fdname *fdname_of(const struct report *rp, const struct thread_view *v) {
+        const struct diag_fdname *n;
+
+        if (!v->task || !rp->fdn)
+                return NULL;
+        n = &rp->fdn[v->task - rp->proc->tasks];
+        return n->link ? n : NULL;
 }
 
 static bool tid_selected(pid_t tid) {
@@ -213,6 +257,8 @@ static const char *uid_hint(void) {
 static int collect(pid_t pid, unsigned need, struct report *rp) {
         unsigned flags = 0;
         _cleanup_(diag_maps_freep) struct diag_maps *maps = NULL;
+        _cleanup_(diag_cpu_rates_done) struct diag_cpu_rates rates = { .proc_pct = -1 };
+        bool rating = false;
         int r, kt;
 
         rp->pid = pid;
@@ -223,6 +269,11 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
         if (kt > 0)
                 return log_error_errno(-EINVAL, "pid %d is a kernel thread: it has no user stack (its kernel stack is /proc/%d/stack)", pid, pid);
 
+        /* The first CPU reading now, the second just before the stop: the
+         * window overlaps the reads in between. */
+        if ((need & NEED_CPURATE) && arg.cpu_window_ms > 0)
+                rating = diag_cpu_rates_begin(pid, &rates) >= 0;
+
         if (need & NEED_SYSCALL)
                 flags |= DIAG_PROC_SYSCALL;
         if (need & NEED_WCHAN)
@@ -231,6 +282,7 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 flags |= DIAG_PROC_SCHED;
         if ((need & NEED_KSTACK) && arg.kernel)
                 flags |= DIAG_PROC_KSTACK;
+        flags |= DIAG_PROC_CMDLINE;     /* the name it was started as */
         r = diag_proc_load(pid, flags, &rp->proc);
         if (r == -ESRCH)
                 return log_error_errno(r, "no such process: %d", pid);
@@ -267,6 +319,8 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 if (denied_k)
                         report_note(rp, "kernel stacks: reading /proc/PID/task/TID/stack needs root (CAP_SYS_ADMIN)");
         }
+        if (flags & DIAG_PROC_SYSCALL)
+                name_syscall_fds(rp);
 
         if (need & NEED_STACK) {
                 struct diag_capture_opts co = {
@@ -276,6 +330,12 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 r = diag_maps_read(pid, &maps);
                 if (r >= 0)
                         r = diag_unwinder_new(pid, &rp->unw);
+                if (rating) {
+                        diag_watchdog_phase("measuring the CPU rate");
+                        if (diag_cpu_rates_end(&rates, arg.cpu_window_ms) >= 0)
+                                diag_proc_set_cpu_rates(rp->proc, &rates);
+                        rating = false;
+                }
                 if (r >= 0) {
                         co.maps = maps;
                         diag_watchdog_phase("capturing the threads");
@@ -313,6 +373,9 @@ static int collect(pid_t pid, unsigned need, struct report *rp) {
                 } else
                         rp->stopped = true;
         }
+
+        if (rating && diag_cpu_rates_end(&rates, arg.cpu_window_ms) >= 0)
+                diag_proc_set_cpu_rates(rp->proc, &rates);
 
         /* One view per selected thread: the /proc table joined with the capture. */
         rp->tv = calloc(rp->proc->ntasks + (rp->cap ? rp->cap->n : 0), sizeof *rp->tv);
@@ -361,6 +424,23 @@ static const char *basename_of(const char *p) {
         return s ? s + 1 : (p ? p : "?");
 }
 
+/* The name the process was started as, when it is not the file's: Debian's
+ * redis-server is a symlink to redis-check-rdb, python3 to python3.11. */
+static const char *started_as(const struct report *rp) {
+        const struct diag_proc *p = rp->proc;
+
+        if (!p->argv0 || !p->exe || strcmp(basename_of(p->argv0), basename_of(p->exe)) == 0)
+                return NULL;
+        return p->argv0;
+}
+
+/* A module's short name; the main executable goes by the name it was started as. */
+static const char *module_name(const struct report *rp, const struct diag_module *m) {
+        if (started_as(rp) && m->path && strcmp(m->path, rp->proc->exe) == 0)
+                return basename_of(started_as(rp));
+        return basename_of(m->path);
+}
+
 static const char *thread_error(const struct report *rp, const struct thread_view *v) {
         if (!rp->stopped)
                 return NULL;
@@ -391,13 +471,13 @@ static char *format_frame(const struct report *rp, const struct diag_frame *f, s
         else if (f->func)
                 o += (size_t) snprintf(buf + o, size - o, "%s+0x%" PRIx64, f->func, f->func_off);
         else if (m)
-                o += (size_t) snprintf(buf + o, size - o, "?? (%s+0x%" PRIx64 ")", basename_of(m->path), f->pc - m->start);
+                o += (size_t) snprintf(buf + o, size - o, "?? (%s+0x%" PRIx64 ")", module_name(rp, m), f->pc - m->start);
         else
                 o += (size_t) snprintf(buf + o, size - o, "??");
         if (o >= size)
                 return buf;
         if (m && f->func)
-                snprintf(where, sizeof where, " (%s)", basename_of(m->path));
+                snprintf(where, sizeof where, " (%s)", module_name(rp, m));
         if (f->file)
                 snprintf(where + strlen(where), sizeof where - strlen(where), " %s:%d", f->file, f->line);
         snprintf(buf + o, size - o, "%s", where);
@@ -450,6 +530,31 @@ static char *syscall_text(const struct report *rp, const struct thread_view *v, 
         return diag_syscall_format(diag_arch_native(), &v->task->sc, buf, size);
 }
 
+/* "cpu 85.2% (0.1s)": the rate over the window; without one, the lifetime
+ * average, said so. */
+static char *cpu_text(const struct report *rp, double rate, double life, char *buf, size_t size) {
+        if (rate >= 0)
+                snprintf(buf, size, "cpu %.1f%% (%.1fs)", rate, rp->proc->cpu_rate_window_ms / 1000.0);
+        else if (life >= 0)
+                snprintf(buf, size, "cpu %.1f%% (lifetime)", life);
+        else
+                snprintf(buf, size, "cpu ?");
+        return buf;
+}
+
+/* Threads whose blocked-for clock the stop reset: stopped, and asleep before it
+ * (a blocked time was read). Their se.exec_start is now the stop's instant. */
+static size_t clocks_reset(const struct report *rp) {
+        size_t n = 0;
+
+        for (size_t i = 0; rp->stopped && i < rp->ntv; i++) {
+                const struct thread_view *v = &rp->tv[i];
+                if (v->cap && !v->cap->err && v->task && v->task->offcpu_ms >= 0)
+                        n++;
+        }
+        return n;
+}
+
 /* ---- text ---- */
 
 static void emit_kline(const char *line, size_t len, void *ud) {
@@ -459,16 +564,18 @@ static void emit_kline(const char *line, size_t len, void *ud) {
 }
 
 static void text_thread_line(const struct report *rp, const struct thread_view *v) {
-        char sc[512], dur[DIAG_DURATION_MAX];
+        char sc[512], dur[DIAG_DURATION_MAX], cpu[64];
         const struct diag_task *t = v->task;
 
         printf("  %d \"%s\" %c", v->tid, t ? t->comm : "?", t ? t->state : '?');
         if (t) {
-                printf("  cpu %.1f%%", t->cpu_pct);
+                printf("  %s", cpu_text(rp, t->cpu_rate_pct, t->cpu_life_pct, cpu, sizeof cpu));
                 if (t->offcpu_ms >= 0)
                         printf("  blocked %s", diag_format_duration((uint64_t) t->offcpu_ms, dur, sizeof dur));
         }
         printf("  %s", syscall_text(rp, v, sc, sizeof sc));
+        if (fdname_of(rp, v))
+                printf(" on %s", diag_fdname_format(fdname_of(rp, v), sc, sizeof sc));
         if (t && t->wchan[0])
                 printf("  [%s]", t->wchan);
         putchar('\n');
@@ -495,8 +602,12 @@ static void render_text(const struct report *rp) {
         const struct diag_proc *p = rp->proc;
         char dur[32];
 
-        printf("PID %d (%s) %s — %zu thread%s", p->pid, p->comm, p->exe ? p->exe : "?",
-               p->ntasks, p->ntasks == 1 ? "" : "s");
+        printf("PID %d (%s) %s", p->pid, p->comm, p->exe ? p->exe : "?");
+        if (started_as(rp))
+                printf(" (started as %s)", started_as(rp));
+        printf(" — %zu thread%s", p->ntasks, p->ntasks == 1 ? "" : "s");
+        if (p->cpu_rate_pct >= 0)
+                printf(", %s", cpu_text(rp, p->cpu_rate_pct, -1, dur, sizeof dur));
         if (rp->stopped) {
                 snprintf(dur, sizeof dur, "%.2f ms", (double) rp->cap->pause_ns / 1e6);
                 printf(", stopped for %s\n", dur);
@@ -522,6 +633,10 @@ static void render_text(const struct report *rp) {
                 }
                 text_frames(rp, first);
         }
+        if (clocks_reset(rp))
+                printf("\nThe stop reset the kernel's blocked-for clock of %zu thread%s: the blocked times above were "
+                       "read before it; later readings (diag-stack, diag-chain, /proc/PID/sched) will show short times.\n",
+                       clocks_reset(rp), clocks_reset(rp) == 1 ? "" : "s");
         /* Modules whose debuginfo is a problem: say so, it changes what frames mean. */
         for (size_t i = 0; rp->unw && i < diag_unwinder_n_modules(rp->unw); i++) {
                 const struct diag_module *m = diag_unwinder_module(rp->unw, i);
@@ -540,6 +655,29 @@ static void emit_kjson(const char *line, size_t len, void *ud) {
         json_object_array_add(ud, json_object_new_string_len(line, (int) len));
 }
 
+/* {"fd", "name" (the readlink text), "text", "device" "MAJ:MIN", "device_name",
+ * "mount_point", "fstype", "may_hang", "pos"}, or null. */
+static json_object *json_fdname(const struct diag_fdname *n) {
+        json_object *o;
+        char buf[1024];
+
+        if (!n)
+                return NULL;
+        o = json_object_new_object();
+        json_object_object_add(o, "fd", json_object_new_int(n->fd));
+        json_object_object_add(o, "name", diag_json_str(n->link));
+        json_object_object_add(o, "text", json_object_new_string(diag_fdname_format(n, buf, sizeof buf)));
+        json_object_object_add(o, "deleted", json_object_new_boolean(n->deleted));
+        snprintf(buf, sizeof buf, "%u:%u", n->dev_major, n->dev_minor);
+        json_object_object_add(o, "device", n->have_mount ? json_object_new_string(buf) : NULL);
+        json_object_object_add(o, "device_name", diag_json_str(n->have_mount ? n->dev_name : NULL));
+        json_object_object_add(o, "mount_point", diag_json_str(n->have_mount ? n->mount_point : NULL));
+        json_object_object_add(o, "fstype", diag_json_str(n->have_mount ? n->fstype : NULL));
+        json_object_object_add(o, "may_hang", n->have_mount ? json_object_new_boolean(n->may_hang) : NULL);
+        json_object_object_add(o, "pos", n->have_fdinfo ? json_object_new_int64((int64_t) n->pos) : NULL);
+        return o;
+}
+
 static json_object *json_thread(const struct report *rp, const struct thread_view *v) {
         const struct diag_task *t = v->task;
         json_object *o = json_object_new_object();
@@ -549,7 +687,8 @@ static json_object *json_thread(const struct report *rp, const struct thread_vie
         json_object_object_add(o, "comm", diag_json_str(t ? t->comm : NULL));
         snprintf(buf, sizeof buf, "%c", t ? t->state : '?');
         json_object_object_add(o, "state", json_object_new_string(buf));
-        json_object_object_add(o, "cpu_pct", t ? json_object_new_double(t->cpu_pct) : NULL);
+        json_object_object_add(o, "cpu_rate_pct", t && t->cpu_rate_pct >= 0 ? json_object_new_double(t->cpu_rate_pct) : NULL);
+        json_object_object_add(o, "cpu_lifetime_pct", t ? json_object_new_double(t->cpu_life_pct) : NULL);
         if (t && t->sc.kind == DIAG_SC_IN) {
                 json_object *sc = json_object_new_object(), *args = json_object_new_array();
                 json_object_object_add(sc, "nr", json_object_new_int64(t->sc.nr));
@@ -558,6 +697,7 @@ static json_object *json_thread(const struct report *rp, const struct thread_vie
                         json_object_array_add(args, diag_json_hex(t->sc.args[i]));
                 json_object_object_add(sc, "args", args);
                 json_object_object_add(sc, "text", json_object_new_string(syscall_text(rp, v, buf, sizeof buf)));
+                json_object_object_add(sc, "file", json_fdname(fdname_of(rp, v)));
                 json_object_object_add(o, "syscall", sc);
         } else
                 json_object_object_add(o, "syscall", NULL);
@@ -603,11 +743,15 @@ static json_object *json_report(const struct report *rp) {
         json_object_object_add(o, "pid", json_object_new_int(p->pid));
         json_object_object_add(o, "comm", json_object_new_string(p->comm));
         json_object_object_add(o, "exe", diag_json_str(p->exe));
+        json_object_object_add(o, "argv0", diag_json_str(p->argv0));
         json_object_object_add(o, "arch", json_object_new_string(diag_arch_name(diag_arch_native())));
         json_object_object_add(o, "threads_total", json_object_new_int((int) p->ntasks));
+        json_object_object_add(o, "cpu_rate_pct", p->cpu_rate_pct >= 0 ? json_object_new_double(p->cpu_rate_pct) : NULL);
+        json_object_object_add(o, "cpu_window_ms", p->cpu_rate_window_ms ? json_object_new_int((int) p->cpu_rate_window_ms) : NULL);
         json_object_object_add(o, "stopped", json_object_new_boolean(rp->stopped));
         json_object_object_add(o, "stopped_us", rp->stopped ? json_object_new_int64((int64_t) (rp->cap->pause_ns / 1000)) : NULL);
         json_object_object_add(o, "vanished", json_object_new_int(rp->cap ? (int) rp->cap->vanished : 0));
+        json_object_object_add(o, "blocked_clocks_reset", json_object_new_int((int) clocks_reset(rp)));
         for (size_t i = 0; i < rp->nnotes; i++)
                 json_object_array_add(missing, json_object_new_string(rp->notes[i]));
         json_object_object_add(o, "missing", missing);
@@ -674,11 +818,15 @@ static void table_rows(struct libscols_table *tb, const struct report *rp) {
                 diag_table_set(ln, c, COL_TID, "%d", v->tid);
                 diag_table_set(ln, c, COL_COMM, "%s", t ? t->comm : "?");
                 diag_table_set(ln, c, COL_STATE, "%c", t ? t->state : '?');
+                if (t && t->cpu_rate_pct >= 0)
+                        diag_table_set(ln, c, COL_CPU, "%.1f", t->cpu_rate_pct);
                 if (t)
-                        diag_table_set(ln, c, COL_CPU, "%.1f", t->cpu_pct);
+                        diag_table_set(ln, c, COL_CPULIFE, "%.1f", t->cpu_life_pct);
                 if (t && t->offcpu_ms >= 0)
                         diag_table_set(ln, c, COL_BLOCKED, "%s", diag_format_duration((uint64_t) t->offcpu_ms, dur, sizeof dur));
                 diag_table_set(ln, c, COL_SYSCALL, "%s", syscall_text(rp, v, buf, sizeof buf));
+                if (fdname_of(rp, v))
+                        diag_table_set(ln, c, COL_FILE, "%s", diag_fdname_format(fdname_of(rp, v), buf, sizeof buf));
                 if (t && t->wchan[0])
                         diag_table_set(ln, c, COL_WCHAN, "%s", t->wchan);
                 if (v->stack.n) {
@@ -725,7 +873,9 @@ static void usage(void) {
                "     --source             print the source line under each frame\n"
                "     --no-stop            never stop the target: /proc data only, no user stacks\n"
                "     --stack-size SIZE    stack bytes copied per thread (default 256K)\n"
-               "     --timeout TIME       give up after TIME (default 30s; e.g. 5s, 1m)\n",
+               "     --timeout TIME       give up after TIME (default 30s; e.g. 5s, 1m)\n"
+               "     --cpu-window TIME    measure the CPU rate over TIME before the stop\n"
+               "                            (default 100ms; 0: show only the lifetime average)\n",
                diag_progname(), DEFAULT_FRAMES);
         diag_outopts_help(stdout);
         printf(" -v, --verbose            also list modules without debuginfo, unwinding stops\n"
@@ -754,7 +904,7 @@ static int parse_tid_list(const char *s) {
 }
 
 enum { OPT_FRAMES = 0x100, OPT_NO_KERNEL, OPT_NO_GROUP, OPT_NO_INLINE, OPT_SOURCE, OPT_NO_STOP, OPT_STACK_SIZE,
-       OPT_TIMEOUT };
+       OPT_TIMEOUT, OPT_CPU_WINDOW };
 
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
@@ -768,6 +918,7 @@ int main(int argc, char **argv) {
                 { "no-stop",    no_argument,       NULL, OPT_NO_STOP },
                 { "stack-size", required_argument, NULL, OPT_STACK_SIZE },
                 { "timeout",    required_argument, NULL, OPT_TIMEOUT },
+                { "cpu-window", required_argument, NULL, OPT_CPU_WINDOW },
                 DIAG_STD_LONGOPTS,
                 {}
         };
@@ -817,6 +968,11 @@ int main(int argc, char **argv) {
                                 return diag_usage_error("invalid timeout: '%s' (1s to 1h)", optarg);
                         arg.timeout_s = (unsigned) (sz / 1000);
                         break;
+                case OPT_CPU_WINDOW:
+                        if (diag_parse_duration_ms(optarg, &sz) < 0 || sz > 10000)
+                                return diag_usage_error("invalid CPU window: '%s' (0 to 10s)", optarg);
+                        arg.cpu_window_ms = (unsigned) sz;
+                        break;
                 default:
                         return diag_usage_error("unexpected option");
                 }
@@ -833,7 +989,7 @@ int main(int argc, char **argv) {
                         return diag_usage_error("unknown column: '%s'", bad ? bad : "?");
                 need = diag_columns_need(&arg.cols) | NEED_SYSCALL;
         } else
-                need = NEED_STACK | NEED_KSTACK | NEED_WCHAN | NEED_SCHED | NEED_SYSCALL;
+                need = NEED_STACK | NEED_KSTACK | NEED_WCHAN | NEED_SCHED | NEED_SYSCALL | NEED_CPURATE;
         if (!arg.stop)
                 need &= ~(unsigned) NEED_STACK;
         if (optind >= argc)
@@ -861,7 +1017,7 @@ int main(int argc, char **argv) {
         if (arg.out.json && !arg.table) {
                 doc = json_object_new_object();
                 procs = json_object_new_array();
-                json_object_object_add(doc, "schema", json_object_new_string("diag-stack/1"));
+                json_object_object_add(doc, "schema", json_object_new_string("diag-stack/2"));
                 json_object_object_add(doc, "processes", procs);
         }
         if (arg.table && !(tb = diag_table_new(&arg.cols, &arg.out, "threads")))
@@ -881,6 +1037,10 @@ int main(int argc, char **argv) {
                         fprintf(stderr, "%s: pid %d: %s\n", diag_progname(), rp.pid, rp.notes[k]);
                 if (rp.exit == DIAG_EXIT_PARTIAL && worst == DIAG_EXIT_OK)
                         worst = DIAG_EXIT_PARTIAL;
+                if (tb && clocks_reset(&rp))
+                        fprintf(stderr, "%s: pid %d: the stop reset the kernel's blocked-for clock of %zu thread%s: "
+                                "later readings will show short times\n", diag_progname(), rp.pid, clocks_reset(&rp),
+                                clocks_reset(&rp) == 1 ? "" : "s");
                 if (tb)
                         table_rows(tb, &rp);
                 else if (doc)

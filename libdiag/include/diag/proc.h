@@ -17,7 +17,9 @@ struct diag_task {
         pid_t tid;
         char comm[17];
         char state;                     /* R S D T t Z X I P, '?' if gone */
-        double cpu_pct;                 /* lifetime average (utime+stime)/elapsed, like ps */
+        double cpu_life_pct;            /* lifetime average (utime+stime)/elapsed, like ps: NOT top's rate */
+        double cpu_rate_pct;            /* percent of one CPU over a short window (top's %CPU), -1 unknown:
+                                         * filled only by diag_proc_measure_cpu_rate() */
         uint64_t cpu_ms;                /* utime + stime */
         struct diag_syscall_state sc;   /* /proc/PID/task/TID/syscall */
         int sc_err;                     /* 0, or negative errno why sc is unknown */
@@ -34,6 +36,9 @@ struct diag_proc {
         uid_t uid;
         char *exe;                      /* readlink /proc/PID/exe, may be NULL */
         char *cmdline;                  /* spaces between args, may be NULL */
+        char *argv0;                    /* the name it was started as (cmdline's first word), may be NULL */
+        double cpu_rate_pct;            /* sum of the threads' short-window rates, -1 unknown */
+        unsigned cpu_rate_window_ms;    /* the window those rates were measured over, 0 if not */
         size_t ntasks;
         struct diag_task *tasks;
 };
@@ -46,6 +51,12 @@ enum {
         DIAG_PROC_CMDLINE = 1 << 4,
         DIAG_PROC_ALL     = 0x1f,
 };
+
+/* The name pid was started as (argv[0] from /proc/PID/cmdline; for a process
+ * that rewrote its title into one string, "redis-server *:6379", its first
+ * word). Does not follow symlinks: Debian's redis-server stays redis-server
+ * though /proc/PID/exe is redis-check-rdb. -ENODATA when empty. */
+int diag_proc_read_argv0(pid_t pid, char **ret);
 
 /* Load a process and all its threads. -ESRCH if it does not exist. */
 int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret);
@@ -81,6 +92,25 @@ int diag_proc_list_tids(pid_t pid, pid_t **ret, size_t *ret_n);
  * flock or a blocking fcntl lock on it), or 0. */
 pid_t diag_proc_thread_on_fd(pid_t pid, int fd, bool locks_only);
 
+/* The mount table of pid's mount namespace, from /proc/PID/mountinfo:
+ * "ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - TYPE SOURCE SUPEROPTS". */
+struct diag_mount {
+        int id;
+        unsigned major, minor;
+        char *point;                    /* unescaped ("\040" is a space) */
+        char *fstype;                   /* "ext4", "fuse.sshfs", "nfs4" */
+        char *source;                   /* "/dev/vda1", "server:/export", "none" */
+};
+struct diag_mounts {
+        struct diag_mount *m;
+        size_t n;
+};
+int diag_mounts_read(pid_t pid, struct diag_mounts *ret);
+const struct diag_mount *diag_mounts_find(const struct diag_mounts *ms, int mnt_id);
+void diag_mounts_done(struct diag_mounts *ms);
+/* File systems whose server can stop answering (NFS, FUSE, CIFS, Ceph, ...). */
+bool diag_fstype_may_hang(const char *fstype);
+
 /* The devices (major, minor) of pid's mounts, in its own mount namespace, on
  * file systems whose server can stop answering (NFS, FUSE, CIFS, Ceph, ...): a
  * read of a page of such a file that is not in memory waits for that server,
@@ -92,6 +122,36 @@ struct diag_remote_devs {
 int diag_proc_read_remote_devs(pid_t pid, struct diag_remote_devs *ret);
 bool diag_remote_devs_has(const struct diag_remote_devs *d, unsigned major, unsigned minor);
 void diag_remote_devs_done(struct diag_remote_devs *d);
+
+/*
+ * CPU rate over a short window, with top/pidstat semantics: two readings of
+ * each thread's time on CPU (/proc/PID/task/TID/schedstat, first field, ns)
+ * some time apart, as percent of one CPU. Take both before any stop: a stopped
+ * thread does not run. begin() takes the first reading; end() waits until
+ * window_ms have passed since then (the caller may do other work in between)
+ * and takes the second. A thread seen only once has rate -1 (unknown).
+ */
+struct diag_cpu_rates {
+        pid_t pid;
+        size_t n;
+        pid_t *tid;
+        uint64_t *ns0, *at0;            /* first reading: time on CPU, CLOCK_MONOTONIC when read */
+        double *pct;                    /* percent of one CPU, -1 unknown (after end()) */
+        double proc_pct;                /* sum over the threads known in both readings; -1 if none */
+        uint64_t began_ns;
+        unsigned window_ms;             /* measured window (after end()) */
+};
+int diag_cpu_rates_begin(pid_t pid, struct diag_cpu_rates *ret);
+int diag_cpu_rates_end(struct diag_cpu_rates *r, unsigned window_ms);
+/* Both, sleeping window_ms in between. */
+int diag_cpu_rates_measure(pid_t pid, unsigned window_ms, struct diag_cpu_rates *ret);
+/* Rate of tid, -1 when unknown. */
+double diag_cpu_rates_get(const struct diag_cpu_rates *r, pid_t tid);
+void diag_cpu_rates_done(struct diag_cpu_rates *r);
+/* Copy the rates into p (tasks' cpu_rate_pct, p->cpu_rate_pct, window). */
+void diag_proc_set_cpu_rates(struct diag_proc *p, const struct diag_cpu_rates *r);
+/* Time on CPU of one thread, ns (schedstat's first field). */
+int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns);
 
 /* Per-task direct readers. pid may be the tid's process or 0 (use /proc/TID). */
 int diag_task_read_syscall(pid_t pid, pid_t tid, struct diag_syscall_state *ret);
