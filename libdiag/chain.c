@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 
 #include "diag/chain.h"
 #include "diag/futex.h"
@@ -311,59 +310,6 @@ int diag_chain_blocked_threads(pid_t pid, pid_t **ret, size_t *ret_n) {
                         tids[k++] = tids[i];
         }
         *ret = TAKE_PTR(tids);
-        *ret_n = k;
-        return 0;
-}
-
-/* Nanoseconds tid has run on a CPU: the first field of its schedstat. (Kept
- * here, small and static, until one reader of short-window rates serves every
- * tool.) */
-static int read_schedstat_ns(pid_t pid, pid_t tid, uint64_t *ret) {
-        char path[64], buf[128];
-        unsigned long long ns;
-
-        snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", pid, tid);
-        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu", &ns) != 1)
-                return -ESRCH;
-        *ret = ns;
-        return 0;
-}
-
-int diag_chain_cpu_window(const pid_t *pids, size_t npids, unsigned window_ms, struct diag_thread_cpu **ret,
-                          size_t *ret_n) {
-        _cleanup_free_ struct diag_thread_cpu *v = NULL;
-        _cleanup_free_ uint64_t *first = NULL;
-        size_t n = 0, alloc = 0, afirst = 0, k = 0;
-        uint64_t t0, t1;
-        struct timespec ts = { window_ms / 1000, (long) (window_ms % 1000) * 1000000L };
-
-        for (size_t i = 0; i < npids; i++) {
-                _cleanup_free_ pid_t *tids = NULL;
-                size_t nt = 0;
-                if (diag_proc_list_tids(pids[i], &tids, &nt) < 0)
-                        continue;
-                for (size_t j = 0; j < nt; j++) {
-                        if (DIAG_GROW(v, alloc, n + 1) < 0 || DIAG_GROW(first, afirst, n + 1) < 0)
-                                return -ENOMEM;
-                        if (read_schedstat_ns(pids[i], tids[j], &first[n]) < 0)
-                                continue;
-                        v[n++] = (struct diag_thread_cpu) { .pid = pids[i], .tid = tids[j] };
-                }
-        }
-        t0 = diag_now_ns(CLOCK_MONOTONIC);
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-        t1 = diag_now_ns(CLOCK_MONOTONIC);
-        for (size_t i = 0; i < n; i++) {
-                uint64_t ns;
-                if (read_schedstat_ns(v[i].pid, v[i].tid, &ns) < 0)
-                        continue;       /* gone meanwhile */
-                v[k] = v[i];
-                v[k].pct = t1 > t0 && ns >= first[i] ? (double) (ns - first[i]) * 100.0 / (double) (t1 - t0) : 0;
-                v[k].window_ms = (unsigned) ((t1 - t0) / 1000000);
-                k++;
-        }
-        *ret = TAKE_PTR(v);
         *ret_n = k;
         return 0;
 }

@@ -324,8 +324,8 @@ static json_object *json_group(const struct group *g) {
 
 static struct failed *failed;
 static size_t nfailed, afailed;
-static struct diag_thread_cpu *cpu;
-static size_t ncpu;
+static struct diag_cpu_rates *rates;    /* one per process named, before anything else */
+static size_t nrates;
 
 /* A target that cannot be followed: its one line now, its entry's "error" in -J. */
 static int target_failed(const struct diag_target *t, int err) {
@@ -524,17 +524,26 @@ int main(int argc, char **argv) {
                 }
                 /* Before anything else (the scan takes time and CPU): which
                  * threads are on a CPU now, over a short window. */
-                if (!arg.all && nprocs && diag_chain_cpu_window(procs, nprocs, CPU_WINDOW_MS, &cpu, &ncpu) < 0)
-                        return fail_run(-ENOMEM, "out of memory");
+                if (!arg.all && nprocs) {
+                        rates = calloc(nprocs, sizeof *rates);
+                        if (!rates)
+                                return fail_run(-ENOMEM, "out of memory");
+                        for (size_t i = 0; i < nprocs; i++)
+                                if (diag_cpu_rates_begin(procs[i], &rates[nrates]) == 0)
+                                        nrates++;
+                        for (size_t i = 0; i < nrates; i++)
+                                (void) diag_cpu_rates_end(&rates[i], CPU_WINDOW_MS);
+                }
                 for (size_t i = 0; i < nprocs; i++) {
                         pid_t id = procs[i];
                         _cleanup_free_ pid_t *tids = NULL;
                         size_t nt = 0, before = nstarts;
 
-                        for (size_t k = 0; k < ncpu; k++)
-                                if (cpu[k].pid == id && cpu[k].pct >= RUNNING_PCT &&
-                                    add_start(&starts, &nstarts, &astarts, id, cpu[k].tid) < 0)
-                                        return fail_run(-ENOMEM, "out of memory");
+                        for (size_t k = 0; k < nrates; k++)
+                                for (size_t j = 0; rates[k].pid == id && j < rates[k].n; j++)
+                                        if (rates[k].pct[j] >= RUNNING_PCT &&
+                                            add_start(&starts, &nstarts, &astarts, id, rates[k].tid[j]) < 0)
+                                                return fail_run(-ENOMEM, "out of memory");
                         if (diag_chain_blocked_threads(id, &tids, &nt) < 0)
                                 continue;
                         for (size_t k = 0; k < nt; k++)
@@ -583,11 +592,11 @@ int main(int argc, char **argv) {
                 if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
                         continue;       /* gone meanwhile */
                 b = ch.nodes[0].blocked_ms;
-                for (size_t k = 0; k < ncpu; k++)
-                        if (cpu[k].tid == starts[i].tid) {
+                for (size_t k = 0; k < nrates; k++)
+                        if (rates[k].pid == starts[i].pid && diag_cpu_rates_get(&rates[k], starts[i].tid) >= 0) {
                                 ch.nodes[0].have_cpu_window = true;
-                                ch.nodes[0].cpu_window_pct = cpu[k].pct;
-                                ch.nodes[0].cpu_window_ms = cpu[k].window_ms;
+                                ch.nodes[0].cpu_window_pct = diag_cpu_rates_get(&rates[k], starts[i].tid);
+                                ch.nodes[0].cpu_window_ms = rates[k].window_ms;
                         }
                 if (arg.min_blocked_ms && (b < 0 || (uint64_t) b < arg.min_blocked_ms)) {
                         diag_chain_clear(&ch);
@@ -694,7 +703,9 @@ int main(int argc, char **argv) {
                 free(groups[i].starts);
         }
         free(groups);
-        free(cpu);
+        for (size_t i = 0; i < nrates; i++)
+                diag_cpu_rates_done(&rates[i]);
+        free(rates);
         free(failed);
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;

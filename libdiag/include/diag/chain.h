@@ -98,7 +98,7 @@ struct diag_chain_node {
         size_t nframes;
         char wchan[64];
         char *kstack;                   /* D state, when readable */
-        /* a start measured by diag_chain_cpu_window(): its CPU rate over the window */
+        /* a start whose CPU rate over a short window was measured (diag_cpu_rates) */
         bool have_cpu_window;
         double cpu_window_pct;          /* 100 = one CPU all the time */
         unsigned cpu_window_ms;
@@ -139,18 +139,6 @@ static inline void diag_chain_ctx_freep(struct diag_chain_ctx **c) { diag_chain_
 
 /* Blocked threads of pid (state S or D, in a system call), in tid order. */
 int diag_chain_blocked_threads(pid_t pid, pid_t **ret, size_t *ret_n);
-
-/* CPU rates over a short window, as top(1) shows them (not a lifetime average):
- * the time on a CPU of every thread of pids (/proc/PID/task/TID/schedstat, which
- * reading does not disturb), read twice window_ms apart. One entry per thread
- * seen both times, in pid then tid order. */
-struct diag_thread_cpu {
-        pid_t pid, tid;
-        double pct;                     /* 100 = one CPU all the time */
-        unsigned window_ms;             /* the window actually measured */
-};
-int diag_chain_cpu_window(const pid_t *pids, size_t npids, unsigned window_ms, struct diag_thread_cpu **ret,
-                          size_t *ret_n);
 
 int diag_chain_walk(struct diag_chain_ctx *c, pid_t pid, pid_t tid, const struct diag_chain_opts *o,
                     struct diag_chain *ret);
