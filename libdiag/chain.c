@@ -977,11 +977,23 @@ static void walk_thread(struct walk_ctx *w, int idx) {
                 return;
         }
         switch (n->state) {
-        case 'D':
+        case 'D': {
+                char what[600] = "";
                 if (w->c->flags & DIAG_CHAIN_KSTACK)
                         (void) diag_task_read_kstack(n->pid, n->tid, &w->ch->nodes[idx].kstack);
-                set_end(w->ch, idx, DIAG_END_DSTATE, xasprintf("uninterruptible sleep in %s", n->wchan[0] ? n->wchan : "the kernel"));
+                /* a read or write stuck on an fd: what that fd is, from the fd
+                 * table and the mount table, without touching the file */
+                if (sc.kind == DIAG_SC_IN && diag_syscall_fd(diag_arch_native(), &sc) >= 0 &&
+                    diag_fdname_read(n->pid, diag_syscall_fd(diag_arch_native(), &sc), NULL, &n->fdname) >= 0) {
+                        char buf[512];
+                        n->have_fdname = true;
+                        snprintf(what, sizeof what, " on fd %d, %s", n->fdname.fd,
+                                 diag_fdname_format(&n->fdname, buf, sizeof buf));
+                }
+                set_end(w->ch, idx, DIAG_END_DSTATE, xasprintf("uninterruptible sleep in %s%s",
+                                                               n->wchan[0] ? n->wchan : "the kernel", what));
                 return;
+        }
         case 'R':
                 set_end(w->ch, idx, DIAG_END_ONCPU, xasprintf("running: busy on a CPU, not waiting"));
                 return;
@@ -1211,11 +1223,17 @@ static void verdict(struct diag_chain *ch) {
                                                 t->syscall_name ? t->syscall_name : "?", peer);
                 break;
         }
-        case DIAG_END_DSTATE:
-                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s in uninterruptible sleep in %s (disk, network file system or driver)",
+        case DIAG_END_DSTATE: {
+                char buf[512] = "";
+                if (t->have_fdname)
+                        diag_fdname_format(&t->fdname, buf, sizeof buf);
+                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s in uninterruptible sleep in %s (disk, network file system or driver)%s%s%s%s",
                                         t->pid, t->comm, t->tid, holds ? holds : "", holds ? "" : " is",
-                                        t->wchan[0] ? t->wchan : "the kernel");
+                                        t->wchan[0] ? t->wchan : "the kernel",
+                                        t->have_fdname ? ", in " : "", t->have_fdname ? (t->syscall_name ? t->syscall_name : "?") : "",
+                                        t->have_fdname ? "() on " : "", buf);
                 break;
+        }
         case DIAG_END_CAPPED:
                 ch->verdict = xasprintf("root: not reached: the walk stopped at pid %d (%s) tid %d in %s (%s); raise --depth or --fanout",
                                         t->pid, t->comm, t->tid, t->syscall_name ? t->syscall_name : "?",
@@ -1286,6 +1304,8 @@ void diag_chain_clear(struct diag_chain *ch) {
                 free(ch->nodes[i].via);
                 free(ch->nodes[i].end_text);
                 free(ch->nodes[i].kstack);
+                if (ch->nodes[i].have_fdname)
+                        diag_fdname_done(&ch->nodes[i].fdname);
                 free(ch->nodes[i].sock_text);
         }
         free(ch->nodes);

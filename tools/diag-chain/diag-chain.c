@@ -275,6 +275,21 @@ static json_object *json_group(const struct group *g) {
                                 json_object_array_add(fr, f);
                         }
                         json_object_object_add(no, "frames", fr);
+                        if (n->have_fdname) {
+                                const struct diag_fdname *f = &n->fdname;
+                                json_object *fo = json_object_new_object();
+                                char dev[32];
+                                json_object_object_add(fo, "fd", json_object_new_int(f->fd));
+                                json_object_object_add(fo, "path", diag_json_str(f->link));
+                                json_object_object_add(fo, "mnt_id", f->mnt_id >= 0 ? json_object_new_int(f->mnt_id) : NULL);
+                                snprintf(dev, sizeof dev, "%u:%u", f->dev_major, f->dev_minor);
+                                json_object_object_add(fo, "device", f->have_mount ? json_object_new_string(dev) : NULL);
+                                json_object_object_add(fo, "device_name", diag_json_str(f->have_mount ? f->dev_name : NULL));
+                                json_object_object_add(fo, "mount_point", diag_json_str(f->have_mount ? f->mount_point : NULL));
+                                json_object_object_add(fo, "fstype", diag_json_str(f->have_mount ? f->fstype : NULL));
+                                json_object_object_add(fo, "may_hang", json_object_new_boolean(f->have_mount && f->may_hang));
+                                json_object_object_add(no, "fd", fo);
+                        }
                 }
                 json_object_object_add(no, "end", json_object_new_string(diag_end_name(n->end)));
                 json_object_object_add(no, "end_text", diag_json_str(n->end_text));

@@ -46,6 +46,7 @@ size_t diag_waitgraph_cycles(const struct diag_waitgraph *g, size_t max, diag_cy
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "diag/fdname.h"
 #include "diag/net.h"
 #include "diag/sym.h"
 #include "diag/syscall.h"
@@ -98,6 +99,8 @@ struct diag_chain_node {
         size_t nframes;
         char wchan[64];
         char *kstack;                   /* D state, when readable */
+        bool have_fdname;               /* D state in a call on an fd: what the fd is (file, device, mount) */
+        struct diag_fdname fdname;
         /* a start whose CPU rate over a short window was measured (diag_cpu_rates) */
         bool have_cpu_window;
         double cpu_window_pct;          /* 100 = one CPU all the time */
