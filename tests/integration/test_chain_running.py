@@ -5,7 +5,9 @@ first chain of `diag-chain -J PID` starts at the spinning thread, with its CPU r
 over a short window (cpu_window_pct, over cpu_window_ms, as top shows it) above 50%
 (on a host so busy that the spinner itself gets less, at least half of what it got
 while diag-chain ran), ending "on-cpu"; the idle waits come after it. The text output
-names the spinner first, with "% CPU over the last N ms". Nothing is stopped."""
+names the spinner first, with "% CPU over the last N ms". And chainfix busy_holder (a
+thread waits for a mutex whose holder spins): the waiter's story comes first, ends at
+the holder "on-cpu" with its rate. Nothing is stopped."""
 import os
 import re
 import sys
@@ -77,7 +79,27 @@ def main():
             want_rate(chk, what, float(m.group(1)) if m else None, measured)
         idle_at = [i for i, l in enumerate(lines) if "condition variable" in l or "sleeping by choice" in l]
         chk.check(idle_at and idle_at[0] > 0, "%s: idle waits come after the spinner\n%s" % (what, res.describe()))
+    case_busy_holder(chk)
     chk.finish()
+
+
+def case_busy_holder(chk):
+    """A thread waits for a mutex whose holder spins: that story comes first (before the
+    main thread's pause()), ends at the holder on the CPU, with the holder's rate."""
+    with dt.chainfix("busy_holder") as fx:
+        f = fx.fact("chain")
+        (pid, w), (_, o) = dt.pid_tid(f["W"]), dt.pid_tid(f["O"])
+        what = "busy_holder -J"
+        res, measured = run_measured(chk, fx, pid, o, what, "-J", pid)
+        chains = (res.json(chk) or {}).get("chains", [])
+        chk.check(chains, "%s: no chains\n%s" % (what, res.describe()))
+        if chains:
+            path = dt.chain_expect_path(chk, chains[0], what, [(pid, w), (pid, o)], ["futex"], "on-cpu")
+            if len(path) == 2:
+                want_rate(chk, what, path[1][0].get("cpu_window_pct"), measured)
+                chk.check("chainfix_m" in (path[1][1].get("resource") or ""),
+                          "%s: the edge names chainfix_m: %r" % (what, path[1][1].get("resource")))
+            dt.chain_verdict_has(chk, chains[0], what, "tid %d " % o, "chainfix_m", "running on a CPU")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,17 @@ static bool running_start(const struct diag_chain *ch) {
         return ch->nodes[0].have_cpu_window && ch->nodes[0].cpu_window_pct >= RUNNING_PCT;
 }
 
+/* The CPU rate of the thread on a CPU the chain starts or ends at, -1 if none. */
+static double busy_pct(const struct diag_chain *ch) {
+        const struct diag_chain_node *r = ch->root >= 0 ? &ch->nodes[ch->root] : NULL;
+
+        if (running_start(ch))
+                return ch->nodes[0].cpu_window_pct;
+        if (r && r->end == DIAG_END_ONCPU && r->have_cpu_window && r->cpu_window_pct >= RUNNING_PCT)
+                return r->cpu_window_pct;
+        return -1;
+}
+
 static bool same_chain(const struct diag_chain *a, const struct diag_chain *b) {
         if (a->n != b->n || a->deadlock != b->deadlock || running_start(a) || running_start(b))
                 return false;
@@ -105,10 +116,8 @@ static int cmp_group(const void *x, const void *y) {
         if (a->ch.deadlock != b->ch.deadlock)
                 return a->ch.deadlock ? -1 : 1;
         /* the threads on a CPU before the waits, the busiest first */
-        if (running_start(&a->ch) != running_start(&b->ch))
-                return running_start(&a->ch) ? -1 : 1;
-        if (running_start(&a->ch) && a->ch.nodes[0].cpu_window_pct != b->ch.nodes[0].cpu_window_pct)
-                return a->ch.nodes[0].cpu_window_pct > b->ch.nodes[0].cpu_window_pct ? -1 : 1;
+        if (busy_pct(&a->ch) != busy_pct(&b->ch))
+                return busy_pct(&a->ch) > busy_pct(&b->ch) ? -1 : 1;
         if (a->worst_ms != b->worst_ms)
                 return a->worst_ms > b->worst_ms ? -1 : 1;
         return (a->nstarts < b->nstarts) - (a->nstarts > b->nstarts);
@@ -607,12 +616,15 @@ int main(int argc, char **argv) {
                 if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
                         continue;       /* gone meanwhile */
                 b = ch.nodes[0].blocked_ms;
-                for (size_t k = 0; k < nrates; k++)
-                        if (rates[k].pid == starts[i].pid && diag_cpu_rates_get(&rates[k], starts[i].tid) >= 0) {
-                                ch.nodes[0].have_cpu_window = true;
-                                ch.nodes[0].cpu_window_pct = diag_cpu_rates_get(&rates[k], starts[i].tid);
-                                ch.nodes[0].cpu_window_ms = rates[k].window_ms;
-                        }
+                /* every thread of a measured process on the chain: a busy lock
+                 * holder shows its rate where a waiter's chain reaches it */
+                for (size_t j = 0; j < ch.n; j++)
+                        for (size_t k = 0; k < nrates && ch.nodes[j].kind == DIAG_NODE_THREAD; k++)
+                                if (rates[k].pid == ch.nodes[j].pid && diag_cpu_rates_get(&rates[k], ch.nodes[j].tid) >= 0) {
+                                        ch.nodes[j].have_cpu_window = true;
+                                        ch.nodes[j].cpu_window_pct = diag_cpu_rates_get(&rates[k], ch.nodes[j].tid);
+                                        ch.nodes[j].cpu_window_ms = rates[k].window_ms;
+                                }
                 if (arg.min_blocked_ms && (b < 0 || (uint64_t) b < arg.min_blocked_ms)) {
                         diag_chain_clear(&ch);
                         continue;
