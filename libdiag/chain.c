@@ -4,7 +4,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "diag/chain.h"
 #include "diag/futex.h"
@@ -1122,6 +1127,154 @@ static void walk_thread(struct walk_ctx *w, int idx) {
         default:
                 set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("in %s()", name));
                 return;
+        }
+}
+
+/* ---- where running threads are: sampled pcs ---- */
+
+#define PC_SAMPLE_MAX_THREADS 256
+#define PC_SAMPLE_RING_PAGES 2          /* the header page and one data page: ~250 samples */
+
+struct pc_sampler {
+        pid_t pid, tid;
+        int fd;
+        void *ring;
+};
+
+struct diag_pc_samples {
+        struct pc_sampler *t;
+        size_t n;
+        size_t ring_size;
+};
+
+struct diag_pc_samples *diag_chain_pc_sample_free(struct diag_pc_samples *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n; i++) {
+                if (s->t[i].ring)
+                        munmap(s->t[i].ring, s->ring_size);
+                close(s->t[i].fd);
+        }
+        free(s->t);
+        free(s);
+        return NULL;
+}
+
+int diag_chain_pc_sample_begin(const pid_t *pids, size_t npids, struct diag_pc_samples **ret) {
+        struct diag_pc_samples *s = calloc(1, sizeof *s);
+        size_t alloc = 0;
+
+        *ret = NULL;
+        if (!s)
+                return -ENOMEM;
+        s->ring_size = (size_t) PC_SAMPLE_RING_PAGES * (size_t) sysconf(_SC_PAGESIZE);
+        for (size_t i = 0; i < npids && s->n < PC_SAMPLE_MAX_THREADS; i++) {
+                _cleanup_free_ pid_t *tids = NULL;
+                size_t nt = 0;
+                if (diag_proc_list_tids(pids[i], &tids, &nt) < 0)
+                        continue;
+                for (size_t j = 0; j < nt && s->n < PC_SAMPLE_MAX_THREADS; j++) {
+                        struct perf_event_attr a = {
+                                .type = PERF_TYPE_SOFTWARE,
+                                .size = sizeof a,
+                                .config = PERF_COUNT_SW_TASK_CLOCK,
+                                .sample_period = 1000000,       /* ns of the thread's own CPU time */
+                                .sample_type = PERF_SAMPLE_IP,
+                                .exclude_kernel = 1,
+                                .exclude_hv = 1,
+                        };
+                        int fd = (int) syscall(SYS_perf_event_open, &a, tids[j], -1, -1, PERF_FLAG_FD_CLOEXEC);
+                        void *ring;
+                        if (fd < 0) {
+                                if (errno == ESRCH)
+                                        continue;
+                                /* not permitted or not supported here: no samples at all */
+                                *ret = diag_chain_pc_sample_free(s);
+                                return 0;
+                        }
+                        ring = mmap(NULL, s->ring_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                        if (ring == MAP_FAILED || DIAG_GROW(s->t, alloc, s->n + 1) < 0) {
+                                if (ring != MAP_FAILED)
+                                        munmap(ring, s->ring_size);
+                                close(fd);
+                                continue;
+                        }
+                        s->t[s->n++] = (struct pc_sampler) { .pid = pids[i], .tid = tids[j], .fd = fd, .ring = ring };
+                }
+        }
+        *ret = s;
+        return 0;
+}
+
+void diag_chain_pc_sample_stop(struct diag_pc_samples *s) {
+        for (size_t i = 0; s && i < s->n; i++)
+                (void) ioctl(s->t[i].fd, PERF_EVENT_IOC_DISABLE, 0);
+}
+
+/* The most frequent sampled pc of one thread's ring. */
+static uint64_t hottest_pc(const struct diag_pc_samples *s, const struct pc_sampler *t, unsigned *ret_hits,
+                           unsigned *ret_samples) {
+        const struct perf_event_mmap_page *mp = t->ring;
+        const unsigned char *data = (const unsigned char *) t->ring + mp->data_offset;
+        uint64_t size = mp->data_size, head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE), pos = 0;
+        uint64_t pcs[256], best = 0;
+        unsigned counts[256], npcs = 0, total = 0, hits = 0;
+
+        if (!size)
+                size = s->ring_size - (size_t) sysconf(_SC_PAGESIZE);
+        if (head > size)
+                pos = head - size;      /* wrapped: the oldest samples are gone */
+        while (pos + sizeof(struct perf_event_header) <= head) {
+                struct perf_event_header h;
+                uint64_t ip;
+                for (size_t b = 0; b < sizeof h; b++)
+                        ((unsigned char *) &h)[b] = data[(pos + b) % size];
+                if (h.size < sizeof h || pos + h.size > head)
+                        break;
+                if (h.type == PERF_RECORD_SAMPLE && h.size >= sizeof h + sizeof ip) {
+                        size_t k;
+                        for (size_t b = 0; b < sizeof ip; b++)
+                                ((unsigned char *) &ip)[b] = data[(pos + sizeof h + b) % size];
+                        total++;
+                        for (k = 0; k < npcs && pcs[k] != ip; k++)
+                                ;
+                        if (k == npcs && npcs < ELEMENTSOF(pcs)) {
+                                pcs[npcs] = ip;
+                                counts[npcs++] = 0;
+                        }
+                        if (k < npcs && ++counts[k] > hits) {
+                                hits = counts[k];
+                                best = ip;
+                        }
+                }
+                pos += h.size;
+        }
+        *ret_hits = hits;
+        *ret_samples = total;
+        return best;
+}
+
+void diag_chain_place_running(struct diag_chain_ctx *c, struct diag_chain *ch, const struct diag_pc_samples *s) {
+        for (size_t i = 0; s && i < ch->n; i++) {
+                struct diag_chain_node *n = &ch->nodes[i];
+                if (n->kind != DIAG_NODE_THREAD || n->end != DIAG_END_ONCPU || n->nframes)
+                        continue;
+                for (size_t k = 0; k < s->n; k++) {
+                        const struct diag_maps *maps;
+                        unsigned hits, total;
+                        uint64_t pc;
+                        if (s->t[k].tid != n->tid)
+                                continue;
+                        pc = hottest_pc(s, &s->t[k], &hits, &total);
+                        maps = maps_of(c, n->pid);
+                        /* one frame: the stack has moved on since the sample */
+                        if (pc && maps && diag_symcache_peek(c->sc, n->pid, maps, 0, pc, n->frames, 1) == 1) {
+                                n->nframes = 1;
+                                n->pc_hits = hits;
+                                n->pc_samples = total;
+                        }
+                        break;
+                }
         }
 }
 

@@ -57,8 +57,14 @@ struct group {
 
 /* ---- grouping: threads with the same chain are one story ---- */
 
+/* A thread measured on a CPU: 10% of the window, or runnable now (on an
+ * overloaded host a spinning thread may get little or nothing of 100 ms). */
+static bool on_cpu(const struct diag_chain_node *n) {
+        return n->have_cpu_window && (n->cpu_window_pct >= RUNNING_PCT || n->state == 'R');
+}
+
 static bool running_start(const struct diag_chain *ch) {
-        return ch->nodes[0].have_cpu_window && ch->nodes[0].cpu_window_pct >= RUNNING_PCT;
+        return on_cpu(&ch->nodes[0]);
 }
 
 /* The CPU rate of the thread on a CPU the chain starts or ends at, -1 if none. */
@@ -67,7 +73,7 @@ static double busy_pct(const struct diag_chain *ch) {
 
         if (running_start(ch))
                 return ch->nodes[0].cpu_window_pct;
-        if (r && r->end == DIAG_END_ONCPU && r->have_cpu_window && r->cpu_window_pct >= RUNNING_PCT)
+        if (r && r->end == DIAG_END_ONCPU && on_cpu(r))
                 return r->cpu_window_pct;
         return -1;
 }
@@ -138,7 +144,7 @@ static char *node_text(const struct diag_chain_node *n, char *buf, size_t size) 
                          n->pid, n->tid, n->comm, dash, n->end_text ? n->end_text : "");
         else {
                 char cpu[64] = "";
-                if (n->have_cpu_window && n->cpu_window_pct >= RUNNING_PCT)
+                if (on_cpu(n))
                         snprintf(cpu, sizeof cpu, ", %.0f%% CPU over the last %u ms", n->cpu_window_pct, n->cpu_window_ms);
                 snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s%s%s%s", n->via ? n->via : "", n->via ? arrow : "",
                          n->pid, n->tid, n->comm, n->state, cpu, n->blocked_ms >= 0 ? " blocked " : "",
@@ -169,10 +175,15 @@ static void add_subtree(struct diag_tree *t, const struct diag_chain *ch, int id
                 return;
         if (n->kind == DIAG_NODE_THREAD && n->end != DIAG_END_CYCLE && n->end != DIAG_END_SEEN && n->end != DIAG_END_CAPPED) {
                 const char *w = where(n);
-                if (w)
+                if (n->pc_samples)
+                        diag_tree_add(me, "in %s (%u of %u samples of where it ran in the last %u ms)",
+                                      n->frames[0].func ? n->frames[0].func : "?", n->pc_hits, n->pc_samples,
+                                      n->cpu_window_ms ? n->cpu_window_ms : CPU_WINDOW_MS);
+                else if (w)
                         diag_tree_add(me, "in %s", w);
                 else if (n->end == DIAG_END_ONCPU && !n->nframes && !arg.stacks)
-                        diag_tree_add(me, "in user space: where is not readable without stopping it (--stacks does)");
+                        diag_tree_add(me, "in user space: where is not readable without stopping it here "
+                                      "(no perf sampling; --stacks does)");
                 if (n->end != DIAG_END_NONE && n->end_text)
                         diag_tree_add(me, "%s", n->end_text);
                 if (n->kstack) {
@@ -269,7 +280,11 @@ static json_object *json_group(const struct group *g) {
                         snprintf(buf, sizeof buf, "%c", n->state);
                         json_object_object_add(no, "state", json_object_new_string(buf));
                         json_object_object_add(no, "blocked_ms", n->blocked_ms >= 0 ? json_object_new_int64(n->blocked_ms) : NULL);
-                        if (n->have_cpu_window && n->cpu_window_pct >= RUNNING_PCT) {
+                        if (n->pc_samples) {
+                                json_object_object_add(no, "pc_samples", json_object_new_int((int) n->pc_samples));
+                                json_object_object_add(no, "pc_hits", json_object_new_int((int) n->pc_hits));
+                        }
+                        if (n->have_cpu_window) {
                                 json_object_object_add(no, "cpu_window_pct",
                                                        json_object_new_double((double) (int64_t) (n->cpu_window_pct * 10 + 0.5) / 10));
                                 json_object_object_add(no, "cpu_window_ms", json_object_new_int((int) n->cpu_window_ms));
@@ -350,6 +365,7 @@ static struct failed *failed;
 static size_t nfailed, afailed;
 static struct diag_cpu_rates *rates;    /* one per process named, before anything else */
 static size_t nrates;
+static struct diag_pc_samples *pcs;     /* where their running threads run, over the same window */
 
 /* A target that cannot be followed: its one line now, its entry's "error" in -J. */
 static int target_failed(const struct diag_target *t, int err) {
@@ -399,7 +415,8 @@ static void usage(void) {
                "waits for — futex locks, file locks, pipes, unix and loopback sockets, child\n"
                "processes — across processes, down to the remote peer, disk or sleep at the\n"
                "end, and name the likely root cause. A PID means its threads on a CPU first\n"
-               "(with their CPU rate over the last 100 ms), then each of its blocked threads.\n"
+               "(with their CPU rate over the last 100 ms and, from perf samples, where they\n"
+               "run), then each of its blocked threads.\n"
                "Reads /proc, sock_diag and the locks' memory: stops nothing unless --stacks.\n"
                "\n"
                "Options:\n"
@@ -552,11 +569,14 @@ int main(int argc, char **argv) {
                         rates = calloc(nprocs, sizeof *rates);
                         if (!rates)
                                 return fail_run(-ENOMEM, "out of memory");
+                        if (diag_chain_pc_sample_begin(procs, nprocs, &pcs) < 0)
+                                return fail_run(-ENOMEM, "out of memory");
                         for (size_t i = 0; i < nprocs; i++)
                                 if (diag_cpu_rates_begin(procs[i], &rates[nrates]) == 0)
                                         nrates++;
                         for (size_t i = 0; i < nrates; i++)
                                 (void) diag_cpu_rates_end(&rates[i], CPU_WINDOW_MS);
+                        diag_chain_pc_sample_stop(pcs);
                 }
                 for (size_t i = 0; i < nprocs; i++) {
                         pid_t id = procs[i];
@@ -564,10 +584,13 @@ int main(int argc, char **argv) {
                         size_t nt = 0, before = nstarts;
 
                         for (size_t k = 0; k < nrates; k++)
-                                for (size_t j = 0; rates[k].pid == id && j < rates[k].n; j++)
-                                        if (rates[k].pct[j] >= RUNNING_PCT &&
+                                for (size_t j = 0; rates[k].pid == id && j < rates[k].n; j++) {
+                                        char st = '?';
+                                        (void) diag_task_read_state(id, rates[k].tid[j], &st);
+                                        if ((rates[k].pct[j] >= RUNNING_PCT || st == 'R') &&
                                             add_start(&starts, &nstarts, &astarts, id, rates[k].tid[j]) < 0)
                                                 return fail_run(-ENOMEM, "out of memory");
+                                }
                         if (diag_chain_blocked_threads(id, &tids, &nt) < 0)
                                 continue;
                         for (size_t k = 0; k < nt; k++)
@@ -616,6 +639,7 @@ int main(int argc, char **argv) {
                 if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
                         continue;       /* gone meanwhile */
                 b = ch.nodes[0].blocked_ms;
+                diag_chain_place_running(ctx, &ch, pcs);
                 /* every thread of a measured process on the chain: a busy lock
                  * holder shows its rate where a waiter's chain reaches it */
                 for (size_t j = 0; j < ch.n; j++)
@@ -733,6 +757,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < nrates; i++)
                 diag_cpu_rates_done(&rates[i]);
         free(rates);
+        diag_chain_pc_sample_free(pcs);
         free(failed);
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;
