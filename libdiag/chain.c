@@ -4,7 +4,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "diag/chain.h"
 #include "diag/futex.h"
@@ -131,7 +136,7 @@ static const char *const end_names[] = {
         [DIAG_END_ONCPU] = "on-cpu", [DIAG_END_SLEEP] = "sleeping", [DIAG_END_NO_OWNER] = "no-owner",
         [DIAG_END_NO_PEER] = "no-peer", [DIAG_END_FILE] = "file", [DIAG_END_CYCLE] = "deadlock",
         [DIAG_END_CAPPED] = "capped", [DIAG_END_OTHER] = "other", [DIAG_END_NOT_BLOCKED] = "not-blocked",
-        [DIAG_END_GONE] = "gone", [DIAG_END_SEEN] = "seen",
+        [DIAG_END_GONE] = "gone", [DIAG_END_SEEN] = "seen", [DIAG_END_IDLE] = "idle",
 };
 
 const char *diag_end_name(enum diag_end e) {
@@ -446,6 +451,7 @@ static bool seen_elsewhere(const struct diag_chain *ch, pid_t tid, int except_fr
 }
 
 static void walk_thread(struct walk_ctx *w, int idx);
+static size_t poll_fds(pid_t pid, const struct diag_syscall_state *sc, const char *name, int *fds, size_t max);
 
 /* Step from parent into thread tid of pid. */
 /* Is any hop between node from (exclusive) and idx (inclusive) a guess? */
@@ -506,6 +512,80 @@ static const struct diag_fd *find_fd(const struct diag_scan_proc *p, int fd) {
         return NULL;
 }
 
+/* Does thread tid of pid wait in epoll, poll or select with fd in its set?
+ * The epoll fd it waits on (or -1 for poll and select) goes to *ret_epfd. */
+static bool polls_fd(struct diag_chain_ctx *c, pid_t pid, pid_t tid, int fd, int *ret_epfd) {
+        struct diag_syscall_state sc;
+        const char *name;
+
+        if (cached_syscall(c, pid, tid, &sc) < 0 || sc.kind != DIAG_SC_IN)
+                return false;
+        name = diag_syscall_name(diag_arch_native(), sc.nr);
+        switch (diag_syscall_class(diag_arch_native(), &sc)) {
+        case DIAG_SCC_EPOLL: {
+                const struct diag_fd *ep = find_fd(diag_scan_find(c->scan, pid), (int) sc.args[0]);
+                for (size_t i = 0; ep && i < ep->nepoll_tfds; i++)
+                        if (ep->epoll_tfds[i] == fd) {
+                                *ret_epfd = ep->fd;
+                                return true;
+                        }
+                return false;
+        }
+        case DIAG_SCC_POLL: {
+                int fds[64];
+                size_t nf = name ? poll_fds(pid, &sc, name, fds, ELEMENTSOF(fds)) : 0;
+                for (size_t i = 0; i < nf; i++)
+                        if (fds[i] == fd) {
+                                *ret_epfd = -1;
+                                return true;
+                        }
+                return false;
+        }
+        default:
+                return false;
+        }
+}
+
+/* No thread of pid is in a call on fd, but one may poll it: an event loop.
+ * Idle there (asleep in the poll), it has nothing to answer yet: the other
+ * side waits for something the application has not got to do (a blocking
+ * command, a subscription, a long poll). Say so and stop there: its helper
+ * threads and its self-pipe are not on the path. Returns whether it did. */
+static bool step_into_idle_poller(struct walk_ctx *w, int parent, pid_t pid, const pid_t *tids, size_t n, int fd,
+                                  enum diag_wait_kind kind, const char *via) {
+        for (size_t i = 0; i < n; i++) {
+                int epfd = -1, idx;
+                struct diag_chain_node *nd;
+
+                if (cached_state(w->c, pid, tids[i]) != 'S' || !polls_fd(w->c, pid, tids[i], fd, &epfd))
+                        continue;
+                if (on_path(w->ch, parent, tids[i]) >= 0 || seen_elsewhere(w->ch, tids[i], -1)) {
+                        step_into(w, parent, pid, tids[i], kind, via ? strdup(via) : NULL, false);
+                        return true;
+                }
+                idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via ? strdup(via) : NULL);
+                if (idx < 0)
+                        return true;
+                fill_thread(w, idx, pid, tids[i]);
+                nd = &w->ch->nodes[idx];
+                if (nd->end != DIAG_END_NONE)
+                        return true;
+                if (epfd >= 0)
+                        set_end(w->ch, idx, DIAG_END_IDLE,
+                                xasprintf("idle in %s() with fd %d in its epoll interest set (epoll fd %d): it owes "
+                                          "no reply yet; an application-level wait (a blocking command, a "
+                                          "subscription, a long poll), not a stuck thread",
+                                          nd->syscall_name ? nd->syscall_name : "epoll_wait", fd, epfd));
+                else
+                        set_end(w->ch, idx, DIAG_END_IDLE,
+                                xasprintf("idle in %s() with fd %d in its set: it owes no reply yet; an "
+                                          "application-level wait (a blocking command, a subscription, a long "
+                                          "poll), not a stuck thread", nd->syscall_name ? nd->syscall_name : "poll", fd));
+                return true;
+        }
+        return false;
+}
+
 /* The threads of pid worth following: those blocked on fd (when given), else
  * every thread not simply waiting for the same thing, busiest first. */
 static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_hint, enum diag_wait_kind kind,
@@ -532,6 +612,8 @@ static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_
                             diag_syscall_fd(diag_arch_native(), &sc) == fd_hint)
                                 pick[taken++] = tids[i];
                 }
+        if (!taken && fd_hint >= 0 && step_into_idle_poller(w, parent, pid, tids, n, fd_hint, kind, via))
+                return;
         guessed = !taken && fd_hint >= 0;
         if (!taken) {
                 /* No thread is on that fd: any of them might be the one. Running
@@ -930,11 +1012,23 @@ static void walk_thread(struct walk_ctx *w, int idx) {
                 return;
         }
         switch (n->state) {
-        case 'D':
+        case 'D': {
+                char what[600] = "";
                 if (w->c->flags & DIAG_CHAIN_KSTACK)
                         (void) diag_task_read_kstack(n->pid, n->tid, &w->ch->nodes[idx].kstack);
-                set_end(w->ch, idx, DIAG_END_DSTATE, xasprintf("uninterruptible sleep in %s", n->wchan[0] ? n->wchan : "the kernel"));
+                /* a read or write stuck on an fd: what that fd is, from the fd
+                 * table and the mount table, without touching the file */
+                if (sc.kind == DIAG_SC_IN && diag_syscall_fd(diag_arch_native(), &sc) >= 0 &&
+                    diag_fdname_read(n->pid, diag_syscall_fd(diag_arch_native(), &sc), NULL, &n->fdname) >= 0) {
+                        char buf[512];
+                        n->have_fdname = true;
+                        snprintf(what, sizeof what, " on fd %d, %s", n->fdname.fd,
+                                 diag_fdname_format(&n->fdname, buf, sizeof buf));
+                }
+                set_end(w->ch, idx, DIAG_END_DSTATE, xasprintf("uninterruptible sleep in %s%s",
+                                                               n->wchan[0] ? n->wchan : "the kernel", what));
                 return;
+        }
         case 'R':
                 set_end(w->ch, idx, DIAG_END_ONCPU, xasprintf("running: busy on a CPU, not waiting"));
                 return;
@@ -946,6 +1040,13 @@ static void walk_thread(struct walk_ctx *w, int idx) {
                 return;
         default:
                 break;
+        }
+        if (sc.kind == DIAG_SC_UNKNOWN) {
+                /* the syscall file needs ptrace-read permission: nothing says
+                 * the thread is outside a system call */
+                set_end(w->ch, idx, DIAG_END_OTHER,
+                        xasprintf("not permitted to read what it waits for (/proc/%d/task/%d/syscall)", n->pid, n->tid));
+                return;
         }
         if (sc.kind != DIAG_SC_IN || !name) {
                 set_end(w->ch, idx, DIAG_END_NOT_BLOCKED, xasprintf(sc.kind == DIAG_SC_RUNNING ? "running" : "not in a system call"));
@@ -1063,6 +1164,154 @@ static void walk_thread(struct walk_ctx *w, int idx) {
         }
 }
 
+/* ---- where running threads are: sampled pcs ---- */
+
+#define PC_SAMPLE_MAX_THREADS 256
+#define PC_SAMPLE_RING_PAGES 2          /* the header page and one data page: ~250 samples */
+
+struct pc_sampler {
+        pid_t pid, tid;
+        int fd;
+        void *ring;
+};
+
+struct diag_pc_samples {
+        struct pc_sampler *t;
+        size_t n;
+        size_t ring_size;
+};
+
+struct diag_pc_samples *diag_chain_pc_sample_free(struct diag_pc_samples *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n; i++) {
+                if (s->t[i].ring)
+                        munmap(s->t[i].ring, s->ring_size);
+                close(s->t[i].fd);
+        }
+        free(s->t);
+        free(s);
+        return NULL;
+}
+
+int diag_chain_pc_sample_begin(const pid_t *pids, size_t npids, struct diag_pc_samples **ret) {
+        struct diag_pc_samples *s = calloc(1, sizeof *s);
+        size_t alloc = 0;
+
+        *ret = NULL;
+        if (!s)
+                return -ENOMEM;
+        s->ring_size = (size_t) PC_SAMPLE_RING_PAGES * (size_t) sysconf(_SC_PAGESIZE);
+        for (size_t i = 0; i < npids && s->n < PC_SAMPLE_MAX_THREADS; i++) {
+                _cleanup_free_ pid_t *tids = NULL;
+                size_t nt = 0;
+                if (diag_proc_list_tids(pids[i], &tids, &nt) < 0)
+                        continue;
+                for (size_t j = 0; j < nt && s->n < PC_SAMPLE_MAX_THREADS; j++) {
+                        struct perf_event_attr a = {
+                                .type = PERF_TYPE_SOFTWARE,
+                                .size = sizeof a,
+                                .config = PERF_COUNT_SW_TASK_CLOCK,
+                                .sample_period = 1000000,       /* ns of the thread's own CPU time */
+                                .sample_type = PERF_SAMPLE_IP,
+                                .exclude_kernel = 1,
+                                .exclude_hv = 1,
+                        };
+                        int fd = (int) syscall(SYS_perf_event_open, &a, tids[j], -1, -1, PERF_FLAG_FD_CLOEXEC);
+                        void *ring;
+                        if (fd < 0) {
+                                if (errno == ESRCH)
+                                        continue;
+                                /* not permitted or not supported here: no samples at all */
+                                *ret = diag_chain_pc_sample_free(s);
+                                return 0;
+                        }
+                        ring = mmap(NULL, s->ring_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                        if (ring == MAP_FAILED || DIAG_GROW(s->t, alloc, s->n + 1) < 0) {
+                                if (ring != MAP_FAILED)
+                                        munmap(ring, s->ring_size);
+                                close(fd);
+                                continue;
+                        }
+                        s->t[s->n++] = (struct pc_sampler) { .pid = pids[i], .tid = tids[j], .fd = fd, .ring = ring };
+                }
+        }
+        *ret = s;
+        return 0;
+}
+
+void diag_chain_pc_sample_stop(struct diag_pc_samples *s) {
+        for (size_t i = 0; s && i < s->n; i++)
+                (void) ioctl(s->t[i].fd, PERF_EVENT_IOC_DISABLE, 0);
+}
+
+/* The most frequent sampled pc of one thread's ring. */
+static uint64_t hottest_pc(const struct diag_pc_samples *s, const struct pc_sampler *t, unsigned *ret_hits,
+                           unsigned *ret_samples) {
+        const struct perf_event_mmap_page *mp = t->ring;
+        const unsigned char *data = (const unsigned char *) t->ring + mp->data_offset;
+        uint64_t size = mp->data_size, head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE), pos = 0;
+        uint64_t pcs[256], best = 0;
+        unsigned counts[256], npcs = 0, total = 0, hits = 0;
+
+        if (!size)
+                size = s->ring_size - (size_t) sysconf(_SC_PAGESIZE);
+        if (head > size)
+                pos = head - size;      /* wrapped: the oldest samples are gone */
+        while (pos + sizeof(struct perf_event_header) <= head) {
+                struct perf_event_header h;
+                uint64_t ip;
+                for (size_t b = 0; b < sizeof h; b++)
+                        ((unsigned char *) &h)[b] = data[(pos + b) % size];
+                if (h.size < sizeof h || pos + h.size > head)
+                        break;
+                if (h.type == PERF_RECORD_SAMPLE && h.size >= sizeof h + sizeof ip) {
+                        size_t k;
+                        for (size_t b = 0; b < sizeof ip; b++)
+                                ((unsigned char *) &ip)[b] = data[(pos + sizeof h + b) % size];
+                        total++;
+                        for (k = 0; k < npcs && pcs[k] != ip; k++)
+                                ;
+                        if (k == npcs && npcs < ELEMENTSOF(pcs)) {
+                                pcs[npcs] = ip;
+                                counts[npcs++] = 0;
+                        }
+                        if (k < npcs && ++counts[k] > hits) {
+                                hits = counts[k];
+                                best = ip;
+                        }
+                }
+                pos += h.size;
+        }
+        *ret_hits = hits;
+        *ret_samples = total;
+        return best;
+}
+
+void diag_chain_place_running(struct diag_chain_ctx *c, struct diag_chain *ch, const struct diag_pc_samples *s) {
+        for (size_t i = 0; s && i < ch->n; i++) {
+                struct diag_chain_node *n = &ch->nodes[i];
+                if (n->kind != DIAG_NODE_THREAD || n->end != DIAG_END_ONCPU || n->nframes)
+                        continue;
+                for (size_t k = 0; k < s->n; k++) {
+                        const struct diag_maps *maps;
+                        unsigned hits, total;
+                        uint64_t pc;
+                        if (s->t[k].tid != n->tid)
+                                continue;
+                        pc = hottest_pc(s, &s->t[k], &hits, &total);
+                        maps = maps_of(c, n->pid);
+                        /* one frame: the stack has moved on since the sample */
+                        if (pc && maps && diag_symcache_peek(c->sc, n->pid, maps, 0, pc, n->frames, 1) == 1) {
+                                n->nframes = 1;
+                                n->pc_hits = hits;
+                                n->pc_samples = total;
+                        }
+                        break;
+                }
+        }
+}
+
 /* ---- the verdict ---- */
 
 static int end_rank(enum diag_end e) {
@@ -1072,6 +1321,7 @@ static int end_rank(enum diag_end e) {
         case DIAG_END_DSTATE: return 8;
         case DIAG_END_NO_OWNER: return 7;
         case DIAG_END_ONCPU: return 6;
+        case DIAG_END_IDLE: return 6;
         case DIAG_END_NO_PEER: return 5;
         case DIAG_END_FILE: return 4;
         case DIAG_END_SLEEP: return 3;
@@ -1160,15 +1410,25 @@ static void verdict(struct diag_chain *ch) {
                                                 t->syscall_name ? t->syscall_name : "?", peer);
                 break;
         }
-        case DIAG_END_DSTATE:
-                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s in uninterruptible sleep in %s (disk, network file system or driver)",
+        case DIAG_END_DSTATE: {
+                char buf[512] = "";
+                if (t->have_fdname)
+                        diag_fdname_format(&t->fdname, buf, sizeof buf);
+                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s in uninterruptible sleep in %s (disk, network file system or driver)%s%s%s%s",
                                         t->pid, t->comm, t->tid, holds ? holds : "", holds ? "" : " is",
-                                        t->wchan[0] ? t->wchan : "the kernel");
+                                        t->wchan[0] ? t->wchan : "the kernel",
+                                        t->have_fdname ? ", in " : "", t->have_fdname ? (t->syscall_name ? t->syscall_name : "?") : "",
+                                        t->have_fdname ? "() on " : "", buf);
                 break;
+        }
         case DIAG_END_CAPPED:
                 ch->verdict = xasprintf("root: not reached: the walk stopped at pid %d (%s) tid %d in %s (%s); raise --depth or --fanout",
                                         t->pid, t->comm, t->tid, t->syscall_name ? t->syscall_name : "?",
                                         e->end_text ? e->end_text : "capped");
+                break;
+        case DIAG_END_IDLE:
+                ch->verdict = xasprintf("root: pid %d (%s) tid %d%s is %s", t->pid, t->comm, t->tid, holds ? holds : "",
+                                        e->end_text ? e->end_text : "idle");
                 break;
         case DIAG_END_ONCPU:
                 ch->verdict = xasprintf("root: pid %d (%s) tid %d%s%s running on a CPU: busy, not blocked",
@@ -1231,6 +1491,8 @@ void diag_chain_clear(struct diag_chain *ch) {
                 free(ch->nodes[i].via);
                 free(ch->nodes[i].end_text);
                 free(ch->nodes[i].kstack);
+                if (ch->nodes[i].have_fdname)
+                        diag_fdname_done(&ch->nodes[i].fdname);
                 free(ch->nodes[i].sock_text);
         }
         free(ch->nodes);

@@ -67,5 +67,11 @@ int main(void) {
         CHECK_INT(diag_waitgraph_cycles(&g, 1, on_cycle, NULL), 1);
         diag_waitgraph_clear(&g);
         CHECK_INT(diag_waitgraph_cycles(&g, 10, on_cycle, NULL), 0);
+
+        /* every end has its stable JSON word */
+        for (int e = DIAG_END_NONE; e <= DIAG_END_IDLE; e++)
+                CHECK(strcmp(diag_end_name((enum diag_end) e), "?") != 0);
+        CHECK_STR(diag_end_name(DIAG_END_IDLE), "idle");
+        CHECK_STR(diag_end_name(DIAG_END_ONCPU), "on-cpu");
         return TAP_DONE();
 }

@@ -15,6 +15,7 @@
 #include "diag/log.h"
 #include "diag/out.h"
 #include "diag/proc.h"
+#include "diag/target.h"
 #include "diag/unwind.h"
 #include "diag/util.h"
 
@@ -35,6 +36,18 @@ struct start {
         pid_t pid, tid;
 };
 
+/* A thread on a CPU for at least this share of the window leads its process's
+ * output: the answer is often the busy thread, not the idle ones. */
+#define RUNNING_PCT 10.0
+#define CPU_WINDOW_MS 100
+
+/* A process the user named that could not be followed (-J: its entry's "error"). */
+struct failed {
+        pid_t pid;
+        char message[512];
+        const char *reason;
+};
+
 struct group {
         struct diag_chain ch;
         struct start *starts;           /* every thread whose chain this is */
@@ -44,8 +57,29 @@ struct group {
 
 /* ---- grouping: threads with the same chain are one story ---- */
 
+/* A thread measured on a CPU: 10% of the window, or runnable now (on an
+ * overloaded host a spinning thread may get little or nothing of 100 ms). */
+static bool on_cpu(const struct diag_chain_node *n) {
+        return n->have_cpu_window && (n->cpu_window_pct >= RUNNING_PCT || n->state == 'R');
+}
+
+static bool running_start(const struct diag_chain *ch) {
+        return on_cpu(&ch->nodes[0]);
+}
+
+/* The CPU rate of the thread on a CPU the chain starts or ends at, -1 if none. */
+static double busy_pct(const struct diag_chain *ch) {
+        const struct diag_chain_node *r = ch->root >= 0 ? &ch->nodes[ch->root] : NULL;
+
+        if (running_start(ch))
+                return ch->nodes[0].cpu_window_pct;
+        if (r && r->end == DIAG_END_ONCPU && on_cpu(r))
+                return r->cpu_window_pct;
+        return -1;
+}
+
 static bool same_chain(const struct diag_chain *a, const struct diag_chain *b) {
-        if (a->n != b->n || a->deadlock != b->deadlock)
+        if (a->n != b->n || a->deadlock != b->deadlock || running_start(a) || running_start(b))
                 return false;
         /* same path below the start: same tids, same ends */
         for (size_t i = 1; i < a->n; i++)
@@ -87,6 +121,9 @@ static int cmp_group(const void *x, const void *y) {
         const struct group *a = x, *b = y;
         if (a->ch.deadlock != b->ch.deadlock)
                 return a->ch.deadlock ? -1 : 1;
+        /* the threads on a CPU before the waits, the busiest first */
+        if (busy_pct(&a->ch) != busy_pct(&b->ch))
+                return busy_pct(&a->ch) > busy_pct(&b->ch) ? -1 : 1;
         if (a->worst_ms != b->worst_ms)
                 return a->worst_ms > b->worst_ms ? -1 : 1;
         return (a->nstarts < b->nstarts) - (a->nstarts > b->nstarts);
@@ -105,11 +142,15 @@ static char *node_text(const struct diag_chain_node *n, char *buf, size_t size) 
         if (n->end == DIAG_END_CYCLE || n->end == DIAG_END_SEEN || n->end == DIAG_END_CAPPED || n->end == DIAG_END_GONE)
                 snprintf(buf, size, "%s%spid %d tid %d \"%s\"%s%s", n->via ? n->via : "", n->via ? arrow : "",
                          n->pid, n->tid, n->comm, dash, n->end_text ? n->end_text : "");
-        else
-                snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s%s%s", n->via ? n->via : "", n->via ? arrow : "",
-                         n->pid, n->tid, n->comm, n->state, n->blocked_ms >= 0 ? " blocked " : "",
+        else {
+                char cpu[64] = "";
+                if (on_cpu(n))
+                        snprintf(cpu, sizeof cpu, ", %.0f%% CPU over the last %u ms", n->cpu_window_pct, n->cpu_window_ms);
+                snprintf(buf, size, "%s%spid %d tid %d \"%s\" %c%s%s%s%s%s", n->via ? n->via : "", n->via ? arrow : "",
+                         n->pid, n->tid, n->comm, n->state, cpu, n->blocked_ms >= 0 ? " blocked " : "",
                          n->blocked_ms >= 0 ? diag_format_duration((uint64_t) n->blocked_ms, dur, sizeof dur) : "",
                          dash, n->syscall);
+        }
         return buf;
 }
 
@@ -134,8 +175,15 @@ static void add_subtree(struct diag_tree *t, const struct diag_chain *ch, int id
                 return;
         if (n->kind == DIAG_NODE_THREAD && n->end != DIAG_END_CYCLE && n->end != DIAG_END_SEEN && n->end != DIAG_END_CAPPED) {
                 const char *w = where(n);
-                if (w)
+                if (n->pc_samples)
+                        diag_tree_add(me, "in %s (%u of %u samples of where it ran in the last %u ms)",
+                                      n->frames[0].func ? n->frames[0].func : "?", n->pc_hits, n->pc_samples,
+                                      n->cpu_window_ms ? n->cpu_window_ms : CPU_WINDOW_MS);
+                else if (w)
                         diag_tree_add(me, "in %s", w);
+                else if (n->end == DIAG_END_ONCPU && !n->nframes && !arg.stacks)
+                        diag_tree_add(me, "in user space: where is not readable without stopping it here "
+                                      "(no perf sampling; --stacks does)");
                 if (n->end != DIAG_END_NONE && n->end_text)
                         diag_tree_add(me, "%s", n->end_text);
                 if (n->kstack) {
@@ -232,6 +280,15 @@ static json_object *json_group(const struct group *g) {
                         snprintf(buf, sizeof buf, "%c", n->state);
                         json_object_object_add(no, "state", json_object_new_string(buf));
                         json_object_object_add(no, "blocked_ms", n->blocked_ms >= 0 ? json_object_new_int64(n->blocked_ms) : NULL);
+                        if (n->pc_samples) {
+                                json_object_object_add(no, "pc_samples", json_object_new_int((int) n->pc_samples));
+                                json_object_object_add(no, "pc_hits", json_object_new_int((int) n->pc_hits));
+                        }
+                        if (n->have_cpu_window) {
+                                json_object_object_add(no, "cpu_window_pct",
+                                                       json_object_new_double((double) (int64_t) (n->cpu_window_pct * 10 + 0.5) / 10));
+                                json_object_object_add(no, "cpu_window_ms", json_object_new_int((int) n->cpu_window_ms));
+                        }
                         json_object_object_add(no, "syscall", json_object_new_string(n->syscall));
                         json_object_object_add(no, "wchan", n->wchan[0] ? json_object_new_string(n->wchan) : NULL);
                         for (size_t k = 0; k < n->nframes; k++) {
@@ -242,6 +299,21 @@ static json_object *json_group(const struct group *g) {
                                 json_object_array_add(fr, f);
                         }
                         json_object_object_add(no, "frames", fr);
+                        if (n->have_fdname) {
+                                const struct diag_fdname *f = &n->fdname;
+                                json_object *fo = json_object_new_object();
+                                char dev[32];
+                                json_object_object_add(fo, "fd", json_object_new_int(f->fd));
+                                json_object_object_add(fo, "path", diag_json_str(f->link));
+                                json_object_object_add(fo, "mnt_id", f->mnt_id >= 0 ? json_object_new_int(f->mnt_id) : NULL);
+                                snprintf(dev, sizeof dev, "%u:%u", f->dev_major, f->dev_minor);
+                                json_object_object_add(fo, "device", f->have_mount ? json_object_new_string(dev) : NULL);
+                                json_object_object_add(fo, "device_name", diag_json_str(f->have_mount ? f->dev_name : NULL));
+                                json_object_object_add(fo, "mount_point", diag_json_str(f->have_mount ? f->mount_point : NULL));
+                                json_object_object_add(fo, "fstype", diag_json_str(f->have_mount ? f->fstype : NULL));
+                                json_object_object_add(fo, "may_hang", json_object_new_boolean(f->have_mount && f->may_hang));
+                                json_object_object_add(no, "fd", fo);
+                        }
                 }
                 json_object_object_add(no, "end", json_object_new_string(diag_end_name(n->end)));
                 json_object_object_add(no, "end_text", diag_json_str(n->end_text));
@@ -287,6 +359,51 @@ static json_object *json_group(const struct group *g) {
         return o;
 }
 
+/* ---- failures ---- */
+
+static struct failed *failed;
+static size_t nfailed, afailed;
+static struct diag_cpu_rates *rates;    /* one per process named, before anything else */
+static size_t nrates;
+static struct diag_pc_samples *pcs;     /* where their running threads run, over the same window */
+
+/* A target that cannot be followed: its one line now, its entry's "error" in -J. */
+static int target_failed(const struct diag_target *t, int err) {
+        struct failed *f;
+
+        if (DIAG_GROW(failed, afailed, nfailed + 1) < 0)
+                return -ENOMEM;
+        f = &failed[nfailed++];
+        f->pid = t->tid ? t->tid : t->pid;
+        diag_target_message(t, err, "follow", f->message, sizeof f->message);
+        f->reason = diag_target_reason(t, err);
+        log_error("%s", f->message);
+        return 0;
+}
+
+/* The whole run failed: the line on stderr (unless a target's line said it
+ * already) and, with -J, the error object on stdout. */
+static int fail_run(int err, const char *what) {
+        char msg[600];
+        const char *reason = "error";
+        pid_t pid = 0;
+
+        if (what) {
+                snprintf(msg, sizeof msg, "%s: %s", what, strerror(-err));
+                log_error("%s", msg);
+        } else if (nfailed == 1) {
+                snprintf(msg, sizeof msg, "%s", failed[0].message);
+                reason = failed[0].reason;
+                pid = failed[0].pid;
+        } else
+                snprintf(msg, sizeof msg, "none of the %zu processes could be followed", nfailed);
+        if (arg.json) {
+                (void) diag_json_error(stdout, msg, reason, pid, DIAG_EXIT_FAILURE);
+                (void) diag_close_stdout();
+        }
+        return DIAG_EXIT_FAILURE;
+}
+
 /* ---- main ---- */
 
 static void usage(void) {
@@ -297,7 +414,9 @@ static void usage(void) {
                "Follow what a blocked thread waits for, who holds that, and what the holder\n"
                "waits for — futex locks, file locks, pipes, unix and loopback sockets, child\n"
                "processes — across processes, down to the remote peer, disk or sleep at the\n"
-               "end, and name the likely root cause. A PID means each of its blocked threads.\n"
+               "end, and name the likely root cause. A PID means its threads on a CPU first\n"
+               "(with their CPU rate over the last 100 ms and, from perf samples, where they\n"
+               "run), then each of its blocked threads.\n"
                "Reads /proc, sock_diag and the locks' memory: stops nothing unless --stacks.\n"
                "\n"
                "Options:\n"
@@ -314,7 +433,8 @@ static void usage(void) {
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\n"
-               "Exit status: 0 nothing blocked (or nothing matched), 1 failure, 2 bad usage,\n"
+               "Exit status: 0 nothing blocked (or nothing matched), 1 failure (no such\n"
+               "process, a zombie, a kernel thread, not permitted), 2 bad usage,\n"
                "3 a deadlock was found, 5 blocked threads' chains were found (and shown).\n"
                "\n"
                "Examples:\n"
@@ -397,64 +517,102 @@ int main(int argc, char **argv) {
 
         /* The threads to start from. */
         {
-                _cleanup_free_ pid_t *pids = NULL;
-                size_t npids = 0;
+                _cleanup_free_ pid_t *pids = NULL, *procs = NULL;
+                size_t npids = 0, nprocs = 0;
 
                 if (arg.all) {
                         r = diag_proc_list_pids(&pids, &npids);
                         if (r < 0)
-                                return log_error_errno(r, "cannot list processes: %m"), DIAG_EXIT_FAILURE;
-                } else
+                                return fail_run(r, "cannot list processes");
+                } else {
                         pids = TAKE_PTR(arg.ids);
-                if (!arg.all)
                         npids = arg.nids;
+                }
+                procs = calloc(npids + 1, sizeof *procs);
+                if (!procs)
+                        return fail_run(-ENOMEM, "out of memory");
                 for (size_t i = 0; i < npids; i++) {
-                        pid_t owner = 0, id = pids[i];
+                        struct diag_target t;
+                        struct diag_syscall_state sc;
+
+                        if (pids[i] == getpid())
+                                continue;
+                        if (arg.all) {
+                                pid_t owner = 0;
+                                if (diag_tid_to_pid(pids[i], &owner) == 0 && owner == pids[i] &&
+                                    diag_proc_is_kernel_thread(owner) <= 0)
+                                        procs[nprocs++] = pids[i];
+                                continue;
+                        }
+                        diag_target_resolve(pids[i], &t);
+                        r = 0;
+                        /* what a thread waits for is in its syscall file, which needs
+                         * ptrace-read permission: without it there is nothing to follow */
+                        if (t.kind == DIAG_TARGET_LIVE && (r = diag_task_read_syscall(t.pid, t.tid ? t.tid : t.pid, &sc)) != -EACCES &&
+                            r != -EPERM)
+                                r = 0;
+                        if (t.kind != DIAG_TARGET_LIVE || r < 0) {
+                                if (target_failed(&t, r) < 0)
+                                        return fail_run(-ENOMEM, "out of memory");
+                                continue;
+                        }
+                        if (t.tid) {    /* a thread id: just that thread */
+                                if (add_start(&starts, &nstarts, &astarts, t.pid, t.tid) < 0)
+                                        return fail_run(-ENOMEM, "out of memory");
+                                continue;
+                        }
+                        procs[nprocs++] = t.pid;
+                }
+                /* Before anything else (the scan takes time and CPU): which
+                 * threads are on a CPU now, over a short window. */
+                if (!arg.all && nprocs) {
+                        rates = calloc(nprocs, sizeof *rates);
+                        if (!rates)
+                                return fail_run(-ENOMEM, "out of memory");
+                        if (diag_chain_pc_sample_begin(procs, nprocs, &pcs) < 0)
+                                return fail_run(-ENOMEM, "out of memory");
+                        for (size_t i = 0; i < nprocs; i++)
+                                if (diag_cpu_rates_begin(procs[i], &rates[nrates]) == 0)
+                                        nrates++;
+                        for (size_t i = 0; i < nrates; i++)
+                                (void) diag_cpu_rates_end(&rates[i], CPU_WINDOW_MS);
+                        diag_chain_pc_sample_stop(pcs);
+                }
+                for (size_t i = 0; i < nprocs; i++) {
+                        pid_t id = procs[i];
                         _cleanup_free_ pid_t *tids = NULL;
-                        size_t nt = 0;
+                        size_t nt = 0, before = nstarts;
 
-                        if (id == getpid())
-                                continue;
-
-                        if (diag_tid_to_pid(id, &owner) < 0) {
-                                if (!arg.all) {
-                                        log_error("no such process: %d", id);
-                                        status = DIAG_EXIT_FAILURE;
+                        for (size_t k = 0; k < nrates; k++)
+                                for (size_t j = 0; rates[k].pid == id && j < rates[k].n; j++) {
+                                        char st = '?';
+                                        (void) diag_task_read_state(id, rates[k].tid[j], &st);
+                                        if ((rates[k].pct[j] >= RUNNING_PCT || st == 'R') &&
+                                            add_start(&starts, &nstarts, &astarts, id, rates[k].tid[j]) < 0)
+                                                return fail_run(-ENOMEM, "out of memory");
                                 }
-                                continue;
-                        }
-                        if (owner != id) {      /* a thread id: just that thread */
-                                if (add_start(&starts, &nstarts, &astarts, owner, id) < 0)
-                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                                continue;
-                        }
-                        if (diag_proc_is_kernel_thread(id) > 0) {
-                                if (!arg.all) {
-                                        log_error("pid %d is a kernel thread", id);
-                                        status = DIAG_EXIT_FAILURE;
-                                }
-                                continue;
-                        }
                         if (diag_chain_blocked_threads(id, &tids, &nt) < 0)
                                 continue;
                         for (size_t k = 0; k < nt; k++)
                                 if (add_start(&starts, &nstarts, &astarts, id, tids[k]) < 0)
-                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
-                        if (!nt && !arg.all) {
+                                        return fail_run(-ENOMEM, "out of memory");
+                        if (nstarts == before && !arg.all) {
                                 /* nothing blocked: show the main thread, whatever it does */
                                 if (add_start(&starts, &nstarts, &astarts, id, id) < 0)
-                                        return log_error_errno(-ENOMEM, "out of memory"), DIAG_EXIT_FAILURE;
+                                        return fail_run(-ENOMEM, "out of memory");
                         }
                 }
-                if (arg.all && !arg.ids)
-                        free(arg.ids);
         }
+        if (!arg.all && !nstarts && nfailed)
+                return fail_run(0, NULL);
+        if (nfailed)
+                status = DIAG_EXIT_FAILURE;
 
         diag_watchdog_arm(120);
         diag_watchdog_phase("scanning processes, fds and sockets");
         r = diag_chain_ctx_new(geteuid() == 0 ? DIAG_CHAIN_KSTACK : 0, &ctx);
         if (r < 0)
-                return log_error_errno(r, "scan failed: %m"), DIAG_EXIT_FAILURE;
+                return fail_run(r, "scan failed");
 
         {
                 unsigned denied, netns;
@@ -462,8 +620,13 @@ int main(int argc, char **argv) {
                 /* as root, an unreadable process is an oddity of the host (an LSM, a
                  * sandbox's init), not something a rerun would fix */
                 if (denied && geteuid() != 0)
-                        log_warn("%u process%s not readable: chains through them stop there (run as root)",
+                        log_warn("%u process%s not readable: chains through them stop there (run as root to follow them)",
                                  denied, denied == 1 ? "" : "es");
+                else if (denied) {
+                        const char *why = diag_ptrace_denied_reason();
+                        log_warn("%u process%s not readable even as root%s%s%s: chains through them stop there",
+                                 denied, denied == 1 ? "" : "es", why ? " (" : "", why ? why : "", why ? ")" : "");
+                }
                 if (netns)
                         log_warn("%u network namespace%s not entered: their sockets end chains as remote",
                                  netns, netns == 1 ? "" : "s");
@@ -476,6 +639,16 @@ int main(int argc, char **argv) {
                 if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
                         continue;       /* gone meanwhile */
                 b = ch.nodes[0].blocked_ms;
+                diag_chain_place_running(ctx, &ch, pcs);
+                /* every thread of a measured process on the chain: a busy lock
+                 * holder shows its rate where a waiter's chain reaches it */
+                for (size_t j = 0; j < ch.n; j++)
+                        for (size_t k = 0; k < nrates && ch.nodes[j].kind == DIAG_NODE_THREAD; k++)
+                                if (rates[k].pid == ch.nodes[j].pid && diag_cpu_rates_get(&rates[k], ch.nodes[j].tid) >= 0) {
+                                        ch.nodes[j].have_cpu_window = true;
+                                        ch.nodes[j].cpu_window_pct = diag_cpu_rates_get(&rates[k], ch.nodes[j].tid);
+                                        ch.nodes[j].cpu_window_ms = rates[k].window_ms;
+                                }
                 if (arg.min_blocked_ms && (b < 0 || (uint64_t) b < arg.min_blocked_ms)) {
                         diag_chain_clear(&ch);
                         continue;
@@ -546,6 +719,18 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < ngroups; i++)
                         json_object_array_add(a, json_group(&groups[i]));
                 json_object_object_add(doc, "chains", a);
+                if (nfailed) {
+                        json_object *fa = json_object_new_array();
+                        for (size_t i = 0; i < nfailed; i++) {
+                                json_object *t = json_object_new_object(), *e = json_object_new_object();
+                                json_object_object_add(e, "message", json_object_new_string(failed[i].message));
+                                json_object_object_add(e, "reason", diag_json_str(failed[i].reason));
+                                json_object_object_add(t, "pid", json_object_new_int(failed[i].pid));
+                                json_object_object_add(t, "error", e);
+                                json_object_array_add(fa, t);
+                        }
+                        json_object_object_add(doc, "failed", fa);
+                }
                 if (diag_json_print(stdout, doc) < 0)
                         status = DIAG_EXIT_FAILURE;
                 json_object_put(doc);
@@ -569,6 +754,11 @@ int main(int argc, char **argv) {
                 free(groups[i].starts);
         }
         free(groups);
+        for (size_t i = 0; i < nrates; i++)
+                diag_cpu_rates_done(&rates[i]);
+        free(rates);
+        diag_chain_pc_sample_free(pcs);
+        free(failed);
         if (diag_close_stdout() < 0)
                 return DIAG_EXIT_FAILURE;
         return status;

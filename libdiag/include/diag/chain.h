@@ -46,6 +46,7 @@ size_t diag_waitgraph_cycles(const struct diag_waitgraph *g, size_t max, diag_cy
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "diag/fdname.h"
 #include "diag/net.h"
 #include "diag/sym.h"
 #include "diag/syscall.h"
@@ -73,6 +74,7 @@ enum diag_end {
         DIAG_END_NOT_BLOCKED,   /* in user space, or stopped */
         DIAG_END_GONE,          /* vanished during the walk */
         DIAG_END_SEEN,          /* this thread's chain is shown elsewhere in the tree */
+        DIAG_END_IDLE,          /* an event loop asleep in epoll/poll with the connection in its set: owes no reply yet */
 };
 const char *diag_end_name(enum diag_end e);
 
@@ -97,6 +99,13 @@ struct diag_chain_node {
         size_t nframes;
         char wchan[64];
         char *kstack;                   /* D state, when readable */
+        bool have_fdname;               /* D state in a call on an fd: what the fd is (file, device, mount) */
+        struct diag_fdname fdname;
+        /* a start whose CPU rate over a short window was measured (diag_cpu_rates) */
+        unsigned pc_hits, pc_samples;   /* on-cpu thread: frames[0] is its hottest sampled pc, seen hits of samples times */
+        bool have_cpu_window;
+        double cpu_window_pct;          /* 100 = one CPU all the time */
+        unsigned cpu_window_ms;
         /* how it ends */
         enum diag_end end;
         char *end_text;
@@ -134,6 +143,22 @@ static inline void diag_chain_ctx_freep(struct diag_chain_ctx **c) { diag_chain_
 
 /* Blocked threads of pid (state S or D, in a system call), in tid order. */
 int diag_chain_blocked_threads(pid_t pid, pid_t **ret, size_t *ret_n);
+
+/*
+ * Where threads on a CPU are, without stopping them: a sampling perf event on
+ * each thread of pids (user-space instruction pointers, every 1 ms of the
+ * thread's CPU time), opened before a measuring window and disabled after it.
+ * Threads in no system call have no stack pointer to peek from; this is the
+ * only way to say where they run short of a stop. Not available (NULL set,
+ * 0 returned) where perf events are not permitted. At most 256 threads.
+ */
+struct diag_pc_samples;
+int diag_chain_pc_sample_begin(const pid_t *pids, size_t npids, struct diag_pc_samples **ret);
+void diag_chain_pc_sample_stop(struct diag_pc_samples *s);
+struct diag_pc_samples *diag_chain_pc_sample_free(struct diag_pc_samples *s);
+/* Put the hottest sampled pc of each on-cpu thread of ch that has no frames
+ * into its frames[0] (pc_hits, pc_samples). */
+void diag_chain_place_running(struct diag_chain_ctx *c, struct diag_chain *ch, const struct diag_pc_samples *s);
 
 int diag_chain_walk(struct diag_chain_ctx *c, pid_t pid, pid_t tid, const struct diag_chain_opts *o,
                     struct diag_chain *ret);
