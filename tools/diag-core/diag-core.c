@@ -110,72 +110,6 @@ static void usage(void) {
                "See diag-core(1).\n", diag_progname());
 }
 
-/* The output file: invisible (O_TMPFILE) until complete, then linked under its
- * name, never replacing anything. Where O_TMPFILE is not supported, a hidden
- * ".NAME.partial-XXXXXX" renamed at the end. */
-struct outfile {
-        char *path, *tmp;
-        int fd;
-};
-
-static int outfile_open(struct outfile *f, const char *path) {
-        _cleanup_free_ char *dircopy = strdup(path), *base = strdup(path);
-        struct stat st;
-        const char *dir;
-
-        if (!dircopy || !base)
-                return -ENOMEM;
-        f->fd = -1;
-        f->path = strdup(path);
-        if (!f->path)
-                return -ENOMEM;
-        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
-                return -EEXIST;
-        dir = dirname(dircopy);
-        f->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-        if (f->fd >= 0)
-                return 0;
-        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
-                return negative_errno();
-        if (asprintf(&f->tmp, "%s/.%s.partial-XXXXXX", dir, basename(base)) < 0) {
-                f->tmp = NULL;
-                return -ENOMEM;
-        }
-        f->fd = mkostemp(f->tmp, O_CLOEXEC);
-        if (f->fd < 0) {
-                free(f->tmp);
-                f->tmp = NULL;
-                return negative_errno();
-        }
-        return fchmod(f->fd, 0600) < 0 ? negative_errno() : 0;
-}
-
-static int outfile_commit(struct outfile *f) {
-        char proc[64];
-
-        if (f->tmp) {
-                if (renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE) < 0)
-                        return negative_errno();
-                free(f->tmp);
-                f->tmp = NULL;
-                return 0;
-        }
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, f->path, AT_SYMLINK_FOLLOW) < 0)
-                return negative_errno();
-        return 0;
-}
-
-static void outfile_discard(struct outfile *f) {
-        if (f->tmp)
-                (void) unlink(f->tmp);
-        if (f->fd >= 0)
-                close(f->fd);
-        free(f->tmp);
-        free(f->path);
-        *f = (struct outfile) { .fd = -1 };
-}
-
 /* A failure of the whole run: one line on stderr and, with -J, the error
  * object on stdout. Exit status 1. */
 static int fail_run(const char *message, const char *reason, pid_t pid) {
@@ -256,7 +190,7 @@ int main(int argc, char **argv) {
                 {}
         };
         struct diag_core_result res;
-        struct outfile of = { .fd = -1 };
+        struct diag_outfile of = { .fd = -1 };
         _cleanup_free_ char *path = NULL;
         bool to_stdout;
         pid_t pid;
@@ -371,14 +305,14 @@ int main(int argc, char **argv) {
         else {
                 if (output_path(arg.prefix, pid, &path) < 0)
                         return fail_run("out of memory", "error", pid);
-                r = outfile_open(&of, path);
+                r = diag_outfile_open(&of, path);
                 if (r < 0) {
                         char m[PATH_MAX + 64];
                         if (r == -EEXIST)
                                 snprintf(m, sizeof m, "%s already exists; not overwriting it", path);
                         else
                                 snprintf(m, sizeof m, "cannot create %s: %s", path, strerror(-r));
-                        outfile_discard(&of);
+                        diag_outfile_discard(&of);
                         return fail_run(m, "error", pid);
                 }
                 fd = of.fd;
@@ -400,16 +334,16 @@ int main(int argc, char **argv) {
         if (r == 0 && cancelled)
                 r = -ECANCELED;
         if (r == 0 && !to_stdout) {
-                r = outfile_commit(&of);
+                r = diag_outfile_commit(&of);
                 if (r == -EEXIST) {
                         char m[PATH_MAX + 64];
                         snprintf(m, sizeof m, "%s appeared meanwhile; not overwriting it", path);
-                        outfile_discard(&of);
+                        diag_outfile_discard(&of);
                         return fail_run(m, "error", pid);
                 }
         }
         if (!to_stdout)
-                outfile_discard(&of);
+                diag_outfile_discard(&of);
         /* Only about a process that was stopped: a zombie, a kernel thread or a
          * traced process was not, whatever the method would have been. */
         if (res.fallback && res.stopped && !res.not_stopped && !arg.quiet)
