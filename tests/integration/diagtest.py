@@ -1485,3 +1485,37 @@ def dump_leftovers(target, keep=()):
         elif st and len(st[2]) > 1 and st[2][1] == str(target) and st[1] != "Z":
             left.append(int(d))
     return sorted(left)
+
+
+# ---------------------------------------------------------------- the stop window (guard.h)
+
+WINDOW_MARK = b"diag-test-window: "
+
+
+def window_env(hold_ms, fd):
+    """Environment for a tool that marks its stop window on fd and holds it open
+    hold_ms once the target is stopped (DIAG_TEST_WINDOW_HOLD_MS, diag-stack(1))."""
+    env = tool_env()
+    env["DIAG_TEST_WINDOW_HOLD_MS"] = str(hold_ms)
+    env["DIAG_TEST_WINDOW_FD"] = str(fd)
+    return env
+
+
+def window_marks(fd, buf, timeout):
+    """Marker lines read from fd until one arrives or timeout, as word lists
+    (["stopped", PID, "watchdog", WPID], ["release", PID]): (lines, rest of buf)."""
+    import select
+    lines = []
+    deadline = time.monotonic() + timeout
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.startswith(WINDOW_MARK):
+                lines.append(line[len(WINDOW_MARK):].decode(errors="replace").split())
+        left = deadline - time.monotonic()
+        if lines or left <= 0 or not select.select([fd], [], [], left)[0]:
+            return lines, buf
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return lines, buf
+        buf += chunk

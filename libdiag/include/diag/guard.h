@@ -38,7 +38,7 @@ int diag_guard_window_open(void);
 void diag_guard_window_close(void);
 
 /* Test aid, with every thread of the target stopped. With DIAG_TEST_WINDOW_HOLD_MS=N
- * in the environment, writes "diag-test-window: stopped PID" to the fd named by
+ * in the environment, writes "diag-test-window: stopped PID watchdog WPID" to the fd named by
  * DIAG_TEST_WINDOW_FD (default 2) and keeps the window open N ms more; without
  * it, does nothing. */
 void diag_guard_test_hold(int pid);
