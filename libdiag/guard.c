@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #define GUARD_KILL_MS 50                /* a tool stopped this long in a window is killed */
 #define GUARD_IDLE_MS 100               /* how often an idle watchdog checks its parent */
 #define GUARD_REAP_MS 200
+#define GUARD_READY_MS 5000             /* for the watchdog to be scheduled and set up */
 #define GUARD_NICE -10
 
 /* The futex word: window generation << 2 | flags. */
@@ -40,7 +42,9 @@
 struct guard_page {
         _Atomic uint32_t state;
         _Atomic uint32_t quit;
+        _Atomic uint32_t ready;          /* the watchdog is set up and watching */
         _Atomic int32_t tid;            /* the thread holding the target stopped */
+        _Atomic uint64_t continued_ns;  /* when it last continued the tool (for tests) */
 };
 
 static const int stop_sigs[] = { SIGTSTP, SIGTTIN, SIGTTOU };
@@ -55,6 +59,8 @@ static bool swapped[ELEMENTSOF(stop_sigs)];
 static volatile sig_atomic_t caught_sig;
 static long hold_ms = -1;
 static int hold_fd = 2;
+
+static bool watcher_ok(void);
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
         return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
@@ -94,6 +100,8 @@ static _Noreturn void watcher_main(struct guard_page *pg, pid_t tool, bool death
         (void) close_range(0, ~0U, 0);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        atomic_store(&pg->ready, 1);
+        (void) futex(&pg->ready, FUTEX_WAKE, 1, NULL);
 
         for (;;) {
                 uint32_t s = atomic_load(&pg->state);
@@ -126,8 +134,10 @@ static _Noreturn void watcher_main(struct guard_page *pg, pid_t tool, bool death
                          * the window and sees the flag. The generation in the word
                          * keeps a late flag off the next window. */
                         if (c == 'T' && (s & W_CONTINUED ||
-                                         atomic_compare_exchange_strong(&pg->state, &s, s | W_CONTINUED)))
+                                         atomic_compare_exchange_strong(&pg->state, &s, s | W_CONTINUED))) {
+                                atomic_store(&pg->continued_ns, now);
                                 (void) kill(tool, SIGCONT);
+                        }
                         if (now - since > GUARD_KILL_MS * 1000000ULL) {
                                 (void) kill(tool, SIGKILL);
                                 _exit(0);
@@ -173,6 +183,18 @@ static void read_test_env(void) {
                 hold_fd = (int) n;
 }
 
+/* Watching (named, reniced) before the first stop, or no stop. */
+static int wait_ready(void) {
+        uint64_t deadline = diag_now_ns(CLOCK_MONOTONIC) + GUARD_READY_MS * 1000000ULL;
+
+        while (!atomic_load(&page->ready)) {
+                if (!watcher_ok() || diag_now_ns(CLOCK_MONOTONIC) > deadline)
+                        return -ECHILD;
+                (void) futex(&page->ready, FUTEX_WAIT, 0, &(struct timespec) { .tv_nsec = 10 * 1000000L });
+        }
+        return 0;
+}
+
 int diag_guard_start(void) {
         struct guard_page *pg;
         sigset_t all, old;
@@ -181,8 +203,16 @@ int diag_guard_start(void) {
         int r = 0;
 
         pthread_mutex_lock(&guard_lock);
-        if (page && owner == self && watcher > 0)
+        if (page && owner == self && watcher_ok()) {
+                r = wait_ready();
                 goto out;
+        }
+        if (page && owner == self && watcher > 0) {
+                /* Stopped: replace it, leaving no child behind. */
+                (void) kill(watcher, SIGKILL);
+                (void) waitpid(watcher, NULL, 0);
+                watcher = 0;
+        }
         if (page && owner != self) {
                 /* A forked copy of a guarded process: its watchdog is not ours. */
                 munmap(page, sizeof *page);
@@ -198,6 +228,7 @@ int diag_guard_start(void) {
                 page = pg;
         }
         atomic_store(&page->quit, 0);
+        atomic_store(&page->ready, 0);
         read_test_env();
         /* Signals blocked until the child has ignored what it must. */
         sigfillset(&all);
@@ -215,6 +246,7 @@ int diag_guard_start(void) {
         owner = self;
         watcher = w;
         watcher_stopped = false;
+        r = wait_ready();
         if (!exit_registered && atexit(guard_stop_at_exit) == 0)
                 exit_registered = true;
 out:
@@ -322,6 +354,11 @@ void diag_guard_test_hold(int pid) {
 }
 
 void diag_guard_test_release(int pid) {
-        if (hold_ms >= 0)
+        if (hold_ms < 0)
+                return;
+        if (page && atomic_load(&page->state) & W_CONTINUED)
+                dprintf(hold_fd, "diag-test-window: release %d continued %" PRIu64 "\n", pid,
+                        atomic_load(&page->continued_ns));
+        else
                 dprintf(hold_fd, "diag-test-window: release %d\n", pid);
 }

@@ -1512,8 +1512,7 @@ def window_marks(fd, buf, timeout):
             line, buf = buf.split(b"\n", 1)
             if line.startswith(WINDOW_MARK):
                 lines.append(line[len(WINDOW_MARK):].decode(errors="replace").split())
-        left = deadline - time.monotonic()
-        if lines or left <= 0 or not select.select([fd], [], [], left)[0]:
+        if lines or not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
             return lines, buf
         chunk = os.read(fd, 4096)
         if not chunk:

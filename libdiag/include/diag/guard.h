@@ -42,5 +42,6 @@ void diag_guard_window_close(void);
  * DIAG_TEST_WINDOW_FD (default 2) and keeps the window open N ms more; without
  * it, does nothing. */
 void diag_guard_test_hold(int pid);
-/* Test aid, just before the target is released: "diag-test-window: release PID". */
+/* Test aid, just before the target is released: "diag-test-window: release PID",
+ * with " continued NS" (CLOCK_MONOTONIC) when the watchdog had to continue the tool. */
 void diag_guard_test_release(int pid);
