@@ -26,6 +26,9 @@
  *    (a thread that did not stop in time, say) and clears the pending interrupt.
  *  - Threads in uninterruptible sleep (D) are not interrupted: they could not stop
  *    before they wake, and waiting for them would lengthen everyone's pause.
+ *  - A tracer that is itself stopped (SIGSTOP, Ctrl-Z) would keep its tracees
+ *    stopped: the stop window is marked for the watchdog of guard.c, which
+ *    continues or kills a stopped tool, and no stop is made without it.
  */
 
 #define DEFAULT_STACK_MAX (256 * 1024)
