@@ -877,18 +877,19 @@ int diag_inject_fork_prepare_child(struct diag_fork *f) {
 }
 
 /* Stop one thread of the target for the reap. Opens the guard's stop window
- * (diag/guard.h): the caller closes it after the detach, whatever this returns. */
+ * (diag/guard.h): the caller closes it after the detach, whatever this returns
+ * (a failed open leaves none, and closing then is a no-op). */
 static int seize_one(pid_t pid, pid_t tid) {
         uint64_t deadline = diag_now_ns(CLOCK_MONOTONIC) + 1000000000ULL;
         char state = '?';
         int r;
 
-        if (diag_task_read_state(pid, tid, &state) < 0 || state == 'D' || state == 'Z' || state == 'T' ||
-            state == 't')
-                return -EBUSY;
         r = diag_guard_window_open();
         if (r < 0)
                 return r;
+        if (diag_task_read_state(pid, tid, &state) < 0 || state == 'D' || state == 'Z' || state == 'T' ||
+            state == 't')
+                return -EBUSY;
         if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
                 return negative_errno();
         if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
