@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "diag/guard.h"
 #include "diag/inject.h"
 #include "diag/proc.h"
 #include "diag/util.h"
@@ -919,11 +920,17 @@ int diag_inject_fork_prepare_child(struct diag_fork *f) {
         return f->frame_saved ? mem_pwrite(fd, f->frame, f->frame_saved, f->frame_len) : 0;
 }
 
-/* Stop one thread of the target for the reap. */
+/* Stop one thread of the target for the reap. Opens the guard's stop window
+ * (diag/guard.h): the caller closes it after the detach, whatever this returns
+ * (a failed open leaves none, and closing then is a no-op). */
 static int seize_one(pid_t pid, pid_t tid) {
         uint64_t deadline = diag_now_ns(CLOCK_MONOTONIC) + 1000000000ULL;
         char state = '?';
+        int r;
 
+        r = diag_guard_window_open();
+        if (r < 0)
+                return r;
         if (diag_task_read_state(pid, tid, &state) < 0 || state == 'D' || state == 'Z' || state == 'T' ||
             state == 't')
                 return -EBUSY;
@@ -991,6 +998,7 @@ static int reap_from_target(struct diag_fork *f, pid_t child_ns) {
                         sig = seize_one(f->pid, tids[i]);
                         if (sig < 0) {
                                 (void) ptrace(PTRACE_DETACH, tids[i], 0, 0);
+                                diag_guard_window_close();
                                 continue;
                         }
                         r = inj_prepare(&ij, maps, &g);
@@ -1003,6 +1011,7 @@ static int reap_from_target(struct diag_fork *f, pid_t child_ns) {
                                 sig = ij.pending_sig;
                         inj_done(&ij);
                         (void) ptrace(PTRACE_DETACH, tids[i], 0, (void *) (long) sig);
+                        diag_guard_window_close();
                         f->mended |= ij.mended;
                         if (r == 0)
                                 return res == child_ns || res == -ECHILD ? 0 : (int) (res < 0 ? res : -EIO);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "diag/guard.h"
 #include "diag/proc.h"
 #include "diag/ptrace.h"
 #include "diag/util.h"
@@ -25,6 +26,9 @@
  *    (a thread that did not stop in time, say) and clears the pending interrupt.
  *  - Threads in uninterruptible sleep (D) are not interrupted: they could not stop
  *    before they wake, and waiting for them would lengthen everyone's pause.
+ *  - A tracer that is itself stopped (SIGSTOP, Ctrl-Z) would keep its tracees
+ *    stopped: the stop window is marked for the watchdog of guard.c, which
+ *    continues or kills a stopped tool, and no stop is made without it.
  */
 
 #define DEFAULT_STACK_MAX (256 * 1024)
@@ -44,6 +48,7 @@ struct tslot {
 struct job {
         pid_t pid;
         int *index;             /* open-addressing tid -> slot+1, size nindex (power of 2) */
+        bool window;            /* the guard's stop window is open (guard.h) */
         size_t nindex;
         const struct diag_capture_opts *opts;
         struct diag_capture *cap;
@@ -294,6 +299,12 @@ static void *capture_thread(void *arg) {
         uint8_t *arena = NULL;
         int r, hook = 0;
 
+        r = diag_guard_window_open();
+        if (r < 0) {
+                j->result = r;
+                return NULL;
+        }
+        j->window = true;
         r = job_seize_new(j, &t0);
         if (r < 0) {
                 j->result = r;
@@ -315,6 +326,7 @@ static void *capture_thread(void *arg) {
                 c->appeared += (unsigned) r;
         }
         t_stopped = diag_now_ns(CLOCK_MONOTONIC);
+        diag_guard_test_hold(j->pid);
 
         /* While stopped: registers, then every stack in as few reads as possible. */
         c->threads = calloc(j->nslots, sizeof *c->threads);
@@ -377,8 +389,12 @@ static void *capture_thread(void *arg) {
         c->stack_arena = arena;
         if (o->stopped && nstopped > 0)
                 hook = o->stopped(o->userdata, c);
+        diag_guard_test_release(j->pid);
         job_detach_all(j);
         t_end = diag_now_ns(CLOCK_MONOTONIC);
+        /* Tracees the stopped hook made (a forked copy) are not the target. */
+        diag_guard_window_close();
+        j->window = false;
 
         for (size_t i = 0, kk = 0; i < c->n; i++) {
                 struct diag_thread_capture *t = &c->threads[i];
@@ -416,6 +432,10 @@ int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct di
                 return r;
         if (tracer > 0)
                 return -EBUSY;
+        /* Before any stop, on a thread that lives on: the watchdog dies with it. */
+        r = diag_guard_start();
+        if (r < 0)
+                return r;
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
@@ -426,6 +446,10 @@ int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct di
         r = -pthread_create(&th, NULL, capture_thread, &j);
         if (r == 0)
                 r = -pthread_join(th, NULL);
+        /* Early returns: whatever was still attached was released when the
+         * tracer thread exited. */
+        if (j.window)
+                diag_guard_window_close();
         free(j.slots);
         free(j.index);
         if (r == 0)

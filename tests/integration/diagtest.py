@@ -1541,3 +1541,36 @@ def fds_status(complete):
     `complete` (0 shown, 1 nothing matched) if it could read every process: 4 when
     some process cannot be read here (and says so on stderr)."""
     return 4 if complete in (0, 1) and fds_unreadable() else complete
+
+
+# ---------------------------------------------------------------- the stop window (guard.h)
+
+WINDOW_MARK = b"diag-test-window: "
+
+
+def window_env(hold_ms, fd):
+    """Environment for a tool that marks its stop window on fd and holds it open
+    hold_ms once the target is stopped (DIAG_TEST_WINDOW_HOLD_MS, diag-stack(1))."""
+    env = tool_env()
+    env["DIAG_TEST_WINDOW_HOLD_MS"] = str(hold_ms)
+    env["DIAG_TEST_WINDOW_FD"] = str(fd)
+    return env
+
+
+def window_marks(fd, buf, timeout):
+    """Marker lines read from fd until one arrives or timeout, as word lists
+    (["stopped", PID, "watchdog", WPID], ["release", PID]): (lines, rest of buf)."""
+    import select
+    lines = []
+    deadline = time.monotonic() + timeout
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.startswith(WINDOW_MARK):
+                lines.append(line[len(WINDOW_MARK):].decode(errors="replace").split())
+        if lines or not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            return lines, buf
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return lines, buf
+        buf += chunk

@@ -63,7 +63,9 @@ struct diag_capture_opts {
 };
 
 /* -ESRCH no such process (or every thread vanished); -EPERM not permitted to
- * trace; -EBUSY already traced by another process (see diag_ptrace_tracer_of).
+ * trace; -EBUSY already traced by another process (see diag_ptrace_tracer_of);
+ * -ECHILD the watchdog that keeps a suspended tool from holding the target
+ * could not be started or is gone (diag/guard.h): nothing was stopped.
  * Threads in D state are not stopped: their entry has err -EDEADLK. A thread
  * that did not stop within the timeout has -ETIMEDOUT. On partial failure the
  * capture is still returned (with the error) when at least one thread has data. */
