@@ -475,6 +475,10 @@ static int step(pid_t tid, int *pending_sig, int *ret_status, unsigned ms) {
         for (;;) {
                 int st, sig, r;
 
+                /* A tracee that keeps stopping for signals (a storm of them, a
+                 * job-control stop) must not keep us, and it, here for ever. */
+                if (diag_now_ns(CLOCK_MONOTONIC) >= deadline)
+                        return -ETIMEDOUT;
                 if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
                         return negative_errno();
                 r = wait_tracee(tid, &st, deadline);

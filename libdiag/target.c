@@ -153,6 +153,13 @@ char *diag_target_message(const struct diag_target *t, int err, const char *what
                 snprintf(buf, size, "%s exited while being read", who);
                 return buf;
         }
+        if (err == -ECHILD) {
+                /* diag_guard_window_open(): no stop without the watchdog */
+                snprintf(buf, size,
+                         "did not %s %s: the watchdog that releases it if this tool is suspended is not "
+                         "running, so nothing was stopped", what, who);
+                return buf;
+        }
         snprintf(buf, size, "cannot %s %s: %s", what, who, strerror(err < 0 ? -err : err));
         return buf;
 }

@@ -362,7 +362,7 @@ static int collect(const struct diag_target *target, unsigned need, struct repor
                         r = diag_capture_take(pid, &co, &rp->cap);
                 }
                 diag_watchdog_phase("unwinding");
-                if (r == -EBUSY || r == -EPERM || r == -EACCES) {
+                if (r == -EBUSY || r == -EPERM || r == -EACCES || r == -ECHILD) {
                         char buf[512];
                         pid_t tracer = 0;
                         /* a thread traced by someone else refuses us too: name them */

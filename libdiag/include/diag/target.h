@@ -16,6 +16,7 @@
  *   not permitted "not permitted to <what> pid 123 (worker), owned by uid 1000: run as root or as its owner"
  *                 (as root: "... even as root: <the reason the kernel refused>")
  *   traced        "pid 123 (worker) is already traced by pid 456 (gdb)"
+ *   no watchdog   "did not <what> pid 123 (worker): the watchdog ... is not running, so nothing was stopped"
  *
  * Each of these is DIAG_EXIT_FAILURE for that target. With -J a tool that fails
  * as a whole prints a JSON error object (diag_json_error) on stdout as well as
