@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "diag/core.h"
+#include "diag/guard.h"
 #include "diag/inject.h"
 #include "diag/mem.h"
 #include "diag/proc.h"
@@ -1463,6 +1464,8 @@ static int hook_stopped(void *userdata, const struct diag_capture *c) {
                 k->res->fallback = why;
         }
         k->res->method = DIAG_CORE_STOP;
+        /* Stopped for the whole copy, by choice: as long as the copy takes. */
+        diag_guard_window_unbounded();
         t0 = diag_now_ns(CLOCK_MONOTONIC);
         r = dump_from(k, k->pid);
         k->res->write_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;

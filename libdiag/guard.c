@@ -34,6 +34,11 @@
 #define GUARD_REAP_MS 200
 #define GUARD_READY_MS 5000             /* for the watchdog to be scheduled and set up */
 #define GUARD_NICE -10
+/* A window still open after this long means the tool is stuck (running, not
+ * stopped: in a wait that should have timed out). The target matters more than
+ * the tool: kill it. A stop that is meant to last (diag-core copying a whole
+ * process while it is stopped) says so with diag_guard_window_unbounded(). */
+#define GUARD_WINDOW_MAX_MS 60000
 
 /* The futex word: window generation << 2 | flags. */
 #define W_OPEN 1u
@@ -45,6 +50,8 @@ struct guard_page {
         _Atomic uint32_t ready;          /* the watchdog is set up and watching */
         _Atomic int32_t tid;            /* the thread holding the target stopped */
         _Atomic uint64_t continued_ns;  /* when it last continued the tool (for tests) */
+        _Atomic uint64_t open_ns;       /* when the window opened (CLOCK_MONOTONIC) */
+        _Atomic uint64_t limit_ms;      /* how long it may stay open; 0: no limit */
 };
 
 static const int stop_sigs[] = { SIGTSTP, SIGTTIN, SIGTTOU };
@@ -58,6 +65,7 @@ static struct sigaction saved[ELEMENTSOF(stop_sigs)];
 static bool swapped[ELEMENTSOF(stop_sigs)];
 static volatile sig_atomic_t caught_sig;
 static long hold_ms = -1;
+static uint64_t window_max_ms = GUARD_WINDOW_MAX_MS;
 static int hold_fd = 2;
 
 static bool watcher_ok(void);
@@ -105,6 +113,7 @@ static _Noreturn void watcher_main(struct guard_page *pg, pid_t tool, bool death
 
         for (;;) {
                 uint32_t s = atomic_load(&pg->state);
+                uint64_t limit;
                 pid_t tid;
                 char c;
 
@@ -126,6 +135,11 @@ static _Noreturn void watcher_main(struct guard_page *pg, pid_t tool, bool death
                         fd_tid = tid;
                 }
                 c = fd >= 0 ? task_state(fd) : '?';
+                limit = atomic_load(&pg->limit_ms);
+                if (limit && diag_now_ns(CLOCK_MONOTONIC) - atomic_load(&pg->open_ns) > limit * 1000000ULL) {
+                        (void) kill(tool, SIGKILL);
+                        _exit(0);
+                }
                 if (c == 'T' || c == 't') {
                         uint64_t now = diag_now_ns(CLOCK_MONOTONIC);
                         if (!since)
@@ -178,6 +192,9 @@ static void read_test_env(void) {
 
         if (v && diag_parse_ll(v, 10, 0, 600000, &n) == 0)
                 hold_ms = (long) n;
+        v = getenv("DIAG_TEST_WINDOW_MAX_MS");
+        if (v && diag_parse_ll(v, 10, 1, 600000, &n) == 0)
+                window_max_ms = (uint64_t) n;
         v = getenv("DIAG_TEST_WINDOW_FD");
         if (v && diag_parse_ll(v, 10, 0, INT32_MAX, &n) == 0)
                 hold_fd = (int) n;
@@ -302,6 +319,8 @@ int diag_guard_window_open(void) {
                 }
         }
         atomic_store(&page->tid, (int32_t) gettid());
+        atomic_store(&page->open_ns, diag_now_ns(CLOCK_MONOTONIC));
+        atomic_store(&page->limit_ms, window_max_ms);
         s = atomic_load(&page->state);
         atomic_store(&page->state, (((s >> 2) + 1) << 2) | W_OPEN);
         (void) futex(&page->state, FUTEX_WAKE, 1, NULL);
@@ -361,4 +380,9 @@ void diag_guard_test_release(int pid) {
                         atomic_load(&page->continued_ns));
         else
                 dprintf(hold_fd, "diag-test-window: release %d\n", pid);
+}
+
+void diag_guard_window_unbounded(void) {
+        if (page && owner == getpid() && depth > 0)
+                atomic_store(&page->limit_ms, 0);
 }

@@ -7,7 +7,8 @@ and a few anywhere in the run, and kept suspended for SUSPEND_S. The target
 (beatfix: four threads waking every 1 ms, recording their longest gap) must not
 pause as long as the suspension, nor be stopped or traced while it lasts; the
 watchdog must continue a SIGSTOPped tool within PAUSE_BOUND_MS; the tool, continued, must end
-with its normal output and status; its watchdog must be gone with it."""
+with its normal output and status; its watchdog must be gone with it. A tool that runs but
+is stuck with its window open past the limit is killed by its watchdog, and the target runs."""
 import json
 import os
 import random
@@ -29,6 +30,8 @@ SUSPEND_S = 1.5             # how long the tool is left suspended: the target mu
 AIMED = 5                   # suspensions aimed inside the window, per tool, method and signal
 ANYWHERE = 1                # and at a random instant of the run
 MIN_LANDED = 0.6            # fraction of the aimed ones that must land inside the window
+STUCK_HOLD_MS = 8000        # a tool stuck (running) with its window open this long...
+STUCK_MAX_MS = 300          # ...is killed by its watchdog after this (DIAG_TEST_WINDOW_MAX_MS)
 
 
 class BeatFixture(dt._LineFixture):
@@ -235,6 +238,40 @@ def run_once(chk, fx, case, i, rnd, full_s):
         shutil.rmtree(outdir, ignore_errors=True)
 
 
+def stuck_window(chk, fx, case):
+    """A tool that is running but stuck with its target stopped (its window held
+    open far past the limit, DIAG_TEST_WINDOW_MAX_MS) is killed by its watchdog,
+    and the kernel lets the target run, long before the hold would have ended."""
+    what = "%s stuck in its window" % case.tool
+    outdir = tempfile.mkdtemp(prefix="diagtest-suspend-")
+    env = dt.window_env(STUCK_HOLD_MS, 2)
+    env["DIAG_TEST_WINDOW_MAX_MS"] = str(STUCK_MAX_MS)
+    fx.reset_gap()
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv(case, fx, outdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, env=env, cwd="/", preexec_fn=dt._child_setup)
+    try:
+        rc = p.wait(timeout=STUCK_HOLD_MS / 1000 + 60)
+        took = time.monotonic() - t0
+        chk.eq(rc, -signal.SIGKILL, "%s: the tool's end (killed by its watchdog)" % what)
+        chk.check(took < STUCK_HOLD_MS / 1000 * 0.75,
+                  "%s: the tool ended after %.1f s, the hold was %.1f s" % (what, took, STUCK_HOLD_MS / 1000))
+        deadline = time.monotonic() + 2.0
+        while dt.stopped_or_traced(fx.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        chk.check(not dt.stopped_or_traced(fx.pid), "%s: target left stopped or traced" % what)
+        chk.eq(dt.tracer_pid(fx.pid, fx.pid), 0, "%s: TracerPid of the target at the end" % what)
+        gap = fx.max_gap_ms()
+        chk.check(gap < STUCK_HOLD_MS * 0.75, "%s: the target paused %.0f ms" % (what, gap))
+        dt.reap_orphans()
+        dt.log("%s: killed after %.2f s, target's longest pause %.0f ms" % (what, took, gap))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        shutil.rmtree(outdir, ignore_errors=True)
+
+
 def signal_tool(p, sig):
     """SIGSTOP/SIGCONT to the tool, SIGTSTP (or -SIGCONT) to its process group;
     nothing once it has ended."""
@@ -291,6 +328,8 @@ def main():
         dt.log("diag-core not given: only diag-stack is suspended")
     with BeatFixture() as fx:
         for tool, method in tools:
+            if method != "stop":        # a stop that lasts its copy lifts the limit
+                stuck_window(chk, fx, Case(tool, method, None, False))
             full = full_run_time(Case(tool, method, None, False), fx)
             for sig in (signal.SIGSTOP, signal.SIGTSTP):
                 cases = [Case(tool, method, sig, True)] * AIMED + [Case(tool, method, sig, False)] * ANYWHERE

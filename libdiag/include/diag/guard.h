@@ -32,6 +32,12 @@ int diag_guard_start(void);
  * session) it returns 0 and guards nothing. Windows nest. */
 int diag_guard_window_open(void);
 
+/* A window left open for more than 60 s (DIAG_TEST_WINDOW_MAX_MS in tests)
+ * means the tool is stuck, though running: the watchdog kills it, and the
+ * kernel releases the target. A stop meant to last as long as its work (a
+ * whole process copied while stopped) lifts that limit for the open window. */
+void diag_guard_window_unbounded(void);
+
 /* Right after the last tracee of the window is released (detached, or its
  * tracer thread has exited). Honours a suspension that arrived meanwhile: the
  * tool stops itself now, with the target running. No-op when not open. */
