@@ -23,6 +23,9 @@
 #include "diag/target.h"
 #include "diag/util.h"
 
+/* How long to wait for another tracer (a second diag-core) to let the process go. */
+#define TRACED_WAIT_MS 2000
+
 static struct {
         const char *prefix;
         bool json, quiet, progress;
@@ -195,7 +198,8 @@ int main(int argc, char **argv) {
         bool to_stdout;
         pid_t pid;
         int c, r, fd;
-        uint64_t t0;
+        uint64_t t0, retry_until;
+        pid_t held_by = 0;
         const char *msg;
 
         diag_log_init(argv[0]);
@@ -322,14 +326,27 @@ int main(int argc, char **argv) {
         diag_watchdog_phase("dumping");
         t0 = progress_t0 = diag_now_ns(CLOCK_MONOTONIC);
         r = diag_core_write(pid, &arg.core, fd, &res);
-        /* Refused because another tracer held it (a second diag-core, a
-         * debugger) that has let go since: nothing was done, try again. */
-        for (int again = 0; again < 3 && (r == -EPERM || r == -EBUSY) && !res.stopped && !cancelled; again++) {
+        /* Refused because another tracer holds it (a second diag-core, a
+         * debugger): nothing was done. Wait a little for it to let go and try
+         * again; a refusal with nobody tracing it, three times, is a real one. */
+        retry_until = diag_now_ns(CLOCK_MONOTONIC) + TRACED_WAIT_MS * 1000000ULL;
+        for (unsigned refusals = 0; (r == -EPERM || r == -EBUSY) && !res.stopped && !cancelled &&
+                                    diag_now_ns(CLOCK_MONOTONIC) < retry_until;) {
                 pid_t tracer = -1;
-                if (diag_ptrace_tracer_of(pid, &tracer) < 0 || tracer != 0)
+                if (diag_ptrace_tracer_of(pid, &tracer) < 0)
+                        break;
+                if (tracer > 0 && tracer != getpid()) {
+                        held_by = tracer;
+                        nanosleep(&(struct timespec) { .tv_nsec = 10 * 1000000L }, NULL);
+                        continue;
+                }
+                if (++refusals > 3)
                         break;
                 r = diag_core_write(pid, &arg.core, fd, &res);
         }
+        /* Someone held it when we asked: say that, even if they let go since. */
+        if ((r == -EPERM || r == -EBUSY) && held_by > 0)
+                r = -EBUSY;
         progress_clear();
         if (r == 0 && cancelled)
                 r = -ECANCELED;
