@@ -1231,10 +1231,12 @@ int main(int argc, char **argv) {
         /* --watch ends on these (exit 0), --save cleans up and exits 128+signal;
          * a plain decode simply dies: it leaves nothing */
         if (arg.watch || arg.save) {
-                struct sigaction sa = { .sa_handler = on_signal };    /* no SA_RESTART: a write returns */
-                sigaction(SIGINT, &sa, NULL);
-                sigaction(SIGTERM, &sa, NULL);
-                sigaction(SIGHUP, &sa, NULL);
+                static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+                struct sigaction sa = { .sa_handler = on_signal }, old;    /* no SA_RESTART: a write returns */
+                /* One ignored when we started stays ignored: nohup(1), a background job. */
+                for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+                                sigaction(sigs[i], &sa, NULL);
         }
         if (arg.watch) {
                 if (nts != 1) {

@@ -27,6 +27,10 @@ ROUNDS = 3      # per signal
 
 def no_core():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # as a user's shell starts it: a test run as a background job would pass
+    # SIGINT and SIGQUIT on ignored
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
     os.setsid()
 
 
