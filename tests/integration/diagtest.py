@@ -646,6 +646,24 @@ def force_unmount(path, conn=None):
     return not mounted_at(path)
 
 
+def close_fuse(chk, fx, mnt, conn, strict=False, point_removed=False):
+    """Stop a FUSE fixture (fusehang, chainfix's dstate case) and check that no mount
+    of it outlives the test, forcing the unmount if it did. strict: the fixture
+    itself must have unmounted; point_removed: and removed its mount point."""
+    fx.close()
+    if not mnt:
+        return
+    left = mounted_at(mnt)
+    if left:
+        log("the fixture left %s mounted: forcing the unmount" % mnt)
+        force_unmount(mnt, conn)
+    chk.check(not mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
+    if strict:
+        chk.check(not left, "the fixture left %s mounted" % mnt)
+    if point_removed:
+        chk.check(not os.path.lexists(mnt), "mount point %s removed" % mnt)
+
+
 # ---------------------------------------------------------------- diag-locks tests
 
 def setup_locks(description):

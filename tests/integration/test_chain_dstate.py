@@ -39,13 +39,7 @@ def main():
         chk.check(dt.mounted_at(mnt), "the fixture's mount %s is in /proc/self/mounts" % mnt)
         check(chk, fx, f, mnt)
     finally:
-        fx.close()
-        if mnt:
-            left = dt.mounted_at(mnt)
-            if left:
-                dt.force_unmount(mnt, conn)
-            chk.check(not left, "the fixture left %s mounted" % mnt)
-            chk.check(not os.path.exists(mnt), "the fixture left its mount point %s" % mnt)
+        dt.close_fuse(chk, fx, mnt, conn, strict=True, point_removed=True)
         dt.reap_orphans()
     chk.finish()
 

@@ -38,7 +38,7 @@ def main():
         check_tool(chk, fu)
         chk.check(fx.proc.poll() is None, "fusehang still running after the diag-fds runs")
     finally:
-        close_fuse(chk, fx, mnt, conn)
+        dt.close_fuse(chk, fx, mnt, conn, point_removed=True)
     # A server that read the requests and never answers: a stat on it cannot be killed.
     fx = dt.KVFixture("fusehang", ["--no-read", "--swallow"], ready_timeout=20, term_timeout=10,
                       pdeathsig=signal.SIGTERM)
@@ -49,18 +49,8 @@ def main():
         mnt, conn = fu["mnt"], fu.get("conn")
         check_pipeline(chk, fu)
     finally:
-        close_fuse(chk, fx, mnt, conn)
+        dt.close_fuse(chk, fx, mnt, conn, point_removed=True)
     chk.finish()
-
-
-def close_fuse(chk, fx, mnt, conn):
-    fx.close()
-    if mnt:
-        if dt.mounted_at(mnt):
-            dt.log("fusehang left %s mounted: forcing the unmount" % mnt)
-            dt.force_unmount(mnt, conn)
-        chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
-        chk.check(not os.path.lexists(mnt), "mount point %s removed" % mnt)
 
 
 def answered(chk, r):

@@ -51,11 +51,7 @@ def main():
         fd = int(sc[1], 16) if len(sc) > 1 else -1
         check(chk, pid, tid, fd, os.path.join(mnt, "f"), mnt)
     finally:
-        fx.close()
-        if mnt:
-            if dt.mounted_at(mnt):
-                dt.force_unmount(mnt, conn)
-            chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
+        dt.close_fuse(chk, fx, mnt, conn)
         dt.reap_orphans()
     chk.finish()
 

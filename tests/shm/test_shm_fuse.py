@@ -93,12 +93,7 @@ def main():
         check_runs(fu["path"], tmp)
         chk.check(fx.proc.poll() is None, "fusehang still running after the shmdump runs")
     finally:
-        fx.close()
-        if mnt:
-            if dt.mounted_at(mnt):
-                dt.log("fusehang left %s mounted: forcing the unmount" % mnt)
-                dt.force_unmount(mnt, conn)
-            chk.check(not dt.mounted_at(mnt), "FUSE mount %s is gone after the test" % mnt)
+        dt.close_fuse(chk, fx, mnt, conn)
         dt.shutil.rmtree(tmp, ignore_errors=True)
     chk.finish()
 
