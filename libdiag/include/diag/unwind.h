@@ -41,6 +41,9 @@ struct diag_frame {
         char *file;                     /* source file when DWARF line info exists */
         int line;
         bool inlined;                   /* an inlined call, shown above its physical frame */
+        bool python;                    /* a CPython frame read from the interpreter (diag/pyframes.h):
+                                         * func is the qualified name, file:line the source line */
+        bool kernel;                    /* a kernel frame (sampled callchains only) */
 };
 
 struct diag_stack {

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "diag/unwind.h"
+
+/*
+ * CPython frames read from a running interpreter's memory (process_vm_readv only;
+ * nothing stopped, nothing written): the dynamic symbol _PyRuntime -> interpreters
+ * -> thread states -> current frame -> code object: qualified name, file name, and
+ * the line from the code object's line table.
+ *
+ * Struct offsets come from the version's own headers: a unit test compiles against
+ * them (python3.X-dev internal headers) and checks every offset used here. 3.13+
+ * publishes _Py_DebugOffsets in the target itself. Any other version is reported as
+ * unknown (-EPROTONOSUPPORT) with its version string: native frames only.
+ */
+
+struct diag_pyframe {
+        const char *qualname;           /* "Worker.spin", owned by the reader's cache */
+        const char *filename;           /* "/srv/app/worker.py", owned by the reader's cache */
+        int line;                       /* current line, 0 if unknown */
+        int firstline;                  /* co_firstlineno */
+        bool entry;                     /* the first Python frame of one C call of the eval loop */
+};
+
+struct diag_pythread {
+        pid_t tid;                      /* native thread id */
+        bool holds_gil;
+        size_t n;
+        struct diag_pyframe *frames;    /* innermost first; malloc'd, freed by diag_pythread_clear */
+};
+
+struct diag_pyreader;
+
+/* -ENOENT: not a CPython process (no _PyRuntime); -EPROTONOSUPPORT: a CPython whose
+ * version this reader does not know (diag_pyreader_version still says which);
+ * -ESRCH gone; -EPERM not permitted to read its memory. ret_version (may be NULL)
+ * gets "3.11.2" or similar even on -EPROTONOSUPPORT (malloc'd, caller frees). */
+int diag_pyreader_new(pid_t pid, struct diag_pyreader **ret, char **ret_version);
+struct diag_pyreader *diag_pyreader_free(struct diag_pyreader *r);
+static inline void diag_pyreader_freep(struct diag_pyreader **r) { diag_pyreader_free(*r); }
+const char *diag_pyreader_version(const struct diag_pyreader *r);
+
+/* The Python frames of one native thread now. 0 with n == 0 when that thread runs
+ * no Python code. Code objects are cached by address, so a sample costs a few
+ * small reads. */
+int diag_pyreader_thread(struct diag_pyreader *r, pid_t tid, struct diag_pythread *ret);
+void diag_pythread_clear(struct diag_pythread *t);
+
+/* Splice: a copy of native (frames innermost first) where each eval-loop frame
+ * (_PyEval_EvalFrameDefault) is preceded by the Python frames it runs, innermost
+ * first, up to and including the next entry frame. Python frames have python = true
+ * and module -1. Python frames left over (the native unwind stopped early) go above
+ * the outermost native frame. Strings are shared with native and py (not copied):
+ * out->frames is malloc'd, free it with free() (not diag_stack_clear). */
+int diag_py_splice(const struct diag_stack *native, const struct diag_pythread *py, struct diag_stack *out);
