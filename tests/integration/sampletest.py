@@ -59,7 +59,7 @@ def markers(path=CPUFIX_SRC):
     out = {}
     with open(path) as f:
         for i, line in enumerate(f, 1):
-            m = re.search(r"MARK:([A-Za-z0-9_.-]+)", line)
+            m = re.search(r"MARK:\s*([A-Za-z0-9_.-]+)", line)
             if m:
                 out[m.group(1)] = i
     return out
@@ -191,6 +191,48 @@ def oncpu_ns(pid, tid):
     return int(s.split()[0]) if s else None
 
 
+class CpuOracle:
+    """CPU time of threads over an interval from schedstat: start() before the tool
+    runs, stop() after; pct(tid) is the share of the interval on a CPU, samples(tid,
+    hz) the samples perf should have taken at hz. A thread born in between counts
+    from 0; one gone by stop() has no figure (None)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.t0 = self.t1 = None
+        self.a, self.b = {}, {}
+
+    def start(self):
+        self.a = {t: oncpu_ns(self.pid, t) for t in dt.task_ids(self.pid)}
+        self.t0 = time.monotonic()
+        return self
+
+    def stop(self):
+        self.t1 = time.monotonic()
+        self.b = {t: oncpu_ns(self.pid, t) for t in dt.task_ids(self.pid)}
+        return self
+
+    def cpu_s(self, tid, end_ns=None):
+        b = end_ns if end_ns is not None else self.b.get(tid)
+        if b is None:
+            return None
+        return (b - (self.a.get(tid) or 0)) / 1e9
+
+    def pct(self, tid, end_ns=None, window=None):
+        c = self.cpu_s(tid, end_ns)
+        w = window or (self.t1 - self.t0)
+        return None if c is None or w <= 0 else 100.0 * c / w
+
+    def samples(self, tid, hz, end_ns=None):
+        c = self.cpu_s(tid, end_ns)
+        return None if c is None else c * hz
+
+
+def near(got, want, rel=0.35, slack=5):
+    """got within rel of want, or within slack of it (few samples)."""
+    return got is not None and want is not None and abs(got - want) <= max(rel * want, slack)
+
+
 def states_seen(pid, stop, every=0.002):
     """Poll the state of every thread of pid until stop (a threading.Event) is set:
     returns a list that fills with (tid, state) of each reading that found a thread
@@ -318,8 +360,10 @@ def check_schema(chk, doc, what):
                         for k in ("module", "file"):
                             typed(f, k, (str,), fw, nullable=True)
                         typed(f, "line", (int,), fw, nullable=True)
-                        typed(f, "pc", (str,), fw, nullable=not f.get("python"))
-                        if isinstance(f.get("pc"), str):
+                        if f.get("python"):
+                            chk.check(f.get("pc", 0) is None, "%s: a Python frame's pc %r is null"
+                                      % (what, f.get("pc", "<absent>")))
+                        elif typed(f, "pc", (str,), fw):
                             chk.check(re.fullmatch(r"0x[0-9a-f]+", f["pc"]), "%s: pc %r is 0x hex" % (what, f["pc"]))
                         for k in ("inlined", "python", "kernel"):
                             typed(f, k, (bool,), fw)

@@ -4,9 +4,11 @@ spin_loop -> memset, no system calls): the verdict is a busy loop naming the thr
 the hottest stack is memset (libc's variant) under spin_loop under spin_thread, at
 the source lines cpufix.c marks; the thread's on-CPU share agrees with schedstat read
 around the run; the threads listed are those of /proc/PID/task; the JSON document has
-the fields of diag-sample/1; the text report says the same."""
+the fields of diag-sample/1; the text report says the same. A process that sleeps
+throughout has no stacks and waits (or is idle)."""
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -135,6 +137,23 @@ def main():
         chk.check(fx.alive(), "the fixture still runs")
         bad = dt.stopped_or_traced(fx.pid)
         chk.check(not bad, "nothing stopped or traced: %s" % bad)
+
+    # a process that never runs: no sample at all, its one thread asleep
+    idle = subprocess.Popen(["sleep", "60"], start_new_session=True, preexec_fn=dt._child_setup)
+    try:
+        time.sleep(0.1)
+        r = st.diag_sample("-J", "-d", "500ms", idle.pid)
+        doc = r.json(chk)
+        st.check_schema(chk, doc, "idle")
+        chk.eq(r.rc, st.expected_status(doc), "idle: exit status of `%s`\n%s" % (r.cmd(), r.err[-2000:]))
+        proc = st.process(doc, idle.pid) or {}
+        chk.eq(proc.get("oncpu_samples"), 0, "idle: oncpu_samples")
+        chk.check((proc.get("verdict") or {}).get("kind") in ("waiting", "idle"),
+                  "idle: verdict %r" % proc.get("verdict"))
+        chk.eq(proc.get("stacks"), [], "idle: no stacks")
+    finally:
+        idle.kill()
+        idle.wait()
     chk.finish()
 
 
