@@ -18,7 +18,8 @@ and measure:
   wall          the method's wall time, fork to reap (perf: record + report)
   CPU           the method's user + system time (rusage of wait4)
   throughput    the target's iterations per second while the method ran, over the
-                baseline's: 100 % is no slowdown
+                baseline's: 100 % is no slowdown; and per second of the target's own
+                CPU time (other load on the machine left out)
 See bench/README.md.
 """
 
@@ -77,13 +78,16 @@ class Target:
             raise
 
     def count(self):
-        """(iterations so far, ms since READY)."""
+        """(iterations so far, ms since READY, CPU ns of all its threads so far)."""
         self.lp.send("COUNT")
         w = self.lp.wait_line(lambda w: w[0] == "COUNT", timeout=30)
         if not w:
             raise BenchError("the target did not answer COUNT (status %s)" % self.proc.poll())
         kv = st.LineProc._kv(w[1:])
-        return kv["iters"], kv["ms"]
+        cpu = 0
+        for tid in os.listdir("/proc/%d/task" % self.pid):
+            cpu += st.oncpu_ns(self.pid, int(tid)) or 0
+        return kv["iters"], kv["ms"], cpu
 
     def close(self):
         self.lp.close()
@@ -159,10 +163,17 @@ def run_method(name, target, dur, cmds, tmp, cpus, timeout):
             p.send_signal(signal.SIGINT)
             status, cpu, err = reap(p, timeout)
     wall = time.monotonic() - t0
-    rate = (c1[0] - c0[0]) / max(1, c1[1] - c0[1]) * 1000
     with open(outf) as f:
         out = f.read()
-    return {"wall": wall, "cpu": cpu, "rate": rate, "status": status, "err": err, "out": out}
+    return dict(rates(c0, c1), wall=wall, cpu=cpu, status=status, err=err, out=out)
+
+
+def rates(c0, c1):
+    """Iterations per second of wall time, and per second of the target's CPU time
+    (the second leaves out the time other load kept it from a CPU, and a stopped
+    target's time, keeping what a tool costs it on the CPU)."""
+    it = c1[0] - c0[0]
+    return {"rate": it / max(1, c1[1] - c0[1]) * 1000, "rate_cpu": it / max(1, c1[2] - c0[2]) * 1e9}
 
 
 def accepted(name, res, target_kind):
@@ -246,7 +257,7 @@ def main():
                     c0 = t.count()
                     time.sleep(a.duration)
                     c1 = t.count()
-                    res["baseline"].append({"rate": (c1[0] - c0[0]) / max(1, c1[1] - c0[1]) * 1000})
+                    res["baseline"].append(rates(c0, c1))
                     for m in methods:
                         if m in failed:
                             continue
@@ -273,31 +284,33 @@ def main():
             finally:
                 t.close()
             base = statistics.median(x["rate"] for x in res["baseline"])
+            base_cpu = statistics.median(x["rate_cpu"] for x in res["baseline"])
             ds = res.get("diag-sample") or []
             ds_cpu = statistics.median(x["cpu"] for x in ds) if ds else None
             ds_wall = statistics.median(x["wall"] for x in ds) if ds else None
             md.append("")
             md.append("### %s" % title)
             md.append("")
-            md.append("Baseline: %.0f iterations/s (median of %d windows of %g s)." % (base, len(res["baseline"]),
-                                                                                    a.duration))
+            md.append("Baseline: %.0f iterations per second, %.0f per second of the target's CPU time "
+                      "(medians of %d windows of %g s)." % (base, base_cpu, len(res["baseline"]), a.duration))
             md.append("")
             md.append("| method | wall, median | CPU (user+sys), median | vs diag-sample CPU | "
-                      "target throughput, median | target slowdown |")
-            md.append("|---|---|---|---|---|---|")
+                      "target throughput, median | target slowdown | per CPU second of the target |")
+            md.append("|---|---|---|---|---|---|---|")
             for m in methods:
                 if m in failed:
-                    md.append("| %s | FAILED: %s | | | | |" % (m, failed[m]))
+                    md.append("| %s | FAILED: %s | | | | | |" % (m, failed[m]))
                     continue
                 xs = res[m]
                 wall = statistics.median(x["wall"] for x in xs)
                 cpu = statistics.median(x["cpu"] for x in xs)
                 rate = statistics.median(x["rate"] for x in xs)
-                md.append("| %s | %s s%s | %s s | %s | %.1f %% of baseline | %s |" % (
+                rcpu = statistics.median(x["rate_cpu"] for x in xs)
+                md.append("| %s | %s s%s | %s s | %s | %.1f %% of baseline | %s | %.1f %% of baseline |" % (
                     m, fmt(wall), "" if m == "diag-sample" or not ds_wall else " (%.2fx)" % (wall / ds_wall),
                     fmt(cpu), "-" if m == "diag-sample" or not ds_cpu else "%.2fx" % (cpu / ds_cpu),
                     100.0 * rate / base if base else 0,
-                    "%.2fx" % (base / rate) if rate > 0 else "stopped"))
+                    "%.2fx" % (base / rate) if rate > 0 else "stopped", 100.0 * rcpu / base_cpu if base_cpu else 0))
     for n in notes:
         md.append("")
         md.append("Note: " + n)
