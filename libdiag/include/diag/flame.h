@@ -43,6 +43,8 @@ int diag_flame_add(struct diag_flame *f, const struct diag_flame_frame *frames, 
 /* Sort every level by total, descending (ties by name). */
 void diag_flame_sort(struct diag_flame *f);
 const struct diag_flame_node *diag_flame_root(const struct diag_flame *f);   /* name "all" */
+/* Nodes in the tree, the root not counted. */
+size_t diag_flame_node_count(const struct diag_flame *f);
 /* "a;b;c 12\n" per leaf path, as flamegraph.pl reads; ';' and newlines in names
  * replaced. */
 int diag_flame_write_folded(const struct diag_flame *f, FILE *out);
