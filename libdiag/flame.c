@@ -28,8 +28,8 @@ struct diag_flame {
         struct diag_flame_node root;
         struct edge *edges;             /* capacity a power of two; node NULL = free */
         size_t nedges, aedges;
-        struct diag_flame_node **path;  /* scratch for diag_flame_add() */
-        size_t apath;
+        struct diag_flame_node **path;  /* diag_flame_add(): the nodes of the last stack added */
+        size_t npath, apath;
 };
 
 int diag_flame_new(struct diag_flame **ret) {
@@ -154,8 +154,13 @@ static int child_get(struct diag_flame *f, struct diag_flame_node *parent, const
         return 0;
 }
 
+static bool node_is(const struct diag_flame_node *n, const struct diag_flame_frame *fr) {
+        return n->kind == fr->kind && strcmp(n->name, fr->name ? fr->name : "") == 0;
+}
+
 int diag_flame_add(struct diag_flame *f, const struct diag_flame_frame *frames, size_t n, uint64_t count) {
         struct diag_flame_node *cur = &f->root;
+        size_t same = 0;
         int r;
 
         if (n > 0 && !frames)
@@ -165,14 +170,24 @@ int diag_flame_add(struct diag_flame *f, const struct diag_flame_frame *frames, 
         r = DIAG_GROW(f->path, f->apath, n + 1);
         if (r < 0)
                 return r;
-        /* every node first, the counts after: a failed add leaves the totals as they were */
+        /* Samples in a row mostly share their outer frames: walk the last stack's
+         * nodes while they match, look up only the rest. */
         f->path[0] = cur;
-        for (size_t i = 0; i < n; i++) {
+        while (same < n && same < f->npath && node_is(f->path[same + 1], &frames[same])) {
+                cur = f->path[same + 1];
+                if (!cur->detail && frames[same].detail && !(cur->detail = strdup(frames[same].detail)))
+                        return -ENOMEM;
+                same++;
+        }
+        /* every node first, the counts after: a failed add leaves the totals as they were */
+        f->npath = 0;
+        for (size_t i = same; i < n; i++) {
                 r = child_get(f, cur, &frames[i], &cur);
                 if (r < 0)
                         return r;
                 f->path[i + 1] = cur;
         }
+        f->npath = n;
         for (size_t i = 0; i <= n; i++)
                 f->path[i]->total += count;
         cur->self += count;
@@ -624,6 +639,8 @@ static const char svg_script[] =
         "var details = document.getElementById('details');\n"
         "var reset = document.getElementById('reset');\n"
         "var zoomed = null, query = '';\n"
+        "var rootFrame = document.querySelector('g.f');\n"
+        "var omitted = rootFrame ? Number(rootFrame.getAttribute('data-omitted-frames')) : 0;\n"
         "function label(name, w) {\n"
         "  var c = Array.from(name), fit = Math.floor((w - 6) / CW);\n"
         "  if (fit < 3) return '';\n"
@@ -684,7 +701,8 @@ static const char svg_script[] =
         "  matched.setAttribute('data-samples', String(sum));\n"
         "  if (q === '') matched.textContent = '';\n"
         "  else if (re === null) matched.textContent = 'Invalid regular expression';\n"
-        "  else matched.textContent = 'Matched: ' + pct(sum) + ' (' + sum + ' of ' + total + ' samples)';\n"
+        "  else matched.textContent = 'Matched: ' + pct(sum) + ' (' + sum + ' of ' + total + ' samples' +\n"
+        "    (omitted ? '; ' + omitted + ' small frame' + (omitted === 1 ? '' : 's') + ' not searched' : '') + ')';\n"
         "  search.setAttribute('value', q);\n"
         "  if (search.value !== q) search.value = q;\n"
         "  keepHash();\n"
