@@ -19,6 +19,9 @@
  * kept).
  */
 
+/* Deeper stacks are refused: the walks over the tree recurse once a level. */
+#define MAX_DEPTH 10000
+
 struct edge {
         struct diag_flame_node *parent, *node;
         uint64_t hash;
@@ -81,13 +84,19 @@ size_t diag_flame_node_count(const struct diag_flame *f) {
         return f->nedges;
 }
 
-static uint64_t edge_hash(const struct diag_flame_node *parent, enum diag_flame_kind kind, const char *name) {
-        uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t) (uintptr_t) parent * 0x9e3779b97f4a7c15ULL) ^ (uint64_t) kind;
+static uint64_t name_hash(const char *name) {
+        uint64_t h = 0xcbf29ce484222325ULL;     /* FNV-1a */
 
         for (const unsigned char *p = (const unsigned char *) name; *p; p++) {
                 h ^= *p;
                 h *= 0x100000001b3ULL;
         }
+        return h ^ (h >> 31);
+}
+
+static uint64_t edge_hash(const struct diag_flame_node *parent, enum diag_flame_kind kind, const char *name) {
+        uint64_t h = name_hash(name) ^ ((uint64_t) (uintptr_t) parent * 0x9e3779b97f4a7c15ULL) ^ (uint64_t) kind;
+
         return h ^ (h >> 29);
 }
 
@@ -165,6 +174,8 @@ int diag_flame_add(struct diag_flame *f, const struct diag_flame_frame *frames, 
 
         if (n > 0 && !frames)
                 return -EINVAL;
+        if (n > MAX_DEPTH)
+                return -E2BIG;
         if (count == 0)
                 return 0;
         r = DIAG_GROW(f->path, f->apath, n + 1);
@@ -501,16 +512,6 @@ static void svg_measure(struct svg *s, const struct diag_flame_node *n, unsigned
                 }
                 svg_measure(s, c, depth + 1);
         }
-}
-
-static uint64_t name_hash(const char *name) {
-        uint64_t h = 0xcbf29ce484222325ULL;
-
-        for (const unsigned char *p = (const unsigned char *) name; *p; p++) {
-                h ^= *p;
-                h *= 0x100000001b3ULL;
-        }
-        return h ^ (h >> 31);
 }
 
 /* Stable colours: the same function has the same colour in every graph. */

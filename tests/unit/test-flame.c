@@ -366,11 +366,34 @@ static void test_large(void) {
                 CHECK(!strstr(svg, "data-omitted-frames=\"0\""));
 }
 
+static void test_deep(void) {
+        _cleanup_(diag_flame_freep) struct diag_flame *f = NULL;
+        _cleanup_free_ struct diag_flame_frame *fr = calloc(10001, sizeof *fr);
+        _cleanup_free_ char *folded = NULL, *svg = NULL;
+
+        CHECK(fr != NULL);
+        if (!fr)
+                return;
+        for (size_t i = 0; i < 10001; i++)
+                fr[i] = (struct diag_flame_frame) { .name = i % 2 ? "odd" : "even" };
+        CHECK_INT(diag_flame_new(&f), 0);
+        CHECK_INT(diag_flame_add(f, fr, 10001, 1), -E2BIG);
+        CHECK_INT(diag_flame_root(f)->total, 0);
+        CHECK_INT(diag_flame_add(f, fr, 10000, 1), 0);
+        CHECK_INT(diag_flame_add(f, fr, 5000, 1), 0);
+        diag_flame_sort(f);
+        folded = to_string(f, false);
+        svg = to_string(f, true);
+        CHECK(folded && strlen(folded) > 10000 * 4);
+        CHECK(svg && count_of(svg, "<g class=\"f ") == 10001);
+}
+
 int main(void) {
         test_tree();
         test_folded();
         test_hostile();
         test_svg_layout();
         test_large();
+        test_deep();
         return TAP_DONE();
 }
