@@ -653,7 +653,7 @@ static const char svg_script[] =
         "  f.text.setAttribute('x', (x + 3).toFixed(2));\n"
         "  f.text.textContent = label(f.name, w);\n"
         "}\n"
-        "function pct(n) { return (100 * n / total).toFixed(2) + ' %'; }\n"
+        "function pct(n) { return (total ? 100 * n / total : 0).toFixed(2) + ' %'; }\n"
         "function zoom(z) {\n"
         "  zoomed = z;\n"
         "  frames.forEach(function (f) {\n"

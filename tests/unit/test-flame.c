@@ -178,6 +178,20 @@ static void test_tree(void) {
         }
 }
 
+static void test_empty(void) {
+        _cleanup_(diag_flame_freep) struct diag_flame *f = NULL;
+        _cleanup_free_ char *folded = NULL, *svg = NULL;
+
+        CHECK_INT(diag_flame_new(&f), 0);
+        diag_flame_sort(f);
+        CHECK_INT(diag_flame_node_count(f), 0);
+        folded = to_string(f, false);
+        svg = to_string(f, true);
+        CHECK_STR(folded, "");
+        CHECK(svg && strstr(svg, ">no samples</text>") && strstr(svg, "data-total=\"0\"") && strstr(svg, "</svg>\n"));
+        CHECK(svg && !strstr(svg, "<g class=\"f "));
+}
+
 static void test_folded(void) {
         _cleanup_(diag_flame_freep) struct diag_flame *f = NULL, *g = NULL;
         _cleanup_free_ char *text = NULL, *text2 = NULL;
@@ -390,6 +404,7 @@ static void test_deep(void) {
 
 int main(void) {
         test_tree();
+        test_empty();
         test_folded();
         test_hostile();
         test_svg_layout();
