@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Sampling a real process (tests/fixtures/spinfix, its path the argument): spin_a and
+ * spin_b in their 70/30 ratio, stacks unwound from the copies through frames
+ * without frame pointers down to the thread's start, a thread and a child born
+ * during the window sampled through inheritance, FORK/COMM/EXIT records, kernel
+ * frames for a thread that lives in read(2). Skips (77) where perf events are not
+ * permitted.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "diag/perf.h"
+#include "diag/unwind.h"
+#include "diag/util.h"
+#include "tap.h"
+
+static struct {
+        struct diag_perf_unwind *unw;
+        pid_t pid, spinner, thread2, child, sys;
+        uint64_t samples, spinner_samples, spinner_a, spinner_b, spinner_full, spinner_err;
+        uint64_t thread2_samples, child_samples, sys_samples, sys_kernel, kernel_named;
+        uint64_t kernel_order_bad, unwind_fail, user_frames, other_pid;
+        bool fork_thread, fork_child, comm_thread, comm_child, exit_child;
+        uint64_t unwind_ns;
+        unsigned incomplete_shown;
+        uint64_t last_time[1024];
+} T;
+
+static bool has_frame(const struct diag_stack *s, const char *name) {
+        for (size_t i = 0; i < s->n; i++)
+                if (s->frames[i].func && strcmp(s->frames[i].func, name) == 0)
+                        return true;
+        return false;
+}
+
+static uint64_t thread_cpu_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static void on_sample(const struct diag_perf_event *e) {
+        struct diag_stack s;
+        const struct diag_frame *leaf = NULL;
+        uint64_t t0;
+        size_t k = 0;
+        int r;
+
+        T.samples++;
+        if (e->pid != T.pid && e->pid != T.child)
+                T.other_pid++;
+        /* per CPU ring, records come in time order */
+        if (e->cpu < ELEMENTSOF(T.last_time)) {
+                CHECK(e->time_ns >= T.last_time[e->cpu]);
+                T.last_time[e->cpu] = e->time_ns;
+        }
+        t0 = thread_cpu_ns();
+        r = diag_perf_unwind_sample(T.unw, e, 64, false, &s);
+        T.unwind_ns += thread_cpu_ns() - t0;
+        if (r < 0) {
+                T.unwind_fail++;
+                return;
+        }
+        /* kernel frames first, then user frames */
+        while (k < s.n && s.frames[k].kernel)
+                k++;
+        for (size_t i = k; i < s.n; i++)
+                if (s.frames[i].kernel)
+                        T.kernel_order_bad++;
+        if (k > 0 && s.frames[0].func)
+                T.kernel_named++;
+        if (k < s.n)
+                leaf = &s.frames[k];
+        T.user_frames += s.n - k;
+        if (e->tid == T.spinner) {
+                T.spinner_samples++;
+                if (leaf && leaf->func && strcmp(leaf->func, "spin_a") == 0)
+                        T.spinner_a++;
+                else if (leaf && leaf->func && strcmp(leaf->func, "spin_b") == 0)
+                        T.spinner_b++;
+                if (has_frame(&s, "spin_loop") && has_frame(&s, "spin_thread") &&
+                    (has_frame(&s, "start_thread") || has_frame(&s, "clone3") || has_frame(&s, "clone")))
+                        T.spinner_full++;
+                else if (T.incomplete_shown++ < 3) {
+                        fprintf(stderr, "incomplete stack (%zu frames, err %d %s):", s.n, s.err,
+                                s.err_msg ? s.err_msg : "");
+                        for (size_t i = 0; i < s.n; i++)
+                                fprintf(stderr, " %s", s.frames[i].func ? s.frames[i].func : "?");
+                        fprintf(stderr, "\n");
+                }
+                if (s.err)
+                        T.spinner_err++;
+        }
+        if (T.thread2 && e->tid == T.thread2)
+                T.thread2_samples++;
+        if (T.child && e->pid == T.child && has_frame(&s, "spin_loop"))
+                T.child_samples++;
+        if (T.sys && e->tid == T.sys) {
+                T.sys_samples++;
+                if (k > 0)
+                        T.sys_kernel++;
+        }
+        diag_stack_clear(&s);
+}
+
+static int on_event(void *userdata, const struct diag_perf_event *e) {
+        (void) userdata;
+        diag_perf_unwind_note(T.unw, e);
+        switch (e->kind) {
+        case DIAG_PERF_SAMPLE:
+                on_sample(e);
+                break;
+        case DIAG_PERF_FORK:
+                if (T.thread2 && e->tid == T.thread2 && e->pid == T.pid)
+                        T.fork_thread = true;
+                if (T.child && e->pid == T.child && e->ppid == T.pid)
+                        T.fork_child = true;
+                break;
+        case DIAG_PERF_COMM:
+                if (e->comm && strcmp(e->comm, "spinner2") == 0)
+                        T.comm_thread = true;
+                if (e->comm && strcmp(e->comm, "spinchild") == 0 && e->pid == T.child)
+                        T.comm_child = true;
+                break;
+        case DIAG_PERF_EXIT:
+                if (T.child && e->pid == T.child && e->tid == T.child)
+                        T.exit_child = true;
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+/* Send a command, read "WORD key=N" back. */
+static pid_t command(FILE *in, FILE *out, const char *cmd, const char *key) {
+        char line[128];
+        const char *p;
+        long long v;
+
+        fprintf(in, "%s\n", cmd);
+        fflush(in);
+        if (!fgets(line, sizeof line, out) || !(p = strstr(line, key)))
+                return 0;
+        return diag_parse_ll(diag_strip((char *) p + strlen(key)), 10, 1, INT32_MAX, &v) == 0 ? (pid_t) v : 0;
+}
+
+static void run_window(struct diag_perf *p, uint64_t ms) {
+        uint64_t end = diag_now_ns(CLOCK_MONOTONIC) + ms * 1000000ULL;
+
+        while (diag_now_ns(CLOCK_MONOTONIC) < end)
+                CHECK(diag_perf_poll(p, 100, on_event, NULL) >= 0);
+}
+
+int main(int argc, char **argv) {
+        const char *spinfix = argc > 1 ? argv[1] : getenv("SPINFIX");
+        int to[2], from[2];
+        FILE *in, *out;
+        char line[128];
+        struct diag_perf *p = NULL;
+        const char *reason = NULL;
+        pid_t pid;
+        int r, status;
+
+        if (!spinfix) {
+                fprintf(stderr, "usage: test-perf SPINFIX\n");
+                return 99;
+        }
+        if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)
+                return 99;
+        pid = fork();
+        if (pid < 0)
+                return 99;
+        if (pid == 0) {
+                dup2(to[0], 0);
+                dup2(from[1], 1);
+                execl(spinfix, spinfix, (char *) NULL);
+                _exit(127);
+        }
+        close(to[0]);
+        close(from[1]);
+        in = fdopen(to[1], "w");
+        out = fdopen(from[0], "r");
+        if (!in || !out || !fgets(line, sizeof line, out) ||
+            sscanf(line, "READY pid=%d tid=%d", &T.pid, &T.spinner) != 2) {
+                fprintf(stderr, "spinfix did not start\n");
+                kill(pid, SIGKILL);
+                return 99;
+        }
+
+        r = diag_perf_open(&(struct diag_perf_opts) { .pids = &T.pid, .npids = 1, .freq_hz = 499,
+                                                      .kernel_callchain = true },
+                           &p, &reason);
+        if (r == -EACCES || r == -EPERM || r == -ENOENT || r == -ENODEV || r == -ENOSYS) {
+                printf("SKIP %s\n", reason ? reason : strerror(-r));
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                return 77;
+        }
+        CHECK_INT(r, 0);
+        if (r < 0) {
+                fprintf(stderr, "diag_perf_open: %s\n", reason ? reason : strerror(-r));
+                kill(pid, SIGKILL);
+                return TAP_DONE();
+        }
+        CHECK(diag_perf_arch(p) == diag_arch_native());
+        CHECK_INT(diag_perf_unwind_new(&T.unw), 0);
+
+        run_window(p, 300);
+        /* born during the window: sampled through the inherited events */
+        T.thread2 = command(in, out, "thread", "tid=");
+        T.child = command(in, out, "fork", "pid=");
+        T.sys = command(in, out, "sys", "tid=");
+        CHECK(T.thread2 > 0 && T.child > 0 && T.sys > 0);
+        run_window(p, 1000);
+        diag_perf_disable(p);
+        CHECK(diag_perf_poll(p, 0, on_event, NULL) >= 0);
+
+        printf("samples %" PRIu64 " (other pids %" PRIu64 "), spinner %" PRIu64 ": spin_a %" PRIu64
+               " spin_b %" PRIu64 ", full stacks %" PRIu64 ", unwind errors %" PRIu64 "\n",
+               T.samples, T.other_pid, T.spinner_samples, T.spinner_a, T.spinner_b, T.spinner_full, T.spinner_err);
+        printf("thread2 %" PRIu64 ", child %" PRIu64 ", sysloop %" PRIu64 " (with kernel frames %" PRIu64
+               "), kernel leaf named %" PRIu64 ", unwind failures %" PRIu64 ", lost %" PRIu64 "\n",
+               T.thread2_samples, T.child_samples, T.sys_samples, T.sys_kernel, T.kernel_named, T.unwind_fail,
+               diag_perf_lost(p));
+        printf("unwind+symbolize CPU per sample: %.1f us (this build)\n",
+               T.samples ? (double) T.unwind_ns / (double) T.samples / 1e3 : 0.0);
+
+        /* ~499 Hz on 2..4 busy threads over 1.3 s, but the machine may be shared and
+         * this build unwinds slowly: floors well below that */
+        CHECK(T.samples >= 100);
+        CHECK_INT(T.other_pid, 0);
+        CHECK(T.spinner_samples >= 50);
+        CHECK(T.spinner_a + T.spinner_b >= T.spinner_samples * 9 / 10);
+        if (T.spinner_a + T.spinner_b > 0) {
+                double ra = (double) T.spinner_a / (double) (T.spinner_a + T.spinner_b);
+                printf("spin_a share %.2f (expected ~0.70)\n", ra);
+                CHECK(ra > 0.55 && ra < 0.85);
+        }
+        CHECK(T.spinner_full >= T.spinner_samples * 9 / 10);
+        CHECK(T.thread2_samples >= 10);
+        CHECK(T.child_samples >= 3);       /* it spins 0.5 s among four busy threads */
+        CHECK(T.sys_samples >= 10);
+        CHECK(T.sys_kernel >= T.sys_samples / 2);
+        CHECK(T.kernel_named > 0);
+        CHECK_INT(T.kernel_order_bad, 0);
+        CHECK(T.fork_thread);
+        CHECK(T.fork_child);
+        CHECK(T.comm_thread);
+        CHECK(T.comm_child);
+        CHECK(T.exit_child);
+        CHECK(T.unwind_fail == 0);
+        CHECK(diag_perf_lost(p) < T.samples);
+        /* the process is known to the unwinder, and its modules are there */
+        CHECK(diag_perf_unwind_of(T.unw, T.pid) != NULL);
+        CHECK(diag_perf_unwind_of(T.unw, T.pid) && diag_unwinder_n_modules(diag_perf_unwind_of(T.unw, T.pid)) > 0);
+
+        fclose(in);             /* spinfix exits when stdin closes */
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        fclose(out);
+        diag_perf_free(p);
+        diag_perf_unwind_free(T.unw);
+        return TAP_DONE();
+}
