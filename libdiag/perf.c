@@ -819,7 +819,7 @@ static struct diag_unwinder *unwinder_for(struct diag_perf_unwind *w, pid_t pid,
 int diag_perf_unwind_sample(struct diag_perf_unwind *w, const struct diag_perf_event *e,
                             size_t max_frames, bool inlines, struct diag_stack *ret) {
         struct diag_unwinder *u;
-        size_t alloc = 0;
+        size_t alloc = 0, k;
         int r = 0;
 
         memset(ret, 0, sizeof *ret);
@@ -829,16 +829,16 @@ int diag_perf_unwind_sample(struct diag_perf_unwind *w, const struct diag_perf_e
                 max_frames = 64;
         for (size_t i = 0; i < e->nkernel; i++) {
                 uint64_t pc = e->kernel_chain[i];
-                const struct ksym *k = ksym_find(w, i == 0 ? pc : pc - 1);
+                const struct ksym *sym = ksym_find(w, i == 0 ? pc : pc - 1);
                 struct diag_frame f = { .pc = pc, .activation = i == 0, .module = -1, .kernel = true };
 
                 if (ret->n >= max_frames) {
                         ret->truncated = true;
                         return 0;
                 }
-                if (k) {
-                        f.func = k->name;
-                        f.func_off = pc - k->addr;
+                if (sym) {
+                        f.func = sym->name;
+                        f.func_off = pc - sym->addr;
                 }
                 if (DIAG_GROW(ret->frames, alloc, ret->n + 1) < 0) {
                         diag_stack_clear(ret);
@@ -853,10 +853,17 @@ int diag_perf_unwind_sample(struct diag_perf_unwind *w, const struct diag_perf_e
                 diag_stack_clear(ret);
                 return r < 0 ? r : -ESRCH;
         }
+        k = ret->n;
         r = diag_unwind_copy(u, &e->regs, max_frames, inlines, ret);
         if (r < 0) {
                 diag_stack_clear(ret);
                 return r;
+        }
+        /* The kernel could not copy the stack (it was not resident when sampled):
+         * the unwind ends quietly after the first frame. Say why it is short. */
+        if (e->regs.stack_len == 0 && !ret->err && !ret->truncated && ret->n - k <= 1) {
+                ret->err = -ENODATA;
+                ret->err_msg = strdup("no user stack copy in the sample");
         }
         return 0;
 }
