@@ -681,36 +681,44 @@ static int ksym_cmp(const void *a, const void *b) {
  * addresses the kernel shows zeros, and frames then carry the address only. */
 static void ksyms_load(struct diag_perf_unwind *w) {
         size_t len, alloc = 0;
-        char *save = NULL;
-        bool nonzero = false;
+        bool nonzero = false, sorted = true;
+        char *line, *end;
 
         w->ksyms_loaded = true;
         if (diag_read_file_at(AT_FDCWD, "/proc/kallsyms", 256u << 20, &w->kbuf, &len) < 0)
                 return;
-        for (char *line = strtok_r(w->kbuf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                char *end, *type, *name, *sp;
-                unsigned long long addr = strtoull(line, &end, 16);
+        for (line = w->kbuf, end = w->kbuf + len; line < end; line++) {
+                char *eol = memchr(line, '\n', (size_t) (end - line)), *type, *name, *stop;
+                unsigned long long addr;
 
-                if (end == line || *end != ' ')
-                        continue;
-                type = end + 1;
-                if (!strchr("tTwW", *type) || type[1] != ' ')
-                        continue;
-                name = type + 2;
-                if ((sp = strpbrk(name, " \t")))
-                        *sp = 0;
+                if (!eol)
+                        eol = end;
+                *eol = 0;
+                addr = strtoull(line, &type, 16);
+                if (type == line || type[0] != ' ' || !strchr("tTwW", type[1]) || type[1] == 0 || type[2] != ' ')
+                        goto next;
+                name = type + 3;
+                for (stop = name; *stop && *stop != ' ' && *stop != '\t'; stop++)
+                        ;
+                *stop = 0;
                 if (addr)
                         nonzero = true;
+                if (w->nksyms > 0 && addr < w->ksyms[w->nksyms - 1].addr)
+                        sorted = false;
                 if (DIAG_GROW(w->ksyms, alloc, w->nksyms + 1) < 0)
                         break;
                 w->ksyms[w->nksyms++] = (struct ksym) { .addr = addr, .name = name };
+        next:
+                line = eol;
         }
         w->ksyms_zero = !nonzero;
         if (w->ksyms_zero) {
                 w->nksyms = 0;
                 return;
         }
-        qsort(w->ksyms, w->nksyms, sizeof *w->ksyms, ksym_cmp);
+        /* the core kernel comes sorted; modules' symbols follow in load order */
+        if (!sorted)
+                qsort(w->ksyms, w->nksyms, sizeof *w->ksyms, ksym_cmp);
 }
 
 static const struct ksym *ksym_find(struct diag_perf_unwind *w, uint64_t addr) {
