@@ -27,6 +27,7 @@ static struct {
         uint64_t samples, spinner_samples, spinner_a, spinner_b, spinner_full, spinner_err;
         uint64_t thread2_samples, child_samples, sys_samples, sys_kernel, kernel_named;
         uint64_t kernel_order_bad, unwind_fail, user_frames, other_pid;
+        bool host;                      /* sampling the whole host: unwind only spinfix */
         bool fork_thread, fork_child, comm_thread, comm_child, exit_child;
         uint64_t unwind_ns;
         uint64_t each_ns[8192];         /* per sample, for the median (the warm cost) */
@@ -122,6 +123,8 @@ static void on_sample(const struct diag_perf_event *e) {
 
 static int on_event(void *userdata, const struct diag_perf_event *e) {
         (void) userdata;
+        if (T.host && e->pid != T.pid)
+                return 0;
         diag_perf_unwind_note(T.unw, e);
         switch (e->kind) {
         case DIAG_PERF_SAMPLE:
@@ -275,10 +278,34 @@ int main(int argc, char **argv) {
         CHECK(diag_perf_unwind_of(T.unw, T.pid) != NULL);
         CHECK(diag_perf_unwind_of(T.unw, T.pid) && diag_unwinder_n_modules(diag_perf_unwind_of(T.unw, T.pid)) > 0);
 
+        diag_perf_free(p);
+        p = NULL;
+
+        /* the whole host: one event per CPU; spinfix's samples are among them */
+        {
+                uint64_t before = T.spinner_samples;
+                T.host = true;
+                r = diag_perf_open(&(struct diag_perf_opts) { .all = true, .freq_hz = 199 }, &p, &reason);
+                CHECK_INT(r, 0);
+                if (r == 0) {
+                        run_window(p, 300);
+                        diag_perf_disable(p);
+                        CHECK(diag_perf_poll(p, 0, on_event, NULL) >= 0);
+                        CHECK(T.spinner_samples > before);
+                        diag_perf_free(p);
+                        p = NULL;
+                } else
+                        fprintf(stderr, "all: %s\n", reason ? reason : strerror(-r));
+        }
+
         fclose(in);             /* spinfix exits when stdin closes */
         CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
         fclose(out);
-        diag_perf_free(p);
+
+        /* a process that is gone: an error with its reason, not a crash */
+        reason = NULL;
+        CHECK_INT(diag_perf_open(&(struct diag_perf_opts) { .pids = &pid, .npids = 1 }, &p, &reason), -ESRCH);
+        CHECK(reason != NULL);
         diag_perf_unwind_free(T.unw);
         return TAP_DONE();
 }
