@@ -181,6 +181,7 @@ int main(int argc, char **argv) {
         const char *reason = NULL;
         pid_t pid;
         int r, status;
+        bool no_kernel = false;
 
         if (!spinfix) {
                 fprintf(stderr, "usage: test-perf SPINFIX\n");
@@ -211,6 +212,13 @@ int main(int argc, char **argv) {
         r = diag_perf_open(&(struct diag_perf_opts) { .pids = &T.pid, .npids = 1, .freq_hz = 499,
                                                       .kernel_callchain = true },
                            &p, &reason);
+        if (r == -EACCES || r == -EPERM) {
+                /* kernel callchains need more privilege than user stacks: without them */
+                printf("no kernel frames: %s\n", reason ? reason : strerror(-r));
+                no_kernel = true;
+                r = diag_perf_open(&(struct diag_perf_opts) { .pids = &T.pid, .npids = 1, .freq_hz = 499 },
+                                   &p, &reason);
+        }
         if (r == -EACCES || r == -EPERM || r == -ENOENT || r == -ENODEV || r == -ENOSYS) {
                 printf("SKIP %s\n", reason ? reason : strerror(-r));
                 kill(pid, SIGKILL);
@@ -263,9 +271,14 @@ int main(int argc, char **argv) {
         CHECK(T.spinner_full >= T.spinner_samples * 9 / 10);
         CHECK(T.thread2_samples >= 10);
         CHECK(T.child_samples >= 3);       /* it spins 0.5 s among four busy threads */
-        CHECK(T.sys_samples >= 10);
-        CHECK(T.sys_kernel >= T.sys_samples / 2);
-        CHECK(T.kernel_named > 0);
+        if (no_kernel)
+                CHECK_INT(T.sys_kernel, 0);
+        else {
+                /* without kernel samples a thread that lives in read(2) is seldom seen */
+                CHECK(T.sys_samples >= 10);
+                CHECK(T.sys_kernel >= T.sys_samples / 2);
+                CHECK(T.kernel_named > 0);
+        }
         CHECK_INT(T.kernel_order_bad, 0);
         CHECK(T.fork_thread);
         CHECK(T.fork_child);
@@ -282,7 +295,7 @@ int main(int argc, char **argv) {
         p = NULL;
 
         /* the whole host: one event per CPU; spinfix's samples are among them */
-        {
+        if (!no_kernel) {
                 uint64_t before = T.spinner_samples;
                 T.host = true;
                 r = diag_perf_open(&(struct diag_perf_opts) { .all = true, .freq_hz = 199 }, &p, &reason);
