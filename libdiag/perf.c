@@ -213,6 +213,43 @@ static int attach_ring(struct ring *r, int fd, size_t ring_bytes) {
         return -ENOMEM;
 }
 
+/* Events for one thread (tid -1: every task) on every CPU. 1 opened, 0 the thread
+ * is gone (counted as lost), or negative errno with *reason. */
+static int open_thread(struct diag_perf *p, const struct diag_perf_opts *opts, bool *cycles, pid_t tid,
+                       const int *cpus, size_t ncpus, const char **reason) {
+        int r;
+
+        for (size_t c = 0; c < ncpus; c++) {
+                struct perf_event_attr a;
+                int fd;
+
+                attr_init(&a, opts, *cycles, tid >= 0, p->stack_bytes, p->ring_bytes);
+                fd = perf_event_open(&a, tid, cpus[c], -1, PERF_FLAG_FD_CLOEXEC);
+                if (fd < 0 && *cycles && (errno == ENOENT || errno == ENODEV || errno == EOPNOTSUPP)) {
+                        *cycles = false;        /* no hardware PMU (a VM): cpu-clock */
+                        attr_init(&a, opts, *cycles, tid >= 0, p->stack_bytes, p->ring_bytes);
+                        fd = perf_event_open(&a, tid, cpus[c], -1, PERF_FLAG_FD_CLOEXEC);
+                }
+                if (fd < 0) {
+                        if (errno == ESRCH) {
+                                p->lost++;      /* the thread ended meanwhile */
+                                return 0;
+                        }
+                        r = negative_errno();
+                        *reason = open_reason(r);
+                        return r;
+                }
+                if ((r = push_fd(p, fd)) < 0)
+                        return r;
+                if ((r = attach_ring(&p->rings[c], fd, p->ring_bytes)) < 0) {
+                        *reason = r == -ENOMEM ? "perf ring buffer: over the locked-memory limit"
+                                               : "perf ring buffer: cannot map";
+                        return r;
+                }
+        }
+        return 1;
+}
+
 int diag_perf_open(const struct diag_perf_opts *opts, struct diag_perf **ret, const char **reason) {
         _cleanup_(diag_perf_freep) struct diag_perf *p = NULL;
         _cleanup_free_ int *cpus = NULL;
@@ -256,49 +293,46 @@ int diag_perf_open(const struct diag_perf_opts *opts, struct diag_perf **ret, co
                 p->rings[c].fd = -1;
 
         for (size_t i = 0; i < (opts->all ? 1 : opts->npids); i++) {
-                _cleanup_free_ pid_t *tids = NULL;
-                size_t ntids = 0;
+                _cleanup_free_ pid_t *done = NULL;
+                size_t ndone = 0, allocdone = 0;
 
                 if (opts->all) {
-                        tids = malloc(sizeof *tids);
-                        if (!tids)
-                                return -ENOMEM;
-                        tids[0] = -1;
-                        ntids = 1;
-                } else if (diag_proc_list_tids(opts->pids[i], &tids, &ntids) < 0) {
-                        p->lost++;      /* gone before we looked */
+                        r = open_thread(p, opts, &cycles, -1, cpus, ncpus, reason);
+                        if (r < 0)
+                                return r;
+                        opened += (size_t) r;
                         continue;
                 }
-                for (size_t t = 0; t < ntids; t++)
-                        for (size_t c = 0; c < ncpus; c++) {
-                                struct perf_event_attr a;
-                                int fd;
+                /* A thread started after the listing by a thread not yet opened is not
+                 * inherited: list again until no new thread shows (a few rounds). */
+                for (int round = 0; round < 4; round++) {
+                        _cleanup_free_ pid_t *tids = NULL;
+                        size_t ntids = 0, fresh = 0;
 
-                                attr_init(&a, opts, cycles, !opts->all, stack, p->ring_bytes);
-                                fd = perf_event_open(&a, tids[t], cpus[c], -1, PERF_FLAG_FD_CLOEXEC);
-                                if (fd < 0 && cycles && (errno == ENOENT || errno == ENODEV || errno == EOPNOTSUPP)) {
-                                        cycles = false;         /* no hardware PMU (a VM): cpu-clock */
-                                        attr_init(&a, opts, cycles, !opts->all, stack, p->ring_bytes);
-                                        fd = perf_event_open(&a, tids[t], cpus[c], -1, PERF_FLAG_FD_CLOEXEC);
-                                }
-                                if (fd < 0) {
-                                        if (errno == ESRCH) {
-                                                p->lost++;      /* the thread ended meanwhile */
-                                                break;
-                                        }
-                                        r = negative_errno();
-                                        *reason = open_reason(r);
-                                        return r;
-                                }
-                                if ((r = push_fd(p, fd)) < 0)
-                                        return r;
-                                if ((r = attach_ring(&p->rings[c], fd, p->ring_bytes)) < 0) {
-                                        *reason = r == -ENOMEM ? "perf ring buffer: over the locked-memory limit"
-                                                               : "perf ring buffer: cannot map";
-                                        return r;
-                                }
-                                opened++;
+                        if (diag_proc_list_tids(opts->pids[i], &tids, &ntids) < 0) {
+                                if (round == 0)
+                                        p->lost++;      /* gone before we looked */
+                                break;
                         }
+                        for (size_t t = 0; t < ntids; t++) {
+                                bool seen = false;
+
+                                for (size_t k = 0; k < ndone && !seen; k++)
+                                        seen = done[k] == tids[t];
+                                if (seen)
+                                        continue;
+                                if (DIAG_GROW(done, allocdone, ndone + 1) < 0)
+                                        return -ENOMEM;
+                                done[ndone++] = tids[t];
+                                fresh++;
+                                r = open_thread(p, opts, &cycles, tids[t], cpus, ncpus, reason);
+                                if (r < 0)
+                                        return r;
+                                opened += (size_t) r;
+                        }
+                        if (fresh == 0)
+                                break;
+                }
         }
         if (opened == 0) {
                 *reason = "no such process (every thread ended before sampling started)";
