@@ -831,6 +831,11 @@ static struct diag_unwinder *unwinder_for(struct diag_perf_unwind *w, pid_t pid,
         }
         idx = (size_t) (p - w->procs);
         r = diag_unwinder_new(pid, &u);
+        if (r == 0 && !diag_unwinder_has_modules(u)) {
+                /* exiting: its memory is already released, its maps empty */
+                u = diag_unwinder_free(u);
+                r = -ESRCH;
+        }
         p = &w->procs[idx];
         if (r < 0) {
                 *ret_err = r;

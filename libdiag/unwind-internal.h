@@ -15,3 +15,7 @@ int diag_unwind_copy(struct diag_unwinder *u, const struct diag_thread_capture *
 
 /* Whether some module reported for the unwinder holds addr. */
 bool diag_unwinder_covers(struct diag_unwinder *u, uint64_t addr);
+
+/* Whether /proc/PID/maps gave any module at all (empty once an exiting process
+ * has released its memory). */
+bool diag_unwinder_has_modules(struct diag_unwinder *u);

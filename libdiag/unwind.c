@@ -718,6 +718,18 @@ bool diag_unwinder_covers(struct diag_unwinder *u, uint64_t addr) {
         return dwfl_addrmodule(u->dwfl, addr) != NULL;
 }
 
+static int any_module_cb(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start, void *arg) {
+        *(bool *) arg = true;
+        return DWARF_CB_ABORT;
+}
+
+bool diag_unwinder_has_modules(struct diag_unwinder *u) {
+        bool any = false;
+
+        (void) dwfl_getmodules(u->dwfl, any_module_cb, &any, 0);
+        return any;
+}
+
 void diag_stack_clear(struct diag_stack *s) {
         if (!s)
                 return;

@@ -23,11 +23,17 @@
 
 static struct {
         struct diag_perf_unwind *unw;
-        pid_t pid, spinner, thread2, child, sys;
+        pid_t pid, spinner, thread2, child, sys, zspin;
+        uint64_t zspin_samples, zspin_libz;
         uint64_t samples, spinner_samples, spinner_a, spinner_b, spinner_full, spinner_err;
         uint64_t thread2_samples, child_samples, sys_samples, sys_kernel, kernel_named;
         uint64_t kernel_order_bad, unwind_fail, user_frames, other_pid;
         bool host;                      /* sampling the whole host: unwind only spinfix */
+        /* one sample of the child and its FORK record, kept to unwind again once the
+         * child has exited (a zombie: spinfix reaps it only at its next command) */
+        struct diag_perf_event child_sample, child_fork;
+        uint8_t *child_stack;
+        bool have_child_sample, have_child_fork;
         bool fork_thread, fork_child, comm_thread, comm_child, exit_child;
         uint64_t unwind_ns;
         uint64_t each_ns[8192];         /* per sample, for the median (the warm cost) */
@@ -111,8 +117,27 @@ static void on_sample(const struct diag_perf_event *e) {
         }
         if (T.thread2 && e->tid == T.thread2)
                 T.thread2_samples++;
-        if (T.child && e->pid == T.child && has_frame(&s, "spin_loop"))
+        if (T.child && e->pid == T.child && has_frame(&s, "spin_loop")) {
                 T.child_samples++;
+                if (!T.have_child_sample && e->regs.stack_len && (T.child_stack = malloc(e->regs.stack_len))) {
+                        T.child_sample = *e;
+                        T.child_sample.kernel_chain = NULL;
+                        T.child_sample.nkernel = 0;
+                        memcpy(T.child_stack, e->regs.stack, e->regs.stack_len);
+                        T.child_sample.regs.stack = T.child_stack;
+                        T.have_child_sample = true;
+                }
+        }
+        if (T.zspin && e->tid == T.zspin) {
+                /* libz was mapped after the process's unwinder was made: its frames
+                 * resolve only if the MMAP record made the unwinder again */
+                struct diag_unwinder *u = diag_perf_unwind_of(T.unw, e->pid);
+                const struct diag_module *m = u && leaf && leaf->module >= 0 ?
+                        diag_unwinder_module(u, (size_t) leaf->module) : NULL;
+                T.zspin_samples++;
+                if (m && m->path && strstr(m->path, "libz"))
+                        T.zspin_libz++;
+        }
         if (T.sys && e->tid == T.sys) {
                 T.sys_samples++;
                 if (k > 0)
@@ -133,8 +158,11 @@ static int on_event(void *userdata, const struct diag_perf_event *e) {
         case DIAG_PERF_FORK:
                 if (T.thread2 && e->tid == T.thread2 && e->pid == T.pid)
                         T.fork_thread = true;
-                if (T.child && e->pid == T.child && e->ppid == T.pid)
+                if (T.child && e->pid == T.child && e->ppid == T.pid) {
                         T.fork_child = true;
+                        T.child_fork = *e;
+                        T.have_child_fork = true;
+                }
                 break;
         case DIAG_PERF_COMM:
                 if (e->comm && strcmp(e->comm, "spinner2") == 0)
@@ -239,6 +267,7 @@ int main(int argc, char **argv) {
         T.thread2 = command(in, out, "thread", "tid=");
         T.child = command(in, out, "fork", "pid=");
         T.sys = command(in, out, "sys", "tid=");
+        T.zspin = command(in, out, "dlopen", "tid=");
         CHECK(T.thread2 > 0 && T.child > 0 && T.sys > 0);
         run_window(p, 1000);
         diag_perf_disable(p);
@@ -270,6 +299,12 @@ int main(int argc, char **argv) {
         }
         CHECK(T.spinner_full >= T.spinner_samples * 9 / 10);
         CHECK(T.thread2_samples >= 10);
+        printf("zspin %" PRIu64 " (leaf in libz %" PRIu64 ")\n", T.zspin_samples, T.zspin_libz);
+        if (T.zspin) {
+                CHECK(T.zspin_samples >= 10);
+                CHECK(T.zspin_libz >= T.zspin_samples * 9 / 10);
+        } else
+                printf("libz.so.1 could not be loaded: mapping new code not checked\n");
         CHECK(T.child_samples >= 3);       /* it spins 0.5 s among four busy threads */
         if (no_kernel)
                 CHECK_INT(T.sys_kernel, 0);
@@ -293,6 +328,36 @@ int main(int argc, char **argv) {
 
         diag_perf_free(p);
         p = NULL;
+
+        /* The child exited 0.5 s after it started and is a zombie now, its maps
+         * empty: a fresh unwinder cannot unwind its sample, unless it was told of
+         * the fork, and then unwinds it with the parent's maps. */
+        CHECK(T.have_child_sample && T.have_child_fork);
+        if (T.have_child_sample && T.have_child_fork) {
+                struct diag_perf_unwind *w = NULL;
+                struct diag_stack st;
+                char path[64], stat[256] = "";
+                FILE *f;
+
+                snprintf(path, sizeof path, "/proc/%d/stat", (int) T.child);
+                if ((f = fopen(path, "re"))) {
+                        if (!fgets(stat, sizeof stat, f))
+                                stat[0] = 0;
+                        fclose(f);
+                }
+                CHECK(strstr(stat, ") Z ") != NULL);
+                CHECK_INT(diag_perf_unwind_new(&w), 0);
+                CHECK_INT(diag_perf_unwind_sample(w, &T.child_sample, 64, false, &st), -ESRCH);
+                diag_perf_unwind_free(w);
+                w = NULL;
+                CHECK_INT(diag_perf_unwind_new(&w), 0);
+                diag_perf_unwind_note(w, &T.child_fork);
+                CHECK_INT(diag_perf_unwind_sample(w, &T.child_sample, 64, false, &st), 0);
+                CHECK(has_frame(&st, "spin_loop") && has_frame(&st, "main"));
+                diag_stack_clear(&st);
+                diag_perf_unwind_free(w);
+        }
+        free(T.child_stack);
 
         /* the whole host: one event per CPU; spinfix's samples are among them */
         if (!no_kernel) {
