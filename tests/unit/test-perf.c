@@ -200,6 +200,24 @@ static void run_window(struct diag_perf *p, uint64_t ms) {
                 CHECK(diag_perf_poll(p, 100, on_event, NULL) >= 0);
 }
 
+/* Sample for 300 ms with o: did the spinning thread get samples? */
+static bool sample_briefly(const struct diag_perf_opts *o) {
+        struct diag_perf *p = NULL;
+        const char *reason = NULL;
+        uint64_t before = T.spinner_samples;
+        int r = diag_perf_open(o, &p, &reason);
+
+        if (r < 0) {
+                fprintf(stderr, "diag_perf_open: %s\n", reason ? reason : strerror(-r));
+                return false;
+        }
+        run_window(p, 300);
+        diag_perf_disable(p);
+        CHECK(diag_perf_poll(p, 0, on_event, NULL) >= 0);
+        diag_perf_free(p);
+        return T.spinner_samples > before;
+}
+
 int main(int argc, char **argv) {
         const char *spinfix = argc > 1 ? argv[1] : getenv("SPINFIX");
         int to[2], from[2];
@@ -359,21 +377,12 @@ int main(int argc, char **argv) {
         }
         free(T.child_stack);
 
+        /* hardware cycles when the machine has them, else cpu-clock: samples either way */
+        CHECK(sample_briefly(&(struct diag_perf_opts) { .pids = &T.pid, .npids = 1, .freq_hz = 199, .cycles = true }));
         /* the whole host: one event per CPU; spinfix's samples are among them */
         if (!no_kernel) {
-                uint64_t before = T.spinner_samples;
                 T.host = true;
-                r = diag_perf_open(&(struct diag_perf_opts) { .all = true, .freq_hz = 199 }, &p, &reason);
-                CHECK_INT(r, 0);
-                if (r == 0) {
-                        run_window(p, 300);
-                        diag_perf_disable(p);
-                        CHECK(diag_perf_poll(p, 0, on_event, NULL) >= 0);
-                        CHECK(T.spinner_samples > before);
-                        diag_perf_free(p);
-                        p = NULL;
-                } else
-                        fprintf(stderr, "all: %s\n", reason ? reason : strerror(-r));
+                CHECK(sample_briefly(&(struct diag_perf_opts) { .all = true, .freq_hz = 199 }));
         }
 
         fclose(in);             /* spinfix exits when stdin closes */
