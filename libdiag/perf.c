@@ -711,40 +711,71 @@ static int ksym_cmp(const void *a, const void *b) {
         return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-/* "ffffffff81000000 T _stext [module]" per line; without the privilege to see
- * addresses the kernel shows zeros, and frames then carry the address only. */
+/* One line of /proc/kallsyms, "ffffffff81000000 T _stext [module]": a text
+ * symbol goes to the table, its name into the names buffer (an offset until the
+ * buffer stops moving). */
+static int ksym_line(struct diag_perf_unwind *w, char *line, size_t *alloc, size_t *nnames, size_t *allocnames,
+                     bool *nonzero, bool *sorted) {
+        char *type, *name, *stop;
+        unsigned long long addr = strtoull(line, &type, 16);
+        size_t len;
+
+        if (type == line || type[0] != ' ' || type[1] == 0 || !strchr("tTwW", type[1]) || type[2] != ' ')
+                return 0;
+        name = type + 3;
+        for (stop = name; *stop && *stop != ' ' && *stop != '\t'; stop++)
+                ;
+        len = (size_t) (stop - name);
+        if (addr)
+                *nonzero = true;
+        if (w->nksyms > 0 && addr < w->ksyms[w->nksyms - 1].addr)
+                *sorted = false;
+        if (DIAG_GROW(w->ksyms, *alloc, w->nksyms + 1) < 0 || DIAG_GROW(w->kbuf, *allocnames, *nnames + len + 1) < 0)
+                return -ENOMEM;
+        memcpy(w->kbuf + *nnames, name, len);
+        w->kbuf[*nnames + len] = 0;
+        w->ksyms[w->nksyms++] = (struct ksym) { .addr = addr, .name = (char *) (uintptr_t) *nnames };
+        *nnames += len + 1;
+        return 0;
+}
+
+/* Read in blocks and keep only the names of text symbols: the file is about 5 MB
+ * of text the kernel formats on every read, most of it not needed. Without the
+ * privilege to see addresses the kernel shows zeros, and frames then carry the
+ * address only. */
 static void ksyms_load(struct diag_perf_unwind *w) {
-        size_t len, alloc = 0;
+        _cleanup_close_ int fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *buf = NULL;
+        size_t have = 0, alloc = 0, nnames = 0, allocnames = 0;
+        const size_t bufsize = 256 << 10;
         bool nonzero = false, sorted = true;
-        char *line, *end;
 
         w->ksyms_loaded = true;
-        if (diag_read_file_at(AT_FDCWD, "/proc/kallsyms", 256u << 20, &w->kbuf, &len) < 0)
+        if (fd < 0 || !(buf = malloc(bufsize + 1)))
                 return;
-        for (line = w->kbuf, end = w->kbuf + len; line < end; line++) {
-                char *eol = memchr(line, '\n', (size_t) (end - line)), *type, *name, *stop;
-                unsigned long long addr;
+        for (;;) {
+                ssize_t k = read(fd, buf + have, bufsize - have);
+                char *line = buf, *eol;
 
-                if (!eol)
-                        eol = end;
-                *eol = 0;
-                addr = strtoull(line, &type, 16);
-                if (type == line || type[0] != ' ' || !strchr("tTwW", type[1]) || type[1] == 0 || type[2] != ' ')
-                        goto next;
-                name = type + 3;
-                for (stop = name; *stop && *stop != ' ' && *stop != '\t'; stop++)
-                        ;
-                *stop = 0;
-                if (addr)
-                        nonzero = true;
-                if (w->nksyms > 0 && addr < w->ksyms[w->nksyms - 1].addr)
-                        sorted = false;
-                if (DIAG_GROW(w->ksyms, alloc, w->nksyms + 1) < 0)
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
                         break;
-                w->ksyms[w->nksyms++] = (struct ksym) { .addr = addr, .name = name };
-        next:
-                line = eol;
+                have += (size_t) k;
+                while ((eol = memchr(line, '\n', have - (size_t) (line - buf)))) {
+                        *eol = 0;
+                        if (ksym_line(w, line, &alloc, &nnames, &allocnames, &nonzero, &sorted) < 0)
+                                goto done;
+                        line = eol + 1;
+                }
+                have -= (size_t) (line - buf);
+                memmove(buf, line, have);
+                if (have == bufsize)
+                        have = 0;       /* no line is that long: drop it */
         }
+done:
+        for (size_t i = 0; i < w->nksyms; i++)
+                w->ksyms[i].name = w->kbuf + (uintptr_t) w->ksyms[i].name;
         w->ksyms_zero = !nonzero;
         if (w->ksyms_zero) {
                 w->nksyms = 0;
@@ -756,10 +787,11 @@ static void ksyms_load(struct diag_perf_unwind *w) {
 }
 
 static const struct ksym *ksym_find(struct diag_perf_unwind *w, uint64_t addr) {
-        size_t lo = 0, hi = w->nksyms;
+        size_t lo = 0, hi;
 
         if (!w->ksyms_loaded)
                 ksyms_load(w);
+        hi = w->nksyms;
         /* the last symbol at or below addr */
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
