@@ -24,7 +24,7 @@
 static struct {
         struct diag_perf_unwind *unw;
         pid_t pid, spinner, thread2, child, sys, zspin;
-        uint64_t zspin_samples, zspin_libz, sys_read_path;
+        uint64_t zspin_samples, zspin_libz, sys_read_path, lost_records;
         uint64_t samples, spinner_samples, spinner_a, spinner_b, spinner_full, spinner_err;
         uint64_t thread2_samples, child_samples, sys_samples, sys_kernel, kernel_named;
         uint64_t kernel_order_bad, unwind_fail, user_frames, other_pid;
@@ -172,6 +172,9 @@ static int on_event(void *userdata, const struct diag_perf_event *e) {
                         T.comm_thread = true;
                 if (e->comm && strcmp(e->comm, "spinchild") == 0 && e->pid == T.child)
                         T.comm_child = true;
+                break;
+        case DIAG_PERF_LOST:
+                T.lost_records += e->lost;
                 break;
         case DIAG_PERF_EXIT:
                 if (T.child && e->pid == T.child && e->tid == T.child)
@@ -384,6 +387,30 @@ int main(int argc, char **argv) {
 
         /* hardware cycles when the machine has them, else cpu-clock: samples either way */
         CHECK(sample_briefly(&(struct diag_perf_opts) { .pids = &T.pid, .npids = 1, .freq_hz = 199, .cycles = true }));
+        /* rings left unread while they overflow: LOST records, counted */
+        {
+                uint64_t before = T.samples;
+                T.lost_records = 0;
+                r = diag_perf_open(&(struct diag_perf_opts) { .pids = &T.pid, .npids = 1, .freq_hz = 4999 },
+                                   &p, &reason);
+                CHECK_INT(r, 0);
+                if (r == 0) {
+                        nanosleep(&(struct timespec) { .tv_nsec = 600000000 }, NULL);
+                        CHECK(diag_perf_poll(p, 0, on_event, NULL) > 0);
+                        /* the kernel writes the LOST record once there is room again */
+                        run_window(p, 100);
+                        diag_perf_disable(p);
+                        CHECK(diag_perf_poll(p, 0, on_event, NULL) >= 0);
+                        printf("overflow: %" PRIu64 " samples read, %" PRIu64 " lost\n", T.samples - before,
+                               diag_perf_lost(p));
+                        CHECK(T.samples > before);
+                        CHECK(T.lost_records > 0);
+                        CHECK(diag_perf_lost(p) >= T.lost_records);
+                        diag_perf_free(p);
+                        p = NULL;
+                }
+        }
+
         /* the whole host: one event per CPU; spinfix's samples are among them */
         if (!no_kernel) {
                 T.host = true;
