@@ -686,7 +686,7 @@ int diag_pyreader_thread(struct diag_pyreader *r, pid_t tid, struct diag_pythrea
 /* ---- splicing into a native stack ---- */
 
 static bool is_eval_frame(const struct diag_frame *f) {
-        return !f->python && f->func && strcmp(f->func, "_PyEval_EvalFrameDefault") == 0;
+        return !f->python && !f->inlined && f->func && strcmp(f->func, "_PyEval_EvalFrameDefault") == 0;
 }
 
 int diag_py_splice(const struct diag_stack *native, const struct diag_pythread *py, struct diag_stack *out) {
@@ -699,8 +699,16 @@ int diag_py_splice(const struct diag_stack *native, const struct diag_pythread *
                 return -ENOMEM;
         for (size_t i = 0; i < native->n; i++) {
                 const struct diag_frame *f = &native->frames[i];
+                size_t phys = i;
 
-                if (is_eval_frame(f) && !f->inlined) {
+                /* Inlined frames come just before the physical frame they are part
+                 * of: the Python frames go above the whole group of the eval loop. */
+                if (i > 0 && native->frames[i - 1].inlined)
+                        phys = native->n;
+                else
+                        while (phys < native->n && native->frames[phys].inlined)
+                                phys++;
+                if (phys < native->n && is_eval_frame(&native->frames[phys])) {
                         while (pi < py->n) {
                                 const struct diag_pyframe *p = &py->frames[pi++];
                                 fr[n++] = (struct diag_frame) {

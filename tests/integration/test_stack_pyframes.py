@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""diag-stack's Python frames on Debian's /usr/bin/python3.11 running pysvc.py: every
+thread shows its Python frames (qualified name, file, line) spliced above the eval
+loop frame that runs them. Lines come from the fixture's marker comments; the
+oracle is the fixture's own sys._current_frames() dump, taken while the threads
+sit where diag-stack saw them. --no-python leaves them out. Skipped without
+python3.11."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import diagtest as dt  # noqa: E402
+
+PYTHON = "/usr/bin/python3.11"
+FIXDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+PYSVC = os.path.realpath(os.path.join(FIXDIR, "pysvc.py"))
+SPINMOD = os.path.realpath(os.path.join(FIXDIR, "spinmod.py"))
+THREADING = "/usr/lib/python3.11/threading.py"
+
+
+def markers(path):
+    out = {}
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            m = re.search(r"# MARK: (\S+)", line)
+            if m:
+                out[m.group(1)] = n
+    return out
+
+
+def py_frames(frames):
+    return [(f.get("function"), f.get("file"), f.get("line")) for f in frames if f.get("python")]
+
+
+def frames_of_tid(proc, tid):
+    for g in proc.get("groups", []):
+        if tid in g.get("tids", []):
+            return g.get("frames", [])
+    return []
+
+
+def main():
+    dt.setup(__doc__)
+    dt.need_path("diag_stack")
+    mk = dict(markers(PYSVC), **markers(SPINMOD))
+    if not os.access(PYTHON, os.X_OK):
+        dt.skip("%s is not installed" % PYTHON)
+    chk = dt.Checker("stack-pyframes")
+    p = subprocess.Popen([PYTHON, PYSVC], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        ready = p.stdout.readline().strip()
+        if not ready.startswith("READY pid="):
+            dt.harness_error("pysvc.py did not start: %r" % ready)
+        tids = {}
+        for _ in range(4):
+            m = re.match(r"THREAD (\S+) tid=(\d+)", p.stdout.readline().strip())
+            if not m:
+                dt.harness_error("pysvc.py did not list its threads")
+            tids[m.group(1)] = int(m.group(2))
+
+        r = dt.diag_stack("-J", p.pid)
+        chk.eq(r.rc, 0, "exit status of `%s`\n%s" % (r.cmd(), r.err[-2000:]))
+        proc = dt.process_of(r.json(chk) or {}, p.pid) or {}
+        chk.check(str(proc.get("python") or "").startswith("3.11."),
+                  "the process says which Python runs: %r" % proc.get("python"))
+
+        want = {
+            "spinner": [("Spinner.spin", SPINMOD, mk["spin"]), ("spin", PYSVC, mk["spin-call"])],
+            "worker": [("Condition.wait", THREADING, None), ("wait_for_job", PYSVC, mk["wait"])],
+            "sleeper": [("nap_forever", PYSVC, mk["sleep"])],
+            "main": [("main", PYSVC, mk["main"]), ("<module>", PYSVC, None)],
+        }
+        boot = ["Thread.run", "Thread._bootstrap_inner", "Thread._bootstrap"]
+        ours = {}
+        for name, tid in tids.items():
+            frames = frames_of_tid(proc, tid)
+            got = py_frames(frames)
+            ours[name] = got
+            w = want[name]
+            chk.check(len(got) >= len(w), "thread %s (%d): Python frames %r, want at least %r" % (name, tid, got, w))
+            for (gf, gfile, gline), (wf, wfile, wline) in zip(got, w):
+                chk.eq(gf, wf, "thread %s: qualname" % name)
+                chk.eq(gfile, wfile, "thread %s: file of %s" % (name, wf))
+                if wline is not None:
+                    chk.eq(gline, wline, "thread %s: line of %s" % (name, wf))
+            if name != "main":
+                chk.eq([g[0] for g in got[-3:]], boot, "thread %s: the outermost Python frames" % name)
+            # Each run of Python frames sits right above an eval loop frame (its
+            # inlined frames first), unless the native unwind stopped early.
+            i = 0
+            while i < len(frames):
+                if not frames[i].get("python"):
+                    i += 1
+                    continue
+                while i < len(frames) and frames[i].get("python"):
+                    i += 1
+                while i < len(frames) and frames[i].get("inlined"):
+                    i += 1
+                if i < len(frames):
+                    chk.eq(frames[i].get("function"), "_PyEval_EvalFrameDefault",
+                           "thread %s: the native frame below a run of Python frames" % name)
+
+        # The oracle: the interpreter's own view of the same threads.
+        p.stdin.write("dump\n")
+        p.stdin.flush()
+        line = p.stdout.readline().strip()
+        if not line.startswith("DUMP "):
+            dt.harness_error("pysvc.py did not dump its frames: %r" % line)
+        theirs = json.loads(line[5:])
+        for name in ("spinner", "worker", "sleeper"):
+            t = [tuple(f) for f in theirs.get(str(tids[name]), [])]
+            t = [(q, os.path.realpath(fn), ln) for q, fn, ln in t]
+            chk.eq(ours[name], t, "thread %s: our Python frames against sys._current_frames()" % name)
+
+        r = dt.diag_stack(p.pid)
+        chk.eq(r.rc, 0, "exit status of `%s`" % r.cmd())
+        chk.check(re.search(r"\[python\] +in Spinner\.spin \(%s:%d\)" % (re.escape(SPINMOD), mk["spin"]), r.out),
+                  "text output shows the spinner's Python frame:\n%s" % r.out[:3000])
+        chk.check(re.search(r"Python 3\.11\.\d+", r.out.splitlines()[0] if r.out else ""),
+                  "text header names the Python version: %r" % r.out[:200])
+
+        r = dt.diag_stack("-J", "--no-python", p.pid)
+        proc = dt.process_of(r.json(chk) or {}, p.pid) or {}
+        chk.eq(proc.get("python"), None, "--no-python: no Python version")
+        chk.check(not any(f.get("python") for g in proc.get("groups", []) for f in g.get("frames", [])),
+                  "--no-python: no Python frames")
+    finally:
+        dt.kill_group(p)
+        p.wait()
+    chk.finish()
+
+
+if __name__ == "__main__":
+    main()
