@@ -17,40 +17,128 @@
 #define MAX_LINETABLE (1u << 20)
 #define CODE_CACHE_SLOTS 4096           /* power of two */
 
-/* From CPython 3.11's Include/internal/pycore_*.h, checked by test-pyoffsets. */
+/* From CPython 3.11's and 3.12's Include/internal/pycore_*.h, checked by
+ * test-pyoffsets against each: first what the two share, then each one's own. */
+#define OFFSETS_311_312 \
+        .major = 3, .runtime_interpreters_head = 40, .interp_next = 0, .tstate_next = 8, .tstate_cframe = 56, \
+        .object_type = 8, .code_filename = 112, .code_qualname = 128, .code_linetable = 136, \
+        .var_size = 16, .bytes_sval = 32, .unicode_length = 16, .unicode_state = 32
+
 static const struct diag_pyoffsets offsets_311 = {
-        .major = 3, .minor = 11,
-        .runtime_interpreters_head = 40,
+        OFFSETS_311_312, .minor = 11,
         .runtime_tstate_current = 576,
-        .interp_next = 0,
         .interp_threads_head = 16,
-        .tstate_next = 8,
         .tstate_native_thread_id = 160,
-        .tstate_cframe = 56,
         .cframe_current_frame = 8,
-        .frame_code = 32,
-        .frame_previous = 48,
-        .frame_prev_instr = 56,
-        .frame_is_entry = 68,
-        .frame_owner = 69,
-        .object_type = 8,
-        .code_qualname = 128,
-        .code_filename = 112,
-        .code_firstlineno = 72,
-        .code_linetable = 136,
-        .code_adaptive = 184,
-        .var_size = 16,
-        .bytes_sval = 32,
-        .unicode_length = 16,
-        .unicode_state = 32,
-        .unicode_ascii_size = 48,
-        .unicode_compact_size = 72,
+        .frame_code = 32, .frame_previous = 48, .frame_prev_instr = 56, .frame_is_entry = 68, .frame_owner = 69,
+        .owner_cstack = -1,
+        .code_firstlineno = 72, .code_adaptive = 184,
+        .unicode_ascii_size = 48, .unicode_compact_size = 72,
+};
+
+static const struct diag_pyoffsets offsets_312 = {
+        OFFSETS_311_312, .minor = 12,
+        .interp_threads_head = 72,
+        .interp_gil = 384, .gil_locked = 16, .gil_holder = 8,
+        .tstate_native_thread_id = 144,
+        .cframe_current_frame = 0,
+        .frame_code = 0, .frame_previous = 8, .frame_prev_instr = 56, .frame_owner = 70,
+        .owner_cstack = 3,
+        .code_firstlineno = 68, .code_adaptive = 192,
+        .unicode_ascii_size = 40, .unicode_compact_size = 56,
 };
 
 const struct diag_pyoffsets *diag_pyoffsets_get(unsigned major, unsigned minor) {
         if (major == 3 && minor == 11)
                 return &offsets_311;
+        if (major == 3 && minor == 12)
+                return &offsets_312;
         return NULL;
+}
+
+/* Where 3.13's _Py_DebugOffsets keeps each field (every one a uint64_t): its
+ * layout from 3.13's Include/internal/pycore_runtime.h, checked by test-pyoffsets. */
+enum {
+        DBG_VERSION = 8,
+        DBG_FREE_THREADED = 16,
+        DBG_RUNTIME_INTERPRETERS_HEAD = 40,
+        DBG_INTERP_NEXT = 64,
+        DBG_INTERP_THREADS_HEAD = 72,
+        DBG_INTERP_GIL_LOCKED = 136,
+        DBG_INTERP_GIL_HOLDER = 144,
+        DBG_TSTATE_NEXT = 168,
+        DBG_TSTATE_CURRENT_FRAME = 184,
+        DBG_TSTATE_NATIVE_THREAD_ID = 200,
+        DBG_FRAME_PREVIOUS = 232,
+        DBG_FRAME_EXECUTABLE = 240,
+        DBG_FRAME_INSTR_PTR = 248,
+        DBG_FRAME_OWNER = 264,
+        DBG_CODE_FILENAME = 280,
+        DBG_CODE_QUALNAME = 296,
+        DBG_CODE_LINETABLE = 304,
+        DBG_CODE_FIRSTLINENO = 312,
+        DBG_CODE_ADAPTIVE = 344,
+        DBG_OBJECT_TYPE = 360,
+        DBG_BYTES_SIZE = 520,
+        DBG_BYTES_SVAL = 528,
+        DBG_UNICODE_STATE = 544,
+        DBG_UNICODE_LENGTH = 552,
+        DBG_UNICODE_ASCII_SIZE = 560,
+};
+
+int diag_pyoffsets_from_debug(const void *buf, size_t len, struct diag_pyoffsets *ret) {
+        const uint8_t *b = buf;
+        uint64_t version, v;
+        size_t *dst;
+        static const struct { size_t at, field; } map[] = {
+#define F(at, field) { at, offsetof(struct diag_pyoffsets, field) }
+                F(DBG_RUNTIME_INTERPRETERS_HEAD, runtime_interpreters_head),
+                F(DBG_INTERP_NEXT, interp_next),
+                F(DBG_INTERP_THREADS_HEAD, interp_threads_head),
+                F(DBG_INTERP_GIL_LOCKED, gil_locked),
+                F(DBG_INTERP_GIL_HOLDER, gil_holder),
+                F(DBG_TSTATE_NEXT, tstate_next),
+                F(DBG_TSTATE_CURRENT_FRAME, cframe_current_frame),
+                F(DBG_TSTATE_NATIVE_THREAD_ID, tstate_native_thread_id),
+                F(DBG_FRAME_PREVIOUS, frame_previous),
+                F(DBG_FRAME_EXECUTABLE, frame_code),
+                F(DBG_FRAME_INSTR_PTR, frame_prev_instr),
+                F(DBG_FRAME_OWNER, frame_owner),
+                F(DBG_CODE_FILENAME, code_filename),
+                F(DBG_CODE_QUALNAME, code_qualname),
+                F(DBG_CODE_LINETABLE, code_linetable),
+                F(DBG_CODE_FIRSTLINENO, code_firstlineno),
+                F(DBG_CODE_ADAPTIVE, code_adaptive),
+                F(DBG_OBJECT_TYPE, object_type),
+                F(DBG_BYTES_SIZE, var_size),
+                F(DBG_BYTES_SVAL, bytes_sval),
+                F(DBG_UNICODE_STATE, unicode_state),
+                F(DBG_UNICODE_LENGTH, unicode_length),
+                F(DBG_UNICODE_ASCII_SIZE, unicode_ascii_size),
+#undef F
+        };
+
+        if (len < DIAG_PY_DEBUG_OFFSETS_313_SIZE)
+                return -EINVAL;
+        if (memcmp(b, "xdebugpy", 8) != 0)
+                return -EBADMSG;
+        memcpy(&version, b + DBG_VERSION, sizeof version);
+        if ((version >> 24) != 3 || ((version >> 16) & 0xff) != 13)
+                return -EPROTONOSUPPORT;
+        memcpy(&v, b + DBG_FREE_THREADED, sizeof v);
+        if (v)
+                return -EPROTONOSUPPORT;
+        *ret = (struct diag_pyoffsets) { .major = 3, .minor = 13, .owner_cstack = 3 };
+        for (size_t i = 0; i < ELEMENTSOF(map); i++) {
+                memcpy(&v, b + map[i].at, sizeof v);
+                if (v > 65536)          /* no structure read here is that big */
+                        return -EBADMSG;
+                dst = (size_t *) ((char *) ret + map[i].field);
+                *dst = (size_t) v;
+        }
+        /* PyCompactUnicodeObject: PyASCIIObject, utf8_length, utf8 (3.13's unicodeobject.h) */
+        ret->unicode_compact_size = ret->unicode_ascii_size + 16;
+        return 0;
 }
 
 struct code {
@@ -65,6 +153,7 @@ struct diag_pyreader {
         pid_t pid;
         char *version;
         const struct diag_pyoffsets *off;
+        struct diag_pyoffsets debug_off;        /* 3.13: read from the target */
         uint64_t runtime;               /* &_PyRuntime in the target */
         uint64_t code_type;             /* &PyCode_Type, 0 if not found */
         struct code *codes;             /* CODE_CACHE_SLOTS, open addressing */
@@ -224,7 +313,8 @@ int diag_pyreader_new(pid_t pid, struct diag_pyreader **ret, char **ret_version)
         struct pysyms s = { 0 };
         _cleanup_free_ char *version = NULL;
         unsigned major = 0, minor = 0;
-        uint64_t probe;
+        uint8_t debug[DIAG_PY_DEBUG_OFFSETS_313_SIZE];
+        struct diag_pyoffsets dbg = { 0 };
         ssize_t k;
         int r;
 
@@ -236,24 +326,26 @@ int diag_pyreader_new(pid_t pid, struct diag_pyreader **ret, char **ret_version)
                 return r;
         if (ret_version && version)
                 *ret_version = strdup(version);
-        if (!diag_pyoffsets_get(major, minor))
-                return -EPROTONOSUPPORT;
-        /* Can we read it at all? */
-        k = diag_mem_read(pid, s.runtime, &probe, sizeof probe);
+        /* Can we read it at all? 3.13 carries its own offsets there. */
+        k = diag_mem_read(pid, s.runtime, debug, sizeof debug);
         if (k < 0)
                 return (int) k;
-        if (k != (ssize_t) sizeof probe)
+        if (k != (ssize_t) sizeof debug)
                 return -EFAULT;
+        r = major == 3 && minor >= 13 ? diag_pyoffsets_from_debug(debug, sizeof debug, &dbg) : -EPROTONOSUPPORT;
+        if (r < 0 && !diag_pyoffsets_get(major, minor))
+                return r == -EBADMSG ? -EPROTONOSUPPORT : r;
         rd = calloc(1, sizeof *rd);
         if (!rd)
                 return -ENOMEM;
+        rd->debug_off = dbg;
         rd->codes = calloc(CODE_CACHE_SLOTS, sizeof *rd->codes);
         if (!rd->codes) {
                 free(rd);
                 return -ENOMEM;
         }
         rd->pid = pid;
-        rd->off = diag_pyoffsets_get(major, minor);
+        rd->off = dbg.major ? &rd->debug_off : diag_pyoffsets_get(major, minor);
         rd->runtime = s.runtime;
         rd->code_type = s.code_type;
         rd->version = TAKE_PTR(version);
@@ -593,7 +685,7 @@ void diag_pythread_clear(struct diag_pythread *t) {
         *t = (struct diag_pythread) { 0 };
 }
 
-static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret) {
+static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret_interp, uint64_t *ret) {
         const struct diag_pyoffsets *o = r->off;
         uint64_t interp;
         int k;
@@ -614,6 +706,7 @@ static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret) {
                             read_ptr(r, ts + o->tstate_next, &next) < 0)
                                 return -EAGAIN;
                         if ((pid_t) id == want) {
+                                *ret_interp = interp;
                                 *ret = ts;
                                 return 0;
                         }
@@ -625,22 +718,43 @@ static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret) {
         return -ENOENT;
 }
 
+/* Whether ts holds the GIL now: 3.11 names the holder in the runtime, 3.12+ in the
+ * interpreter's GIL (last holder, while locked). */
+static bool holds_gil(const struct diag_pyreader *r, uint64_t interp, uint64_t ts) {
+        const struct diag_pyoffsets *o = r->off;
+        uint64_t holder, gil = interp;
+        int32_t locked;
+
+        if (o->runtime_tstate_current)
+                return read_ptr(r, r->runtime + o->runtime_tstate_current, &holder) == 0 && holder == ts;
+        if (!o->gil_locked || !o->gil_holder)
+                return false;
+        if (o->interp_gil && read_ptr(r, interp + o->interp_gil, &gil) < 0)
+                return false;
+        if (read_exact(r, gil + o->gil_locked, &locked, sizeof locked) < 0 || !locked)
+                return false;
+        return read_ptr(r, gil + o->gil_holder, &holder) == 0 && holder == ts;
+}
+
 int diag_pyreader_thread(struct diag_pyreader *r, pid_t tid, struct diag_pythread *ret) {
         const struct diag_pyoffsets *o = r->off;
         _cleanup_free_ struct diag_pyframe *frames = NULL;
-        size_t n = 0, alloc = 0;
-        uint64_t ts = 0, cframe, frame, holder;
+        size_t n = 0, alloc = 0, steps = 0;
+        size_t flen = MAX(MAX(o->frame_owner, o->frame_is_entry) + 1,
+                          MAX(MAX(o->frame_code, o->frame_previous), o->frame_prev_instr) + 8);
+        uint64_t ts = 0, interp = 0, cframe, frame;
         int k;
 
         *ret = (struct diag_pythread) { .tid = tid };
-        k = find_tstate(r, ns_tid(r->pid, tid), &ts);
+        k = find_tstate(r, ns_tid(r->pid, tid), &interp, &ts);
         if (k == -ENOENT)
                 return 0;               /* a thread that never ran Python */
         if (k < 0)
                 return k;
-        if (read_ptr(r, r->runtime + o->runtime_tstate_current, &holder) == 0)
-                ret->holds_gil = holder == ts;
-        if (read_ptr(r, ts + o->tstate_cframe, &cframe) < 0)
+        ret->holds_gil = holds_gil(r, interp, ts);
+        if (!o->tstate_cframe)
+                cframe = ts;            /* 3.13: current_frame is in the thread state */
+        else if (read_ptr(r, ts + o->tstate_cframe, &cframe) < 0)
                 return -EAGAIN;
         if (!cframe)
                 return 0;
@@ -652,17 +766,25 @@ int diag_pyreader_thread(struct diag_pyreader *r, pid_t tid, struct diag_pythrea
                 uint64_t code, prev, instr;
                 int lasti;
 
-                if (n >= MAX_FRAMES)
+                if (n >= MAX_FRAMES || ++steps > 2 * MAX_FRAMES)
                         break;
-                if (o->frame_owner + 1 > sizeof buf)
+                if (flen > sizeof buf)
                         return -EINVAL;
-                if (read_exact(r, frame, buf, o->frame_owner + 1) < 0)
+                if (read_exact(r, frame, buf, flen) < 0)
                         return -EAGAIN;
                 code = get_u64(buf, o->frame_code);
                 prev = get_u64(buf, o->frame_previous);
                 instr = get_u64(buf, o->frame_prev_instr);
                 if (prev == frame)
                         return -EAGAIN;
+                /* 3.12+: the eval loop's entry shim, owned by the C stack; the
+                 * Python frame inside it is an entry frame. */
+                if (o->owner_cstack >= 0 && buf[o->frame_owner] == (uint8_t) o->owner_cstack) {
+                        if (n > 0)
+                                frames[n - 1].entry = true;
+                        frame = prev;
+                        continue;
+                }
                 k = code_get(r, code, &c);
                 if (k < 0)
                         return k;
@@ -674,7 +796,7 @@ int diag_pyreader_thread(struct diag_pyreader *r, pid_t tid, struct diag_pythrea
                         .filename = c->filename,
                         .firstline = c->firstline,
                         .line = MAX(0, diag_py_linetable_line(c->linetable, c->linetable_len, c->firstline, lasti)),
-                        .entry = buf[o->frame_is_entry] != 0,
+                        .entry = o->frame_is_entry && buf[o->frame_is_entry] != 0,
                 };
                 frame = prev;
         }

@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""diag-stack's Python frames on Debian's /usr/bin/python3.11 running pysvc.py: every
-thread shows its Python frames (qualified name, file, line) spliced above the eval
-loop frame that runs them. Lines come from the fixture's marker comments; the
-oracle is the fixture's own sys._current_frames() dump, taken while the threads
-sit where diag-stack saw them. --no-python leaves them out. Skipped without
-python3.11."""
+"""diag-stack's Python frames on Debian's /usr/bin/python3.11 running pysvc.py, and
+on python3.12 and python3.13 too when they run from PATH: every thread shows its
+Python frames (qualified name, file, line) spliced above the eval loop frame that
+runs them. Lines come from the fixture's marker comments; the oracle is the
+fixture's own sys._current_frames() dump, taken while the threads sit where
+diag-stack saw them. --no-python leaves them out. Skipped without python3.11."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -19,7 +20,6 @@ PYTHON = "/usr/bin/python3.11"
 FIXDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
 PYSVC = os.path.realpath(os.path.join(FIXDIR, "pysvc.py"))
 SPINMOD = os.path.realpath(os.path.join(FIXDIR, "spinmod.py"))
-THREADING = "/usr/lib/python3.11/threading.py"
 
 
 def markers(path):
@@ -43,6 +43,17 @@ def frames_of_tid(proc, tid):
     return []
 
 
+def interpreter(path):
+    """(version, threading.py) of an interpreter that runs, else None."""
+    try:
+        out = subprocess.run([path, "-c", "import sys, threading; print('%d.%d' % sys.version_info[:2]); "
+                              "print(threading.__file__)"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.stdout.split()
+    return (lines[0], os.path.realpath(lines[1])) if out.returncode == 0 and len(lines) == 2 else None
+
+
 def main():
     dt.setup(__doc__)
     dt.need_path("diag_stack")
@@ -50,7 +61,19 @@ def main():
     if not os.access(PYTHON, os.X_OK):
         dt.skip("%s is not installed" % PYTHON)
     chk = dt.Checker("stack-pyframes")
-    p = subprocess.Popen([PYTHON, PYSVC], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+    pythons = [PYTHON] + [shutil.which(n) for n in ("python3.12", "python3.13") if shutil.which(n)]
+    for path in pythons:
+        info = interpreter(path)
+        if info:
+            dt.log("%s: CPython %s" % (path, info[0]))
+            check_one(chk, mk, path, info[0], info[1])
+        elif path == PYTHON:
+            dt.harness_error("%s does not run" % PYTHON)
+    chk.finish()
+
+
+def check_one(chk, mk, python, version, threading_py):
+    p = subprocess.Popen([python, PYSVC], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:
         ready = p.stdout.readline().strip()
@@ -66,12 +89,12 @@ def main():
         r = dt.diag_stack("-J", p.pid)
         chk.eq(r.rc, 0, "exit status of `%s`\n%s" % (r.cmd(), r.err[-2000:]))
         proc = dt.process_of(r.json(chk) or {}, p.pid) or {}
-        chk.check(str(proc.get("python") or "").startswith("3.11."),
+        chk.check(str(proc.get("python") or "").startswith(version + "."),
                   "the process says which Python runs: %r" % proc.get("python"))
 
         want = {
             "spinner": [("Spinner.spin", SPINMOD, mk["spin"]), ("spin", PYSVC, mk["spin-call"])],
-            "worker": [("Condition.wait", THREADING, None), ("wait_for_job", PYSVC, mk["wait"])],
+            "worker": [("Condition.wait", threading_py, None), ("wait_for_job", PYSVC, mk["wait"])],
             "sleeper": [("nap_forever", PYSVC, mk["sleep"])],
             "main": [("main", PYSVC, mk["main"]), ("<module>", PYSVC, None)],
         }
@@ -82,14 +105,14 @@ def main():
             got = py_frames(frames)
             ours[name] = got
             w = want[name]
-            chk.check(len(got) >= len(w), "thread %s (%d): Python frames %r, want at least %r" % (name, tid, got, w))
+            chk.check(len(got) >= len(w), "%s thread %s (%d): Python frames %r, want at least %r" % (version, name, tid, got, w))
             for (gf, gfile, gline), (wf, wfile, wline) in zip(got, w):
-                chk.eq(gf, wf, "thread %s: qualname" % name)
-                chk.eq(gfile, wfile, "thread %s: file of %s" % (name, wf))
+                chk.eq(gf, wf, "%s thread %s: qualname" % (version, name))
+                chk.eq(gfile, wfile, "%s thread %s: file of %s" % (version, name, wf))
                 if wline is not None:
-                    chk.eq(gline, wline, "thread %s: line of %s" % (name, wf))
+                    chk.eq(gline, wline, "%s thread %s: line of %s" % (version, name, wf))
             if name != "main":
-                chk.eq([g[0] for g in got[-3:]], boot, "thread %s: the outermost Python frames" % name)
+                chk.eq([g[0] for g in got[-3:]], boot, "%s thread %s: the outermost Python frames" % (version, name))
             # Each run of Python frames sits right above an eval loop frame (its
             # inlined frames first), unless the native unwind stopped early.
             i = 0
@@ -103,7 +126,7 @@ def main():
                     i += 1
                 if i < len(frames):
                     chk.eq(frames[i].get("function"), "_PyEval_EvalFrameDefault",
-                           "thread %s: the native frame below a run of Python frames" % name)
+                           "%s thread %s: the native frame below a run of Python frames" % (version, name))
 
         # The oracle: the interpreter's own view of the same threads.
         p.stdin.write("dump\n")
@@ -115,13 +138,13 @@ def main():
         for name in ("spinner", "worker", "sleeper"):
             t = [tuple(f) for f in theirs.get(str(tids[name]), [])]
             t = [(q, os.path.realpath(fn), ln) for q, fn, ln in t]
-            chk.eq(ours[name], t, "thread %s: our Python frames against sys._current_frames()" % name)
+            chk.eq(ours[name], t, "%s thread %s: our Python frames against sys._current_frames()" % (version, name))
 
         r = dt.diag_stack(p.pid)
         chk.eq(r.rc, 0, "exit status of `%s`" % r.cmd())
         chk.check(re.search(r"\[python\] +in Spinner\.spin \(%s:%d\)" % (re.escape(SPINMOD), mk["spin"]), r.out),
                   "text output shows the spinner's Python frame:\n%s" % r.out[:3000])
-        chk.check(re.search(r"Python 3\.11\.\d+", r.out.splitlines()[0] if r.out else ""),
+        chk.check(re.search(r"Python %s\.\d+" % re.escape(version), r.out.splitlines()[0] if r.out else ""),
                   "text header names the Python version: %r" % r.out[:200])
 
         r = dt.diag_stack("-J", "--no-python", p.pid)
@@ -132,7 +155,6 @@ def main():
     finally:
         dt.kill_group(p)
         p.wait()
-    chk.finish()
 
 
 if __name__ == "__main__":
