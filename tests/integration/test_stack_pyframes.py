@@ -5,7 +5,6 @@ Python frames (qualified name, file, line) spliced above the eval loop frame tha
 runs them. Lines come from the fixture's marker comments; the oracle is the
 fixture's own sys._current_frames() dump, taken while the threads sit where
 diag-stack saw them. --no-python leaves them out. Skipped without python3.11."""
-import json
 import os
 import re
 import shutil
@@ -16,20 +15,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diagtest as dt  # noqa: E402
 
-PYTHON = "/usr/bin/python3.11"
-FIXDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
-PYSVC = os.path.realpath(os.path.join(FIXDIR, "pysvc.py"))
-SPINMOD = os.path.realpath(os.path.join(FIXDIR, "spinmod.py"))
-
-
-def markers(path):
-    out = {}
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            m = re.search(r"# MARK: (\S+)", line)
-            if m:
-                out[m.group(1)] = n
-    return out
+PYTHON = dt.DEBIAN_PYTHON
+PYSVC, SPINMOD = dt.PYSVC, os.path.realpath(dt.SPINMOD)
 
 
 def py_frames(frames):
@@ -56,11 +43,8 @@ def interpreter(path):
 
 def main():
     dt.setup(__doc__)
-    dt.need_path("diag_stack")
-    mk = dict(markers(PYSVC), **markers(SPINMOD))
-    if not os.access(PYTHON, os.X_OK):
-        dt.skip("%s is not installed" % PYTHON)
-    chk = dt.Checker("stack-pyframes")
+    chk, mk = dt.Checker("stack-pyframes"), dt.pysvc_markers()
+    dt.need_debian_python()
     pythons = [PYTHON] + [shutil.which(n) for n in ("python3.12", "python3.13") if shutil.which(n)]
     for path in pythons:
         info = interpreter(path)
@@ -73,19 +57,8 @@ def main():
 
 
 def check_one(chk, mk, python, version, threading_py):
-    p = subprocess.Popen([python, PYSVC], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p, tids = dt.start_pysvc(python)
     try:
-        ready = p.stdout.readline().strip()
-        if not ready.startswith("READY pid="):
-            dt.harness_error("pysvc.py did not start: %r" % ready)
-        tids = {}
-        for _ in range(4):
-            m = re.match(r"THREAD (\S+) tid=(\d+)", p.stdout.readline().strip())
-            if not m:
-                dt.harness_error("pysvc.py did not list its threads")
-            tids[m.group(1)] = int(m.group(2))
-
         r = dt.diag_stack("-J", p.pid)
         chk.eq(r.rc, 0, "exit status of `%s`\n%s" % (r.cmd(), r.err[-2000:]))
         proc = dt.process_of(r.json(chk) or {}, p.pid) or {}
@@ -129,16 +102,9 @@ def check_one(chk, mk, python, version, threading_py):
                            "%s thread %s: the native frame below a run of Python frames" % (version, name))
 
         # The oracle: the interpreter's own view of the same threads.
-        p.stdin.write("dump\n")
-        p.stdin.flush()
-        line = p.stdout.readline().strip()
-        if not line.startswith("DUMP "):
-            dt.harness_error("pysvc.py did not dump its frames: %r" % line)
-        theirs = json.loads(line[5:])
+        theirs = dt.pysvc_dump(p)
         for name in ("spinner", "worker", "sleeper"):
-            t = [tuple(f) for f in theirs.get(str(tids[name]), [])]
-            t = [(q, os.path.realpath(fn), ln) for q, fn, ln in t]
-            chk.eq(ours[name], t, "%s thread %s: our Python frames against sys._current_frames()" % (version, name))
+            chk.eq(ours[name], theirs.get(tids[name]), "%s thread %s: our Python frames against sys._current_frames()" % (version, name))
 
         r = dt.diag_stack(p.pid)
         chk.eq(r.rc, 0, "exit status of `%s`" % r.cmd())
