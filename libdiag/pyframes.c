@@ -16,6 +16,7 @@
 #define MAX_NAME 1024                   /* characters of a qualname or file name */
 #define MAX_LINETABLE (1u << 20)
 #define CODE_CACHE_SLOTS 4096           /* power of two */
+#define TSTATE_MEMO 256
 
 /* From CPython 3.11's and 3.12's Include/internal/pycore_*.h, checked by
  * test-pyoffsets against each: first what the two share, then each one's own. */
@@ -158,6 +159,10 @@ struct diag_pyreader {
         uint64_t code_type;             /* &PyCode_Type, 0 if not found */
         struct code *codes;             /* CODE_CACHE_SLOTS, open addressing */
         size_t ncodes;
+        struct tstate_memo {            /* where each thread's state was last found */
+                pid_t tid;              /* as the target's namespace knows it */
+                uint64_t interp, ts;
+        } memo[TSTATE_MEMO];
 };
 
 /* ---- finding _PyRuntime ---- */
@@ -687,8 +692,17 @@ void diag_pythread_clear(struct diag_pythread *t) {
 
 static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret_interp, uint64_t *ret) {
         const struct diag_pyoffsets *o = r->off;
-        uint64_t interp;
+        struct tstate_memo *m = &r->memo[(unsigned) want % TSTATE_MEMO];
+        uint64_t interp, seen;
         int k;
+
+        /* A thread state stays put for its thread's life: one read confirms it. */
+        if (m->tid == want && m->ts && read_ptr(r, m->ts + o->tstate_native_thread_id, &seen) == 0 &&
+            (pid_t) seen == want) {
+                *ret_interp = m->interp;
+                *ret = m->ts;
+                return 0;
+        }
 
         k = read_ptr(r, r->runtime + o->runtime_interpreters_head, &interp);
         if (k < 0)
@@ -706,6 +720,7 @@ static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret_interp
                             read_ptr(r, ts + o->tstate_next, &next) < 0)
                                 return -EAGAIN;
                         if ((pid_t) id == want) {
+                                *m = (struct tstate_memo) { .tid = want, .interp = interp, .ts = ts };
                                 *ret_interp = interp;
                                 *ret = ts;
                                 return 0;

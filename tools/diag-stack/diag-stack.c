@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "diag/fdname.h"
@@ -107,6 +108,7 @@ struct report {
         char *pyversion;
         struct diag_pythread *pyth;     /* per capture thread, read while stopped */
         size_t npyth;
+        uint64_t py_ns;                 /* of the stop, spent reading Python frames */
         int exit;               /* DIAG_EXIT_* this process contributes */
         char *notes[MAX_NOTES]; /* what is missing, and why */
         size_t nnotes;
@@ -217,6 +219,7 @@ static bool pyframes_equal(const struct diag_stack *a, const struct diag_stack *
  * native stacks copied in the same stop. */
 static int read_python(void *userdata, const struct diag_capture *c) {
         struct report *rp = userdata;
+        uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
 
         rp->pyth = calloc(c->n ? c->n : 1, sizeof *rp->pyth);
         if (!rp->pyth)
@@ -225,6 +228,7 @@ static int read_python(void *userdata, const struct diag_capture *c) {
         for (size_t i = 0; i < c->n; i++)
                 if (!c->threads[i].err)
                         (void) diag_pyreader_thread(rp->py, c->threads[i].tid, &rp->pyth[i]);
+        rp->py_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
         return 0;
 }
 
@@ -404,6 +408,15 @@ static int collect(const struct diag_target *target, unsigned need, struct repor
                         else if (k < 0 && k != -ENOENT)
                                 report_note(rp, "Python frames: cannot read the interpreter: %s", strerror(-k));
                         if (rp->py) {
+                                /* A first pass while the threads run finds their thread
+                                 * states and reads most code objects: inside the stop,
+                                 * what is left is the frame chains. */
+                                for (size_t i = 0; i < rp->proc->ntasks; i++) {
+                                        struct diag_pythread pt = { 0 };
+                                        if (tid_selected(rp->proc->tasks[i].tid))
+                                                (void) diag_pyreader_thread(rp->py, rp->proc->tasks[i].tid, &pt);
+                                        diag_pythread_clear(&pt);
+                                }
                                 co.stopped = read_python;
                                 co.userdata = rp;
                         }
@@ -834,6 +847,7 @@ static json_object *json_report(const struct report *rp) {
         json_object_object_add(o, "stopped_us", rp->stopped ? json_object_new_int64((int64_t) (rp->cap->pause_ns / 1000)) : NULL);
         json_object_object_add(o, "vanished", json_object_new_int(rp->cap ? (int) rp->cap->vanished : 0));
         json_object_object_add(o, "python", diag_json_str(rp->py ? rp->pyversion : NULL));
+        json_object_object_add(o, "python_us", rp->py && rp->stopped ? json_object_new_int64((int64_t) (rp->py_ns / 1000)) : NULL);
         json_object_object_add(o, "blocked_clocks_reset", json_object_new_int((int) clocks_reset(rp)));
         for (size_t i = 0; i < rp->nnotes; i++)
                 json_object_array_add(missing, json_object_new_string(rp->notes[i]));
