@@ -15,7 +15,7 @@
 #define MAX_FRAMES 1024
 #define MAX_NAME 1024                   /* characters of a qualname or file name */
 #define MAX_LINETABLE (1u << 20)
-#define CODE_CACHE_SLOTS 4096           /* power of two */
+#define CODE_CACHE_SLOTS 1024           /* at first; power of two */
 #define TSTATE_MEMO 256
 
 /* From CPython 3.11's and 3.12's Include/internal/pycore_*.h, checked by
@@ -157,8 +157,9 @@ struct diag_pyreader {
         struct diag_pyoffsets debug_off;        /* 3.13: read from the target */
         uint64_t runtime;               /* &_PyRuntime in the target */
         uint64_t code_type;             /* &PyCode_Type, 0 if not found */
-        struct code *codes;             /* CODE_CACHE_SLOTS, open addressing */
-        size_t ncodes;
+        struct code *codes;             /* open addressing; entries are never dropped: frames
+                                         * handed out point to their strings */
+        size_t ncodes, slots;
         struct tstate_memo {            /* where each thread's state was last found */
                 pid_t tid;              /* as the target's namespace knows it */
                 uint64_t interp, ts;
@@ -349,6 +350,7 @@ int diag_pyreader_new(pid_t pid, struct diag_pyreader **ret, char **ret_version)
                 free(rd);
                 return -ENOMEM;
         }
+        rd->slots = CODE_CACHE_SLOTS;
         rd->pid = pid;
         rd->off = dbg.major ? &rd->debug_off : diag_pyoffsets_get(major, minor);
         rd->runtime = s.runtime;
@@ -366,7 +368,7 @@ static void code_clear(struct code *c) {
 }
 
 static void codes_flush(struct diag_pyreader *r) {
-        for (size_t i = 0; i < CODE_CACHE_SLOTS; i++)
+        for (size_t i = 0; i < r->slots; i++)
                 if (r->codes[i].addr)
                         code_clear(&r->codes[i]);
         r->ncodes = 0;
@@ -516,20 +518,42 @@ static int read_bytes(const struct diag_pyreader *r, uint64_t addr, uint8_t **re
         return 0;
 }
 
-static size_t code_slot(uint64_t addr) {
-        return (size_t) ((addr >> 4) * 0x9e3779b97f4a7c15ull >> 52) & (CODE_CACHE_SLOTS - 1);
+static size_t code_slot(const struct diag_pyreader *r, uint64_t addr) {
+        return (size_t) ((addr >> 4) * 0x9e3779b97f4a7c15ull >> 32) & (r->slots - 1);
+}
+
+/* Twice the slots, the entries moved (their strings stay where they are). */
+static int codes_grow(struct diag_pyreader *r) {
+        struct code *old = r->codes, *nc;
+        size_t oslots = r->slots;
+
+        nc = calloc(oslots * 2, sizeof *nc);
+        if (!nc)
+                return -ENOMEM;
+        r->codes = nc;
+        r->slots = oslots * 2;
+        for (size_t j = 0; j < oslots; j++) {
+                size_t i;
+                if (!old[j].addr)
+                        continue;
+                for (i = code_slot(r, old[j].addr); nc[i].addr; i = (i + 1) & (r->slots - 1))
+                        ;
+                nc[i] = old[j];
+        }
+        free(old);
+        return 0;
 }
 
 /* The code object at addr, from the cache or read now. */
 static int code_get(struct diag_pyreader *r, uint64_t addr, const struct code **ret) {
         const struct diag_pyoffsets *o = r->off;
-        size_t i = code_slot(addr);
+        size_t i = code_slot(r, addr);
         uint8_t hdr[256];
         struct code c = { .addr = addr };
         int32_t firstline;
         int k;
 
-        for (size_t n = 0; n < CODE_CACHE_SLOTS; n++, i = (i + 1) & (CODE_CACHE_SLOTS - 1)) {
+        for (size_t n = 0; n < r->slots; n++, i = (i + 1) & (r->slots - 1)) {
                 if (r->codes[i].addr == addr) {
                         *ret = &r->codes[i];
                         return 0;
@@ -556,12 +580,14 @@ static int code_get(struct diag_pyreader *r, uint64_t addr, const struct code **
                 code_clear(&c);
                 return k == -EBADMSG || k == -EFAULT ? -EAGAIN : k;
         }
-        /* Keep the table at most 3/4 full: start over rather than probe long chains. */
-        if (r->ncodes >= CODE_CACHE_SLOTS * 3 / 4)
-                codes_flush(r);
-        i = code_slot(addr);
+        /* At most 3/4 full, so that probe chains stay short. */
+        if (r->ncodes + 1 > r->slots / 4 * 3 && codes_grow(r) < 0) {
+                code_clear(&c);
+                return -ENOMEM;
+        }
+        i = code_slot(r, addr);
         while (r->codes[i].addr)
-                i = (i + 1) & (CODE_CACHE_SLOTS - 1);
+                i = (i + 1) & (r->slots - 1);
         r->codes[i] = c;
         r->ncodes++;
         *ret = &r->codes[i];

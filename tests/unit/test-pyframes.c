@@ -154,6 +154,62 @@ static const char live_script[] =
         "    time.sleep(100)\n"
         "snooze()\n";
 
+/* 900 distinct functions calling each other: more code objects than the cache
+ * starts with, so it grows while the frames read before still point into it. */
+static const char deep_script[] =
+        "import time\n"
+        "src = ''.join('def f%d():\\n    f%d()\\n' % (i, i + 1) for i in range(900))\n"
+        "src += 'def f900():\\n    print(\\'READY\\', flush=True)\\n    time.sleep(100)\\n'\n"
+        "exec(compile(src, 'deep.py', 'exec'))\n"
+        "f0()\n";
+
+static pid_t start_python(const char *script, int *ret_fd) {
+        char buf[16] = "";
+        int fds[2];
+        pid_t pid;
+
+        if (pipe(fds) < 0)
+                return -1;
+        pid = fork();
+        if (pid == 0) {
+                dup2(fds[1], 1);
+                execl(PYTHON, PYTHON, "-c", script, (char *) NULL);
+                _exit(127);
+        }
+        close(fds[1]);
+        CHECK(read(fds[0], buf, sizeof buf - 1) > 0);
+        CHECK(strncmp(buf, "READY", 5) == 0);
+        *ret_fd = fds[0];
+        return pid;
+}
+
+static void check_deep(void) {
+        struct diag_pyreader *r = NULL;
+        struct diag_pythread t = { 0 };
+        char name[16];
+        int fd = -1;
+        pid_t pid = start_python(deep_script, &fd);
+
+        if (pid <= 0)
+                return;
+        CHECK_INT(diag_pyreader_new(pid, &r, NULL), 0);
+        if (r && diag_pyreader_thread(r, pid, &t) == 0) {
+                CHECK_INT(t.n, 902);
+                for (size_t i = 0; i < t.n && i < 901; i++) {
+                        snprintf(name, sizeof name, "f%zu", 900 - i);
+                        CHECK_STR(t.frames[i].qualname, name);
+                        CHECK_INT(t.frames[i].line, 2 * (int) (900 - i) + 2 + (i == 0));
+                }
+                CHECK_STR(t.frames[901].qualname, "<module>");
+                CHECK_STR(t.frames[0].filename, "deep.py");
+        }
+        diag_pythread_clear(&t);
+        diag_pyreader_free(r);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(fd);
+}
+
 static void check_live(void) {
         struct diag_pyreader *r = NULL;
         struct diag_pythread t = { 0 };
@@ -219,5 +275,7 @@ int main(void) {
         if (access(PYTHON, X_OK) == 0)
                 check_table_against_cpython();
         check_live();
+        if (access(PYTHON, X_OK) == 0)
+                check_deep();
         return TAP_DONE();
 }
