@@ -53,7 +53,52 @@ def main():
             check_one(chk, mk, path, info[0], info[1])
         elif path == PYTHON:
             dt.harness_error("%s does not run" % PYTHON)
+    check_pidns(chk, mk)
     chk.finish()
+
+
+def ns_tid(pid, tid):
+    """tid as the innermost pid namespace of pid knows it (NSpid's last field)."""
+    for line in (dt.read_file("/proc/%d/task/%d/status" % (pid, tid)) or "").splitlines():
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    return None
+
+
+def check_pidns(chk, mk):
+    """pysvc.py as PID 1 of its own pid namespace: the interpreter knows its threads
+    by their namespace tids, diag-stack by the host's."""
+    unshare = dt.which("unshare")
+    if not unshare or dt.run([unshare, "--fork", "--pid", "--mount-proc", "true"], timeout=30).rc != 0:
+        dt.log("no pid namespace can be made here: that part is not checked")
+        return
+    p = subprocess.Popen([unshare, "--fork", "--pid", "--mount-proc", "--kill-child", "--", PYTHON, PYSVC],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True, cwd="/")
+    try:
+        ready = p.stdout.readline().strip()
+        chk.eq(ready, "READY pid=1", "in a pid namespace pysvc.py is PID 1")
+        ns = {}
+        for _ in range(4):
+            m = re.match(r"THREAD (\S+) tid=(\d+)", p.stdout.readline().strip())
+            if m:
+                ns[int(m.group(2))] = m.group(1)
+        kids = (dt.read_file("/proc/%d/task/%d/children" % (p.pid, p.pid)) or "").split()
+        if not kids:
+            dt.harness_error("no child of unshare")
+        pid = int(kids[0])
+        names = {}
+        for t in os.listdir("/proc/%d/task" % pid):
+            names[ns.get(ns_tid(pid, int(t)))] = int(t)
+        chk.check(all(n in names for n in ("spinner", "sleeper")), "host tids of the namespace's threads: %r" % names)
+        r = dt.diag_stack("-J", pid)
+        proc = dt.process_of(r.json(chk) or {}, pid) or {}
+        for name, want in (("spinner", ("Spinner.spin", SPINMOD, mk["spin"])),
+                           ("sleeper", ("nap_forever", PYSVC, mk["sleep"]))):
+            got = py_frames(frames_of_tid(proc, names.get(name, -1)))
+            chk.eq(got[:1], [want], "pid namespace, %s thread: innermost Python frame" % name)
+    finally:
+        dt.kill_group(p)
+        p.wait()
 
 
 def check_one(chk, mk, python, version, threading_py):
