@@ -8,24 +8,33 @@
  * and no tracepoint id; their arguments are the probe's own: sys_enter (regs, id),
  * sys_exit (regs, ret).
  *
- *   sys_enter  target thread? -> threads[tid] = { now, nr }
- *   sys_exit   target thread? -> nr (and the entry time) from threads[tid], else nr
- *              from the registers; counts[tgid, nr] += { 1, ret in [-4095, -1],
- *              now - entry, max }
+ *   sys_enter  target thread? -> threads[tid % slots] = { tid, nr, now }
+ *   sys_exit   target thread? -> nr and entry time from its slot (when the slot is
+ *              still its own), else nr from the saved registers (orig_ax);
+ *              counts[tgid, nr] += { 1, ret in [-4095, -1], now - entry, max }
+ *
+ * Every call that returns while counting is counted; its latency when its entry
+ * was seen too (not for a call already in progress at the start).
  *
  * The target test comes first and is a handful of compares against constants
  * baked into the program (a hash lookup past INLINE_PIDS pids), so that the
- * other processes of the host pay only for the tracepoint itself: no clock read,
- * no map access. counts is a per-CPU hash (summed on read: no cache line shared
- * between CPUs); threads an LRU hash, so that threads which exit do not fill it.
- * With DIAG_SYSCOUNT_NO_LATENCY only sys_exit is attached, and the number comes
- * from the saved registers (orig_ax).
+ * other processes of the host pay only for the tracepoints themselves: no clock
+ * read, no map access. What a target's call costs is kept to array accesses,
+ * which the verifier inlines (no helper call): threads is an array indexed by
+ * tid modulo its size (two threads sharing a slot at once lose one call's
+ * latency, never a count), and with up to INLINE_PIDS pids the counts of system
+ * calls 0..NR_SLOTS-1 are a per-CPU array indexed by (pid index, nr). The rest,
+ * and the whole host, go to a per-CPU hash keyed (tgid, nr). Per-CPU: no cache
+ * line is shared between CPUs; the values are summed on read.
+ * With DIAG_SYSCOUNT_NO_LATENCY only sys_exit is attached: no clock reads, no
+ * per-thread state.
  *
- * Why this and not the alternatives: strace -c stops the target twice per call
- * (measured here at 0.09 of the unmonitored rate of a write() loop), perf trace
- * copies every call through a ring buffer (0.07); aggregating in the kernel costs
- * the tracepoint, two clock reads and two map accesses per call of a target. The
- * figures are in docs/benchmarks.md (bench/syscount-bench.py).
+ * Why this and not the alternatives: strace -c stops the target twice per call,
+ * perf trace copies every call through a ring buffer to a reader; aggregating in
+ * the kernel costs the tracepoints (the system call slow path, taken by every
+ * thread of the host while attached), two clock reads and a few array accesses
+ * per call of a target. The figures are in docs/benchmarks.md
+ * (bench/syscount-bench.py).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,8 +57,10 @@
 #endif
 
 #define INLINE_PIDS 8                   /* pids compared in the program; more: a hash */
+enum { L_OUT, L_MATCH, L_NOENTRY, L_COUNT, L_HASH, L_FOUND, L_NOERR, L_FIRST_FREE };
 #define MAX_INSNS 256
-#define MAX_LABELS 16
+#define MAX_LABELS 32
+#define NR_SLOTS 512                    /* system calls 0..511 of inline pids: an array, no hash */
 #define VALUE_BUDGET (16u << 20)        /* bytes of per-CPU counters, all CPUs */
 #define LOG_SIZE (256u << 10)
 
@@ -62,15 +73,22 @@ struct count_value {
         uint64_t calls, errors, total_ns, max_ns;
 };
 
+/* One slot per tid modulo the array's size: two threads in one slot at once lose
+ * the latency of a call (it is still counted), never a count. */
 struct thread_value {
+        uint32_t tid;
+        uint32_t nr;
         uint64_t entry_ns;              /* 0: no call in progress (or already counted) */
-        uint64_t nr;
 };
 
 struct diag_syscount {
         unsigned flags;
         unsigned ncpus;                 /* possible CPUs: per-CPU values come in this many */
         int counts_fd, threads_fd, pids_fd, lost_fd;
+        int slots_fd;                   /* per-CPU array [pid index][nr], with inline pids */
+        pid_t slot_pids[INLINE_PIDS];
+        size_t nslot_pids;
+        uint32_t thread_slots;          /* a power of two */
         int enter_prog, exit_prog;
         int enter_link, exit_link;
 };
@@ -118,6 +136,9 @@ static void place(struct prog *p, int label) {
 #define CALL(p, f)              emit(p, BPF_JMP | BPF_CALL, 0, 0, 0, f, -1)
 #define JMPI(p, op, d, k, l)    emit(p, BPF_JMP | (op) | BPF_K, d, 0, 0, k, l)
 #define JMPX(p, op, d, s, l)    emit(p, BPF_JMP | (op) | BPF_X, d, s, 0, 0, l)
+#define JMP32X(p, op, d, s, l)  emit(p, BPF_JMP32 | (op) | BPF_X, d, s, 0, 0, l)
+#define ANDI(p, d, k)           emit(p, BPF_ALU64 | BPF_AND | BPF_K, d, 0, 0, k, -1)
+#define ADD(p, d, s)            emit(p, BPF_ALU64 | BPF_ADD | BPF_X, d, s, 0, 0, -1)
 #define JA(p, l)                emit(p, BPF_JMP | BPF_JA, 0, 0, 0, 0, l)
 #define EXIT(p)                 emit(p, BPF_JMP | BPF_EXIT, 0, 0, 0, 0, -1)
 
@@ -142,13 +163,21 @@ static int resolve(struct prog *p) {
 }
 
 /* Jump to out unless the tgid in r8 is one of the targets (or, for the whole host,
- * unless it is our own). Uses fp-32. Clobbers r0-r5. */
-static void filter(struct prog *p, const struct diag_syscount *s, const pid_t *pids, size_t npids, int out, int match) {
+ * unless it is our own). With inline pids and slots set, the matching pid's first
+ * slot index goes to fp-72. Uses fp-32. Clobbers r0-r5. */
+static void filter(struct prog *p, const struct diag_syscount *s, const pid_t *pids, size_t npids, bool slots,
+                   int out, int match) {
         if (npids == 0) {
                 JMPI(p, BPF_JEQ, R8, getpid(), out);
         } else if (npids <= INLINE_PIDS) {
-                for (size_t i = 0; i < npids; i++)
-                        JMPI(p, BPF_JEQ, R8, pids[i], match);
+                for (size_t i = 0; i < npids; i++) {
+                        int next = L_FIRST_FREE + (int) i;
+                        JMPI(p, BPF_JNE, R8, pids[i], next);
+                        if (slots)
+                                STI(p, BPF_DW, FP, -72, (int32_t) (i * NR_SLOTS));
+                        JA(p, match);
+                        place(p, next);
+                }
                 JA(p, out);
         } else {
                 STX(p, BPF_W, FP, -32, R8);
@@ -169,62 +198,56 @@ static void prologue(struct prog *p) {
         RSHI(p, R8, 32);
 }
 
-enum { L_OUT, L_MATCH, L_INSERT, L_NOENTRY, L_COUNT, L_FOUND, L_NOERR };
+
+/* The thread's slot: r0 = &threads[tid % slots], key at fp+off; or jump to none. */
+static void thread_slot(struct prog *p, const struct diag_syscount *s, int16_t off, int none) {
+        MOV(p, R1, R7);
+        ANDI(p, R1, (int32_t) (s->thread_slots - 1));
+        STX(p, BPF_W, FP, off, R1);
+        ld_map(p, R1, s->threads_fd);
+        fp_ptr(p, R2, off);
+        CALL(p, BPF_FUNC_map_lookup_elem);      /* an array: inlined, no call */
+        JMPI(p, BPF_JEQ, R0, 0, none);
+}
 
 static void build_enter(struct prog *p, const struct diag_syscount *s, const pid_t *pids, size_t npids) {
         prologue(p);
-        filter(p, s, pids, npids, L_OUT, L_MATCH);
-        STX(p, BPF_W, FP, -4, R7);                      /* key: tid */
-        ld_map(p, R1, s->threads_fd);
-        fp_ptr(p, R2, -4);
-        CALL(p, BPF_FUNC_map_lookup_elem);
-        JMPI(p, BPF_JEQ, R0, 0, L_INSERT);
-        /* known thread: write in place, no allocation */
-        MOV(p, R7, R0);
+        filter(p, s, pids, npids, false, L_OUT, L_MATCH);
+        thread_slot(p, s, -4, L_OUT);
+        MOV(p, R8, R0);
+        STX(p, BPF_W, R8, offsetof(struct thread_value, tid), R7);
         LDX(p, BPF_DW, R1, R6, 8);                      /* args[1]: id */
-        STX(p, BPF_DW, R7, 8, R1);
+        STX(p, BPF_W, R8, offsetof(struct thread_value, nr), R1);
         CALL(p, BPF_FUNC_ktime_get_ns);
-        STX(p, BPF_DW, R7, 0, R0);
-        JA(p, L_OUT);
-        place(p, L_INSERT);
-        LDX(p, BPF_DW, R1, R6, 8);
-        STX(p, BPF_DW, FP, -16, R1);                    /* value at fp-24: entry_ns, nr */
-        CALL(p, BPF_FUNC_ktime_get_ns);
-        STX(p, BPF_DW, FP, -24, R0);
-        ld_map(p, R1, s->threads_fd);
-        fp_ptr(p, R2, -4);
-        fp_ptr(p, R3, -24);
-        MOVI(p, R4, BPF_ANY);
-        CALL(p, BPF_FUNC_map_update_elem);
+        STX(p, BPF_DW, R8, offsetof(struct thread_value, entry_ns), R0);
         place(p, L_OUT);
         MOVI(p, R0, 0);
         EXIT(p);
 }
 
 /*
- * Stack: fp-8 count key (tgid, nr), fp-16 tid key / lost key, fp-48 zero value,
- * fp-64 ret. r9: the latency, or -1 when unknown.
+ * Stack: fp-8 count key (tgid, nr), fp-16 thread slot / count slot / lost key,
+ * fp-48 zero value, fp-64 ret, fp-72 first count slot of the pid. r9: the
+ * latency, or -1 when unknown.
  */
 static void build_exit(struct prog *p, const struct diag_syscount *s, const pid_t *pids, size_t npids) {
         bool latency = !(s->flags & DIAG_SYSCOUNT_NO_LATENCY);
 
         prologue(p);
-        filter(p, s, pids, npids, L_OUT, L_MATCH);
+        filter(p, s, pids, npids, s->slots_fd >= 0, L_OUT, L_MATCH);
         LDX(p, BPF_DW, R1, R6, 8);                      /* args[1]: ret */
         STX(p, BPF_DW, FP, -64, R1);
         STX(p, BPF_W, FP, -8, R8);
         MOVI(p, R9, -1);
         if (latency) {
-                STX(p, BPF_W, FP, -16, R7);
-                ld_map(p, R1, s->threads_fd);
-                fp_ptr(p, R2, -16);
-                CALL(p, BPF_FUNC_map_lookup_elem);
-                JMPI(p, BPF_JEQ, R0, 0, L_NOENTRY);
-                LDX(p, BPF_DW, R1, R0, 0);
+                thread_slot(p, s, -16, L_NOENTRY);
+                LDX(p, BPF_W, R1, R0, offsetof(struct thread_value, tid));
+                JMP32X(p, BPF_JNE, R1, R7, L_NOENTRY);  /* another thread took the slot */
+                LDX(p, BPF_DW, R1, R0, offsetof(struct thread_value, entry_ns));
                 JMPI(p, BPF_JEQ, R1, 0, L_NOENTRY);
-                LDX(p, BPF_DW, R2, R0, 8);
+                LDX(p, BPF_W, R2, R0, offsetof(struct thread_value, nr));
                 STX(p, BPF_W, FP, -4, R2);
-                STI(p, BPF_DW, R0, 0, 0);               /* counted: a stray exit will not reuse it */
+                STI(p, BPF_DW, R0, offsetof(struct thread_value, entry_ns), 0); /* a stray exit will not reuse it */
                 MOV(p, R9, R1);
                 CALL(p, BPF_FUNC_ktime_get_ns);
                 SUB(p, R0, R9);
@@ -241,6 +264,18 @@ static void build_exit(struct prog *p, const struct diag_syscount *s, const pid_
         JMPI(p, BPF_JNE, R0, 0, L_OUT);
 
         place(p, L_COUNT);
+        if (s->slots_fd >= 0) {
+                LDX(p, BPF_W, R1, FP, -4);
+                JMPI(p, BPF_JGT, R1, NR_SLOTS - 1, L_HASH);     /* also nr -1 */
+                LDX(p, BPF_DW, R2, FP, -72);
+                ADD(p, R2, R1);
+                STX(p, BPF_W, FP, -16, R2);
+                ld_map(p, R1, s->slots_fd);
+                fp_ptr(p, R2, -16);
+                CALL(p, BPF_FUNC_map_lookup_elem);      /* an array: inlined */
+                JMPI(p, BPF_JNE, R0, 0, L_FOUND);
+        }
+        place(p, L_HASH);
         ld_map(p, R1, s->counts_fd);
         fp_ptr(p, R2, -8);
         CALL(p, BPF_FUNC_map_lookup_elem);
@@ -333,20 +368,25 @@ static int prog_load(struct prog *p, const char *name) {
                 fd = sys_bpf(BPF_PROG_LOAD, &a);
                 if (fd >= 0)
                         return fd;
-                /* the last lines say what was refused: keep them, on one line */
-                size_t len = strlen(log);
-                const char *tail = log;
+                /* the verifier's verdict is the last lines before its statistics
+                 * ("processed N insns"): keep two, on one line */
+                char *end = strstr(log, "\nprocessed ");
+                const char *from = log;
                 unsigned nl = 0;
-                for (size_t i = len; i > 0; i--)
-                        if (log[i - 1] == '\n' && i < len && ++nl > 3) {
-                                tail = log + i;
+                if (end)
+                        *end = 0;
+                diag_strip(log);
+                for (size_t i = strlen(log); i > 0; i--)
+                        if (log[i - 1] == '\n' && ++nl == 2) {
+                                from = log + i;
                                 break;
                         }
-                snprintf(reason_buf, sizeof reason_buf, "the kernel refused BPF program %s: %s", name, tail);
+                snprintf(reason_buf, sizeof reason_buf, "the kernel refused BPF program %s: %s", name, from);
                 for (char *c = reason_buf; *c; c++)
                         if (*c == '\n')
                                 *c = ' ';
-                diag_strip(reason_buf);
+                /* the verifier says EACCES for a refused access: not a permission problem */
+                r = -EINVAL;
         } else
                 snprintf(reason_buf, sizeof reason_buf, "the kernel refused BPF program %s: %s", name, strerror(-r));
         return r;
@@ -464,10 +504,20 @@ static int setup(struct diag_syscount *s, const pid_t *pids, size_t npids) {
         if (r < 0)
                 return r;
         if (latency) {
-                r = make_map(BPF_MAP_TYPE_LRU_HASH, "diag_sc_threads", sizeof(uint32_t), sizeof(struct thread_value),
-                             npids ? 16384 : 65536, &s->threads_fd);
+                s->thread_slots = npids ? 1u << 16 : 1u << 18;
+                r = make_map(BPF_MAP_TYPE_ARRAY, "diag_sc_threads", sizeof(uint32_t), sizeof(struct thread_value),
+                             s->thread_slots, &s->threads_fd);
                 if (r < 0)
                         return r;
+        }
+        if (npids > 0 && npids <= INLINE_PIDS &&
+            (uint64_t) npids * NR_SLOTS * s->ncpus * sizeof(struct count_value) <= VALUE_BUDGET) {
+                r = make_map(BPF_MAP_TYPE_PERCPU_ARRAY, "diag_sc_slots", sizeof(uint32_t), sizeof(struct count_value),
+                             (uint32_t) (npids * NR_SLOTS), &s->slots_fd);
+                if (r < 0)
+                        return r;
+                memcpy(s->slot_pids, pids, npids * sizeof *pids);
+                s->nslot_pids = npids;
         }
         if (npids > INLINE_PIDS) {
                 r = make_map(BPF_MAP_TYPE_HASH, "diag_sc_pids", sizeof(uint32_t), sizeof(uint8_t), (uint32_t) npids,
@@ -511,7 +561,7 @@ int diag_syscount_start_flags(const pid_t *pids, size_t npids, unsigned flags, s
         if (!s)
                 return -ENOMEM;
         *s = (struct diag_syscount) {
-                .flags = flags, .counts_fd = -1, .threads_fd = -1, .pids_fd = -1, .lost_fd = -1,
+                .flags = flags, .counts_fd = -1, .threads_fd = -1, .pids_fd = -1, .lost_fd = -1, .slots_fd = -1,
                 .enter_prog = -1, .exit_prog = -1, .enter_link = -1, .exit_link = -1,
         };
         s->ncpus = possible_cpus();
@@ -545,22 +595,54 @@ void diag_syscount_stop(struct diag_syscount *s) {
         close_fd(&s->exit_link);
 }
 
+/* Sum one key's per-CPU values into a new entry (none when nothing returned). */
+static int add_entry(struct diag_syscount_entry **out, size_t *alloc, size_t *nout, pid_t pid, long nr,
+                     const struct count_value *vals, unsigned ncpus) {
+        struct diag_syscount_entry e = { .pid = pid, .nr = nr };
+
+        for (unsigned c = 0; c < ncpus; c++) {
+                e.calls += vals[c].calls;
+                e.errors += vals[c].errors;
+                e.total_ns += vals[c].total_ns;
+                e.max_ns = MAX(e.max_ns, vals[c].max_ns);
+        }
+        if (!e.calls)
+                return 0;
+        if (DIAG_GROW(*out, *alloc, *nout + 1) < 0)
+                return -ENOMEM;
+        (*out)[(*nout)++] = e;
+        return 0;
+}
+
+static int lookup(int fd, const void *key, void *value) {
+        union bpf_attr a = { .map_fd = (uint32_t) fd, .key = (uintptr_t) key, .value = (uintptr_t) value };
+        return sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) < 0 ? negative_errno() : 0;
+}
+
 int diag_syscount_read(struct diag_syscount *s, struct diag_syscount_entry **ret, size_t *n) {
         _cleanup_free_ struct diag_syscount_entry *out = NULL;
         _cleanup_free_ struct count_value *vals = NULL;
         struct count_key key, next;
         size_t nout = 0, alloc = 0;
         void *prev = NULL;
+        int r;
 
         *ret = NULL;
         *n = 0;
         vals = calloc(s->ncpus, sizeof *vals);
         if (!vals)
                 return -ENOMEM;
+        for (uint32_t i = 0; s->slots_fd >= 0 && i < s->nslot_pids * NR_SLOTS; i++) {
+                r = lookup(s->slots_fd, &i, vals);
+                if (r < 0)
+                        return r;
+                r = add_entry(&out, &alloc, &nout, s->slot_pids[i / NR_SLOTS], (long) (i % NR_SLOTS), vals, s->ncpus);
+                if (r < 0)
+                        return r;
+        }
         for (;;) {
                 union bpf_attr a = { .map_fd = (uint32_t) s->counts_fd, .key = (uintptr_t) prev,
                                      .next_key = (uintptr_t) &next };
-                struct diag_syscount_entry e;
 
                 if (sys_bpf(BPF_MAP_GET_NEXT_KEY, &a) < 0) {
                         if (errno == ENOENT)
@@ -569,25 +651,14 @@ int diag_syscount_read(struct diag_syscount *s, struct diag_syscount_entry **ret
                 }
                 key = next;
                 prev = &key;
-                a = (union bpf_attr) { .map_fd = (uint32_t) s->counts_fd, .key = (uintptr_t) &key,
-                                       .value = (uintptr_t) vals };
-                if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) < 0) {
-                        if (errno == ENOENT)            /* cannot happen: nothing deletes */
-                                continue;
-                        return negative_errno();
-                }
-                e = (struct diag_syscount_entry) { .pid = (pid_t) key.tgid, .nr = (int32_t) key.nr };
-                for (unsigned c = 0; c < s->ncpus; c++) {
-                        e.calls += vals[c].calls;
-                        e.errors += vals[c].errors;
-                        e.total_ns += vals[c].total_ns;
-                        e.max_ns = MAX(e.max_ns, vals[c].max_ns);
-                }
-                if (!e.calls)
+                r = lookup(s->counts_fd, &key, vals);
+                if (r == -ENOENT)               /* cannot happen: nothing deletes */
                         continue;
-                if (DIAG_GROW(out, alloc, nout + 1) < 0)
-                        return -ENOMEM;
-                out[nout++] = e;
+                if (r < 0)
+                        return r;
+                r = add_entry(&out, &alloc, &nout, (pid_t) key.tgid, (int32_t) key.nr, vals, s->ncpus);
+                if (r < 0)
+                        return r;
         }
         *ret = TAKE_PTR(out);
         *n = nout;
@@ -598,15 +669,11 @@ uint64_t diag_syscount_lost(const struct diag_syscount *s) {
         _cleanup_free_ uint64_t *vals = NULL;
         uint32_t key = 0;
         uint64_t sum = 0;
-        union bpf_attr a;
 
         if (!s || s->lost_fd < 0)
                 return 0;
         vals = calloc(s->ncpus, sizeof *vals);
-        if (!vals)
-                return 0;
-        a = (union bpf_attr) { .map_fd = (uint32_t) s->lost_fd, .key = (uintptr_t) &key, .value = (uintptr_t) vals };
-        if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) < 0)
+        if (!vals || lookup(s->lost_fd, &key, vals) < 0)
                 return 0;
         for (unsigned c = 0; c < s->ncpus; c++)
                 sum += vals[c];
@@ -623,6 +690,7 @@ struct diag_syscount *diag_syscount_free(struct diag_syscount *s) {
         close_fd(&s->threads_fd);
         close_fd(&s->pids_fd);
         close_fd(&s->lost_fd);
+        close_fd(&s->slots_fd);
         free(s);
         return NULL;
 }
