@@ -134,8 +134,10 @@ def check_strace(out, err, pid, n):
 
 def check_perf(out, err, pid, n):
     m = re.search(r"^\s*write\s+(\d+)\s", err + out, re.M)
-    if not m or int(m.group(1)) < n:
+    if not m or int(m.group(1)) < n * 0.9:
         return "perf trace -s reported %s write() calls, not %d" % (m.group(1) if m else "no", n)
+    if int(m.group(1)) < n:             # it drops events when its reader falls behind
+        return "note: perf trace -s reported %s of %d write() calls" % (m.group(1), n)
     return None
 
 
@@ -150,8 +152,9 @@ def main():
     ap.add_argument("-n", "--calls", type=int, default=300000,
                     help="write() calls per run unmonitored and under syscount (a tenth under strace and perf)")
     ap.add_argument("--timeout", type=float, default=60)
-    ap.add_argument("--no-pin", action="store_true",
-                    help="do not run the target on the last CPU and the counters on the first")
+    ap.add_argument("--pin", action="store_true",
+                    help="run the target on the last CPU and the counters on the first (ptrace tools then "
+                         "wait for a busy CPU at every stop)")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
 
@@ -163,7 +166,7 @@ def main():
         if not os.access(f, os.X_OK):
             sys.exit("syscount-bench: %s not built (see bench/README.md)" % f)
     ncpu = os.cpu_count() or 1
-    tcpu, mcpu = (None, None) if args.no_pin or ncpu < 2 else (ncpu - 1, 0)
+    tcpu, mcpu = (ncpu - 1, 0) if args.pin and ncpu >= 2 else (None, None)
 
     loop = Loop(sysloop, tcpu)
     idle = subprocess.Popen(["sleep", "1000000"])      # the "other" process
@@ -204,7 +207,10 @@ def main():
                     if mon:
                         out, err = mon.finish(args.timeout)
                         bad = mode[3](out, err, idle.pid if "another" in name else loop.pid, n)
-                        if bad:
+                        if bad and bad.startswith("note: "):
+                            if rnd > 0:
+                                notes.append("run %d: %s" % (rnd, bad[6:]))
+                        elif bad:
                             raise BenchError(bad)
                 except BenchError as e:
                     failed[name] = str(e)
