@@ -157,8 +157,11 @@ static int resolve(struct prog *p) {
         if (p->overflow)
                 return -E2BIG;
         for (unsigned i = 0; i < p->n; i++)
-                if (p->target[i] >= 0)
+                if (p->target[i] >= 0) {
+                        if (p->label[p->target[i]] < 0)
+                                return -EINVAL;         /* a jump to a label never placed */
                         p->insn[i].off = (int16_t) (p->label[p->target[i]] - (int) i - 1);
+                }
         return 0;
 }
 
@@ -349,7 +352,8 @@ static int prog_load(struct prog *p, const char *name) {
 
         r = resolve(p);
         if (r < 0) {
-                snprintf(reason_buf, sizeof reason_buf, "BPF program %s too long", name);
+                snprintf(reason_buf, sizeof reason_buf, "BPF program %s: %s", name,
+                         r == -E2BIG ? "too long" : "a jump to nowhere");
                 return r;
         }
         snprintf(a.prog_name, sizeof a.prog_name, "%s", name);
@@ -471,6 +475,8 @@ static int load_attach(const struct diag_syscount *s, const pid_t *pids, size_t 
 
         if (!p)
                 return -ENOMEM;
+        for (size_t i = 0; i < MAX_LABELS; i++)
+                p->label[i] = -1;
         build(p, s, pids, npids);
         r = prog_load(p, name);
         if (r < 0) {
