@@ -63,6 +63,12 @@ static const char *loop_cmd(struct loop *l, const char *cmd) {
         return line;
 }
 
+/* The loop's duration in an answer ("ns=T"), 0 when missing. */
+static uint64_t answer_ns(const char *answer) {
+        const char *p = strstr(answer, " ns=");
+        return p ? strtoull(p + 4, NULL, 10) : 0;
+}
+
 static void loop_stop(struct loop *l) {
         close(l->in);
         fclose(l->out);
@@ -104,6 +110,7 @@ static void check_mode(unsigned flags, size_t extra_pids) {
         const char *reason = NULL, *a;
         pid_t pids[16];
         size_t n = 0, np = 0;
+        uint64_t loops_ns = 0;
         bool latency = !(flags & DIAG_SYSCOUNT_NO_LATENCY);
 
         fprintf(stderr, "mode: %s, %zu other pids in the list\n", latency ? "latency" : "no latency", extra_pids);
@@ -119,8 +126,10 @@ static void check_mode(unsigned flags, size_t extra_pids) {
 
         a = loop_cmd(&target, "GO 1000 5\n");
         CHECK(strncmp(a, "DONE 1000 writes=1000 errors=5 ", 31) == 0);
+        loops_ns = answer_ns(a);
         a = loop_cmd(&target, "THREAD 500 3\n");
         CHECK(strstr(a, "writes=500 errors=3 ") && strstr(a, " tid="));
+        loops_ns += answer_ns(a);
         CHECK(atoi(strstr(a, " tid=") + 5) != target.pid);
         a = loop_cmd(&other, "GO 300 7\n");
         CHECK(strncmp(a, "DONE 300 writes=300 errors=7 ", 29) == 0);
@@ -133,6 +142,8 @@ static void check_mode(unsigned flags, size_t extra_pids) {
         if (latency) {
                 CHECK(w.total_ns > 0);
                 CHECK(w.max_ns > 0 && w.max_ns <= w.total_ns);
+                /* the calls were made inside the loops, which sysloop timed */
+                CHECK(w.total_ns < loops_ns);
                 CHECK(wv.max_ns <= wv.total_ns);
         } else
                 CHECK(w.total_ns == 0 && w.max_ns == 0);
