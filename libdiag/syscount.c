@@ -385,7 +385,8 @@ static int prog_load(struct prog *p, const char *name) {
                                 from = log + i;
                                 break;
                         }
-                snprintf(reason_buf, sizeof reason_buf, "the kernel refused BPF program %s: %s", name, from);
+                snprintf(reason_buf, sizeof reason_buf, "the kernel refused BPF program %s: %.*s", name,
+                         (int) (sizeof reason_buf - 64), from);
                 for (char *c = reason_buf; *c; c++)
                         if (*c == '\n')
                                 *c = ' ';
