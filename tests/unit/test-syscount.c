@@ -195,11 +195,22 @@ static void check_host(void) {
         loop_stop(&other);
 }
 
+static int count_fds(void) {
+        char path[64];
+        int n = 0;
+
+        for (int fd = 0; fd < 1024; fd++) {
+                snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+                n += access(path, F_OK) == 0;
+        }
+        return n;
+}
+
 int main(int argc, char **argv) {
         struct diag_syscount *sc = NULL;
         const char *reason = NULL;
         pid_t self = getpid();
-        int r;
+        int r, nfds;
 
         if (argc != 2) {
                 fprintf(stderr, "usage: test-syscount SYSLOOP\n");
@@ -219,10 +230,12 @@ int main(int argc, char **argv) {
         }
         diag_syscount_free(sc);
 
+        nfds = count_fds();
         check_mode(0, 0);
         check_mode(DIAG_SYSCOUNT_NO_LATENCY, 0);
         check_mode(0, 12);
         check_mode(DIAG_SYSCOUNT_NO_LATENCY, 12);
         check_host();
+        CHECK_INT(count_fds(), nfds);   /* maps, programs and links all closed */
         return TAP_DONE();
 }
