@@ -4,6 +4,7 @@
  * for as long as its stdin stays open, for bench/syscount-bench.py.
  *
  *   syscount-attach [--no-latency] PID...
+ *   syscount-attach [--no-latency] --all         (every process but this one)
  *
  * Prints "READY" once counting, then at end of input (or a line) stops and prints
  * one "COUNT PID NR CALLS ERRORS TOTAL_NS MAX_NS" line per (process, system call)
@@ -22,6 +23,7 @@ int main(int argc, char **argv) {
         _cleanup_free_ pid_t *pids = NULL;
         size_t npids = 0, n = 0;
         unsigned flags = 0;
+        bool all = false;
         const char *reason = NULL;
         char c;
         int r;
@@ -32,13 +34,15 @@ int main(int argc, char **argv) {
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--no-latency") == 0)
                         flags |= DIAG_SYSCOUNT_NO_LATENCY;
+                else if (strcmp(argv[i], "--all") == 0)
+                        all = true;
                 else if (diag_parse_pid(argv[i], &pids[npids++]) < 0) {
                         fprintf(stderr, "syscount-attach: bad pid '%s'\n", argv[i]);
                         return 2;
                 }
         }
-        if (npids == 0) {
-                fprintf(stderr, "usage: syscount-attach [--no-latency] PID...\n");
+        if ((npids == 0) == !all) {
+                fprintf(stderr, "usage: syscount-attach [--no-latency] PID... | --all\n");
                 return 2;
         }
         r = diag_syscount_start_flags(pids, npids, flags, &sc, &reason);

@@ -9,6 +9,7 @@ unmonitored and under each counter:
 
   diag            libdiag syscount on the target (bench/syscount-attach PID)
   diag -L         the same with DIAG_SYSCOUNT_NO_LATENCY (counts and errors only)
+  diag, host      syscount on every process (syscount-attach --all)
   diag, other     syscount on another (idle) process: what every process of the
                   host pays while someone else is counted
   strace -c       strace -c -f -p PID
@@ -176,6 +177,7 @@ def main():
         ("diag syscount", fast, lambda: Monitor([attach, str(loop.pid)], mcpu, "stdout", "stdin"), check_diag),
         ("diag syscount, no latency", fast,
          lambda: Monitor([attach, "--no-latency", str(loop.pid)], mcpu, "stdout", "stdin"), check_diag),
+        ("diag syscount, whole host", fast, lambda: Monitor([attach, "--all"], mcpu, "stdout", "stdin"), check_diag),
         ("diag syscount on another process", fast,
          lambda: Monitor([attach, str(idle.pid)], mcpu, "stdout", "stdin"), check_diag_other),
     ]
