@@ -36,9 +36,10 @@ static inline void diag_syscount_freep(struct diag_syscount **s) { diag_syscount
 /* One word for the mechanism in use ("bpf raw_tracepoint"), for the report. */
 const char *diag_syscount_mechanism(const struct diag_syscount *s);
 
-/* Added: options for diag_syscount_start_flags(). NO_LATENCY counts calls and
- * errors only (total_ns and max_ns stay 0): one program on sys_exit, no clock
- * reads, no per-thread state; the cheapest mode. */
+/* Options for diag_syscount_start_flags(). NO_LATENCY counts calls and errors
+ * only (total_ns and max_ns stay 0): one program on sys_exit, no clock reads, no
+ * per-thread state; the cheapest mode. In either mode a call already in progress
+ * when counting starts is counted when it returns, without its latency. */
 #define DIAG_SYSCOUNT_NO_LATENCY 0x1u
 int diag_syscount_start_flags(const pid_t *pids, size_t npids, unsigned flags, struct diag_syscount **ret,
                               const char **reason);
