@@ -544,10 +544,15 @@ static void tick_all(uint64_t now) {
                         p->last_rescan_ns = now;
                         proc_rescan(p, true);
                 }
-                for (size_t k = 0; k < p->nthreads; k++)
+                size_t live = 0;
+                for (size_t k = 0; k < p->nthreads; k++) {
                         tick_thread(p, &p->threads[k]);
-                /* the process is gone when its directory is */
-                if (faccessat(p->dirfd, "stat", F_OK, 0) < 0 && errno == ENOENT) {
+                        live += !p->threads[k].exited;
+                }
+                /* the process is gone when its directory is (ESRCH through the
+                 * directory fd once it is reaped), or a zombie when no thread is left */
+                if ((p->nthreads && !live) ||
+                    (faccessat(p->dirfd, "stat", F_OK, 0) < 0 && (errno == ENOENT || errno == ESRCH))) {
                         p->exited = true;
                         p->exited_ns = now;
                 }
