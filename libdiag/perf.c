@@ -26,7 +26,10 @@
 #define DEFAULT_STACK 16384
 #define RING_BYTES_MAX (4u << 20)       /* data bytes per CPU ring */
 #define RING_BYTES_MIN (64u << 10)
-#define RING_HOLD_MS 250                /* a ring holds this long of samples at the full rate */
+/* A ring holds this long of samples at the full rate: the reader's first sample of a
+ * process waits for its maps and debug info (tens to hundreds of ms, more for a
+ * large binary, with -a for every new process), and nothing is lost meanwhile. */
+#define RING_HOLD_MS 1000
 
 #if defined(__x86_64__)
 /* perf_regs order: ax bx cx dx si di bp sp ip flags cs ss ds es fs gs r8..r15 */

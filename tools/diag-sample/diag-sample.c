@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1612,6 +1613,15 @@ int main(int argc, char **argv) {
         if (arg.json && ((arg.folded && strcmp(arg.folded, "-") == 0) || (arg.svg && strcmp(arg.svg, "-") == 0)))
                 return diag_usage_error("-J and a graph on stdout exclude each other");
 
+        /* a perf event per thread and CPU, and the /proc files of every thread,
+         * are kept open over the window: as many fds as the hard limit allows */
+        {
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                        rl.rlim_cur = rl.rlim_max;
+                        (void) setrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
         S.arch = diag_arch_native();
         if (diag_symcache_new(&S.symcache) < 0 || diag_perf_unwind_new(&S.unw) < 0 || diag_flame_new(&S.flame) < 0)
                 return fail_run("out of memory", "error", 0);
