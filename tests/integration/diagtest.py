@@ -1648,3 +1648,18 @@ def need_debian_python():
     if not os.access(DEBIAN_PYTHON, os.X_OK):
         skip("%s is not installed" % DEBIAN_PYTHON)
     return DEBIAN_PYTHON
+
+
+def start_in_pidns(unshare, argv, timeout=120):
+    """argv as PID 1 of a new pid namespace (unshare --fork --pid --mount-proc,
+    killed with unshare); returns (the unshare Popen, argv's pid as seen from
+    here), the pid None if it did not start."""
+    p = subprocess.Popen([unshare, "--fork", "--pid", "--mount-proc", "--kill-child", "--"] + argv,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True, cwd="/")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None:
+        kids = (read_file("/proc/%d/task/%d/children" % (p.pid, p.pid)) or "").split()
+        if kids:
+            return p, int(kids[0])
+        time.sleep(0.01)
+    return p, None

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1699,7 +1700,20 @@ int main(int argc, char **argv) {
                         snprintf(msg, sizeof msg, "cannot sample the host: %s", S.perf_reason ? S.perf_reason : strerror(-r));
                         return fail_run(msg, "not-permitted", 0);
                 }
-                add_missing("oncpu", "no on-CPU stacks: %s", S.perf_reason ? S.perf_reason : strerror(-r));
+                if (r == -EACCES || r == -EPERM) {
+                        /* another user's process: ownership, not the sysctl, is why */
+                        struct stat st;
+                        for (size_t i = 0; i < S.n; i++)
+                                if (fstat(S.p[i].dirfd, &st) == 0 && st.st_uid != geteuid() && geteuid() != 0) {
+                                        add_missing("oncpu", "no on-CPU stacks: pid %d (%s) is owned by uid %u: sampling it "
+                                                    "needs root (or CAP_PERFMON) or its owner",
+                                                    S.p[i].pid, S.p[i].comm, (unsigned) st.st_uid);
+                                        r = 0;
+                                        break;
+                                }
+                }
+                if (r < 0)
+                        add_missing("oncpu", "no on-CPU stacks: %s", S.perf_reason ? S.perf_reason : strerror(-r));
         }
 
         run_window();
