@@ -16,6 +16,7 @@
 #include "diag/locks.h"
 #include "diag/mem.h"
 #include "diag/proc.h"
+#include "diag/pyframes.h"
 #include "diag/scan.h"
 #include "diag/util.h"
 
@@ -149,6 +150,8 @@ struct pcache {
         bool maps_tried;
         struct diag_futex_scan *fx;
         bool fx_tried;
+        struct diag_pyreader *py;       /* a CPython process: its threads' Python frames */
+        bool py_tried;
 };
 
 /* What /proc said about a thread, kept for the whole run: with --all the same
@@ -177,6 +180,8 @@ struct diag_chain_ctx {
         struct diag_symcache *sc;
         struct pcache *pc;
         size_t npc, apc;
+        char **pywhere;                 /* "Qualname (file.py:line)" strings frames point to */
+        size_t npywhere, apywhere;
 };
 
 int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret) {
@@ -204,8 +209,12 @@ struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c) {
         for (size_t i = 0; i < c->npc; i++) {
                 diag_maps_free(c->pc[i].maps);
                 diag_futex_scan_free(c->pc[i].fx);
+                diag_pyreader_free(c->pc[i].py);
         }
         free(c->pc);
+        for (size_t i = 0; i < c->npywhere; i++)
+                free(c->pywhere[i]);
+        free(c->pywhere);
         free(c->memo);
         free(c->scm);
         diag_scan_free(c->scan);
@@ -233,6 +242,52 @@ static const struct diag_maps *maps_of(struct diag_chain_ctx *c, pid_t pid) {
                 (void) diag_maps_read(pid, &p->maps);
         }
         return p->maps;
+}
+
+static bool interpreter_module(const char *path) {
+        const char *b = path ? strrchr(path, '/') : NULL;
+        b = b ? b + 1 : path;
+        return b && (strncmp(b, "python", 6) == 0 || strncmp(b, "libpython", 9) == 0);
+}
+
+/* A thread whose first frame outside libc and the loader is in the CPython
+ * interpreter: put its innermost Python frame there instead, as
+ * "Qualname (file.py:line)" with the .py file as the module. The thread sleeps in
+ * a system call, its frames hold still; read without stopping it. */
+static void python_where(struct diag_chain_ctx *c, pid_t pid, pid_t tid, struct diag_chain_node *n) {
+        struct pcache *p;
+        struct diag_pythread pt = { 0 };
+        const char *file, *base;
+        size_t i;
+        char *s = NULL;
+
+        for (i = 0; i < n->nframes; i++) {
+                const char *m = n->frames[i].module;
+                if (n->frames[i].func && m && !strstr(m, "/libc.so") && !strstr(m, "/ld-linux"))
+                        break;
+        }
+        if (i == n->nframes || !interpreter_module(n->frames[i].module) || !(p = pcache_of(c, pid)))
+                return;
+        if (!p->py_tried) {
+                p->py_tried = true;
+                (void) diag_pyreader_new(pid, &p->py, NULL);
+        }
+        if (!p->py || diag_pyreader_thread(p->py, tid, &pt) < 0 || pt.n == 0) {
+                diag_pythread_clear(&pt);
+                return;
+        }
+        /* Both strings are kept with the context: the reader's cache may drop its own. */
+        file = pt.frames[0].filename ? pt.frames[0].filename : "?";
+        base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+        if (DIAG_GROW(c->pywhere, c->apywhere, c->npywhere + 2) == 0 &&
+            asprintf(&s, "%s (%s:%d)", pt.frames[0].qualname ? pt.frames[0].qualname : "?", base, pt.frames[0].line) >= 0) {
+                c->pywhere[c->npywhere++] = s;
+                if ((s = strdup(file))) {
+                        c->pywhere[c->npywhere++] = s;
+                        n->frames[i] = (struct diag_peek_frame) { .func = c->pywhere[c->npywhere - 2], .module = s };
+                }
+        }
+        diag_pythread_clear(&pt);
 }
 
 static const struct diag_futex_lock *futex_of(struct diag_chain_ctx *c, pid_t pid, pid_t tid) {
@@ -412,6 +467,8 @@ static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
         n = &w->ch->nodes[idx];
         if (sc.kind == DIAG_SC_IN && maps)
                 n->nframes = diag_symcache_peek(c->sc, pid, maps, sc.sp, sc.pc, n->frames, DIAG_CHAIN_FRAMES);
+        if (sc.kind == DIAG_SC_IN && n->nframes)
+                python_where(c, pid, tid, n);
         if (DIAG_GROW(c->memo, c->amemo, c->nmemo + 1) == 0) {
                 struct tmemo *m = &c->memo[c->nmemo++];
                 memset(m, 0, sizeof *m);

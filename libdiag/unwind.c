@@ -15,6 +15,7 @@
 #include "diag/debugcache.h"
 #include "diag/unwind.h"
 #include "diag/util.h"
+#include "unwind-internal.h"
 
 /*
  * libdw's Dwfl does both halves: CFI unwinding through our own thread callbacks
@@ -28,6 +29,11 @@ struct diag_unwinder {
         bool attached;
         const struct diag_capture *cap;
         size_t cur;                     /* thread being unwound */
+        /* diag_unwind_copy(): a one-thread capture refilled per sample, and reads
+         * never go to the live process */
+        bool copy_only;
+        struct diag_capture one;
+        struct diag_thread_capture one_thread;
         struct diag_module *mods;
         size_t nmods, allocmods;
         Dwfl_Module **modkeys;          /* parallel to mods */
@@ -212,6 +218,8 @@ static bool cb_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void
                 *result = v;
                 return true;
         }
+        if (u->copy_only)
+                return false;
         /* Outside the copy (a frame deeper than --stack-size, another mapping):
          * read the live process. Rare, and such memory seldom changes under us. */
         if (diag_mem_read(u->pid, addr, &v, sizeof v) != (ssize_t) sizeof v)
@@ -665,6 +673,61 @@ int diag_unwind(struct diag_unwinder *u, const struct diag_capture *c, size_t th
                 ret->err_msg = strdup_or_null(dwfl_errmsg(-1));
         }
         return 0;
+}
+
+int diag_unwind_copy(struct diag_unwinder *u, const struct diag_thread_capture *t,
+                     size_t max_frames, bool inlines, struct diag_stack *ret) {
+        struct walk w = { .u = u, .s = ret, .alloc = ret->n, .max_frames = max_frames ? max_frames : 64,
+                          .inlines = inlines };
+        int r;
+
+        if (t->err)
+                return t->err;
+        if (u->attached && !u->copy_only)
+                return -EINVAL;
+        u->one_thread = *t;
+        if (!u->attached) {
+                u->copy_only = true;
+                u->one = (struct diag_capture) { .pid = u->pid, .n = 1, .threads = &u->one_thread };
+                u->cap = &u->one;
+                if (!dwfl_attach_state(u->dwfl, NULL, u->pid, &thread_callbacks, u)) {
+                        ret->err = -EIO;
+                        free(ret->err_msg);
+                        ret->err_msg = strdup_or_null(dwfl_errmsg(-1));
+                        return -EIO;
+                }
+                u->attached = true;
+        }
+        u->cur = 0;
+        if (ret->n >= w.max_frames) {
+                ret->truncated = true;
+                return 0;
+        }
+        r = dwfl_getthread_frames(u->dwfl, t->tid, frame_cb, &w);
+        if (w.err < 0)
+                return w.err;
+        if (r == -1 && !ret->truncated) {
+                ret->err = -ENODATA;
+                free(ret->err_msg);
+                ret->err_msg = strdup_or_null(dwfl_errmsg(-1));
+        }
+        return 0;
+}
+
+bool diag_unwinder_covers(struct diag_unwinder *u, uint64_t addr) {
+        return dwfl_addrmodule(u->dwfl, addr) != NULL;
+}
+
+static int any_module_cb(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start, void *arg) {
+        *(bool *) arg = true;
+        return DWARF_CB_ABORT;
+}
+
+bool diag_unwinder_has_modules(struct diag_unwinder *u) {
+        bool any = false;
+
+        (void) dwfl_getmodules(u->dwfl, any_module_cb, &any, 0);
+        return any;
 }
 
 void diag_stack_clear(struct diag_stack *s) {

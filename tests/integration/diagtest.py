@@ -1592,3 +1592,74 @@ def window_marks(fd, buf, timeout):
         if not chunk:
             return lines, buf
         buf += chunk
+
+
+# ---------------------------------------------------------------- CPython targets
+
+PYSVC = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "pysvc.py"))
+SPINMOD = os.path.join(os.path.dirname(PYSVC), "spinmod.py")
+
+
+def pysvc_markers():
+    """{"spin": line, ...} from the "# MARK: name" comments of pysvc.py and spinmod.py."""
+    out = {}
+    for path in (PYSVC, SPINMOD):
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                m = re.search(r"# MARK: (\S+)", line)
+                if m:
+                    out[m.group(1)] = n
+    return out
+
+
+def start_pysvc(python):
+    """Start pysvc.py under python: (Popen with stdin/stdout pipes, {thread name: tid})."""
+    p = subprocess.Popen([python, PYSVC], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    ready = p.stdout.readline().strip()
+    if not ready.startswith("READY pid="):
+        kill_group(p)
+        harness_error("pysvc.py did not start under %s: %r" % (python, ready))
+    tids = {}
+    for _ in range(4):
+        m = re.match(r"THREAD (\S+) tid=(\d+)", p.stdout.readline().strip())
+        if not m:
+            kill_group(p)
+            harness_error("pysvc.py did not list its threads")
+        tids[m.group(1)] = int(m.group(2))
+    return p, tids
+
+
+def pysvc_dump(p):
+    """The fixture's own view: {tid: [[qualname, file, line], ...]} innermost first."""
+    p.stdin.write("dump\n")
+    p.stdin.flush()
+    line = p.stdout.readline().strip()
+    if not line.startswith("DUMP "):
+        harness_error("pysvc.py did not dump its frames: %r" % line)
+    return {int(k): [(q, os.path.realpath(f), n) for q, f, n in v] for k, v in json.loads(line[5:]).items()}
+
+
+DEBIAN_PYTHON = "/usr/bin/python3.11"
+
+
+def need_debian_python():
+    """Debian's CPython (python3.11), or skip."""
+    if not os.access(DEBIAN_PYTHON, os.X_OK):
+        skip("%s is not installed" % DEBIAN_PYTHON)
+    return DEBIAN_PYTHON
+
+
+def start_in_pidns(unshare, argv, timeout=120):
+    """argv as PID 1 of a new pid namespace (unshare --fork --pid --mount-proc,
+    killed with unshare); returns (the unshare Popen, argv's pid as seen from
+    here), the pid None if it did not start."""
+    p = subprocess.Popen([unshare, "--fork", "--pid", "--mount-proc", "--kill-child", "--"] + argv,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True, cwd="/")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and p.poll() is None:
+        kids = (read_file("/proc/%d/task/%d/children" % (p.pid, p.pid)) or "").split()
+        if kids:
+            return p, int(kids[0])
+        time.sleep(0.01)
+    return p, None

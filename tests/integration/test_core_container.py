@@ -38,16 +38,7 @@ class NsTarget:
     """argv run as PID 1 of a new pid namespace; pid is its pid as seen from here."""
 
     def __init__(self, unshare, argv, ready=None):
-        self.p = subprocess.Popen([unshare, "--fork", "--pid", "--mount-proc", "--kill-child", "--"] + argv,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True, cwd="/")
-        self.pid = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.p.poll() is None:
-            kids = (dt.read_file("/proc/%d/task/%d/children" % (self.p.pid, self.p.pid)) or "").split()
-            if kids:
-                self.pid = int(kids[0])
-                break
-            time.sleep(0.01)
+        self.p, self.pid = dt.start_in_pidns(unshare, argv)
         if not self.pid:
             self.close()
             dt.harness_error("%s did not start in a pid namespace" % argv)

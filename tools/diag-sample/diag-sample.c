@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,6 +163,7 @@ static struct {
         const char *missing_part[8];
         size_t nmissing;
         uint64_t t0, t1;                /* window, CLOCK_MONOTONIC ns */
+        uint64_t poll_until;            /* on_event stops a poll here (the next tick, the end), 0 never */
         uint64_t report_ns;
         uint64_t lost;
         struct diag_flame *flame;       /* every process, for --folded and --svg */
@@ -384,9 +387,20 @@ static struct diag_pyreader *proc_py(struct proc *p) {
         if (!arg.python || p->py_tried)
                 return p->py;
         p->py_tried = true;
-        if (diag_pyreader_new(p->pid, &p->py, &p->pyversion) < 0)
+        int r = diag_pyreader_new(p->pid, &p->py, &p->pyversion);
+        if (r < 0) {
                 p->py = NULL;
+                if (r == -EPROTONOSUPPORT)
+                        add_missing("python", "pid %d: CPython %s is a version the frame reader does not know: native frames only",
+                                    p->pid, p->pyversion ? p->pyversion : "(unknown)");
+        }
         return p->py;
+}
+
+/* qsort that accepts an empty array with a NULL base */
+static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+        if (n > 1)
+                qsort(base, n, size, cmp);
 }
 
 /* ---- the /proc ticks ---- */
@@ -532,10 +546,15 @@ static void tick_all(uint64_t now) {
                         p->last_rescan_ns = now;
                         proc_rescan(p, true);
                 }
-                for (size_t k = 0; k < p->nthreads; k++)
+                size_t live = 0;
+                for (size_t k = 0; k < p->nthreads; k++) {
                         tick_thread(p, &p->threads[k]);
-                /* the process is gone when its directory is */
-                if (faccessat(p->dirfd, "stat", F_OK, 0) < 0 && errno == ENOENT) {
+                        live += !p->threads[k].exited;
+                }
+                /* the process is gone when its directory is (ESRCH through the
+                 * directory fd once it is reaped), or a zombie when no thread is left */
+                if ((p->nthreads && !live) ||
+                    (faccessat(p->dirfd, "stat", F_OK, 0) < 0 && (errno == ENOENT || errno == ESRCH))) {
                         p->exited = true;
                         p->exited_ns = now;
                 }
@@ -816,6 +835,10 @@ static int on_event(void *userdata, const struct diag_perf_event *e) {
         default:
                 break;
         }
+        /* unwinding a burst of samples must not delay the next /proc tick or the
+         * end of the window: what is left stays in the rings for the next poll */
+        if (S.poll_until && diag_now_ns(CLOCK_MONOTONIC) >= S.poll_until)
+                return -ETIME;
         return 0;
 }
 
@@ -868,6 +891,7 @@ static void run_window(void) {
                 until = arg.all ? deadline : MIN(next_tick, deadline);
                 now = diag_now_ns(CLOCK_MONOTONIC);
                 timeout = until > now ? (int) ((until - now + 999999) / 1000000) : 0;
+                S.poll_until = until;
                 if (S.perf)
                         (void) diag_perf_poll(S.perf, timeout, on_event, NULL);
                 else if (timeout > 0)
@@ -875,6 +899,7 @@ static void run_window(void) {
                 progress(diag_now_ns(CLOCK_MONOTONIC), false);
         }
         S.t1 = diag_now_ns(CLOCK_MONOTONIC);
+        S.poll_until = 0;
         progress(S.t1, true);
         if (S.perf) {
                 diag_perf_disable(S.perf);
@@ -1012,7 +1037,7 @@ static void verdict(struct proc *p) {
                 if (h)
                         snprintf(hot + strlen(hot), sizeof hot - strlen(hot), " %.0f %% of its samples",
                                  100.0 * (double) h / busy->oncpu_samples);
-                qsort(busy->leaf, nl, sizeof *busy->leaf, cmp_func);
+                sort_n(busy->leaf, nl, sizeof *busy->leaf, cmp_func);
                 for (size_t i = 0; i < nl && i < 2; i++)
                         if (100.0 * busy->leaf[i].samples / busy->oncpu_samples >= 10.0)
                                 snprintf(leafs + strlen(leafs), sizeof leafs - strlen(leafs), "%s%s %.0f %%", i ? ", " : "",
@@ -1108,20 +1133,51 @@ static void verdict(struct proc *p) {
 #define TREE_MIN_PCT 5.0
 #define TREE_MAX_LINES 60
 
+/* The only child of n, if n has one and every sample of n goes through it. */
+static const struct diag_flame_node *sole_child(const struct diag_flame_node *n) {
+        const struct diag_flame_node *c = n->children;
+        return c && !c->next && c->total == n->total ? c : NULL;
+}
+
+static void print_tree_line(const struct diag_flame_node *c, uint64_t total, int indent) {
+        printf("  %5.1f%%  %*s%s%s%s\n", 100.0 * (double) c->total / (double) total, indent * 2, "", c->name,
+               c->detail ? "  " : "", c->detail ? c->detail : "");
+}
+
 /* The merged tree, outermost first: a frame per line, indented where the tree
- * branches; branches under TREE_MIN_PCT are left out. */
+ * branches; branches under TREE_MIN_PCT are left out. A long run of native frames
+ * that every sample below goes through (thread start, the interpreter's call
+ * machinery) shows its first frame and its last two, with a count of those left
+ * out between; Python frames are always shown. */
 static void print_tree(const struct diag_flame_node *n, uint64_t total, int indent, unsigned *lines) {
         for (const struct diag_flame_node *c = n->children; c && *lines < TREE_MAX_LINES; c = c->next) {
-                double pct = 100.0 * (double) c->total / (double) total;
-                size_t shown = 0;
-                if (pct < TREE_MIN_PCT)
+                const struct diag_flame_node *last = c, *k;
+                size_t shown = 0, run = 1;
+                if (100.0 * (double) c->total / (double) total < TREE_MIN_PCT)
                         continue;
-                printf("  %5.1f%%  %*s%s%s%s\n", pct, indent * 2, "", c->name, c->detail ? "  " : "", c->detail ? c->detail : "");
-                (*lines)++;
-                for (const struct diag_flame_node *k = c->children; k; k = k->next)
+                /* c ... last: a run of native frames each the sole child of the one before */
+                while (c->kind != DIAG_FLAME_PYTHON && (k = sole_child(last)) && k->kind != DIAG_FLAME_PYTHON) {
+                        last = k;
+                        run++;
+                }
+                if (run >= 5) {
+                        const struct diag_flame_node *prev = c;
+                        print_tree_line(c, total, indent);
+                        printf("  %5s   %*s... %zu frames ...\n", "", indent * 2, "", run - 3);
+                        for (size_t i = 0; i < run - 2; i++)
+                                prev = prev->children;
+                        print_tree_line(prev, total, indent);
+                        print_tree_line(last, total, indent);
+                        *lines += 4;
+                } else {
+                        last = c;
+                        print_tree_line(c, total, indent);
+                        (*lines)++;
+                }
+                for (k = last->children; k; k = k->next)
                         if (100.0 * (double) k->total / (double) total >= TREE_MIN_PCT)
                                 shown++;
-                print_tree(c, total, indent + (shown > 1 || n->children != c || c->next ? 1 : 0), lines);
+                print_tree(last, total, indent + (shown > 1 || n->children != c || c->next ? 1 : 0), lines);
         }
 }
 
@@ -1137,14 +1193,48 @@ static int cmp_sc_time(const void *x, const void *y) {
         return (a->calls < b->calls) - (a->calls > b->calls);
 }
 
+#define HOTTEST_MAX_FRAMES 16
+
+/* -a: the hottest stack of a process, innermost first, and its busiest threads. */
+static void print_hottest(const struct proc *p) {
+        const struct stackrec *r = p->nstacks ? &p->stacks[0] : NULL;
+        char nb[256];
+
+        if (!r || !p->oncpu_samples) {
+                printf("  (no on-CPU samples)\n");
+                return;
+        }
+        printf("  hottest stack, %.1f %% of its %" PRIu64 " on-CPU samples, tid", 100.0 * (double) r->samples / (double) p->oncpu_samples,
+               p->oncpu_samples);
+        for (size_t k = 0; k < r->ntids && k < 8; k++)
+                printf(" %d", r->tids[k]);
+        printf("%s:\n", r->ntids > 8 ? " ..." : "");
+        for (size_t k = 0; k < r->n && k < HOTTEST_MAX_FRAMES; k++) {
+                const struct sframe *f = &r->frames[k];
+                printf("    %s", sframe_name(f, nb, sizeof nb));
+                if (f->file)
+                        printf("  %s:%d", base_name(f->file), f->line);
+                printf("  %s%s%s\n", f->python ? "[python]" : f->kernel ? "[kernel]" : "(",
+                       f->python || f->kernel ? "" : f->module ? base_name(f->module) : "?",
+                       f->python || f->kernel ? "" : ")");
+        }
+        if (r->n > HOTTEST_MAX_FRAMES)
+                printf("    ... %zu more frames\n", r->n - HOTTEST_MAX_FRAMES);
+}
+
 static void print_proc(const struct proc *p) {
         uint64_t sc_total = 0;
         double w = proc_window_s(p);
 
-        printf("\npid %d \"%s\"%s%s%s — %.1f s, %" PRIu64 " on-CPU samples, %" PRIu64 " /proc readings%s%s%s\n", p->pid, p->comm,
+        printf("\npid %d \"%s\"%s%s%s — %.1f s, %" PRIu64 " on-CPU samples, %" PRIu64 " /proc readings%s%s%s%s\n", p->pid, p->comm,
                p->cmdline ? " " : "", p->cmdline ? p->cmdline : "", p->started ? " (started during the window)" : "", w,
                p->oncpu_samples, p->proc_ticks, p->pyversion ? ", Python " : "", p->pyversion ? p->pyversion : "",
+               p->pyversion && !p->py ? " (a version the frame reader does not know: native frames only)" : "",
                p->exited ? ", exited during the window" : "");
+        if (arg.all) {
+                print_hottest(p);
+                return;
+        }
         printf("THREADS\n  %-8s %-16s %6s %5s %5s %5s  %s\n", "TID", "NAME", "ON-CPU", "USER", "SYS", "RUN", "TOP WAIT (% of readings)");
         for (size_t i = 0; i < p->nthreads; i++) {
                 const struct thread *t = &p->threads[i];
@@ -1203,8 +1293,15 @@ static void print_proc(const struct proc *p) {
 
 /* ---- JSON ---- */
 
+/* A number printed with a fixed count of decimals ("5.011", not 5.0109999999999999). */
+static json_object *jfixed(double v, int decimals) {
+        char b[64];
+        snprintf(b, sizeof b, "%.*f", decimals, v);
+        return json_object_new_double_s(strtod(b, NULL), b);
+}
+
 static json_object *jnum1(double v) {
-        return json_object_new_double(round(v * 10) / 10);
+        return jfixed(v, 1);
 }
 
 static json_object *json_proc(const struct proc *p) {
@@ -1223,7 +1320,7 @@ static json_object *json_proc(const struct proc *p) {
         json_object_object_add(v, "kind", json_object_new_string(p->verdict_kind));
         json_object_object_add(v, "text", diag_json_str(p->verdict));
         json_object_object_add(o, "verdict", v);
-        json_object_object_add(o, "window_s", json_object_new_double(round(proc_window_s(p) * 1000) / 1000));
+        json_object_object_add(o, "window_s", jfixed(proc_window_s(p), 3));
         json_object_object_add(o, "oncpu_samples", json_object_new_int64((int64_t) p->oncpu_samples));
         json_object_object_add(o, "proc_samples", json_object_new_int64((int64_t) p->proc_ticks));
         for (size_t i = 0; i < p->nthreads; i++) {
@@ -1290,8 +1387,8 @@ static json_object *json_proc(const struct proc *p) {
                 json_object_object_add(so, "nr", json_object_new_int64(p->sc[i].nr));
                 json_object_object_add(so, "calls", json_object_new_int64((int64_t) p->sc[i].calls));
                 json_object_object_add(so, "errors", json_object_new_int64((int64_t) p->sc[i].errors));
-                json_object_object_add(so, "total_us", json_object_new_double(round((double) p->sc[i].total_ns / 100) / 10));
-                json_object_object_add(so, "max_us", json_object_new_double(round((double) p->sc[i].max_ns / 100) / 10));
+                json_object_object_add(so, "total_us", jfixed((double) p->sc[i].total_ns / 1e3, 1));
+                json_object_object_add(so, "max_us", jfixed((double) p->sc[i].max_ns / 1e3, 1));
                 json_object_object_add(so, "pct_time", jnum1(sc_total ? 100.0 * (double) p->sc[i].total_ns / (double) sc_total : 0));
                 json_object_array_add(scs, so);
         }
@@ -1422,10 +1519,10 @@ static void finish_proc(struct proc *p, const struct diag_syscount_entry *sc, si
                 if (sc[i].pid == p->pid && sc[i].calls)
                         p->sc[p->nsc++] = sc[i];
         if (p->sc)
-                qsort(p->sc, p->nsc, sizeof *p->sc, cmp_sc_time);
-        qsort(p->stacks, p->nstacks, sizeof *p->stacks, cmp_stack);
-        qsort(p->funcs, p->nfuncs, sizeof *p->funcs, cmp_func);
-        qsort(p->mods, p->nmods, sizeof *p->mods, cmp_func);
+                sort_n(p->sc, p->nsc, sizeof *p->sc, cmp_sc_time);
+        sort_n(p->stacks, p->nstacks, sizeof *p->stacks, cmp_stack);
+        sort_n(p->funcs, p->nfuncs, sizeof *p->funcs, cmp_func);
+        sort_n(p->mods, p->nmods, sizeof *p->mods, cmp_func);
         verdict(p);
 }
 
@@ -1517,6 +1614,15 @@ int main(int argc, char **argv) {
         if (arg.json && ((arg.folded && strcmp(arg.folded, "-") == 0) || (arg.svg && strcmp(arg.svg, "-") == 0)))
                 return diag_usage_error("-J and a graph on stdout exclude each other");
 
+        /* a perf event per thread and CPU, and the /proc files of every thread,
+         * are kept open over the window: as many fds as the hard limit allows */
+        {
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                        rl.rlim_cur = rl.rlim_max;
+                        (void) setrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
         S.arch = diag_arch_native();
         if (diag_symcache_new(&S.symcache) < 0 || diag_perf_unwind_new(&S.unw) < 0 || diag_flame_new(&S.flame) < 0)
                 return fail_run("out of memory", "error", 0);
@@ -1594,7 +1700,20 @@ int main(int argc, char **argv) {
                         snprintf(msg, sizeof msg, "cannot sample the host: %s", S.perf_reason ? S.perf_reason : strerror(-r));
                         return fail_run(msg, "not-permitted", 0);
                 }
-                add_missing("oncpu", "no on-CPU stacks: %s", S.perf_reason ? S.perf_reason : strerror(-r));
+                if (r == -EACCES || r == -EPERM) {
+                        /* another user's process: ownership, not the sysctl, is why */
+                        struct stat st;
+                        for (size_t i = 0; i < S.n; i++)
+                                if (fstat(S.p[i].dirfd, &st) == 0 && st.st_uid != geteuid() && geteuid() != 0) {
+                                        add_missing("oncpu", "no on-CPU stacks: pid %d (%s) is owned by uid %u: sampling it "
+                                                    "needs root (or CAP_PERFMON) or its owner",
+                                                    S.p[i].pid, S.p[i].comm, (unsigned) st.st_uid);
+                                        r = 0;
+                                        break;
+                                }
+                }
+                if (r < 0)
+                        add_missing("oncpu", "no on-CPU stacks: %s", S.perf_reason ? S.perf_reason : strerror(-r));
         }
 
         run_window();
@@ -1603,7 +1722,7 @@ int main(int argc, char **argv) {
         if (S.sc && diag_syscount_read(S.sc, &sce, &nsce) < 0)
                 nsce = 0;
         if (arg.all) {
-                qsort(S.p, S.n, sizeof *S.p, cmp_proc_samples);
+                sort_n(S.p, S.n, sizeof *S.p, cmp_proc_samples);
                 nshown = MIN(S.n, (size_t) MAX_AUTO_PROCS);
         } else
                 nshown = S.n;
@@ -1623,8 +1742,8 @@ int main(int argc, char **argv) {
                 json_object_object_add(doc, "schema", json_object_new_string("diag-sample/1"));
                 json_object_object_add(doc, "tool", json_object_new_string("diag-sample"));
                 json_object_object_add(doc, "version", json_object_new_string(DIAG_VERSION));
-                json_object_object_add(doc, "duration_s", json_object_new_double(round((double) (S.t1 - S.t0) / 1e6) / 1e3));
-                json_object_object_add(doc, "requested_duration_s", json_object_new_double((double) arg.duration_ms / 1e3));
+                json_object_object_add(doc, "duration_s", jfixed((double) (S.t1 - S.t0) / 1e9, 3));
+                json_object_object_add(doc, "requested_duration_s", jfixed((double) arg.duration_ms / 1e3, 3));
                 json_object_object_add(doc, "frequency_hz", json_object_new_int((int) arg.hz));
                 json_object_object_add(doc, "interrupted", json_object_new_boolean(stop_requested != 0));
                 json_object_object_add(mech, "oncpu", S.perf ? json_object_new_string(po.cycles ? "perf cycles" : "perf cpu-clock") : NULL);
@@ -1642,8 +1761,7 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < nshown; i++)
                         json_object_array_add(procs, json_proc(&S.p[i]));
                 json_object_object_add(doc, "processes", procs);
-                json_object_object_add(doc, "report_ms", json_object_new_double(
-                        round((double) (diag_now_ns(CLOCK_MONOTONIC) - S.t1) / 1e5) / 10));
+                json_object_object_add(doc, "report_ms", jfixed((double) (diag_now_ns(CLOCK_MONOTONIC) - S.t1) / 1e6, 1));
                 (void) diag_json_print(stdout, doc);
                 json_object_put(doc);
         } else {

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "diag/fdname.h"
@@ -17,6 +18,7 @@
 #include "diag/out.h"
 #include "diag/proc.h"
 #include "diag/ptrace.h"
+#include "diag/pyframes.h"
 #include "diag/syscall.h"
 #include "diag/target.h"
 #include "diag/unwind.h"
@@ -63,7 +65,7 @@ static const int default_columns[] = { COL_TID, COL_COMM, COL_STATE, COL_CPU, CO
 
 static struct {
         size_t frames;
-        bool kernel, group, inlines, source, stop, table, verbose;
+        bool kernel, group, inlines, source, stop, table, verbose, python;
         uint64_t stack_size;
         unsigned timeout_s;
         unsigned cpu_window_ms;
@@ -73,7 +75,7 @@ static struct {
         struct diag_columns cols;
 } arg = {
         .frames = DEFAULT_FRAMES,
-        .kernel = true, .group = true, .inlines = true, .stop = true,
+        .kernel = true, .group = true, .inlines = true, .stop = true, .python = true,
         .timeout_s = 30, .cpu_window_ms = DEFAULT_CPU_WINDOW_MS,
 };
 
@@ -102,6 +104,11 @@ struct report {
         size_t ngroups;
         size_t *group_start;    /* ngroups + 1 offsets into order */
         bool stopped;
+        struct diag_pyreader *py;       /* a CPython target: its frames */
+        char *pyversion;
+        struct diag_pythread *pyth;     /* per capture thread, read while stopped */
+        size_t npyth;
+        uint64_t py_ns;                 /* of the stop, spent reading Python frames */
         int exit;               /* DIAG_EXIT_* this process contributes */
         char *notes[MAX_NOTES]; /* what is missing, and why */
         size_t nnotes;
@@ -134,6 +141,11 @@ static void report_free(struct report *rp) {
         free(rp->fdn);
         diag_unwinder_free(rp->unw);
         diag_capture_free(rp->cap);
+        for (size_t i = 0; i < rp->npyth; i++)
+                diag_pythread_clear(&rp->pyth[i]);
+        free(rp->pyth);
+        diag_pyreader_free(rp->py);
+        free(rp->pyversion);
         diag_proc_free(rp->proc);
 }
 
@@ -189,6 +201,37 @@ static bool kstack_equal(const struct thread_view *a, const struct thread_view *
         return strcmp(x, y) == 0;
 }
 
+/* Python frames have no pc: diag_stack_equal sees only where they are. */
+static bool pyframes_equal(const struct diag_stack *a, const struct diag_stack *b) {
+        for (size_t i = 0; i < a->n && i < b->n; i++) {
+                const struct diag_frame *x = &a->frames[i], *y = &b->frames[i];
+                if (x->python != y->python)
+                        return false;
+                if (x->python && (x->line != y->line || !x->func != !y->func || !x->file != !y->file ||
+                                  (x->func && strcmp(x->func, y->func) != 0) ||
+                                  (x->file && strcmp(x->file, y->file) != 0)))
+                        return false;
+        }
+        return true;
+}
+
+/* Read while every thread is stopped, so that the Python frames match the
+ * native stacks copied in the same stop. */
+static int read_python(void *userdata, const struct diag_capture *c) {
+        struct report *rp = userdata;
+        uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
+
+        rp->pyth = calloc(c->n ? c->n : 1, sizeof *rp->pyth);
+        if (!rp->pyth)
+                return 0;
+        rp->npyth = c->n;
+        for (size_t i = 0; i < c->n; i++)
+                if (!c->threads[i].err)
+                        (void) diag_pyreader_thread(rp->py, c->threads[i].tid, &rp->pyth[i]);
+        rp->py_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
+        return 0;
+}
+
 /* Threads with the same user and kernel stacks form a group; biggest group first. */
 static int report_group(struct report *rp) {
         size_t *gid_size;
@@ -208,7 +251,8 @@ static int report_group(struct report *rp) {
                         for (size_t j = 0; j < i; j++) {
                                 struct thread_view *o = &rp->tv[j];
                                 if (o->cap && !o->cap->err && o->stack.n > 0 &&
-                                    diag_stack_equal(&t->stack, &o->stack) && kstack_equal(t, o)) {
+                                    diag_stack_equal(&t->stack, &o->stack) && pyframes_equal(&t->stack, &o->stack) &&
+                                    kstack_equal(t, o)) {
                                         t->group = o->group;
                                         break;
                                 }
@@ -356,6 +400,27 @@ static int collect(const struct diag_target *target, unsigned need, struct repor
                                 diag_proc_set_cpu_rates(rp->proc, &rates);
                         rating = false;
                 }
+                if (r >= 0 && arg.python) {
+                        int k = diag_pyreader_new(pid, &rp->py, &rp->pyversion);
+                        if (k == -EPROTONOSUPPORT)
+                                report_note(rp, "Python frames: CPython %s is not supported; native frames only",
+                                            rp->pyversion ? rp->pyversion : "(unknown version)");
+                        else if (k < 0 && k != -ENOENT)
+                                report_note(rp, "Python frames: cannot read the interpreter: %s", strerror(-k));
+                        if (rp->py) {
+                                /* A first pass while the threads run finds their thread
+                                 * states and reads most code objects: inside the stop,
+                                 * what is left is the frame chains. */
+                                for (size_t i = 0; i < rp->proc->ntasks; i++) {
+                                        struct diag_pythread pt = { 0 };
+                                        if (tid_selected(rp->proc->tasks[i].tid))
+                                                (void) diag_pyreader_thread(rp->py, rp->proc->tasks[i].tid, &pt);
+                                        diag_pythread_clear(&pt);
+                                }
+                                co.stopped = read_python;
+                                co.userdata = rp;
+                        }
+                }
                 if (r >= 0) {
                         co.maps = maps;
                         diag_watchdog_phase("capturing the threads");
@@ -425,6 +490,14 @@ static int collect(const struct diag_target *target, unsigned need, struct repor
                 }
                 if (!c->err)
                         (void) diag_unwind(rp->unw, rp->cap, i, arg.frames, arg.inlines, &v->stack);
+                if (!c->err && i < rp->npyth && rp->pyth[i].n) {
+                        struct diag_stack sp;
+                        if (diag_py_splice(&v->stack, &rp->pyth[i], &sp) >= 0) {
+                                free(v->stack.frames);
+                                v->stack.frames = sp.frames;
+                                v->stack.n = sp.n;
+                        }
+                }
         }
         qsort(rp->tv, rp->ntv, sizeof *rp->tv, cmp_tid);
         return report_group(rp);
@@ -473,6 +546,11 @@ static char *format_frame(const struct report *rp, const struct diag_frame *f, s
         char where[512] = "";
         size_t o;
 
+        if (f->python) {
+                snprintf(buf, size, "#%-2zu [python]           in %s (%s:%d)", idx, f->func ? f->func : "??",
+                         f->file ? f->file : "?", f->line);
+                return buf;
+        }
         if (f->inlined)
                 o = (size_t) snprintf(buf, size, "#%-2zu [inlined]          in ", idx);
         else
@@ -619,6 +697,8 @@ static void render_text(const struct report *rp) {
         printf("PID %d (%s) %s", p->pid, p->comm, p->exe ? p->exe : "?");
         if (started_as(rp))
                 printf(" (started as %s)", started_as(rp));
+        if (rp->py)
+                printf(", Python %s", rp->pyversion ? rp->pyversion : "?");
         printf(" — %zu thread%s", p->ntasks, p->ntasks == 1 ? "" : "s");
         if (p->cpu_rate_pct >= 0)
                 printf(", %s", cpu_text(rp, p->cpu_rate_pct, -1, dur, sizeof dur));
@@ -737,13 +817,14 @@ static json_object *json_frames(const struct report *rp, const struct diag_stack
                 json_object *o = json_object_new_object();
 
                 json_object_object_add(o, "index", json_object_new_int((int) i));
-                json_object_object_add(o, "pc", diag_json_hex(f->pc));
+                json_object_object_add(o, "pc", f->python ? NULL : diag_json_hex(f->pc));
                 json_object_object_add(o, "function", diag_json_str(f->func));
-                json_object_object_add(o, "offset", f->func && !f->inlined ? json_object_new_int64((int64_t) f->func_off) : NULL);
+                json_object_object_add(o, "offset", f->func && !f->inlined && !f->python ? json_object_new_int64((int64_t) f->func_off) : NULL);
                 json_object_object_add(o, "module", diag_json_str(m ? m->path : NULL));
                 json_object_object_add(o, "file", diag_json_str(f->file));
                 json_object_object_add(o, "line", f->file ? json_object_new_int(f->line) : NULL);
                 json_object_object_add(o, "inlined", json_object_new_boolean(f->inlined));
+                json_object_object_add(o, "python", json_object_new_boolean(f->python));
                 json_object_array_add(a, o);
         }
         return a;
@@ -765,6 +846,8 @@ static json_object *json_report(const struct report *rp) {
         json_object_object_add(o, "stopped", json_object_new_boolean(rp->stopped));
         json_object_object_add(o, "stopped_us", rp->stopped ? json_object_new_int64((int64_t) (rp->cap->pause_ns / 1000)) : NULL);
         json_object_object_add(o, "vanished", json_object_new_int(rp->cap ? (int) rp->cap->vanished : 0));
+        json_object_object_add(o, "python", diag_json_str(rp->py ? rp->pyversion : NULL));
+        json_object_object_add(o, "python_us", rp->py && rp->stopped ? json_object_new_int64((int64_t) (rp->py_ns / 1000)) : NULL);
         json_object_object_add(o, "blocked_clocks_reset", json_object_new_int((int) clocks_reset(rp)));
         for (size_t i = 0; i < rp->nnotes; i++)
                 json_object_array_add(missing, json_object_new_string(rp->notes[i]));
@@ -886,6 +969,7 @@ static void usage(void) {
                "     --no-group           one entry per thread, even when stacks are the same\n"
                "     --no-inline          do not expand inlined functions\n"
                "     --source             print the source line under each frame\n"
+               "     --no-python          no CPython frames (read from the interpreter's memory)\n"
                "     --no-stop            never stop the target: /proc data only, no user stacks\n"
                "     --stack-size SIZE    stack bytes copied per thread (default 256K)\n"
                "     --timeout TIME       give up after TIME (default 30s; e.g. 5s, 1m)\n"
@@ -920,7 +1004,7 @@ static int parse_tid_list(const char *s) {
 }
 
 enum { OPT_FRAMES = 0x100, OPT_NO_KERNEL, OPT_NO_GROUP, OPT_NO_INLINE, OPT_SOURCE, OPT_NO_STOP, OPT_STACK_SIZE,
-       OPT_TIMEOUT, OPT_CPU_WINDOW };
+       OPT_TIMEOUT, OPT_CPU_WINDOW, OPT_NO_PYTHON };
 
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
@@ -932,6 +1016,7 @@ int main(int argc, char **argv) {
                 { "no-inline",  no_argument,       NULL, OPT_NO_INLINE },
                 { "source",     no_argument,       NULL, OPT_SOURCE },
                 { "no-stop",    no_argument,       NULL, OPT_NO_STOP },
+                { "no-python",  no_argument,       NULL, OPT_NO_PYTHON },
                 { "stack-size", required_argument, NULL, OPT_STACK_SIZE },
                 { "timeout",    required_argument, NULL, OPT_TIMEOUT },
                 { "cpu-window", required_argument, NULL, OPT_CPU_WINDOW },
@@ -977,6 +1062,7 @@ int main(int argc, char **argv) {
                 case OPT_NO_INLINE: arg.inlines = false; break;
                 case OPT_SOURCE: arg.source = true; break;
                 case OPT_NO_STOP: arg.stop = false; break;
+                case OPT_NO_PYTHON: arg.python = false; break;
                 case OPT_STACK_SIZE:
                         if (diag_parse_size(optarg, &sz) < 0 || sz < 4096 || sz > (1ULL << 30))
                                 return diag_usage_error("invalid stack size: '%s' (4K to 1G)", optarg);

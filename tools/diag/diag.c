@@ -35,7 +35,7 @@ static const struct verb {
         { "core",  "a gdb-ready core of a live process, with a short stop" },
         { "shm",   "shared memory segments, who maps them, the channels inside (shmdump)",
           "shmdump", "../shmdump", "shmdump" },
-        { "sample", "sample stacks over time" },
+        { "sample", "what a spinning or slow process does over seconds: hot stacks, waits, system calls" },
         { "snap",  "a snapshot of everything, before the evidence is gone" },
         { "top",   "live view of blocked and busy threads" },
 };

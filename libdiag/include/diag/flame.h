@@ -38,14 +38,21 @@ struct diag_flame;
 int diag_flame_new(struct diag_flame **ret);
 struct diag_flame *diag_flame_free(struct diag_flame *f);
 static inline void diag_flame_freep(struct diag_flame **f) { diag_flame_free(*f); }
-/* frames[0] is the root-most (outermost) frame, frames[n-1] the leaf. */
+/* frames[0] is the root-most (outermost) frame, frames[n-1] the leaf. Frames merge
+ * by name and kind; a node keeps the first non-NULL detail. n == 0 counts in the
+ * root's self; more than 10000 frames: -E2BIG. */
 int diag_flame_add(struct diag_flame *f, const struct diag_flame_frame *frames, size_t n, uint64_t count);
 /* Sort every level by total, descending (ties by name). */
 void diag_flame_sort(struct diag_flame *f);
 const struct diag_flame_node *diag_flame_root(const struct diag_flame *f);   /* name "all" */
+/* Nodes in the tree, the root not counted. */
+size_t diag_flame_node_count(const struct diag_flame *f);
 /* "a;b;c 12\n" per leaf path, as flamegraph.pl reads; ';' and newlines in names
  * replaced. */
 int diag_flame_write_folded(const struct diag_flame *f, FILE *out);
 /* Self-contained SVG: hover shows name, detail, samples and percent; click zooms
- * into a frame; a search box highlights matches; no network. */
+ * into a frame; a search box highlights matches; no network. Frames under 0.1 %
+ * of the whole are left out (counted on the root). The URL hash
+ * "#zoom=NAME&search=REGEX" (URL-encoded) is applied at load: the widest frame of
+ * that name is zoomed into. */
 int diag_flame_write_svg(const struct diag_flame *f, const char *title, const char *subtitle, FILE *out);

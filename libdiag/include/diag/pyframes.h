@@ -58,3 +58,55 @@ void diag_pythread_clear(struct diag_pythread *t);
  * the outermost native frame. Strings are shared with native and py (not copied):
  * out->frames is malloc'd, free it with free() (not diag_stack_clear). */
 int diag_py_splice(const struct diag_stack *native, const struct diag_pythread *py, struct diag_stack *out);
+
+/* The struct offsets the reader uses for one CPython minor version: for 3.11 and
+ * 3.12 from that version's headers (tests/unit/test-pyoffsets.c checks them with
+ * offsetof), for 3.13 from the _Py_DebugOffsets the interpreter carries at the
+ * start of _PyRuntime. */
+struct diag_pyoffsets {
+        unsigned major, minor;
+        size_t runtime_interpreters_head;       /* _PyRuntimeState.interpreters.head */
+        size_t runtime_tstate_current;          /* 3.11: _PyRuntimeState.gilstate.tstate_current; 0 none */
+        size_t interp_next;                     /* PyInterpreterState.next */
+        size_t interp_threads_head;             /* PyInterpreterState.threads.head */
+        size_t interp_gil;                      /* 3.12: PyInterpreterState.ceval.gil (a pointer); 0 none */
+        size_t gil_locked, gil_holder;          /* 3.12: in struct _gil_runtime_state; 3.13: from the
+                                                 * interpreter state (its own _gil); 0 none */
+        size_t tstate_next;                     /* PyThreadState.next */
+        size_t tstate_native_thread_id;         /* PyThreadState.native_thread_id */
+        size_t tstate_cframe;                   /* 3.11, 3.12: PyThreadState.cframe; 0: no cframe (3.13) */
+        size_t cframe_current_frame;            /* _PyCFrame.current_frame, or PyThreadState.current_frame
+                                                 * when tstate_cframe is 0 */
+        size_t frame_code;                      /* _PyInterpreterFrame.f_code (3.13: f_executable) */
+        size_t frame_previous;                  /* _PyInterpreterFrame.previous */
+        size_t frame_prev_instr;                /* _PyInterpreterFrame.prev_instr (3.13: instr_ptr) */
+        size_t frame_is_entry;                  /* 3.11: _PyInterpreterFrame.is_entry; 0 none */
+        size_t frame_owner;                     /* _PyInterpreterFrame.owner */
+        int owner_cstack;                       /* 3.12+: FRAME_OWNED_BY_CSTACK (the entry shim); -1 none */
+        size_t object_type;                     /* PyObject.ob_type */
+        size_t code_qualname;                   /* PyCodeObject.co_qualname */
+        size_t code_filename;                   /* PyCodeObject.co_filename */
+        size_t code_firstlineno;                /* PyCodeObject.co_firstlineno */
+        size_t code_linetable;                  /* PyCodeObject.co_linetable */
+        size_t code_adaptive;                   /* PyCodeObject.co_code_adaptive */
+        size_t var_size;                        /* PyVarObject.ob_size */
+        size_t bytes_sval;                      /* PyBytesObject.ob_sval */
+        size_t unicode_length;                  /* PyASCIIObject.length */
+        size_t unicode_state;                   /* PyASCIIObject.state (interned:2 kind:3 compact:1 ascii:1) */
+        size_t unicode_ascii_size;              /* sizeof(PyASCIIObject): compact ASCII data follows */
+        size_t unicode_compact_size;            /* sizeof(PyCompactUnicodeObject): compact non-ASCII data follows */
+};
+
+/* 3.13: the offsets from a copy of the target's _Py_DebugOffsets (the first len
+ * bytes of _PyRuntime). -EPROTONOSUPPORT for another layout (3.14+, or a
+ * free-threaded build), -EBADMSG when it does not start with the cookie. */
+int diag_pyoffsets_from_debug(const void *buf, size_t len, struct diag_pyoffsets *ret);
+#define DIAG_PY_DEBUG_OFFSETS_313_SIZE 584
+
+/* The table for major.minor, NULL when there is none. */
+const struct diag_pyoffsets *diag_pyoffsets_get(unsigned major, unsigned minor);
+
+/* The line of the instruction at code unit index lasti, from a 3.11 location table
+ * (co_linetable); firstline when lasti < 0, -1 for an instruction without a line.
+ * Exposed for tests. */
+int diag_py_linetable_line(const uint8_t *table, size_t len, int firstline, int lasti);

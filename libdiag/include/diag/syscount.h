@@ -35,3 +35,13 @@ struct diag_syscount *diag_syscount_free(struct diag_syscount *s);
 static inline void diag_syscount_freep(struct diag_syscount **s) { diag_syscount_free(*s); }
 /* One word for the mechanism in use ("bpf raw_tracepoint"), for the report. */
 const char *diag_syscount_mechanism(const struct diag_syscount *s);
+
+/* Options for diag_syscount_start_flags(). NO_LATENCY counts calls and errors
+ * only (total_ns and max_ns stay 0): one program on sys_exit, no clock reads, no
+ * per-thread state; the cheapest mode. In either mode a call already in progress
+ * when counting starts is counted when it returns, without its latency. */
+#define DIAG_SYSCOUNT_NO_LATENCY 0x1u
+int diag_syscount_start_flags(const pid_t *pids, size_t npids, unsigned flags, struct diag_syscount **ret,
+                              const char **reason);
+/* Returns not counted because the table was full (one per lost return). */
+uint64_t diag_syscount_lost(const struct diag_syscount *s);
