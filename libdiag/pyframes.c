@@ -16,7 +16,7 @@
 #define MAX_NAME 1024                   /* characters of a qualname or file name */
 #define MAX_LINETABLE (1u << 20)
 #define CODE_CACHE_SLOTS 1024           /* at first; power of two */
-#define TSTATE_MEMO 256
+#define TSTATE_MEMO 4096                /* direct-mapped by tid */
 
 /* From CPython 3.11's and 3.12's Include/internal/pycore_*.h, checked by
  * test-pyoffsets against each: first what the two share, then each one's own. */
@@ -719,7 +719,7 @@ void diag_pythread_clear(struct diag_pythread *t) {
 static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret_interp, uint64_t *ret) {
         const struct diag_pyoffsets *o = r->off;
         struct tstate_memo *m = &r->memo[(unsigned) want % TSTATE_MEMO];
-        uint64_t interp, seen;
+        uint64_t interp, seen, found = 0, found_interp = 0;
         int k;
 
         /* A thread state stays put for its thread's life: one read confirms it. */
@@ -745,18 +745,23 @@ static int find_tstate(struct diag_pyreader *r, pid_t want, uint64_t *ret_interp
                         if (read_ptr(r, ts + o->tstate_native_thread_id, &id) < 0 ||
                             read_ptr(r, ts + o->tstate_next, &next) < 0)
                                 return -EAGAIN;
-                        if ((pid_t) id == want) {
-                                *m = (struct tstate_memo) { .tid = want, .interp = interp, .ts = ts };
-                                *ret_interp = interp;
-                                *ret = ts;
-                                return 0;
+                        /* One walk notes every thread: the next lookups are one read each. */
+                        r->memo[(unsigned) id % TSTATE_MEMO] =
+                                (struct tstate_memo) { .tid = (pid_t) id, .interp = interp, .ts = ts };
+                        if ((pid_t) id == want && !found) {
+                                found = ts;
+                                found_interp = interp;
                         }
                         ts = next;
                 }
                 if (read_ptr(r, interp + o->interp_next, &interp) < 0)
                         return -EAGAIN;
         }
-        return -ENOENT;
+        if (!found)
+                return -ENOENT;
+        *ret_interp = found_interp;
+        *ret = found;
+        return 0;
 }
 
 /* Whether ts holds the GIL now: 3.11 names the holder in the runtime, 3.12+ in the

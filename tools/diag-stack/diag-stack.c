@@ -697,7 +697,7 @@ static void render_text(const struct report *rp) {
         printf("PID %d (%s) %s", p->pid, p->comm, p->exe ? p->exe : "?");
         if (started_as(rp))
                 printf(" (started as %s)", started_as(rp));
-        if (rp->py)
+        if (rp->pyth)
                 printf(", Python %s", rp->pyversion ? rp->pyversion : "?");
         printf(" — %zu thread%s", p->ntasks, p->ntasks == 1 ? "" : "s");
         if (p->cpu_rate_pct >= 0)
@@ -846,8 +846,8 @@ static json_object *json_report(const struct report *rp) {
         json_object_object_add(o, "stopped", json_object_new_boolean(rp->stopped));
         json_object_object_add(o, "stopped_us", rp->stopped ? json_object_new_int64((int64_t) (rp->cap->pause_ns / 1000)) : NULL);
         json_object_object_add(o, "vanished", json_object_new_int(rp->cap ? (int) rp->cap->vanished : 0));
-        json_object_object_add(o, "python", diag_json_str(rp->py ? rp->pyversion : NULL));
-        json_object_object_add(o, "python_us", rp->py && rp->stopped ? json_object_new_int64((int64_t) (rp->py_ns / 1000)) : NULL);
+        json_object_object_add(o, "python", diag_json_str(rp->pyth ? rp->pyversion : NULL));
+        json_object_object_add(o, "python_us", rp->pyth ? json_object_new_int64((int64_t) (rp->py_ns / 1000)) : NULL);
         json_object_object_add(o, "blocked_clocks_reset", json_object_new_int((int) clocks_reset(rp)));
         for (size_t i = 0; i < rp->nnotes; i++)
                 json_object_array_add(missing, json_object_new_string(rp->notes[i]));
