@@ -24,9 +24,15 @@ def counting(tool_pid, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            links = [os.readlink("/proc/%d/fd/%s" % (tool_pid, fd)) for fd in os.listdir("/proc/%d/fd" % tool_pid)]
+            fds = os.listdir("/proc/%d/fd" % tool_pid)
         except OSError:
-            return False
+            return False                        # it exited
+        links = []
+        for fd in fds:
+            try:
+                links.append(os.readlink("/proc/%d/fd/%s" % (tool_pid, fd)))
+            except OSError:
+                pass                            # closed since the listing
         if any("perf_event" in l for l in links):
             time.sleep(0.2)
             return True
