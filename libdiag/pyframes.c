@@ -867,16 +867,11 @@ int diag_py_splice(const struct diag_stack *native, const struct diag_pythread *
                 return -ENOMEM;
         for (size_t i = 0; i < native->n; i++) {
                 const struct diag_frame *f = &native->frames[i];
-                size_t phys = i;
 
-                /* Inlined frames come just before the physical frame they are part
-                 * of: the Python frames go above the whole group of the eval loop. */
-                if (i > 0 && native->frames[i - 1].inlined)
-                        phys = native->n;
-                else
-                        while (phys < native->n && native->frames[phys].inlined)
-                                phys++;
-                if (phys < native->n && is_eval_frame(&native->frames[phys])) {
+                /* The frames inlined into the eval loop (an int add, the call of
+                 * the next C function) were called by the Python code it runs: the
+                 * Python frames go between them and the physical eval-loop frame. */
+                if (!f->inlined && is_eval_frame(f)) {
                         while (pi < py->n) {
                                 const struct diag_pyframe *p = &py->frames[pi++];
                                 fr[n++] = (struct diag_frame) {

@@ -1621,11 +1621,11 @@ def start_pysvc(python):
         kill_group(p)
         harness_error("pysvc.py did not start under %s: %r" % (python, ready))
     tids = {}
-    for _ in range(4):
-        m = re.match(r"THREAD (\S+) tid=(\d+)", p.stdout.readline().strip())
+    for line in iter(p.stdout.readline, "END\n"):
+        m = re.match(r"THREAD (\S+) tid=(\d+)", line.strip())
         if not m:
             kill_group(p)
-            harness_error("pysvc.py did not list its threads")
+            harness_error("pysvc.py did not list its threads: %r" % line)   # also at its end ("")
         tids[m.group(1)] = int(m.group(2))
     return p, tids
 

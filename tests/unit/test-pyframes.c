@@ -121,8 +121,9 @@ static void check_splice(void) {
                 { .qualname = "d", .filename = "y.py", .line = 4, .entry = true },
                 { .qualname = "e", .filename = "z.py", .line = 5, .entry = true },
         };
-        static const char *want[] = { "read", "a", "b", "inlined_in_eval", "_PyEval_EvalFrameDefault",
-                                      "_PyFunction_Vectorcall", "c", "d", "do_call_core",
+        /* the Python frames between the inlined frames and their physical eval frame */
+        static const char *want[] = { "read", "inlined_in_eval", "a", "b", "_PyEval_EvalFrameDefault",
+                                      "_PyFunction_Vectorcall", "do_call_core", "c", "d",
                                       "_PyEval_EvalFrameDefault", "main", "e" };
         struct diag_stack native = { .n = ELEMENTSOF(nf), .frames = nf, .err = -EIO };
         struct diag_pythread py = { .n = ELEMENTSOF(pf), .frames = pf };
@@ -132,8 +133,9 @@ static void check_splice(void) {
         CHECK_INT(out.n, ELEMENTSOF(want));
         for (size_t i = 0; i < out.n && i < ELEMENTSOF(want); i++)
                 CHECK_STR(out.frames[i].func, want[i]);
-        CHECK(out.frames[1].python && out.frames[1].module == -1 && out.frames[1].line == 1);
-        CHECK_STR(out.frames[1].file, "x.py");
+        CHECK(out.frames[2].python && out.frames[2].module == -1 && out.frames[2].line == 1);
+        CHECK_STR(out.frames[2].file, "x.py");
+        CHECK(!out.frames[1].python);
         CHECK(!out.frames[0].python);
         CHECK_INT(out.err, -EIO);
         free(out.frames);

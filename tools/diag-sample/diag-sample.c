@@ -410,6 +410,13 @@ static const char *base_name(const char *path) {
         return s ? s + 1 : path;
 }
 
+/* A module of CPython's standard library (.../lib/python3.X/..., not a
+ * site-packages or dist-packages directory under it). */
+static bool py_stdlib(const char *file) {
+        const char *l = file ? strstr(file, "/lib/python3") : NULL;
+        return l && !strstr(l, "-packages/");
+}
+
 /* Where a thread blocked in a system call is, without stopping it: its innermost
  * Python frame, else the first native frame outside libc and the loader. */
 static char *wait_function(struct proc *p, pid_t tid, const struct diag_syscall_state *sc) {
@@ -420,8 +427,21 @@ static char *wait_function(struct proc *p, pid_t tid, const struct diag_syscall_
                 struct diag_pythread pt = { 0 };
                 char *s = NULL;
                 if (diag_pyreader_thread(p->py, tid, &pt) == 0 && pt.n) {
-                        if (asprintf(&s, "%s (%s:%d)", pt.frames[0].qualname ? pt.frames[0].qualname : "?",
-                                     base_name(pt.frames[0].filename ? pt.frames[0].filename : "?"), pt.frames[0].line) < 0)
+                        const struct diag_pyframe *in = &pt.frames[0], *from = NULL;
+                        /* a wait inside the standard library (Condition.wait under
+                         * Queue.get, Semaphore.acquire, ...): also the program's own
+                         * frame that called into it */
+                        if (py_stdlib(in->filename))
+                                for (size_t i = 1; i < pt.n && !from; i++)
+                                        if (!py_stdlib(pt.frames[i].filename))
+                                                from = &pt.frames[i];
+                        int r = from ? asprintf(&s, "%s (%s:%d) from %s (%s:%d)", in->qualname ? in->qualname : "?",
+                                                base_name(in->filename ? in->filename : "?"), in->line,
+                                                from->qualname ? from->qualname : "?",
+                                                base_name(from->filename ? from->filename : "?"), from->line)
+                                     : asprintf(&s, "%s (%s:%d)", in->qualname ? in->qualname : "?",
+                                                base_name(in->filename ? in->filename : "?"), in->line);
+                        if (r < 0)
                                 s = NULL;
                 }
                 diag_pythread_clear(&pt);

@@ -53,8 +53,10 @@ void diag_pythread_clear(struct diag_pythread *t);
 
 /* Splice: a copy of native (frames innermost first) where each eval-loop frame
  * (_PyEval_EvalFrameDefault) is preceded by the Python frames it runs, innermost
- * first, up to and including the next entry frame (above the frames inlined into
- * that eval-loop frame, which precede it). Python frames have python = true
+ * first, up to and including the next entry frame (between the physical eval-loop
+ * frame and the frames inlined into it, which precede it: the inlined code, an int
+ * add or the call of the next C function, was called by the Python code the loop
+ * runs). Python frames have python = true
  * and module -1. Python frames left over (the native unwind stopped early) go above
  * the outermost native frame. Strings are shared with native and py (not copied):
  * out->frames is malloc'd, free it with free() (not diag_stack_clear). */
