@@ -1784,6 +1784,8 @@ int main(int argc, char **argv) {
                 json_object_object_add(doc, "report_ms", jfixed((double) (diag_now_ns(CLOCK_MONOTONIC) - S.t1) / 1e6, 1));
                 (void) diag_json_print(stdout, doc);
                 json_object_put(doc);
+        } else if ((arg.folded && strcmp(arg.folded, "-") == 0) || (arg.svg && strcmp(arg.svg, "-") == 0)) {
+                /* the graph is standard output, and nothing else */
         } else {
                 for (size_t i = 0; i < nshown; i++)
                         printf("pid %d %s: %s\n", S.p[i].pid, S.p[i].comm, S.p[i].verdict ? S.p[i].verdict : "?");
