@@ -1164,8 +1164,9 @@ static void print_tree_line(const struct diag_flame_node *c, uint64_t total, int
                c->detail ? "  " : "", c->detail ? c->detail : "");
 }
 
-/* The merged tree, outermost first: a frame per line, indented where the tree
- * branches; branches under TREE_MIN_PCT are left out. A long run of native frames
+/* The merged tree, outermost first: a frame per line, a column deeper wherever
+ * not every sample of a frame goes on into the next one shown; branches under
+ * TREE_MIN_PCT are left out. A long run of native frames
  * that every sample below goes through (thread start, the interpreter's call
  * machinery) shows its first frame and its last two, with a count of those left
  * out between; Python frames are always shown. */
@@ -1197,7 +1198,10 @@ static void print_tree(const struct diag_flame_node *n, uint64_t total, int inde
                 for (k = last->children; k; k = k->next)
                         if (100.0 * (double) k->total / (double) total >= TREE_MIN_PCT)
                                 shown++;
-                print_tree(last, total, indent + (shown > 1 || n->children != c || c->next ? 1 : 0), lines);
+                /* the next frame stays in this column only when every sample of
+                 * this one goes on into it; a branch, or samples ending here or in
+                 * frames left out, indents */
+                print_tree(last, total, indent + (shown == 1 && sole_child(last) ? 0 : 1), lines);
         }
 }
 
