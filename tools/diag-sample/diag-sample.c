@@ -583,15 +583,14 @@ static void tick_all(uint64_t now) {
 
 /* ---- samples ---- */
 
-static const char *frame_module(pid_t pid, const struct diag_frame *f) {
+static const struct diag_module *frame_mod(pid_t pid, const struct diag_frame *f) {
         struct diag_unwinder *u;
-        const struct diag_module *m;
 
         if (f->python || f->kernel || f->module < 0 || !(u = diag_perf_unwind_of(S.unw, pid)))
                 return NULL;
-        m = diag_unwinder_module(u, (size_t) f->module);
-        return m ? m->path : NULL;
+        return diag_unwinder_module(u, (size_t) f->module);
 }
+
 
 /* The name a frame is shown and merged by. */
 static const char *sframe_name(const struct sframe *f, char *buf, size_t size) {
@@ -648,9 +647,18 @@ static bool system_module(const char *m) {
 }
 
 static int sframe_from(struct proc *p, const struct diag_frame *f, struct sframe *ret) {
-        const char *m = frame_module(p->pid, f);
+        const struct diag_module *mod = frame_mod(p->pid, f);
+        const char *m = mod ? mod->path : NULL;
+        char *func = NULL;
+
+        /* no symbol (a PLT stub, stripped code): the offset in its module, which
+         * stays the same from run to run, unlike the address */
+        if (f->func)
+                func = strdup(f->func);
+        else if (mod && f->pc >= mod->start && asprintf(&func, "%s+0x%" PRIx64, base_name(m), f->pc - mod->start) < 0)
+                func = NULL;
         *ret = (struct sframe) {
-                .func = f->func ? strdup(f->func) : NULL, .file = f->file ? strdup(f->file) : NULL,
+                .func = func, .file = f->file ? strdup(f->file) : NULL,
                 .module = m ? strdup(m) : NULL, .line = f->line, .pc = f->pc,
                 .inlined = f->inlined, .python = f->python, .kernel = f->kernel,
         };
