@@ -118,6 +118,18 @@ def main():
             if rate >= 20000:
                 chk.eq(v.get("kind"), "syscall-storm", "%.0f writes/s: verdict kind (text %r)" % (rate, v.get("text")))
                 chk.check("write" in (v.get("text") or ""), "the storm's verdict %r names write" % v.get("text"))
+                # and the fd it writes to, as /proc shows it (samples taken inside
+                # write() carry its arguments in the user registers)
+                devnull = []
+                for fd in os.listdir("/proc/%d/fd" % fx.pid):
+                    try:
+                        if int(fd) > 2 and os.readlink("/proc/%d/fd/%s" % (fx.pid, fd)) == "/dev/null":
+                            devnull.append(int(fd))
+                    except OSError:
+                        pass
+                if os.uname().machine == "x86_64":
+                    chk.check(any("write(fd %d, /dev/null)" % fd in (v.get("text") or "") for fd in devnull),
+                              "the storm's verdict %r names the fd written (one of %s, /dev/null)" % (v.get("text"), devnull))
             else:
                 dt.log("only %.0f writes/s here: the storm verdict is not checked" % rate)
         else:

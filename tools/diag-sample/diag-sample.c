@@ -146,6 +146,10 @@ struct proc {
         struct diag_syscount_entry *sc;
         size_t nsc;
         char verdict_kind[16];
+        /* the arguments of the system calls its samples caught (x86-64: the user
+         * registers of a sample taken in do_syscall_64), by first argument */
+        struct scargs { uint64_t args[6]; uint64_t n; } scargs[8];
+        uint64_t nscargs;
         char *verdict;
         uint64_t exited_ns;
 };
@@ -799,6 +803,34 @@ static int sample_record(struct proc *p, struct thread *t, const struct diag_sta
         return 0;
 }
 
+/* A sample inside a system call (its kernel frames pass through the syscall
+ * entry): the user registers hold the call's arguments (x86-64 rdi, rsi, rdx, r10,
+ * r8, r9; DWARF 5, 4, 1, 10, 8, 9). Kept by first argument, for the storm verdict. */
+static void note_syscall_args(struct proc *p, const struct diag_perf_event *e, const struct diag_stack *st) {
+        static const unsigned dwarf[6] = { 5, 4, 1, 10, 8, 9 };
+        struct scargs *slot = NULL;
+        bool in_call = false;
+
+        if (e->user || S.arch != DIAG_ARCH_X86_64 || e->regs.ndwarf_regs <= 10)
+                return;
+        for (size_t i = 0; i < st->n && st->frames[i].kernel && !in_call; i++)
+                in_call = st->frames[i].func && strcmp(st->frames[i].func, "do_syscall_64") == 0;
+        if (!in_call)
+                return;
+        p->nscargs++;
+        for (size_t i = 0; i < ELEMENTSOF(p->scargs) && !slot; i++)
+                if (p->scargs[i].n && p->scargs[i].args[0] == e->regs.dwarf_regs[5])
+                        slot = &p->scargs[i];
+        for (size_t i = 0; i < ELEMENTSOF(p->scargs) && !slot; i++)
+                if (!p->scargs[i].n)
+                        slot = &p->scargs[i];
+        if (!slot)
+                return;
+        for (size_t k = 0; k < 6; k++)
+                slot->args[k] = e->regs.dwarf_regs[dwarf[k]];
+        slot->n++;
+}
+
 static void sample_add(const struct diag_perf_event *e) {
         struct proc *p = proc_find(e->pid);
         struct thread *t;
@@ -819,6 +851,7 @@ static void sample_add(const struct diag_perf_event *e) {
                 t->user_samples++;
         if (diag_perf_unwind_sample(S.unw, e, arg.max_frames, true, &st) < 0)
                 return;
+        note_syscall_args(p, e, &st);
         if (proc_py(p) && diag_pyreader_thread(p->py, e->tid, &pt) == 0 && pt.n && diag_py_splice(&st, &pt, &sp) == 0)
                 use = &sp;
         (void) sample_record(p, t, use);
@@ -1081,14 +1114,31 @@ static void verdict(struct proc *p) {
                         for (size_t k = 0; k < p->threads[i].nwaits; k++) {
                                 const struct waitcount *wc = &p->threads[i].waits[k];
                                 if (wc->syscall && strcmp(wc->syscall, name) == 0 && strchr(wc->what, '(')) {
-                                        snprintf(fdw, sizeof fdw, " as %s", wc->what);
+                                        snprintf(fdw, sizeof fdw, "%s", wc->what);
                                         break;
                                 }
                         }
+                /* else from the samples taken inside system calls, when most
+                 * of them had the same first argument */
+                if (!fdw[0] && name && p->nscargs >= 4) {
+                        const struct scargs *top = &p->scargs[0];
+                        for (size_t i = 1; i < ELEMENTSOF(p->scargs); i++)
+                                if (p->scargs[i].n > top->n)
+                                        top = &p->scargs[i];
+                        if (2 * top->n >= p->nscargs) {
+                                struct diag_syscall_state sc = { .kind = DIAG_SC_IN, .nr = topsc->nr };
+                                char call[160];
+                                memcpy(sc.args, top->args, sizeof sc.args);
+                                if (diag_fdname_syscall_fd(S.arch, &sc) >= 0) {
+                                        syscall_words(p, &sc, name, call, sizeof call);
+                                        snprintf(fdw, sizeof fdw, "%s", call);
+                                }
+                        }
+                }
                 kind = "syscall-storm";
                 snprintf(text, sizeof text, "syscall storm: %s system calls/s, %.0f %% %s%s%s%s; tid %d on CPU %.0f %%",
                          format_rate(rate, r1, sizeof r1), 100.0 * (double) topsc->calls / (double) calls,
-                         name ? name : "?", fdw, topsc->errors ? ", errors " : "",
+                         fdw[0] ? fdw : name ? name : "?", "", topsc->errors ? ", errors " : "",
                          topsc->errors ? format_rate((double) topsc->errors / w, r1, sizeof r1) : "",
                          busy ? busy->tid : 0, busy_pct);
                 if (topsc->errors)
