@@ -2,11 +2,13 @@
 /* What the tests of diag-snap parts share: a bundle directory, a findings file,
  * and reading back what the part wrote. */
 #pragma once
+#include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,4 +75,46 @@ static inline void snap_test_done(struct snap_test *t) {
         }
         snprintf(cmd, sizeof cmd, "rm -rf -- '%s' '%s'", t->dir, t->findings_path);
         (void) !system(cmd);
+}
+
+/* Write val to dir/file (a cgroup's control file); 0 or negative errno. */
+static inline int snap_test_put(const char *dir, const char *file, const char *val) {
+        char path[256];
+        int fd, r = 0;
+
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, val, strlen(val)) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+/* o[key] as a number, -1 when absent or null. */
+static inline long long snap_test_jget(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
+                return -1;
+        return json_object_get_int64(v);
+}
+
+/* Move the calling process into the cgroup directory cgdir. */
+static inline int snap_test_join(const char *cgdir) {
+        char me[16];
+
+        snprintf(me, sizeof me, "%d", (int) getpid());
+        return snap_test_put(cgdir, "cgroup.procs", me);
+}
+
+/* Map and touch mb MiB of anonymous memory; NULL on failure. */
+static inline void *snap_test_touch(size_t mb) {
+        char *m = mmap(NULL, mb << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (m == MAP_FAILED)
+                return NULL;
+        memset(m, 0x5a, mb << 20);
+        return m;
 }

@@ -22,20 +22,6 @@
 static char cgdir[128];
 static bool v2;
 
-static int put(const char *dir, const char *file, const char *val) {
-        char path[256];
-        int fd, r = 0;
-
-        snprintf(path, sizeof path, "%s/%s", dir, file);
-        fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, val, strlen(val)) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
 static long long get(const char *file) {
         char path[256], buf[64];
 
@@ -59,14 +45,6 @@ static struct json_object *find_cgroup(struct json_object *doc, const char *path
         return NULL;
 }
 
-static long long jget(struct json_object *o, const char *key) {
-        struct json_object *v;
-
-        if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-                return -1;
-        return json_object_get_int64(v);
-}
-
 int main(void) {
         struct snap_test t;
         char name[64], val[32], buf[1];
@@ -86,7 +64,7 @@ int main(void) {
         } else if (diag_read_file_at(AT_FDCWD, "/sys/fs/cgroup/cgroup.controllers", 4096, &ctl, NULL) == 0 &&
                    strstr(ctl, "memory")) {
                 v2 = true;
-                (void) put("/sys/fs/cgroup", "cgroup.subtree_control", "+memory");
+                (void) snap_test_put("/sys/fs/cgroup", "cgroup.subtree_control", "+memory");
                 snprintf(cgdir, sizeof cgdir, "/sys/fs/cgroup/%s", name);
         } else {
                 printf("skip: no memory cgroup controller at /sys/fs/cgroup\n");
@@ -100,19 +78,13 @@ int main(void) {
                 return 99;
         child = fork();
         if (child == 0) {
-                char me[16];
-                char *m;
+                char go;
 
-                snprintf(me, sizeof me, "%d", (int) getpid());
-                if (put(cgdir, "cgroup.procs", me) < 0)
+                if (snap_test_join(cgdir) < 0)
                         _exit(1);
                 (void) !write(pfd[1], "j", 1);
-                if (read(gfd[0], me, 1) != 1)
+                if (read(gfd[0], &go, 1) != 1 || !snap_test_touch(ALLOC_MB))
                         _exit(1);
-                m = mmap(NULL, (size_t) ALLOC_MB << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-                if (m == MAP_FAILED)
-                        _exit(1);
-                memset(m, 0x5a, (size_t) ALLOC_MB << 20);
                 (void) !write(pfd[1], "x", 1);
                 pause();
                 _exit(0);
@@ -135,7 +107,7 @@ int main(void) {
         expect = baseline + ((long long) ALLOC_MB << 20);
         used = get(v2 ? "memory.current" : "memory.usage_in_bytes");
         snprintf(val, sizeof val, "%lld", (long long) (MAX(used, expect) / 0.95) & ~4095LL);
-        if ((r = put(cgdir, v2 ? "memory.max" : "memory.limit_in_bytes", val)) < 0) {
+        if ((r = snap_test_put(cgdir, v2 ? "memory.max" : "memory.limit_in_bytes", val)) < 0) {
                 fprintf(stderr, "cannot set the limit %s: %s (baseline %lld)\n", val, strerror(-r), baseline);
                 kill(child, SIGKILL);
                 waitpid(child, NULL, 0);
@@ -158,15 +130,15 @@ int main(void) {
                 CHECK(json_object_object_get_ex(doc, "part", &v) && strcmp(json_object_get_string(v), "cgroups") == 0);
                 o = find_cgroup(doc, path, v2 ? 2 : 1);
                 CHECK(o != NULL);
-                cur = jget(o, "memory_current");
+                cur = snap_test_jget(o, "memory_current");
                 fprintf(stderr, "cgroup %s: part says %lld bytes, the cgroup %lld, expected %lld (%lld + %d MiB)\n", path,
                         cur, oracle, expect, baseline, ALLOC_MB);
                 /* the sanitizers' shadow of the pages may be charged too */
                 CHECK(cur > expect * 0.9 && cur < expect * 1.25);
                 CHECK(oracle > 0 && cur > oracle * 0.9 && cur < oracle * 1.1);
-                CHECK_INT(jget(o, "memory_limit"), atoll(val));
-                CHECK_INT(jget(o, "procs"), 1);
-                CHECK_INT(jget(o, "oom_kill"), 0);
+                CHECK_INT(snap_test_jget(o, "memory_limit"), atoll(val));
+                CHECK_INT(snap_test_jget(o, "procs"), 1);
+                CHECK_INT(snap_test_jget(o, "oom_kill"), 0);
                 CHECK(txt && strstr(txt, path));
                 CHECK(fnd && strstr(fnd, "F\t2\tcgroups.txt\tcgroup ") && strstr(fnd, path));
                 if (fnd)
