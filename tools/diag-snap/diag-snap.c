@@ -859,7 +859,7 @@ static void tool_findings(void) {
                 if (strcmp(j->name, "diag-chain") == 0 && (j->exit_status == 3 || j->exit_status == 5)) {
                         size_t n = count_chains();
                         if (j->exit_status == 3)
-                                snprintf(text, sizeof text, "wait chains: a deadlock among %zu chain%s of blocked threads",
+                                snprintf(text, sizeof text, "wait chains: %zu chain%s of blocked threads, a deadlock among them",
                                          n, n == 1 ? "" : "s");
                         else
                                 snprintf(text, sizeof text, "wait chains: %zu chain%s of blocked threads", n, n == 1 ? "" : "s");
@@ -1610,8 +1610,12 @@ int main(int argc, char **argv) {
                 tmp_path[0] = 0;
                 if (arg.keep >= 0 || arg.keep_size)
                         retention(parent, base);
-                if (!arg.json)
-                        fprintf(stderr, "%s\n", final);
+                if (!arg.json) {
+                        /* where the bundle is, as mktemp(1) says it */
+                        printf("%s\n", final);
+                        if (diag_close_stdout() < 0)
+                                exit_code = DIAG_EXIT_FAILURE;
+                }
         }
         if (arg.json) {
                 json_object *doc = json_object_new_object();
