@@ -102,6 +102,7 @@ struct job {
         bool eof;
         enum job_status status;
         uint64_t start_ns, end_ns, deadline_ns;
+        uint64_t killed_ns;             /* SIGKILL sent at its deadline */
         char why[256];
         char buf[4096];                 /* a partial line from the pipe */
         size_t len;
@@ -134,6 +135,7 @@ static char tools_dir[PATH_MAX];
 static char tmp_path[PATH_MAX];         /* the bundle under construction; "" once renamed */
 static int tmp_dirfd = -1;
 static volatile sig_atomic_t got_signal;
+static json_object *index_doc, *summary_doc;    /* of the bundle, once written */
 static uint64_t t_start;
 
 /* snprintf into an array, true when all of it fit: a cut path must never be used. */
@@ -187,17 +189,30 @@ static void remove_tree_at(int parent, const char *name, int depth) {
         (void) unlinkat(parent, name, AT_REMOVEDIR);
 }
 
+/* On the way out: every child killed and reaped, within a bound (a child stuck in
+ * the kernel is left to init). */
 static void kill_all_jobs(void) {
+        uint64_t until = diag_now_ns(CLOCK_MONOTONIC) + REAP_WAIT_MS * 1000000ULL;
+        bool left = true;
+
         for (size_t i = 0; i < njobs; i++)
                 if (jobs[i].pid > 0) {
                         (void) kill(-jobs[i].pid, SIGKILL);
                         (void) kill(jobs[i].pid, SIGKILL);
                 }
-        for (size_t i = 0; i < njobs; i++)
-                if (jobs[i].pid > 0) {
-                        (void) waitpid(jobs[i].pid, NULL, 0);
-                        jobs[i].pid = 0;
-                }
+        while (left && diag_now_ns(CLOCK_MONOTONIC) < until) {
+                left = false;
+                for (size_t i = 0; i < njobs; i++)
+                        if (jobs[i].pid > 0) {
+                                pid_t r = waitpid(jobs[i].pid, NULL, WNOHANG);
+                                if (r == jobs[i].pid || (r < 0 && errno == ECHILD))
+                                        jobs[i].pid = 0;
+                                else
+                                        left = true;
+                        }
+                if (left)
+                        (void) poll(NULL, 0, 5);
+        }
 }
 
 static void remove_tmp(void) {
@@ -425,9 +440,13 @@ static void job_reaped(struct job *j, int status) {
         j->pid = 0;
         if (j->status != JOB_RUNNING)
                 return;
+        if (j->killed_ns)
+                j->status = JOB_TIMED_OUT;
         /* the tools' exit statuses 3 (a deadlock), 4 (some data missing) and 5 (blocked
          * chains found) are answers, not failures */
-        if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
+        if (j->status == JOB_TIMED_OUT)
+                ;
+        else if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 ||
                                   (!j->part && WEXITSTATUS(status) >= 3 && WEXITSTATUS(status) <= 5))) {
                 j->status = JOB_OK;
                 j->exit_status = WEXITSTATUS(status);
@@ -458,23 +477,20 @@ static void job_reaped(struct job *j, int status) {
         }
 }
 
+/* SIGKILL to its process group; it is reaped by jobs_step(), or given up on. */
 static void job_kill(struct job *j) {
-        uint64_t until = diag_now_ns(CLOCK_MONOTONIC) + REAP_WAIT_MS * 1000000ULL;
-        int status;
+        uint64_t now = diag_now_ns(CLOCK_MONOTONIC);
 
         (void) kill(-j->pid, SIGKILL);
         (void) kill(j->pid, SIGKILL);
-        j->status = JOB_TIMED_OUT;
+        j->killed_ns = now;
         snprintf(j->why, sizeof j->why, "killed at its deadline after %" PRIu64 " ms",
-                 (uint64_t) ((diag_now_ns(CLOCK_MONOTONIC) - j->start_ns) / 1000000ULL));
-        while (diag_now_ns(CLOCK_MONOTONIC) < until) {
-                pid_t r = waitpid(j->pid, &status, WNOHANG);
-                if (r == j->pid || (r < 0 && errno != EINTR)) {
-                        job_reaped(j, status);
-                        return;
-                }
-                (void) poll(NULL, 0, 10);
-        }
+                 (uint64_t) ((now - j->start_ns) / 1000000ULL));
+}
+
+/* Killed, but not gone (stuck in the kernel): left to init when diag-snap exits. */
+static void job_abandon(struct job *j) {
+        j->status = JOB_TIMED_OUT;
         snprintf(j->why, sizeof j->why, "killed at its deadline, but stuck in the kernel: not reaped");
         j->end_ns = diag_now_ns(CLOCK_MONOTONIC);
         if (j->fd >= 0) {
@@ -505,7 +521,7 @@ static void jobs_step(unsigned max_wait_ms) {
                 if (j->deadline_ns > now)
                         wait = MIN(wait, (unsigned) ((j->deadline_ns - now) / 1000000ULL) + 1);
                 else
-                        wait = 0;
+                        wait = j->killed_ns ? MIN(wait, 10u) : 0;
                 if (j->fd >= 0) {
                         pfd[n] = (struct pollfd) { .fd = j->fd, .events = POLLIN };
                         idx[n++] = i;
@@ -525,8 +541,10 @@ static void jobs_step(unsigned max_wait_ms) {
                         continue;
                 if (waitpid(j->pid, &status, WNOHANG) == j->pid)
                         job_reaped(j, status);
-                else if (now >= j->deadline_ns)
+                else if (!j->killed_ns && now >= j->deadline_ns)
                         job_kill(j);
+                else if (j->killed_ns && now >= j->killed_ns + REAP_WAIT_MS * 1000000ULL)
+                        job_abandon(j);
         }
 }
 
@@ -1364,6 +1382,9 @@ static int fail(int r, const char *fmt, ...) {
         va_end(ap);
         kill_all_jobs();
         remove_tmp();
+        json_object_put(index_doc);
+        json_object_put(summary_doc);
+        index_doc = summary_doc = NULL;
         if (r)
                 log_error_errno(r, "%s: %m", msg);
         else
@@ -1388,7 +1409,6 @@ int main(int argc, char **argv) {
         char default_name[512], parent[PATH_MAX], base[NAME_MAX + 1], arcname[NAME_MAX + 1];
         bool to_stdout;
         struct sigaction sa = { .sa_handler = on_signal };
-        json_object *index = NULL, *summary = NULL;
         _cleanup_free_ char *sum_text = NULL;
         size_t sum_len = 0;
         FILE *mf;
@@ -1557,20 +1577,20 @@ int main(int argc, char **argv) {
                 const char *text;
                 json_object *files, *self;
 
-                index = index_json(argc, argv, &summary);
-                files = json_object_object_get(index, "files");
+                index_doc = index_json(argc, argv, &summary_doc);
+                files = json_object_object_get(index_doc, "files");
                 self = json_object_new_object();
                 json_object_object_add(self, "name", json_object_new_string("index.json"));
                 json_object_object_add(self, "what", json_object_new_string(describe("index.json")));
                 json_object_object_add(self, "schema", json_object_new_string("diag-snap/1"));
                 json_object_object_add(self, "bytes", json_object_new_int64(0));
                 json_object_array_add(files, self);
-                text = json_object_to_json_string_ext(index, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+                text = json_object_to_json_string_ext(index_doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
                 for (int k = 0; k < 3; k++) {
                         /* its own size, settled in a few rounds (the number's digits) */
                         size_t l = strlen(text) + 1;
                         json_object_object_add(self, "bytes", json_object_new_int64((int64_t) l));
-                        text = json_object_to_json_string_ext(index, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+                        text = json_object_to_json_string_ext(index_doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
                 }
                 {
                         _cleanup_free_ char *t = NULL;
@@ -1619,15 +1639,15 @@ int main(int argc, char **argv) {
         }
         if (arg.json) {
                 json_object *doc = json_object_new_object();
-                json_object_object_add(doc, "index", json_object_get(index));
-                json_object_object_add(doc, "summary", json_object_get(summary));
+                json_object_object_add(doc, "index", json_object_get(index_doc));
+                json_object_object_add(doc, "summary", json_object_get(summary_doc));
                 puts(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(doc);
                 if (diag_close_stdout() < 0)
                         exit_code = DIAG_EXIT_FAILURE;
         }
-        json_object_put(index);
-        json_object_put(summary);
+        json_object_put(index_doc);
+        json_object_put(summary_doc);
         for (size_t i = 0; i < nlines; i++) {
                 free(lines[i].file);
                 free(lines[i].text);
