@@ -327,7 +327,9 @@ static int job_start(struct job *j) {
                                 .rate_ms = 1000,
                                 .root = geteuid() == 0,
                         };
-                        _exit(j->part->fn(&s) < 0 ? 1 : 0);
+                        int r = j->part->fn(&s);
+                        /* the errno in the exit status: 1 + errno (up to 120) */
+                        _exit(r < 0 ? 1 + MIN(-r, 120) : 0);
                 }
                 if (j->out[0]) {
                         int fd = openat(tmp_dirfd, j->out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -456,6 +458,8 @@ static void job_reaped(struct job *j, int status) {
                 j->status = JOB_FAILED;
                 if (WIFSIGNALED(status))
                         snprintf(j->why, sizeof j->why, "killed by signal %d", WTERMSIG(status));
+                else if (j->part && WEXITSTATUS(status) >= 2)
+                        snprintf(j->why, sizeof j->why, "could do nothing: %s", strerror(WEXITSTATUS(status) - 1));
                 else if (!j->why[0])
                         snprintf(j->why, sizeof j->why, "exit status %d", WEXITSTATUS(status));
         }
@@ -1049,10 +1053,10 @@ static void write_summary(FILE *f) {
         }
         if (!any)
                 fprintf(f, "nothing stands out\n");
-        for (size_t i = 0; i < njobs; i++) {
+        for (size_t i = 0, n = 0; i < njobs; i++) {
                 const struct job *j = &jobs[i];
                 if (j->status == JOB_FAILED || j->status == JOB_TIMED_OUT)
-                        fprintf(f, "%s %s: %s\n", j->name, status_names[j->status], j->why);
+                        fprintf(f, "%s%s %s: %s\n", n++ ? "" : "\n", j->name, status_names[j->status], j->why);
         }
         for (size_t i = 0; i < nlines; i++)
                 if (lines[i].kind == 'M') {
