@@ -1124,6 +1124,8 @@ static int tar_header(int out, const char *name, bool dir, uint64_t size, mode_t
         size_t len = strlen(name);
         unsigned sum = 0;
 
+        if (size > 077777777777ULL)
+                return -EFBIG;          /* past the 11 octal digits of ustar */
         if (len < 100)
                 memcpy(h, name, len);
         else {
@@ -1226,8 +1228,10 @@ static int show(const char *path) {
         size_t len;
         int r;
 
-        if (stat(path, &st) < 0)
-                return log_error_errno(-errno, "Cannot open %s: %m", path) , DIAG_EXIT_FAILURE;
+        if (stat(path, &st) < 0) {
+                log_error_errno(-errno, "Cannot open %s: %m", path);
+                return DIAG_EXIT_FAILURE;
+        }
         if (S_ISDIR(st.st_mode)) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%s/summary.txt", path);
