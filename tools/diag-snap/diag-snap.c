@@ -1652,10 +1652,10 @@ int main(int argc, char **argv) {
                 if (arg.keep >= 0 || arg.keep_size)
                         retention(parent, base);
                 if (!arg.json) {
-                        /* where the bundle is, as mktemp(1) says it */
+                        /* where the bundle is, as mktemp(1) says it; the bundle is
+                         * there even when nobody reads this */
                         printf("%s\n", final);
-                        if (diag_close_stdout() < 0)
-                                exit_code = DIAG_EXIT_FAILURE;
+                        (void) fflush(stdout);
                 }
         }
         if (arg.json) {
