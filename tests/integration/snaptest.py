@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import tarfile
+import tempfile
 import time
 
 import diagtest as dt
@@ -209,3 +210,17 @@ def strip_top(name):
     """A tar member's path inside the bundle (the stream may put it under a top directory)."""
     parts = name.split("/", 1)
     return parts[1] if len(parts) == 2 else ""
+
+
+def run_checks(description, name, *checks):
+    """A diag-snap test's main: the paths, the test as subreaper, then each
+    check(chk, tmp) in one temporary directory, then no process of any run left."""
+    setup(description)
+    dt.need_path("diag_snap")
+    dt.set_subreaper()
+    chk = dt.Checker(name)
+    with tempfile.TemporaryDirectory(prefix="diag-%s." % name) as tmp:
+        for check in checks:
+            check(chk, tmp)
+        no_children_left(chk, "after every run")
+    chk.finish()

@@ -43,7 +43,6 @@ def check_layout(chk, tmp):
         bad = [n for n, e in parts.items() if e.get("status") != "ok"]
         chk.eq(r.rc, 4 if bad or idx.get("missing") else 0,
                "-o DIR: exit status 4 exactly when a part is not ok or something is missing (%r)" % bad)
-    return out, idx
 
 
 def check_default_name(chk, tmp):
@@ -99,7 +98,11 @@ def check_no_replace(chk, tmp):
     chk.eq(st.leftovers(tmp), [], "refused runs: no temporary directory left")
 
 
-def check_show_and_json(chk, tmp, bundle):
+def check_show_and_json(chk, tmp):
+    bundle = os.path.join(tmp, "b1")     # check_layout's
+    if not os.path.isdir(bundle):
+        chk.fail("--show: no bundle to show")
+        return
     r = st.snap("--show", bundle)
     chk.eq(r.rc, 0, "--show BUNDLE: exit 0\n%s" % r.describe())
     summary = dt.read_file(os.path.join(bundle, "summary.txt"))
@@ -212,20 +215,8 @@ def check_full_fs(chk, tmp):
 
 
 def main():
-    st.setup(__doc__)
-    dt.need_path("diag_snap")
-    dt.set_subreaper()
-    chk = dt.Checker("snap-bundle")
-    with tempfile.TemporaryDirectory(prefix="diag-snap-bundle.") as tmp:
-        bundle, _ = check_layout(chk, tmp)
-        check_default_name(chk, tmp)
-        check_no_replace(chk, tmp)
-        if os.path.isdir(bundle):
-            check_show_and_json(chk, tmp, bundle)
-        check_stdout_tar(chk, tmp)
-        check_full_fs(chk, tmp)
-        st.no_children_left(chk, "after every run")
-    chk.finish()
+    st.run_checks(__doc__, "snap-bundle", check_layout, check_default_name, check_no_replace,
+                  check_show_and_json, check_stdout_tar, check_full_fs)
 
 
 if __name__ == "__main__":

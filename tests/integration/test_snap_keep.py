@@ -13,7 +13,6 @@ missing entries (other users' processes' io, smaps_rollup...), exit status 4."""
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -104,15 +103,7 @@ def check_nobody(chk, tmp):
 
 
 def main():
-    st.setup(__doc__)
-    dt.need_path("diag_snap")
-    dt.set_subreaper()
-    chk = dt.Checker("snap-keep")
-    with tempfile.TemporaryDirectory(prefix="diag-snap-keep.") as tmp:
-        check_keep(chk, tmp)
-        check_nobody(chk, tmp)
-        st.no_children_left(chk, "after every run")
-    chk.finish()
+    st.run_checks(__doc__, "snap-keep", check_keep, check_nobody)
 
 
 if __name__ == "__main__":
