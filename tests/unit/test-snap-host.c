@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diag-snap part "host" on this machine: its files against /proc, and the CPU
+ * finding while children of ours keep every CPU busy.
+ */
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "diag/snap.h"
+#include "diag/util.h"
+#include "tap.h"
+
+static unsigned long long meminfo_kb(const char *key) {
+        char buf[8192], *p;
+        size_t klen = strlen(key);
+
+        if (diag_read_small_at(AT_FDCWD, "/proc/meminfo", buf, sizeof buf) <= 0)
+                return 0;
+        for (p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+                if (strncmp(p, key, klen) == 0 && p[klen] == ':')
+                        return strtoull(p + klen + 1, NULL, 10);
+        return 0;
+}
+
+int main(void) {
+        char dir[] = "/tmp/test-snap-host.XXXXXX", buf[1 << 16], path[512], hostname[256] = "", bootid[64] = "";
+        int pipefd[2];
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        pid_t kids[64];
+        struct stat st;
+        ssize_t n;
+
+        if (!mkdtemp(dir) || pipe2(pipefd, O_CLOEXEC) < 0) {
+                perror("setup");
+                return 99;
+        }
+        /* keep every CPU busy for the window: the CPU finding must come */
+        for (long i = 0; i < ncpu && i < 64; i++) {
+                kids[i] = fork();
+                if (kids[i] == 0)
+                        for (volatile unsigned long x = 0;; x++)
+                                ;
+        }
+        struct diag_snap s = {
+                .dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+                .findings_fd = pipefd[1],
+                .deadline_ns = diag_now_ns(CLOCK_MONOTONIC) + 5000000000ULL,
+                .rate_ms = 500,
+                .root = geteuid() == 0,
+        };
+        uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
+        CHECK_INT(diag_snap_host(&s), 0);
+        uint64_t took_ms = (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+        for (long i = 0; i < ncpu && i < 64; i++) {
+                kill(kids[i], SIGKILL);
+                waitpid(kids[i], NULL, 0);
+        }
+        close(pipefd[1]);
+        CHECK(took_ms >= 500 && took_ms < 1500);
+
+        n = read(pipefd[0], buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = 0;
+        printf("findings/missing:\n%s", buf);
+        CHECK(strstr(buf, "F\t2\thost.txt\tCPU ") != NULL);
+        if (access("/proc/pressure/memory", R_OK) < 0)
+                CHECK(strstr(buf, "M\thost: PSI\t") != NULL);
+
+        snprintf(path, sizeof path, "%s/host.txt", dir);
+        CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+        CHECK(st.st_size > 500 && st.st_size < 64 * 1024);
+        snprintf(path, sizeof path, "%s/host.json", dir);
+        struct json_object *root = json_object_from_file(path), *o, *v;
+        CHECK(root != NULL);
+        if (!root)
+                return TAP_DONE();
+        CHECK_STR(json_object_get_string(json_object_object_get(root, "schema")), "diag-snap/1");
+        CHECK_STR(json_object_get_string(json_object_object_get(root, "part")), "host");
+        gethostname(hostname, sizeof hostname - 1);
+        CHECK_STR(json_object_get_string(json_object_object_get(root, "hostname")), hostname);
+        diag_read_small_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", bootid, sizeof bootid);
+        diag_strip(bootid);
+        CHECK_STR(json_object_get_string(json_object_object_get(root, "boot_id")), bootid);
+        int64_t win = json_object_get_int64(json_object_object_get(root, "window_ms"));
+        CHECK(win >= 495 && win < 1200);
+
+        /* MemTotal is exact; the CPU split adds up to 100 and is mostly busy */
+        o = json_object_object_get(root, "meminfo_bytes");
+        CHECK_INT(json_object_get_uint64(json_object_object_get(o, "MemTotal")), meminfo_kb("MemTotal") * 1024);
+        CHECK(json_object_object_get(o, "MemAvailable") != NULL);
+        o = json_object_object_get(root, "cpu_pct");
+        double sum = 0;
+        const char *fields[] = { "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal" };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                sum += json_object_get_double(json_object_object_get(o, fields[i]));
+        CHECK(sum > 99.0 && sum < 101.0);
+        CHECK(json_object_get_double(json_object_object_get(o, "busy")) > 90.0);
+
+        /* counters are totals read after ours: at least what /proc said before */
+        o = json_object_object_get(root, "vmstat");
+        CHECK(json_object_object_get(o, "pgmajfault") != NULL);
+        v = json_object_object_get(root, "tcp");
+        CHECK(json_object_object_get(v, "TcpExt:ListenOverflows") != NULL);
+        CHECK(json_object_object_get(v, "Tcp:RetransSegs") != NULL);
+
+        /* an interface "lo" always; every disk listed has had IO and is not a partition */
+        o = json_object_object_get(root, "interfaces");
+        bool lo = false;
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+                lo |= strcmp(json_object_get_string(json_object_object_get(json_object_array_get_idx(o, i), "name")), "lo") == 0;
+        CHECK(lo);
+        o = json_object_object_get(root, "disks");
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+                const char *name = json_object_get_string(json_object_object_get(json_object_array_get_idx(o, i), "name"));
+                snprintf(path, sizeof path, "/sys/block/%s", name);
+                CHECK(access(path, F_OK) == 0);
+                CHECK(strncmp(name, "loop", 4) != 0 || json_object_get_uint64(json_object_object_get(
+                        json_object_array_get_idx(o, i), "read_ios_total")) > 0);
+        }
+        if (access("/proc/pressure/io", R_OK) == 0) {
+                o = json_object_object_get(json_object_object_get(root, "psi"), "io");
+                CHECK(json_object_object_get(json_object_object_get(o, "some"), "avg10") != NULL);
+        }
+        json_object_put(root);
+
+        /* a second run into the same directory never replaces a file */
+        s.findings_fd = -1;
+        s.rate_ms = 10;
+        diag_snap_host(&s);
+        snprintf(path, sizeof path, "%s/host.json", dir);
+        CHECK(stat(path, &st) == 0);
+
+        snprintf(buf, sizeof buf, "rm -rf '%s'", dir);
+        if (system(buf) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+        return TAP_DONE();
+}
