@@ -84,8 +84,12 @@ def check_nobody(chk, tmp):
         return
     out = os.path.join(home, "b")
     r = dt.run(as_nobody + [tool, "-o", out, "--timeout", TIMEOUT], timeout=60, cwd=home)
-    chk.eq(r.rc, 4, "as nobody: exit 4 (something missing)\n%s" % r.describe())
     idx = st.check_bundle(chk, out, "as nobody")
+    chk.eq(r.rc, 4 if st.partial(idx) else 0, "as nobody: exit status\n%s" % r.describe())
+    built = [n for n, e in st.index_parts(idx).items() if e.get("kind") == "part" and e.get("status") != "not-built"]
+    if not built:
+        dt.log("as nobody: none of diag-snap's own parts is built: what nobody cannot read not checked")
+        idx = None
     if os.path.isdir(out):
         chk.eq(os.lstat(out).st_uid, NOBODY, "as nobody: the bundle is owned by nobody")
     if idx is not None:
