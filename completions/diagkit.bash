@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # bash completion for diagkit: diag, diag-stack, diag-fds, diag-locks, diag-chain,
-# diag-core, diag-sample and shmdump. Installed once and linked under each command's name.
+# diag-core, diag-sample, diag-snap and shmdump. Installed once and linked under each command's name.
 #
 # Nothing here lists an option or a column: options and what their arguments are
 # come from the tool's own --help, columns from its -H, at completion time, so the
@@ -157,7 +157,7 @@ _diagkit_tool() {
                                 case $opt in
                                 -p | --pid) _diagkit_pids "${cur%"${cur##*,}"}" "${cur##*,}" ;;
                                 esac ;;
-                        FILE | PREFIX | BINARY)
+                        FILE | PREFIX | BINARY | DIR | BUNDLE)
                                 compopt -o filenames 2>/dev/null
                                 mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
                         *'|'*)
@@ -185,7 +185,7 @@ _diagkit_tool() {
         _diagkit_reply "$cur" "${opts[@]}"
 }
 
-# diag-stack, diag-fds, diag-locks, diag-chain, diag-core, diag-sample, shmdump
+# diag-stack, diag-fds, diag-locks, diag-chain, diag-core, diag-sample, diag-snap, shmdump
 _diagkit() {
         _diagkit_tool 1
 }
@@ -210,5 +210,5 @@ _diag() {
         _diagkit_reply "$cur" "${verbs[@]}"
 }
 
-complete -F _diagkit diag-stack diag-fds diag-locks diag-chain diag-core diag-sample shmdump
+complete -F _diagkit diag-stack diag-fds diag-locks diag-chain diag-core diag-sample diag-snap shmdump
 complete -F _diag diag

@@ -10,9 +10,9 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diagtest as dt  # noqa: E402
 
-COMMANDS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-sample", "shmdump"]
+COMMANDS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-sample", "diag-snap", "shmdump"]
 TOOLS = {"diag_stack": "diag-stack", "diag_fds": "diag-fds", "diag_locks": "diag-locks",
-         "diag_chain": "diag-chain", "diag_core": "diag-core", "diag_sample": "diag-sample",
+         "diag_chain": "diag-chain", "diag_core": "diag-core", "diag_sample": "diag-sample", "diag_snap": "diag-snap",
          "shmdump": "shmdump"}
 
 _RUN = r'''
@@ -140,7 +140,7 @@ def check_all(chk, script, tools, diag, fx=None, what=""):
 
 
 def main():
-    dt.setup(__doc__, "diag_fds", "diag_locks", "diag_chain", "diag_core", "diag_sample", "shmdump", "completion")
+    dt.setup(__doc__, "diag_fds", "diag_locks", "diag_chain", "diag_core", "diag_sample", "diag_snap", "shmdump", "completion")
     bash = dt.need_program("bash")
     script = dt.paths.completion
     if not script or not os.path.exists(script):

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diagtest as dt  # noqa: E402
 import test_completion as tc  # noqa: E402
 
-PROGRAMS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "shmdump"]
+PROGRAMS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-snap", "shmdump"]
 
 
 def section_names(path):
@@ -111,6 +111,18 @@ def main():
         want += [os.path.join("examples", e) for e in os.listdir(os.path.join(args.source, "docs", "examples"))]
         for d in sorted(want):
             chk.check(os.path.isfile(os.path.join(docdir, d)), "%s installed in %s" % (d, docdir))
+
+        # diag-snap's timer and service, the service running the installed diag-snap
+        with open(os.path.join(args.build, "meson-info", "intro-installed.json")) as f:
+            units = [v for v in json.load(f).values() if v.endswith("/diag-snap.service")]
+        chk.check(units, "diag-snap.service is installed")
+        for u in units:
+            path = os.path.join(destdir, u.lstrip("/"))
+            text = dt.read_file(path) or ""
+            chk.check(os.path.join(prefix, opts["bindir"], "diag-snap") in text,
+                      "%s runs the installed diag-snap: %r" % (path, text))
+            chk.check(os.path.isfile(os.path.join(os.path.dirname(path), "diag-snap.timer")),
+                      "diag-snap.timer installed next to %s" % path)
 
         # What was installed works from where it is.
         r = dt.run([os.path.join(bindir, "diag")])
