@@ -19,6 +19,7 @@
 
 #include "diag/snap.h"
 #include "diag/util.h"
+#include "snap-run.h"
 #include "tap.h"
 
 #define NKIDS 10
@@ -100,9 +101,8 @@ int main(int argc, char **argv) {
         unsigned mib = 32;
         bool big = false;
         pid_t kids[NKIDS], grower;
-        int ready[2], pipefd[2];
+        int ready[2];
         struct stat st;
-        ssize_t n;
 
         if (argc == 4 && (strcmp(argv[1], "--child") == 0 || strcmp(argv[1], "--grow") == 0))
                 return child(argv[2], argv[3], strcmp(argv[1], "--grow") == 0);
@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
                 mib = (unsigned) (total_kb / 1024 * 23 / 100 / NKIDS);
                 big = true;
         }
-        if (!mkdtemp(dir) || pipe2(pipefd, O_CLOEXEC) < 0 || pipe(ready) < 0) {
+        if (!mkdtemp(dir) || pipe(ready) < 0) {
                 perror("setup");
                 return 99;
         }
@@ -127,21 +127,8 @@ int main(int argc, char **argv) {
                         return 99;
                 }
 
-        struct diag_snap s = {
-                .dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
-                .findings_fd = pipefd[1],
-                .deadline_ns = diag_now_ns(CLOCK_MONOTONIC) + 10000000000ULL,
-                .rate_ms = 1000,
-                .root = geteuid() == 0,
-        };
-        uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
-        CHECK_INT(diag_snap_procs(&s), 0);
-        uint64_t took_ms = (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
-        printf("procs part took %llu ms\n", (unsigned long long) took_ms);
-        close(pipefd[1]);
-        n = read(pipefd[0], buf, sizeof buf - 1);
-        buf[n > 0 ? n : 0] = 0;
-        printf("findings/missing:\n%s", buf);
+        uint64_t took_ms;
+        CHECK_INT(snap_run(diag_snap_procs, dir, 1000, 10000, buf, sizeof buf, &took_ms), 0);
 
         /* the oracle: the children's own smaps_rollup, read after the part */
         unsigned long long pss_kb = 0, priv_kb = 0;
