@@ -349,6 +349,8 @@ int diag_snap_host(struct diag_snap *s) {
         double load[3] = {}, up = 0, secs;
         char hostname[256] = "", bootid[64] = "", buf[512];
         struct utsname un = {};
+        _cleanup_free_ char *text = NULL;
+        size_t text_len = 0;
         FILE *f;
         unsigned wait_ms;
         int r;
@@ -500,12 +502,11 @@ int diag_snap_host(struct diag_snap *s) {
                 }
         json_object_object_add(root, "tcp", o);
 
-        f = diag_snap_open(s, "host.txt");
-        if (!f) {
-                r = negative_errno();
-                diag_snap_missing(s, "host.txt", "not written: %s", strerror(-r));
-                return r;
-        }
+        /* the text is made in memory: host.json and the findings come even when
+         * host.txt cannot be written */
+        f = open_memstream(&text, &text_len);
+        if (!f)
+                return -ENOMEM;
         char b1[DIAG_SIZE_MAX], b2[DIAG_SIZE_MAX], dur[DIAG_DURATION_MAX];
         fprintf(f, "host      %s\nkernel    %s %s %s\nboot id   %s\nuptime    %s\nwindow    %.3f s\n",
                 hostname, un.sysname, un.release, un.machine, bootid,
@@ -595,7 +596,8 @@ int diag_snap_host(struct diag_snap *s) {
                 if (r1.have_tcp[i])
                         fprintf(f, "  %-24s %14" PRIu64 " %10" PRIu64 "\n", tcp_fields[i], r1.tcp[i],
                                 r1.tcp[i] >= r0.tcp[i] ? r1.tcp[i] - r0.tcp[i] : 0);
-        (void) diag_snap_close(s, f, "host.txt");
+        if (fclose(f) == 0)
+                (void) diag_snap_write(s, "host.txt", text, text_len);
 
         /* findings */
         if (have_mem[imt] && have_mem[ima] && avail_pct < HOST_MEM_AVAIL_WARN_PCT)
