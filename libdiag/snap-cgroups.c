@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diag-snap part: the cgroups of both hierarchies (cgroup2, and the v1 memory,
+ * blkio, cpu and pids controllers), with memory against its limit, OOM events,
+ * IO and CPU throttling as rates over two readings rate_ms apart, and pressure.
+ * A v1 cgroup's controllers are merged into one row per path.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "diag/snap.h"
+#include "diag/util.h"
+
+/* Memory use above this share of the cgroup's limit is a finding (percent). */
+#define CG_MEM_NEAR_LIMIT_PCT 90.0
+/* Time throttled above this share of the window is a finding (percent of one CPU). */
+#define CG_THROTTLED_PCT 10.0
+/* The cgroup with the highest IO rate is named when it moves at least this (bytes/s)... */
+#define CG_IO_BYTES_RATE_MIN (1024.0 * 1024.0)
+/* ... or this many IOPS. */
+#define CG_IO_IOPS_MIN 100.0
+/* Bounds on the walk: depth below each hierarchy's root, and cgroups in all. */
+#define CG_DEPTH_MAX 8
+#define CG_MAX 3000
+/* Hierarchies (mounts) looked at, at most. */
+#define CG_HIER_MAX 8
+
+enum {
+        CTRL_MEM = 1 << 0,
+        CTRL_IO = 1 << 1,
+        CTRL_CPU = 1 << 2,
+        CTRL_PIDS = 1 << 3,
+        CTRL_ALL = CTRL_MEM | CTRL_IO | CTRL_CPU | CTRL_PIDS,
+};
+
+struct hier {
+        char mnt[256];
+        bool v2;
+        unsigned ctrl;
+        int fd;
+};
+
+/* -1: unknown (absent file, or the controller is not there). */
+struct cg {
+        bool v2;
+        char *path;                     /* "/" or "/a/b" */
+        int64_t procs;
+        int64_t mem_current, mem_limit; /* limit 0: none */
+        int64_t mem_failcnt, ev_oom, ev_oom_kill, ev_high, ev_max;
+        int64_t anon, file, pgmajfault[2];
+        int64_t rbytes[2], wbytes[2], rios[2], wios[2];
+        int64_t nr_periods[2], nr_throttled[2], throttled_usec[2];
+        int64_t pids_current;
+        double psi_mem_some, psi_mem_full, psi_io_some, psi_io_full, psi_cpu_some;
+        /* rates */
+        double rbps, wbps, iops, throttled_pct, majflt_ps;
+};
+
+struct entry {
+        unsigned hier;
+        size_t cg;
+        char *rel;                      /* "." or "a/b" under the hierarchy */
+};
+
+struct walk {
+        struct diag_snap *s;
+        struct hier hier[CG_HIER_MAX];
+        size_t nhier;
+        struct cg *cg;
+        size_t ncg, acg;
+        struct entry *ent;
+        size_t nent, aent;
+        bool capped;
+};
+
+static void json_putp(struct json_object **o) {
+        json_object_put(*o);
+}
+#define _cleanup_json_ _cleanup_(json_putp)
+
+static void cg_init(struct cg *c) {
+        int64_t *f = &c->procs;
+
+        /* every int64_t from procs to pids_current */
+        for (; f <= &c->pids_current; f++)
+                *f = -1;
+        c->psi_mem_some = c->psi_mem_full = c->psi_io_some = c->psi_io_full = c->psi_cpu_some = -1;
+        c->rbps = c->wbps = c->iops = c->throttled_pct = c->majflt_ps = -1;
+}
+
+/* /proc/self/mountinfo: "id parent maj:min root mountpoint opts [tags] - fstype source superopts" */
+static int find_hierarchies(struct walk *w) {
+        _cleanup_free_ char *text = NULL;
+        char *save = NULL;
+        unsigned seen = 0;
+        int r = diag_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4 << 20, &text, NULL);
+
+        if (r < 0)
+                return r;
+        for (char *line = strtok_r(text, "\n", &save); line && w->nhier < CG_HIER_MAX; line = strtok_r(NULL, "\n", &save)) {
+                char *f[6], *sep = strstr(line, " - "), *save2 = NULL, *fstype, *superopts;
+                size_t n = 0;
+                unsigned ctrl = 0;
+                struct hier *h;
+
+                if (!sep)
+                        continue;
+                *sep = 0;
+                for (char *t = strtok_r(line, " ", &save2); t && n < ELEMENTSOF(f); t = strtok_r(NULL, " ", &save2))
+                        f[n++] = t;
+                if (n < 5)
+                        continue;
+                fstype = strtok_r(sep + 3, " ", &save2);
+                (void) strtok_r(NULL, " ", &save2);
+                superopts = strtok_r(NULL, " ", &save2);
+                if (!fstype)
+                        continue;
+                if (strcmp(fstype, "cgroup2") == 0) {
+                        if (seen & (1u << 31))
+                                continue;
+                        ctrl = CTRL_ALL;
+                        seen |= 1u << 31;
+                } else if (strcmp(fstype, "cgroup") == 0 && superopts) {
+                        char opts[512], *save3 = NULL;
+                        snprintf(opts, sizeof opts, "%s", superopts);
+                        for (char *o = strtok_r(opts, ",", &save3); o; o = strtok_r(NULL, ",", &save3))
+                                ctrl |= strcmp(o, "memory") == 0 ? CTRL_MEM
+                                        : strcmp(o, "blkio") == 0 || strcmp(o, "io") == 0 ? CTRL_IO
+                                        : strcmp(o, "cpu") == 0 ? CTRL_CPU
+                                        : strcmp(o, "pids") == 0 ? CTRL_PIDS : 0;
+                        ctrl &= ~seen;  /* a controller's first mount only (bind mounts repeat it) */
+                        if (!ctrl)
+                                continue;
+                        seen |= ctrl;
+                } else
+                        continue;
+                h = &w->hier[w->nhier];
+                /* mountinfo escapes spaces as \040; such mount points are skipped */
+                if (strchr(f[4], '\\') || strlen(f[4]) >= sizeof h->mnt)
+                        continue;
+                snprintf(h->mnt, sizeof h->mnt, "%s", f[4]);
+                h->v2 = strcmp(fstype, "cgroup2") == 0;
+                h->ctrl = ctrl;
+                h->fd = open(h->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (h->fd < 0)
+                        continue;
+                w->nhier++;
+        }
+        return 0;
+}
+
+static ssize_t find_cg(struct walk *w, bool v2, const char *path) {
+        for (size_t i = 0; i < w->ncg; i++)
+                if (w->cg[i].v2 == v2 && strcmp(w->cg[i].path, path) == 0)
+                        return (ssize_t) i;
+        return -1;
+}
+
+static void add_entry(struct walk *w, unsigned hi, const char *rel) {
+        char path[4096];
+        ssize_t ci;
+
+        if (w->ncg >= CG_MAX) {
+                w->capped = true;
+                return;
+        }
+        snprintf(path, sizeof path, "%s%s", strcmp(rel, ".") == 0 ? "/" : "/", strcmp(rel, ".") == 0 ? "" : rel);
+        ci = find_cg(w, w->hier[hi].v2, path);
+        if (ci < 0) {
+                if (DIAG_GROW(w->cg, w->acg, w->ncg + 1) < 0)
+                        return;
+                cg_init(&w->cg[w->ncg]);
+                w->cg[w->ncg].v2 = w->hier[hi].v2;
+                w->cg[w->ncg].path = strdup(path);
+                if (!w->cg[w->ncg].path)
+                        return;
+                ci = (ssize_t) w->ncg++;
+        }
+        if (DIAG_GROW(w->ent, w->aent, w->nent + 1) < 0)
+                return;
+        w->ent[w->nent].hier = hi;
+        w->ent[w->nent].cg = (size_t) ci;
+        w->ent[w->nent].rel = strdup(rel);
+        if (w->ent[w->nent].rel)
+                w->nent++;
+}
+
+static void walk_dir(struct walk *w, unsigned hi, const char *rel, unsigned depth) {
+        DIR *d;
+        int fd;
+
+        add_entry(w, hi, rel);
+        if (depth >= CG_DEPTH_MAX || w->capped || diag_snap_expired(w->s))
+                return;
+        fd = openat(w->hier[hi].fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return;
+        }
+        for (struct dirent *de; (de = readdir(d)) && !w->capped;) {
+                char sub[4096];
+
+                if (de->d_type != DT_DIR || de->d_name[0] == '.')
+                        continue;
+                if (strcmp(rel, ".") == 0)
+                        snprintf(sub, sizeof sub, "%s", de->d_name);
+                else if ((size_t) snprintf(sub, sizeof sub, "%s/%s", rel, de->d_name) >= sizeof sub)
+                        continue;
+                walk_dir(w, hi, sub, depth + 1);
+        }
+        closedir(d);
+}
+
+/* Read rel/name under the hierarchy. */
+static char *read_cg_file(struct walk *w, const struct entry *e, const char *name) {
+        char path[4200];
+        char *text = NULL;
+
+        snprintf(path, sizeof path, "%s/%s", e->rel, name);
+        if (diag_read_file_at(w->hier[e->hier].fd, path, 1 << 22, &text, NULL) < 0)
+                return NULL;
+        return text;
+}
+
+static int64_t read_cg_num(struct walk *w, const struct entry *e, const char *name) {
+        _cleanup_free_ char *t = read_cg_file(w, e, name);
+        unsigned long long v;
+
+        if (!t)
+                return -1;
+        diag_strip(t);
+        if (strcmp(t, "max") == 0)
+                return 0;
+        if (diag_parse_ull(t, 10, &v) < 0)
+                return -1;
+        return v > INT64_MAX ? INT64_MAX : (int64_t) v;
+}
+
+/* "key value" lines: the value of key, -1 when absent. */
+static int64_t keyed(const char *text, const char *key) {
+        size_t kl = strlen(key);
+
+        for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
+                        return strtoll(p + kl + 1, NULL, 10);
+        return -1;
+}
+
+/* "some avg10=1.23 ..." / "full avg10=..." */
+static double psi_avg10(const char *text, const char *which) {
+        const char *p = text ? strstr(text, which) : NULL;
+
+        if (!p || !(p = strstr(p, "avg10=")))
+                return -1;
+        return strtod(p + 6, NULL);
+}
+
+/* v1 blkio "MAJ:MIN Read N" lines: sum of Read and Write over devices. */
+static void blkio_sum(const char *text, int64_t *r, int64_t *wr) {
+        char *save = NULL, *copy = text ? strdup(text) : NULL;
+
+        if (!copy)
+                return;
+        *r = *wr = 0;
+        for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                char dev[32], op[16];
+                long long v;
+                if (sscanf(l, "%31s %15s %lld", dev, op, &v) != 3)
+                        continue;
+                if (strcmp(op, "Read") == 0)
+                        *r += v;
+                else if (strcmp(op, "Write") == 0)
+                        *wr += v;
+        }
+        free(copy);
+}
+
+/* v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N ..." summed over devices. */
+static void iostat_sum(const char *text, struct cg *c, int pass) {
+        const char *keys[] = { "rbytes=", "wbytes=", "rios=", "wios=" };
+        int64_t *dst[] = { &c->rbytes[pass], &c->wbytes[pass], &c->rios[pass], &c->wios[pass] };
+
+        for (size_t k = 0; k < 4; k++) {
+                *dst[k] = 0;
+                for (const char *p = text; (p = strstr(p, keys[k])); p += strlen(keys[k]))
+                        *dst[k] += strtoll(p + strlen(keys[k]), NULL, 10);
+        }
+}
+
+static void read_entry(struct walk *w, const struct entry *e, int pass) {
+        struct cg *c = &w->cg[e->cg];
+        const struct hier *h = &w->hier[e->hier];
+        char *t;
+
+        if (pass == 1 && c->procs < 0 && (t = read_cg_file(w, e, "cgroup.procs"))) {
+                int64_t n = 0;
+                for (const char *p = t; (p = strchr(p, '\n')); p++)
+                        n++;
+                c->procs = n;
+                free(t);
+        }
+        if (h->ctrl & CTRL_MEM) {
+                if (h->v2) {
+                        if (pass == 1) {
+                                c->mem_current = read_cg_num(w, e, "memory.current");
+                                c->mem_limit = read_cg_num(w, e, "memory.max");
+                                if ((t = read_cg_file(w, e, "memory.events"))) {
+                                        c->ev_oom = keyed(t, "oom");
+                                        c->ev_oom_kill = keyed(t, "oom_kill");
+                                        c->ev_high = keyed(t, "high");
+                                        c->ev_max = keyed(t, "max");
+                                        free(t);
+                                }
+                                t = read_cg_file(w, e, "memory.pressure");
+                                c->psi_mem_some = psi_avg10(t, "some");
+                                c->psi_mem_full = psi_avg10(t, "full");
+                                free(t);
+                        }
+                        if ((t = read_cg_file(w, e, "memory.stat"))) {
+                                c->anon = keyed(t, "anon");
+                                c->file = keyed(t, "file");
+                                c->pgmajfault[pass] = keyed(t, "pgmajfault");
+                                free(t);
+                        }
+                } else {
+                        if (pass == 1) {
+                                c->mem_current = read_cg_num(w, e, "memory.usage_in_bytes");
+                                c->mem_limit = read_cg_num(w, e, "memory.limit_in_bytes");
+                                /* v1 says "no limit" with a number near 2^63 */
+                                if (c->mem_limit >= (INT64_C(1) << 62))
+                                        c->mem_limit = 0;
+                                c->mem_failcnt = read_cg_num(w, e, "memory.failcnt");
+                                if ((t = read_cg_file(w, e, "memory.oom_control"))) {
+                                        c->ev_oom_kill = keyed(t, "oom_kill");
+                                        free(t);
+                                }
+                        }
+                        if ((t = read_cg_file(w, e, "memory.stat"))) {
+                                c->anon = keyed(t, "rss");
+                                c->file = keyed(t, "cache");
+                                c->pgmajfault[pass] = keyed(t, "pgmajfault");
+                                free(t);
+                        }
+                }
+        }
+        if (h->ctrl & CTRL_IO) {
+                if (h->v2) {
+                        if ((t = read_cg_file(w, e, "io.stat"))) {
+                                iostat_sum(t, c, pass);
+                                free(t);
+                        }
+                        if (pass == 1 && (t = read_cg_file(w, e, "io.pressure"))) {
+                                c->psi_io_some = psi_avg10(t, "some");
+                                c->psi_io_full = psi_avg10(t, "full");
+                                free(t);
+                        }
+                } else {
+                        if ((t = read_cg_file(w, e, "blkio.throttle.io_service_bytes"))) {
+                                blkio_sum(t, &c->rbytes[pass], &c->wbytes[pass]);
+                                free(t);
+                        }
+                        if ((t = read_cg_file(w, e, "blkio.throttle.io_serviced"))) {
+                                blkio_sum(t, &c->rios[pass], &c->wios[pass]);
+                                free(t);
+                        }
+                }
+        }
+        if (h->ctrl & CTRL_CPU) {
+                if ((t = read_cg_file(w, e, "cpu.stat"))) {
+                        int64_t ns;
+                        c->nr_periods[pass] = keyed(t, "nr_periods");
+                        c->nr_throttled[pass] = keyed(t, "nr_throttled");
+                        if (h->v2)
+                                c->throttled_usec[pass] = keyed(t, "throttled_usec");
+                        else if ((ns = keyed(t, "throttled_time")) >= 0)
+                                c->throttled_usec[pass] = ns / 1000;
+                        free(t);
+                }
+                if (h->v2 && pass == 1 && (t = read_cg_file(w, e, "cpu.pressure"))) {
+                        c->psi_cpu_some = psi_avg10(t, "some");
+                        free(t);
+                }
+        }
+        if ((h->ctrl & CTRL_PIDS) && pass == 1) {
+                int64_t v = read_cg_num(w, e, "pids.current");
+                if (v >= 0)
+                        c->pids_current = v;
+        }
+}
+
+static double rate(const int64_t v[2], double secs) {
+        if (v[0] < 0 || v[1] < 0 || secs <= 0)
+                return -1;
+        return v[1] >= v[0] ? (double) (v[1] - v[0]) / secs : 0;
+}
+
+static void compute_rates(struct cg *c, double secs) {
+        double rios = rate(c->rios, secs), wios = rate(c->wios, secs), thr = rate(c->throttled_usec, secs);
+
+        c->rbps = rate(c->rbytes, secs);
+        c->wbps = rate(c->wbytes, secs);
+        c->iops = rios < 0 || wios < 0 ? -1 : rios + wios;
+        c->throttled_pct = thr < 0 ? -1 : thr / 1e4;    /* µs per s -> % */
+        c->majflt_ps = rate(c->pgmajfault, secs);
+}
+
+static bool cg_empty(const struct cg *c) {
+        return c->procs <= 0 && c->mem_current <= 0 && c->rbytes[1] <= 0 && c->wbytes[1] <= 0 && c->pids_current <= 0;
+}
+
+static double mem_pct(const struct cg *c) {
+        return c->mem_limit > 0 && c->mem_current >= 0 ? 100.0 * (double) c->mem_current / (double) c->mem_limit : -1;
+}
+
+static struct json_object *jnum(int64_t v) {
+        return v < 0 ? NULL : json_object_new_int64(v);
+}
+
+static struct json_object *jdbl(double v) {
+        return v < 0 ? NULL : json_object_new_double((double) (int64_t) (v * 100 + 0.5) / 100);
+}
+
+static const char *fmt_size(int64_t v, char *buf, size_t size) {
+        if (v < 0)
+                return "-";
+        return diag_format_size((uint64_t) v, buf, size);
+}
+
+static const char *fmt_dbl(double v, int decimals, char *buf, size_t size) {
+        if (v < 0)
+                return "-";
+        snprintf(buf, size, "%.*f", decimals, v);
+        return buf;
+}
+
+static void write_files(struct walk *w, double secs) {
+        _cleanup_json_ struct json_object *doc = json_object_new_object();
+        struct json_object *hs = json_object_new_array(), *arr = json_object_new_array();
+        FILE *f = diag_snap_open(w->s, "cgroups.txt");
+
+        json_object_object_add(doc, "schema", json_object_new_string("diag-snap/1"));
+        json_object_object_add(doc, "part", json_object_new_string("cgroups"));
+        json_object_object_add(doc, "window_ms", json_object_new_int64((int64_t) (secs * 1000 + 0.5)));
+        json_object_object_add(doc, "complete", json_object_new_boolean(!w->capped));
+        for (size_t i = 0; i < w->nhier; i++) {
+                struct json_object *o = json_object_new_object(), *cs = json_object_new_array();
+                json_object_object_add(o, "mount", json_object_new_string(w->hier[i].mnt));
+                json_object_object_add(o, "version", json_object_new_int(w->hier[i].v2 ? 2 : 1));
+                if (w->hier[i].ctrl & CTRL_MEM)
+                        json_object_array_add(cs, json_object_new_string("memory"));
+                if (w->hier[i].ctrl & CTRL_IO)
+                        json_object_array_add(cs, json_object_new_string("io"));
+                if (w->hier[i].ctrl & CTRL_CPU)
+                        json_object_array_add(cs, json_object_new_string("cpu"));
+                if (w->hier[i].ctrl & CTRL_PIDS)
+                        json_object_array_add(cs, json_object_new_string("pids"));
+                json_object_object_add(o, "controllers", cs);
+                json_object_array_add(hs, o);
+        }
+        json_object_object_add(doc, "hierarchies", hs);
+        json_object_object_add(doc, "cgroups", arr);
+        if (!f)
+                diag_snap_missing(w->s, "cgroups.txt", "not written: %m");
+        else {
+                fprintf(f, "cgroups: rates over %.2f s; hierarchies:", secs);
+                for (size_t i = 0; i < w->nhier; i++)
+                        fprintf(f, " %s (v%d)", w->hier[i].mnt, w->hier[i].v2 ? 2 : 1);
+                fprintf(f, "%s\n\n%-2s  %6s  %9s  %9s  %5s  %7s  %9s  %9s  %7s  %6s  %6s  %6s  %6s  %s\n",
+                        w->capped ? " (walk capped)" : "", "V", "PROCS", "MEM", "LIMIT", "USE%", "OOMKILL", "READ/s",
+                        "WRITE/s", "IOPS", "THR%", "PSIMEM", "PSIIO", "PSICPU", "CGROUP");
+        }
+        for (size_t i = 0; i < w->ncg; i++) {
+                struct cg *c = &w->cg[i];
+                struct json_object *o;
+                char b[10][32];
+
+                if (cg_empty(c))
+                        continue;
+                o = json_object_new_object();
+                json_object_object_add(o, "path", json_object_new_string(c->path));
+                json_object_object_add(o, "version", json_object_new_int(c->v2 ? 2 : 1));
+                json_object_object_add(o, "procs", jnum(c->procs));
+                json_object_object_add(o, "memory_current", jnum(c->mem_current));
+                json_object_object_add(o, "memory_limit", c->mem_limit > 0 ? json_object_new_int64(c->mem_limit) : NULL);
+                json_object_object_add(o, "memory_pct", jdbl(mem_pct(c)));
+                json_object_object_add(o, "memory_failcnt", jnum(c->mem_failcnt));
+                json_object_object_add(o, "oom", jnum(c->ev_oom));
+                json_object_object_add(o, "oom_kill", jnum(c->ev_oom_kill));
+                json_object_object_add(o, "memory_high_events", jnum(c->ev_high));
+                json_object_object_add(o, "memory_max_events", jnum(c->ev_max));
+                json_object_object_add(o, "anon", jnum(c->anon));
+                json_object_object_add(o, "file", jnum(c->file));
+                json_object_object_add(o, "pgmajfault", jnum(c->pgmajfault[1]));
+                json_object_object_add(o, "pgmajfault_per_s", jdbl(c->majflt_ps));
+                json_object_object_add(o, "read_bytes", jnum(c->rbytes[1]));
+                json_object_object_add(o, "write_bytes", jnum(c->wbytes[1]));
+                json_object_object_add(o, "read_ios", jnum(c->rios[1]));
+                json_object_object_add(o, "write_ios", jnum(c->wios[1]));
+                json_object_object_add(o, "read_bytes_per_s", jdbl(c->rbps));
+                json_object_object_add(o, "write_bytes_per_s", jdbl(c->wbps));
+                json_object_object_add(o, "iops", jdbl(c->iops));
+                json_object_object_add(o, "nr_periods", jnum(c->nr_periods[1]));
+                json_object_object_add(o, "nr_throttled", jnum(c->nr_throttled[1]));
+                json_object_object_add(o, "throttled_usec", jnum(c->throttled_usec[1]));
+                json_object_object_add(o, "throttled_pct", jdbl(c->throttled_pct));
+                json_object_object_add(o, "pids_current", jnum(c->pids_current));
+                json_object_object_add(o, "psi_memory_some_avg10", jdbl(c->psi_mem_some));
+                json_object_object_add(o, "psi_memory_full_avg10", jdbl(c->psi_mem_full));
+                json_object_object_add(o, "psi_io_some_avg10", jdbl(c->psi_io_some));
+                json_object_object_add(o, "psi_io_full_avg10", jdbl(c->psi_io_full));
+                json_object_object_add(o, "psi_cpu_some_avg10", jdbl(c->psi_cpu_some));
+                json_object_array_add(arr, o);
+                if (f) {
+                        char procs[24], ook[24];
+                        snprintf(procs, sizeof procs, "%" PRId64, c->procs);
+                        snprintf(ook, sizeof ook, "%" PRId64, c->ev_oom_kill);
+                        fprintf(f, "%-2d  %6s  %9s  %9s  %5s  %7s  %9s  %9s  %7s  %6s  %6s  %6s  %6s  %s\n", c->v2 ? 2 : 1,
+                                c->procs < 0 ? "-" : procs, fmt_size(c->mem_current, b[0], sizeof b[0]),
+                                c->mem_limit > 0 ? fmt_size(c->mem_limit, b[1], sizeof b[1]) : "-",
+                                fmt_dbl(mem_pct(c), 0, b[2], sizeof b[2]), c->ev_oom_kill < 0 ? "-" : ook,
+                                c->rbps < 0 ? "-" : fmt_size((int64_t) c->rbps, b[3], sizeof b[3]),
+                                c->wbps < 0 ? "-" : fmt_size((int64_t) c->wbps, b[4], sizeof b[4]),
+                                fmt_dbl(c->iops, 0, b[5], sizeof b[5]), fmt_dbl(c->throttled_pct, 1, b[6], sizeof b[6]),
+                                fmt_dbl(c->psi_mem_some, 1, b[7], sizeof b[7]), fmt_dbl(c->psi_io_some, 1, b[8], sizeof b[8]),
+                                fmt_dbl(c->psi_cpu_some, 1, b[9], sizeof b[9]), c->path);
+                }
+        }
+        if (f)
+                (void) diag_snap_close(w->s, f, "cgroups.txt");
+        {
+                const char *t = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+                (void) diag_snap_write(w->s, "cgroups.json", t, strlen(t));
+        }
+}
+
+static void findings(struct walk *w) {
+        struct cg *top = NULL;
+        char a[DIAG_SIZE_MAX], b[DIAG_SIZE_MAX];
+
+        for (size_t i = 0; i < w->ncg; i++) {
+                struct cg *c = &w->cg[i];
+                double pct = mem_pct(c);
+
+                if (pct > CG_MEM_NEAR_LIMIT_PCT)
+                        diag_snap_finding(w->s, DIAG_SNAP_WARN, "cgroups.txt",
+                                          "cgroup %s: memory %s of its %s limit (%.0f %%)%s", c->path,
+                                          diag_format_size((uint64_t) c->mem_current, a, sizeof a),
+                                          diag_format_size((uint64_t) c->mem_limit, b, sizeof b), pct,
+                                          c->majflt_ps > 0 ? ", major faults going on" : "");
+                if (c->ev_oom_kill > 0)
+                        diag_snap_finding(w->s, DIAG_SNAP_CRIT, "cgroups.txt", "cgroup %s: %" PRId64 " OOM kills (memory limit %s)",
+                                          c->path, c->ev_oom_kill,
+                                          c->mem_limit > 0 ? diag_format_size((uint64_t) c->mem_limit, b, sizeof b) : "none");
+                if (c->throttled_pct > CG_THROTTLED_PCT)
+                        diag_snap_finding(w->s, DIAG_SNAP_WARN, "cgroups.txt",
+                                          "cgroup %s: CPU throttled %.0f %% of the time (%" PRId64 " periods throttled since creation)",
+                                          c->path, c->throttled_pct, c->nr_throttled[1]);
+                /* the root sums everything: name a real cgroup */
+                if (strcmp(c->path, "/") != 0 && c->rbps >= 0 && c->wbps >= 0 &&
+                    (!top || c->rbps + c->wbps > top->rbps + top->wbps))
+                        top = c;
+        }
+        if (top && (top->rbps + top->wbps >= CG_IO_BYTES_RATE_MIN || top->iops >= CG_IO_IOPS_MIN))
+                diag_snap_finding(w->s, DIAG_SNAP_NOTICE, "cgroups.txt", "cgroup %s: %s/s read, %s/s written, %.0f IOPS (the most IO)",
+                                  top->path, diag_format_size((uint64_t) top->rbps, a, sizeof a),
+                                  diag_format_size((uint64_t) top->wbps, b, sizeof b), top->iops);
+}
+
+int diag_snap_cgroups(struct diag_snap *s) {
+        struct walk w = { .s = s };
+        uint64_t t0, t1;
+        unsigned sleep_ms;
+        int r;
+
+        r = find_hierarchies(&w);
+        if (r < 0) {
+                diag_snap_missing(s, "cgroups", "/proc/self/mountinfo: %s", strerror(-r));
+                return r;
+        }
+        if (w.nhier == 0)
+                diag_snap_missing(s, "cgroups", "no cgroup hierarchy mounted");
+        for (unsigned i = 0; i < w.nhier; i++)
+                walk_dir(&w, i, ".", 0);
+        if (w.capped)
+                diag_snap_missing(s, "cgroups.txt", "more than %d cgroups: the rest not listed", CG_MAX);
+
+        t0 = diag_now_ns(CLOCK_MONOTONIC);
+        for (size_t i = 0; i < w.nent; i++)
+                read_entry(&w, &w.ent[i], 0);
+        /* sleep the window, leaving time to read everything again and write */
+        sleep_ms = s->rate_ms ? s->rate_ms : 1000;
+        if (diag_snap_left_ms(s) < UINT32_MAX && sleep_ms > diag_snap_left_ms(s) / 2)
+                sleep_ms = diag_snap_left_ms(s) / 2;
+        {
+                struct timespec ts = { sleep_ms / 1000, (long) (sleep_ms % 1000) * 1000000L };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
+        for (size_t i = 0; i < w.nent; i++)
+                read_entry(&w, &w.ent[i], 1);
+        t1 = diag_now_ns(CLOCK_MONOTONIC);
+        for (size_t i = 0; i < w.ncg; i++)
+                compute_rates(&w.cg[i], (double) (t1 - t0) / 1e9);
+        write_files(&w, (double) (t1 - t0) / 1e9);
+        findings(&w);
+
+        for (size_t i = 0; i < w.nent; i++)
+                free(w.ent[i].rel);
+        for (size_t i = 0; i < w.ncg; i++)
+                free(w.cg[i].path);
+        for (size_t i = 0; i < w.nhier; i++)
+                close(w.hier[i].fd);
+        free(w.ent);
+        free(w.cg);
+        return 0;
+}
