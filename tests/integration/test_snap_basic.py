@@ -2,7 +2,7 @@
 """diag-snap smoke test: a bundle is made (directory 0700, files 0600, renamed from
 its temporary name), index.json parses and lists every file with its size, summary.txt
 exists and --show prints it; -o - gives a tar stream of the same bundle; an existing
-DIR is never replaced."""
+DIR is never replaced; a reader closing the stream early or SIGTERM leave nothing behind."""
 import io
 import json
 import os
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -106,6 +107,45 @@ def main():
         r2 = dt.run([snap, "--show", tarpath], timeout=10)
         c.eq(r2.rc, 0, "--show of the tar exits 0")
         c.check(r2.out.startswith("diag-snap "), "--show of the tar prints its summary")
+
+        # a reader that goes away after the first block: exit 1, one line, nothing left
+        env = dict(dt.tool_env(), TMPDIR=tmp)
+        p = subprocess.Popen([snap, "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp)
+        p.stdout.read(512)
+        p.stdout.close()
+        err = p.stderr.read().decode(errors="replace")
+        rc = p.wait(timeout=30)
+        c.eq(rc, 1, "-o - into a pipe closed early: exit 1 (%r)" % err)
+        c.eq(len([l for l in err.splitlines() if l.strip()]), 1, "one line says so: %r" % err)
+        c.eq([n for n in os.listdir(tmp) if n.startswith(".")], [], "no temporary directory left after EPIPE")
+
+        # SIGTERM while the parts run: exit 1, no bundle, no temporary directory, no child
+        p = subprocess.Popen([snap, "-o", os.path.join(tmp, "term")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, cwd=tmp)
+        time.sleep(0.5)
+        p.terminate()
+        rc = p.wait(timeout=30)
+        c.eq(rc, 1, "SIGTERM: exit 1")
+        c.check(not os.path.exists(os.path.join(tmp, "term")), "SIGTERM: no bundle")
+        c.eq([n for n in os.listdir(tmp) if n.startswith(".")], [], "SIGTERM: no temporary directory left")
+        # a child left running would still hold its output file in the bundle open
+        time.sleep(0.2)
+        kids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                fds = os.listdir("/proc/%s/fd" % pid)
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink("/proc/%s/fd/%s" % (pid, fd)).startswith(tmp + "/."):
+                        kids.append(pid)
+                        break
+                except OSError:
+                    pass
+        c.eq(kids, [], "SIGTERM: no child of diag-snap left")
 
         r = dt.run([snap, "--bogus"], timeout=10)
         c.eq(r.rc, 2, "a bad option: exit 2")

@@ -98,6 +98,7 @@ struct job {
         char out[64];                   /* the tool's stdout in the bundle ("" : none) */
         pid_t pid;
         int exit_status;                /* of a tool that ran to its end */
+        pid_t target;                   /* the process a per-process tool looks at */
         int fd;                         /* the pipe: findings from a part, stderr of a tool */
         bool eof;
         enum job_status status;
@@ -462,6 +463,11 @@ static void job_reaped(struct job *j, int status) {
                         snprintf(j->why, sizeof j->why, "could do nothing: %s", strerror(WEXITSTATUS(status) - 1));
                 else if (!j->why[0])
                         snprintf(j->why, sizeof j->why, "exit status %d", WEXITSTATUS(status));
+                /* a process that exited meanwhile is no failure of the bundle */
+                if (j->target > 0 && kill(j->target, 0) < 0 && errno == ESRCH) {
+                        j->status = JOB_SKIPPED;
+                        snprintf(j->why, sizeof j->why, "process %d exited meanwhile", j->target);
+                }
         }
         if (j->fd >= 0) {
                 /* whatever it wrote before going */
@@ -554,25 +560,27 @@ static void jobs_step(unsigned max_wait_ms) {
 
 /* ---- what to run ---- */
 
-static void add_tool(const char *name, const char *file, const char *builddir_sub, const char *out,
-                     int order, const char *const *args) {
+static struct job *add_tool(const char *name, const char *file, const char *builddir_sub, const char *out,
+                            int order, const char *const *args, pid_t target) {
         static char paths[MAX_JOBS][PATH_MAX];
         struct job *j = job_new(name, order);
         size_t n = 0;
 
         if (!j)
-                return;
+                return NULL;
         if (!find_tool(file, builddir_sub, paths[j - jobs], sizeof paths[0])) {
                 j->status = JOB_NOT_BUILT;
                 snprintf(j->why, sizeof j->why, "%s not found next to diag-snap", file);
-                return;
+                return j;
         }
         j->argv[n++] = paths[j - jobs];
         for (; args && *args && n < ELEMENTSOF(j->argv) - 1; args++)
                 j->argv[n++] = (char *) *args;
         j->argv[n] = NULL;
         snprintf(j->out, sizeof j->out, "%s", out ? out : "");
+        j->target = target;
         (void) job_start(j);
+        return j;
 }
 
 static char *pid_arg(pid_t pid) {
@@ -602,13 +610,15 @@ static void add_stack(pid_t pid) {
         nstacks++;
         snprintf(name, sizeof name, "diag-stack %d", pid);
         snprintf(out, sizeof out, "stacks/%d.json", pid);
-        add_tool(name, "diag-stack", "diag-stack", out, 20, (const char *const[]) { "-J", pid_arg(pid), NULL });
+        add_tool(name, "diag-stack", "diag-stack", out, 20, (const char *const[]) { "-J", pid_arg(pid), NULL }, pid);
 }
 
-static bool is_kernel_thread(pid_t pid) {
-        char path[64], buf[64];
-        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
-        return diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0;
+/* From the text after the ")" of a stat line: PF_KTHREAD in the flags. Not from
+ * cmdline, whose read waits for the memory-map lock a stuck process may hold. */
+static bool stat_is_kernel_thread(const char *after_comm) {
+        unsigned long flags;
+
+        return sscanf(after_comm, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1 && (flags & 0x00200000UL);
 }
 
 /* Processes with a thread in D state (bounded scan of /proc). */
@@ -636,7 +646,7 @@ static void stacks_of_dstate(void) {
                                 continue;
                         p = strrchr(buf, ')');
                         if (p && p[1] == ' ' && p[2] == 'D') {
-                                if (!is_kernel_thread(pid))
+                                if (!stat_is_kernel_thread(p + 1))
                                         add_stack(pid);
                                 break;
                         }
@@ -751,7 +761,7 @@ static void add_samples(const struct cpu_reading *a, size_t na, const struct cpu
                 snprintf(name, sizeof name, "diag-sample %d", pids[i]);
                 snprintf(out, sizeof out, "samples/%d.json", pids[i]);
                 add_tool(name, "diag-sample", "diag-sample", out, 21,
-                         (const char *const[]) { "-d", "1s", "-J", pid_arg(pids[i]), NULL });
+                         (const char *const[]) { "-d", "1s", "-J", pid_arg(pids[i]), NULL }, pids[i]);
         }
 }
 
@@ -784,7 +794,7 @@ static void add_cores(void) {
                         continue;
                 add_tool(name, "diag-core", "diag-core", NULL, 22,
                          (const char *const[]) { "-q", "--no-progress", "--max-size", max,
-                                                 "-o", outs[i % MAX_JOBS], pid_arg(arg.cores[i]), NULL });
+                                                 "-o", outs[i % MAX_JOBS], pid_arg(arg.cores[i]), NULL }, arg.cores[i]);
         }
 }
 
@@ -811,15 +821,14 @@ static void run_all(void) {
                 }
                 (void) job_start(j);
         }
-        add_tool("diag-chain", "diag-chain", "diag-chain", "chains.json", 10,
-                 (const char *const[]) { "--all", "-J", NULL });
-        chain_job = &jobs[njobs - 1];
+        chain_job = add_tool("diag-chain", "diag-chain", "diag-chain", "chains.json", 10,
+                 (const char *const[]) { "--all", "-J", NULL }, 0);
         add_tool("diag-chain text", "diag-chain", "diag-chain", "chains.txt", 10,
-                 (const char *const[]) { "--all", NULL });
-        add_tool("diag-locks", "diag-locks", "diag-locks", "locks.json", 11, (const char *const[]) { "-J", NULL });
+                 (const char *const[]) { "--all", NULL }, 0);
+        add_tool("diag-locks", "diag-locks", "diag-locks", "locks.json", 11, (const char *const[]) { "-J", NULL }, 0);
         add_tool("diag-fds", "diag-fds", "diag-fds", "fds-summary.json", 12,
-                 (const char *const[]) { "--summary", "-J", NULL });
-        add_tool("shmdump", "shmdump", "../shmdump", "shm.json", 13, (const char *const[]) { "-J", NULL });
+                 (const char *const[]) { "--summary", "-J", NULL }, 0);
+        add_tool("shmdump", "shmdump", "../shmdump", "shm.json", 13, (const char *const[]) { "-J", NULL }, 0);
         for (size_t i = 0; i < arg.npids; i++)
                 add_stack(arg.pids[i]);
         stacks_of_dstate();
@@ -832,9 +841,9 @@ static void run_all(void) {
                         qsort(b, nb, sizeof *b, cmp_cpu);
                         add_samples(a, na, b, nb);
                 }
-                if (!chains_done && chain_job->status != JOB_RUNNING) {
+                if (!chains_done && (!chain_job || chain_job->status != JOB_RUNNING)) {
                         chains_done = true;
-                        if (chain_job->status == JOB_OK)
+                        if (chain_job && chain_job->status == JOB_OK)
                                 stacks_of_chains();
                 }
                 if (!running_jobs() && samples_started && chains_done)
@@ -1115,6 +1124,8 @@ static int tar_header(int out, const char *name, bool dir, uint64_t size, mode_t
         size_t len = strlen(name);
         unsigned sum = 0;
 
+        if (size > 077777777777ULL)
+                return -EFBIG;          /* past the 11 octal digits of ustar */
         if (len < 100)
                 memcpy(h, name, len);
         else {
@@ -1217,8 +1228,10 @@ static int show(const char *path) {
         size_t len;
         int r;
 
-        if (stat(path, &st) < 0)
-                return log_error_errno(-errno, "Cannot open %s: %m", path) , DIAG_EXIT_FAILURE;
+        if (stat(path, &st) < 0) {
+                log_error_errno(-errno, "Cannot open %s: %m", path);
+                return DIAG_EXIT_FAILURE;
+        }
         if (S_ISDIR(st.st_mode)) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%s/summary.txt", path);
@@ -1558,6 +1571,10 @@ int main(int argc, char **argv) {
                 return fail(0, "interrupted by signal %d: no bundle written", (int) got_signal);
         kill_all_jobs();        /* none is left; a stuck one is not waited for again */
 
+        for (size_t i = 0; i < njobs; i++)
+                log_debug("%s: %s in %" PRIu64 " ms%s%s", jobs[i].name, status_names[jobs[i].status],
+                          (uint64_t) (jobs[i].end_ns > jobs[i].start_ns ? (jobs[i].end_ns - jobs[i].start_ns) / 1000000ULL : 0),
+                          jobs[i].why[0] ? ": " : "", jobs[i].why);
         tool_findings();
         qsort(lines, nlines, sizeof *lines, cmp_lines);
         for (size_t i = 0; i < njobs; i++)
@@ -1635,10 +1652,10 @@ int main(int argc, char **argv) {
                 if (arg.keep >= 0 || arg.keep_size)
                         retention(parent, base);
                 if (!arg.json) {
-                        /* where the bundle is, as mktemp(1) says it */
+                        /* where the bundle is, as mktemp(1) says it; the bundle is
+                         * there even when nobody reads this */
                         printf("%s\n", final);
-                        if (diag_close_stdout() < 0)
-                                exit_code = DIAG_EXIT_FAILURE;
+                        (void) fflush(stdout);
                 }
         }
         if (arg.json) {
