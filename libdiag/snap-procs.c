@@ -66,7 +66,7 @@ struct group {
         size_t count, first;
         uint64_t pss, priv, shared;
         unsigned long long start_min, start_max;
-        pid_t parent;                   /* the parent of all, or 0 when they differ */
+        pid_t parent;                   /* the parent of more than half of them, or 0 */
 };
 
 static long page_size, hz;
@@ -424,6 +424,7 @@ int diag_snap_procs(struct diag_snap *s) {
         _cleanup_free_ struct group *groups = NULL;
         _cleanup_json_ struct json_object *root = json_object_new_object();
         _cleanup_close_ int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        long votes = 0;
         size_t n = 0, alloc = 0, ngroups = 0, io_denied = 0, smaps_read = 0, smaps_denied = 0, not_reread = 0;
         uint64_t t0, t1, mem_total = 0, smaps_ns = 0;
         unsigned wait_ms;
@@ -560,9 +561,17 @@ int diag_snap_procs(struct diag_snap *s) {
                         g->priv += p->have_smaps ? p->priv : 0;
                         g->start_min = MIN(g->start_min, p->start_ticks);
                         g->start_max = MAX(g->start_max, p->start_ticks);
-                        if (g->parent != p->ppid)
-                                g->parent = 0;
+                        /* majority vote: a pool's parent is often one of the group itself */
+                        if (votes == 0)
+                                g->parent = p->ppid;
+                        votes += g->parent == p->ppid ? 1 : -1;
                 }
+                votes = 0;
+                for (size_t k = i; k < j; k++)
+                        votes += order[k]->ppid == g->parent;
+                if (votes * 2 <= (long) g->count)
+                        g->parent = 0;
+                votes = 0;
                 g->shared = g->pss > g->priv ? g->pss - g->priv : 0;
                 ngroups++;
                 i = j;

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,13 +50,57 @@ int main(void) {
                         for (volatile unsigned long x = 0;; x++)
                                 ;
         }
+        /* and a writer with O_DIRECT next to the bundle: its disk must show the writes */
+        char iofile[600], disk[64] = "";
+        snprintf(iofile, sizeof iofile, "%s.io", dir);
+        int iofd = open(iofile, O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+        pid_t writer = -1;
+        if (iofd >= 0) {
+                struct stat ist;
+                char link[PATH_MAX], *base;
+                ssize_t ln;
+
+                fstat(iofd, &ist);
+                snprintf(path, sizeof path, "/sys/dev/block/%u:%u/partition", major(ist.st_dev), minor(ist.st_dev));
+                bool part = access(path, F_OK) == 0;
+                snprintf(path, sizeof path, "/sys/dev/block/%u:%u%s", major(ist.st_dev), minor(ist.st_dev), part ? "/.." : "");
+                ln = readlink(path, link, sizeof link - 1);
+                if (part) {
+                        /* the parent's name: realpath of the directory above */
+                        char *rp = realpath(path, NULL);
+                        if (rp)
+                                snprintf(disk, sizeof disk, "%.63s", strrchr(rp, '/') + 1);
+                        free(rp);
+                } else if (ln > 0) {
+                        link[ln] = 0;
+                        base = strrchr(link, '/');
+                        snprintf(disk, sizeof disk, "%.63s", base ? base + 1 : link);
+                }
+                writer = fork();
+                if (writer == 0) {
+                        void *blk;
+                        if (posix_memalign(&blk, 4096, 1 << 20) != 0)
+                                _exit(1);
+                        memset(blk, 0x33, 1 << 20);
+                        for (unsigned i = 0;; i++)
+                                if (pwrite(iofd, blk, 1 << 20, (off_t) (i % 16) << 20) < 0)
+                                        _exit(1);
+                }
+                close(iofd);
+        } else
+                printf("no O_DIRECT next to %s: disk writes not checked\n", dir);
         uint64_t took_ms;
         CHECK_INT(snap_run(diag_snap_host, dir, 500, 5000, buf, sizeof buf, &took_ms), 0);
         for (long i = 0; i < ncpu && i < 64; i++) {
                 kill(kids[i], SIGKILL);
                 waitpid(kids[i], NULL, 0);
         }
-        CHECK(took_ms >= 500 && took_ms < 1500);
+        if (writer > 0) {
+                kill(writer, SIGKILL);
+                waitpid(writer, NULL, 0);
+        }
+        unlink(iofile);
+        CHECK(took_ms >= 500 && took_ms < 3000);
         CHECK(strstr(buf, "F\t2\thost.txt\tCPU ") != NULL);
         if (access("/proc/pressure/memory", R_OK) < 0)
                 CHECK(strstr(buf, "M\thost: PSI\t") != NULL);
@@ -110,6 +156,18 @@ int main(void) {
                 CHECK(strncmp(name, "loop", 4) != 0 || json_object_get_uint64(json_object_object_get(
                         json_object_array_get_idx(o, i), "read_ios_total")) > 0);
         }
+        bool seen = !disk[0] || writer < 0;
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+                struct json_object *d = json_object_array_get_idx(o, i);
+                if (strcmp(json_object_get_string(json_object_object_get(d, "name")), disk) != 0)
+                        continue;
+                printf("disk %s: %.1f writes/s, %.0f bytes/s\n", disk,
+                       json_object_get_double(json_object_object_get(d, "write_iops")),
+                       json_object_get_double(json_object_object_get(d, "write_bytes_per_s")));
+                seen = json_object_get_double(json_object_object_get(d, "write_iops")) >= 4 &&
+                       json_object_get_double(json_object_object_get(d, "write_bytes_per_s")) >= 4 << 20;
+        }
+        CHECK(seen);
         if (access("/proc/pressure/io", R_OK) == 0) {
                 o = json_object_object_get(json_object_object_get(root, "psi"), "io");
                 CHECK(json_object_object_get(json_object_object_get(o, "some"), "avg10") != NULL);

@@ -208,6 +208,23 @@ int main(int argc, char **argv) {
                 CHECK(text && strstr(text, line) && strstr(text, cmd));
         }
         json_object_put(root);
+
+        /* a deadline shorter than the window: the part shortens the window, and what it
+         * read is written */
+        {
+                char dir2[] = "/tmp/test-snap-procs-short.XXXXXX", out2[1 << 14];
+                uint64_t ms;
+                CHECK(mkdtemp(dir2) != NULL);
+                CHECK_INT(snap_run(diag_snap_procs, dir2, 1000, 600, out2, sizeof out2, &ms), 0);
+                CHECK(ms < 700);
+                snprintf(path, sizeof path, "%s/processes.json", dir2);
+                root = json_object_from_file(path);
+                CHECK(root && json_object_array_length(json_object_object_get(root, "processes")) > NKIDS);
+                json_object_put(root);
+                snprintf(out2, sizeof out2, "rm -rf '%s'", dir2);
+                if (system(out2) != 0)
+                        fprintf(stderr, "could not remove %s\n", dir2);
+        }
 out:
         for (int i = 0; i < NKIDS; i++)
                 kill(kids[i], SIGKILL);
