@@ -29,7 +29,9 @@
 #define CG_IO_IOPS_MIN 100.0
 /* Bounds on the walk: depth below each hierarchy's root, and cgroups in all. */
 #define CG_DEPTH_MAX 8
-#define CG_MAX 3000
+#define CG_MAX 1500
+/* Devices of a cgroup's IO figures kept, at most (the totals count them all). */
+#define CG_DEV_MAX 8
 /* Hierarchies (mounts) looked at, at most. */
 #define CG_HIER_MAX 8
 
@@ -48,6 +50,13 @@ struct hier {
         int fd;
 };
 
+enum { IO_RBYTES, IO_WBYTES, IO_RIOS, IO_WIOS, IO_N };
+
+struct cgdev {
+        char dev[16];                   /* "MAJ:MIN" */
+        int64_t v[IO_N][2];             /* the two readings */
+};
+
 /* -1: unknown (absent file, or the controller is not there). */
 struct cg {
         bool v2;
@@ -62,6 +71,8 @@ struct cg {
         double psi_mem_some, psi_mem_full, psi_io_some, psi_io_full, psi_cpu_some;
         /* rates */
         double rbps, wbps, iops, throttled_pct, majflt_ps;
+        struct cgdev dev[CG_DEV_MAX];
+        size_t ndev;
 };
 
 struct entry {
@@ -266,36 +277,68 @@ static double psi_avg10(const char *text, const char *which) {
         return strtod(p + 6, NULL);
 }
 
-/* v1 blkio "MAJ:MIN Read N" lines: sum of Read and Write over devices. */
-static void blkio_sum(const char *text, int64_t *r, int64_t *wr) {
-        char *save = NULL, *copy = text ? strdup(text) : NULL;
+static struct cgdev *dev_slot(struct cg *c, const char *dev) {
+        for (size_t i = 0; i < c->ndev; i++)
+                if (strcmp(c->dev[i].dev, dev) == 0)
+                        return &c->dev[i];
+        if (c->ndev >= CG_DEV_MAX)
+                return NULL;
+        snprintf(c->dev[c->ndev].dev, sizeof c->dev[0].dev, "%s", dev);
+        for (int k = 0; k < IO_N; k++)
+                c->dev[c->ndev].v[k][0] = c->dev[c->ndev].v[k][1] = -1;
+        return &c->dev[c->ndev++];
+}
+
+/* One device's counter k in this reading; the cgroup's total too. */
+static void io_add(struct cg *c, const char *dev, int k, int pass, int64_t v) {
+        struct cgdev *d = dev_slot(c, dev);
+        int64_t *tot = k == IO_RBYTES ? c->rbytes : k == IO_WBYTES ? c->wbytes : k == IO_RIOS ? c->rios : c->wios;
+
+        if (d)
+                d->v[k][pass] = MAX(d->v[k][pass], 0) + v;
+        tot[pass] = MAX(tot[pass], 0) + v;
+}
+
+/* v1 blkio "MAJ:MIN Read N" / "MAJ:MIN Write N" lines; kr, kw: which counters. */
+static void blkio_parse(const char *text, struct cg *c, int pass, int kr, int kw) {
+        char *save = NULL, *copy = strdup(text);
+        int64_t *tr = kr == IO_RBYTES ? c->rbytes : c->rios, *tw = kw == IO_WBYTES ? c->wbytes : c->wios;
 
         if (!copy)
                 return;
-        *r = *wr = 0;
+        tr[pass] = tw[pass] = 0;
         for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                char dev[32], op[16];
+                char dev[16], op[16];
                 long long v;
-                if (sscanf(l, "%31s %15s %lld", dev, op, &v) != 3)
+                if (sscanf(l, "%15s %15s %lld", dev, op, &v) != 3)
                         continue;
                 if (strcmp(op, "Read") == 0)
-                        *r += v;
+                        io_add(c, dev, kr, pass, v);
                 else if (strcmp(op, "Write") == 0)
-                        *wr += v;
+                        io_add(c, dev, kw, pass, v);
         }
         free(copy);
 }
 
-/* v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N ..." summed over devices. */
-static void iostat_sum(const char *text, struct cg *c, int pass) {
-        const char *keys[] = { "rbytes=", "wbytes=", "rios=", "wios=" };
-        int64_t *dst[] = { &c->rbytes[pass], &c->wbytes[pass], &c->rios[pass], &c->wios[pass] };
+/* v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N ..." per line. */
+static void iostat_parse(const char *text, struct cg *c, int pass) {
+        static const char *const keys[IO_N] = { "rbytes=", "wbytes=", "rios=", "wios=" };
+        char *save = NULL, *copy = strdup(text);
 
-        for (size_t k = 0; k < 4; k++) {
-                *dst[k] = 0;
-                for (const char *p = text; (p = strstr(p, keys[k])); p += strlen(keys[k]))
-                        *dst[k] += strtoll(p + strlen(keys[k]), NULL, 10);
+        if (!copy)
+                return;
+        c->rbytes[pass] = c->wbytes[pass] = c->rios[pass] = c->wios[pass] = 0;
+        for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                char dev[16];
+                if (sscanf(l, "%15s", dev) != 1)
+                        continue;
+                for (int k = 0; k < IO_N; k++) {
+                        const char *p = strstr(l, keys[k]);
+                        if (p)
+                                io_add(c, dev, k, pass, strtoll(p + strlen(keys[k]), NULL, 10));
+                }
         }
+        free(copy);
 }
 
 static void read_entry(struct walk *w, const struct entry *e, int pass) {
@@ -357,7 +400,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
         if (h->ctrl & CTRL_IO) {
                 if (h->v2) {
                         if ((t = read_cg_file(w, e, "io.stat"))) {
-                                iostat_sum(t, c, pass);
+                                iostat_parse(t, c, pass);
                                 free(t);
                         }
                         if (pass == 1 && (t = read_cg_file(w, e, "io.pressure"))) {
@@ -367,11 +410,11 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                         }
                 } else {
                         if ((t = read_cg_file(w, e, "blkio.throttle.io_service_bytes"))) {
-                                blkio_sum(t, &c->rbytes[pass], &c->wbytes[pass]);
+                                blkio_parse(t, c, pass, IO_RBYTES, IO_WBYTES);
                                 free(t);
                         }
                         if ((t = read_cg_file(w, e, "blkio.throttle.io_serviced"))) {
-                                blkio_sum(t, &c->rios[pass], &c->wios[pass]);
+                                blkio_parse(t, c, pass, IO_RIOS, IO_WIOS);
                                 free(t);
                         }
                 }
@@ -444,6 +487,31 @@ static const char *fmt_dbl(double v, int decimals, char *buf, size_t size) {
         return buf;
 }
 
+static struct json_object *devices_json(const struct cg *c, double secs) {
+        static const char *const names[IO_N] = { "read_bytes", "write_bytes", "read_ios", "write_ios" };
+        struct json_object *arr = json_object_new_array();
+
+        for (size_t i = 0; i < c->ndev; i++) {
+                const struct cgdev *d = &c->dev[i];
+                struct json_object *o;
+                double r[IO_N];
+
+                if (d->v[IO_RBYTES][1] <= 0 && d->v[IO_WBYTES][1] <= 0)
+                        continue;
+                o = json_object_new_object();
+                json_object_object_add(o, "dev", json_object_new_string(d->dev));
+                for (int k = 0; k < IO_N; k++) {
+                        json_object_object_add(o, names[k], jnum(d->v[k][1]));
+                        r[k] = rate(d->v[k], secs);
+                }
+                json_object_object_add(o, "read_bytes_per_s", jdbl(r[IO_RBYTES]));
+                json_object_object_add(o, "write_bytes_per_s", jdbl(r[IO_WBYTES]));
+                json_object_object_add(o, "iops", jdbl(r[IO_RIOS] < 0 || r[IO_WIOS] < 0 ? -1 : r[IO_RIOS] + r[IO_WIOS]));
+                json_object_array_add(arr, o);
+        }
+        return arr;
+}
+
 static void write_files(struct walk *w, double secs) {
         _cleanup_json_ struct json_object *doc = json_object_new_object();
         struct json_object *hs = json_object_new_array(), *arr = json_object_new_array();
@@ -510,6 +578,7 @@ static void write_files(struct walk *w, double secs) {
                 json_object_object_add(o, "read_bytes_per_s", jdbl(c->rbps));
                 json_object_object_add(o, "write_bytes_per_s", jdbl(c->wbps));
                 json_object_object_add(o, "iops", jdbl(c->iops));
+                json_object_object_add(o, "devices", devices_json(c, secs));
                 json_object_object_add(o, "nr_periods", jnum(c->nr_periods[1]));
                 json_object_object_add(o, "nr_throttled", jnum(c->nr_throttled[1]));
                 json_object_object_add(o, "throttled_usec", jnum(c->throttled_usec[1]));
@@ -539,7 +608,7 @@ static void write_files(struct walk *w, double secs) {
         if (f)
                 (void) diag_snap_close(w->s, f, "cgroups.txt");
         {
-                const char *t = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+                const char *t = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
                 (void) diag_snap_write(w->s, "cgroups.json", t, strlen(t));
         }
 }

@@ -476,8 +476,8 @@ int diag_snap_oom(struct diag_snap *s) {
                                   e->comm[0] ? e->comm : "?", e->pid, diag_format_size(e->anon_kb * 1024, sz, sizeof sz),
                                   e->memcg ? " in memory cgroup " : "", e->memcg ? e->task_memcg : "");
         } else if (vm_err == 0 && kills > 0) {
-                diag_snap_finding(s, DIAG_SNAP_WARN, "oom.txt",
-                                  "OOM killer: %" PRIu64 " kills since boot, none left in the kernel log", kills);
+                diag_snap_finding(s, DIAG_SNAP_WARN, "oom.txt", "OOM killer: %" PRIu64 " kills since boot, %s", kills,
+                                  kmsg_err < 0 ? "the kernel log not readable" : "none left in the kernel log");
         }
         if (k.hung)
                 diag_snap_finding(s, DIAG_SNAP_WARN, "kernel.txt", "hung tasks: %u warnings in the kernel log, last %s: %s",
@@ -635,7 +635,8 @@ int diag_snap_dstate(struct diag_snap *s) {
         if (!s->root && nth)
                 diag_snap_missing(s, "dstate kernel stacks", "/proc/PID/task/TID/stack needs root");
 
-        qsort(th, nth, sizeof *th, cmp_blocked);
+        if (nth)
+                qsort(th, nth, sizeof *th, cmp_blocked);
         for (size_t i = 0; i < nth; i++) {
                 const char *w = th[i].wchan[0] ? th[i].wchan : "?";
                 size_t g;

@@ -45,6 +45,61 @@ static struct json_object *find_cgroup(struct json_object *doc, const char *path
         return NULL;
 }
 
+/* A child spinning under a CPU quota of 10 %: the part must see it throttled. */
+static void test_throttle(void) {
+        char dir[128], path[80];
+        _cleanup_free_ char *ctl = NULL;
+        bool cv2 = false;
+        struct snap_test t;
+        pid_t child;
+
+        if (access("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", F_OK) == 0)
+                snprintf(dir, sizeof dir, "/sys/fs/cgroup/cpu/diagkit-thr-%d", (int) getpid());
+        else if (diag_read_file_at(AT_FDCWD, "/sys/fs/cgroup/cgroup.controllers", 4096, &ctl, NULL) == 0 &&
+                 strstr(ctl, "cpu")) {
+                cv2 = true;
+                (void) snap_test_put("/sys/fs/cgroup", "cgroup.subtree_control", "+cpu");
+                snprintf(dir, sizeof dir, "/sys/fs/cgroup/diagkit-thr-%d", (int) getpid());
+        } else {
+                printf("throttling: skipped, no cpu controller at /sys/fs/cgroup\n");
+                return;
+        }
+        CHECK(mkdir(dir, 0755) == 0);
+        CHECK(cv2 ? snap_test_put(dir, "cpu.max", "10000 100000") == 0
+                  : snap_test_put(dir, "cpu.cfs_quota_us", "10000") == 0);
+        child = fork();
+        if (child == 0) {
+                if (snap_test_join(dir) < 0)
+                        _exit(1);
+                for (volatile unsigned long n = 0;; n++)
+                        ;
+        }
+        usleep(300000);
+        snap_test_init(&t, 500);
+        CHECK_INT(diag_snap_cgroups(&t.s), 0);
+        {
+                struct json_object *doc = snap_test_json(&t, "cgroups.json");
+                struct json_object *o;
+                _cleanup_free_ char *fnd = snap_test_findings(&t);
+
+                snprintf(path, sizeof path, "/diagkit-thr-%d", (int) getpid());
+                o = find_cgroup(doc, path, cv2 ? 2 : 1);
+                CHECK(o != NULL);
+                fprintf(stderr, "cgroup %s: nr_throttled %lld, throttled_pct %lld\n", path,
+                        snap_test_jget(o, "nr_throttled"), snap_test_jget(o, "throttled_pct"));
+                CHECK(snap_test_jget(o, "nr_throttled") > 0);
+                /* 10 % allowed of a CPU it would use whole: throttled most of the time */
+                CHECK(snap_test_jget(o, "throttled_pct") > 30 && snap_test_jget(o, "throttled_pct") <= 100);
+                CHECK(fnd && strstr(fnd, "CPU throttled") && strstr(fnd, path));
+                json_object_put(doc);
+        }
+        snap_test_done(&t);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        for (int i = 0; i < 50 && rmdir(dir) < 0 && errno == EBUSY; i++)
+                usleep(20000);
+}
+
 int main(void) {
         struct snap_test t;
         char name[64], val[32], buf[1];
@@ -151,5 +206,6 @@ int main(void) {
         waitpid(child, NULL, 0);
         for (int i = 0; i < 50 && rmdir(cgdir) < 0 && errno == EBUSY; i++)
                 usleep(20000);
+        test_throttle();
         return TAP_DONE();
 }
