@@ -37,6 +37,9 @@
 /* At most this many findings of each kind. */
 #define PROCS_FINDINGS_MAX 5
 
+/* Stop reading processes this long before the deadline: the files take time to write. */
+#define PROCS_WRITE_RESERVE_MS 150
+
 #define PROCS_MAX 65536                 /* processes looked at */
 #define PROCS_CMD_MAX 256               /* bytes of a command line kept */
 #define PROCS_TOP 20
@@ -192,6 +195,10 @@ static void read_rest(int procfd, struct proc *p) {
         snprintf(path, sizeof path, "%d/oom_score", p->pid);
         if (diag_read_small_at(procfd, path, buf, sizeof buf) > 0)
                 p->oom_score = atoi(buf);
+}
+
+static bool out_of_time(const struct diag_snap *s) {
+        return s->deadline_ns && diag_snap_left_ms(s) < PROCS_WRITE_RESERVE_MS;
 }
 
 static int cmp_pid(const void *a, const void *b) {
@@ -455,7 +462,7 @@ int diag_snap_procs(struct diag_snap *s) {
 
                 if (diag_parse_pid(de->d_name, &pid) < 0)
                         continue;
-                if (diag_snap_expired(s))
+                if (out_of_time(s))
                         break;
                 p.pid = pid;
                 if (read_stat(procfd, &p, 0) < 0)
@@ -488,7 +495,7 @@ int diag_snap_procs(struct diag_snap *s) {
                 struct proc *p = &ps[i];
                 uint64_t a;
 
-                if (diag_snap_expired(s)) {
+                if (out_of_time(s)) {
                         not_reread = n - i;
                         for (; i < n; i++)
                                 ps[i].gone = true;
