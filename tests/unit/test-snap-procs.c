@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,16 @@ int main(int argc, char **argv) {
                 CHECK_INT(json_object_get_int(json_object_object_get(p, "fds")), count_fds(kids[0]));
                 CHECK_STR(json_object_get_string(json_object_object_get(p, "command")), cmd);
                 CHECK_STR(json_object_get_string(json_object_object_get(p, "state")), "S");
+                /* the cgroup: the 0:: line where there is one, else the first */
+                char cg[2048], *line;
+                snprintf(path, sizeof path, "/proc/%d/cgroup", kids[0]);
+                diag_read_small_at(AT_FDCWD, path, cg, sizeof cg);
+                line = strncmp(cg, "0::", 3) == 0 ? cg : strstr(cg, "\n0::") ? strstr(cg, "\n0::") + 1 : cg;
+                line[strcspn(line, "\n")] = 0;
+                CHECK_STR(json_object_get_string(json_object_object_get(p, "cgroup")), line);
+                struct passwd *pw = getpwuid(getuid());
+                if (pw)
+                        CHECK_STR(json_object_get_string(json_object_object_get(p, "user")), pw->pw_name);
                 snprintf(path, sizeof path, "/proc/%d/oom_score", kids[0]);
                 diag_read_small_at(AT_FDCWD, path, stat, sizeof stat);
                 CHECK_INT(json_object_get_int(json_object_object_get(p, "oom_score")), atoi(stat));
