@@ -37,6 +37,9 @@
 /* At most this many findings of each kind. */
 #define PROCS_FINDINGS_MAX 5
 
+/* Stop reading processes this long before the deadline: the files take time to write. */
+#define PROCS_WRITE_RESERVE_MS 150
+
 #define PROCS_MAX 65536                 /* processes looked at */
 #define PROCS_CMD_MAX 256               /* bytes of a command line kept */
 #define PROCS_TOP 20
@@ -142,7 +145,7 @@ static void read_smaps(int procfd, struct proc *p) {
 
 /* The figures read once, in the second reading. */
 static void read_rest(int procfd, struct proc *p) {
-        char path[48], buf[PROCS_CMD_MAX];
+        char path[48], buf[PROCS_CMD_MAX], cg[2048];
         struct stat st;
         ssize_t n;
         int fd;
@@ -183,15 +186,19 @@ static void read_rest(int procfd, struct proc *p) {
                         close(fd);
         }
         snprintf(path, sizeof path, "%d/cgroup", p->pid);
-        if (diag_read_small_at(procfd, path, buf, sizeof buf) > 0) {
-                char *v2 = strstr(buf, "0::");
-                char *line = v2 && (v2 == buf || v2[-1] == '\n') ? v2 : buf;
+        if (diag_read_small_at(procfd, path, cg, sizeof cg) > 0) {
+                char *v2 = strstr(cg, "0::");
+                char *line = v2 && (v2 == cg || v2[-1] == '\n') ? v2 : cg;
                 line[strcspn(line, "\n")] = 0;
                 snprintf(p->cgroup, sizeof p->cgroup, "%.127s", line);
         }
         snprintf(path, sizeof path, "%d/oom_score", p->pid);
         if (diag_read_small_at(procfd, path, buf, sizeof buf) > 0)
                 p->oom_score = atoi(buf);
+}
+
+static bool out_of_time(const struct diag_snap *s) {
+        return s->deadline_ns && diag_snap_left_ms(s) < PROCS_WRITE_RESERVE_MS;
 }
 
 static int cmp_pid(const void *a, const void *b) {
@@ -204,12 +211,29 @@ static struct proc *find_pid(struct proc *ps, size_t n, pid_t pid) {
         return bsearch(&key, ps, n, sizeof *ps, cmp_pid);
 }
 
+/* uid -> name, remembered: getpwuid may ask a directory service over the network. */
 static const char *user_name(uid_t uid, char *buf, size_t size) {
-        struct passwd *pw = getpwuid(uid);
+        static struct {
+                uid_t uid;
+                char name[32];
+        } cache[64];
+        static size_t ncache;
+        struct passwd *pw;
+
+        for (size_t i = 0; i < ncache; i++)
+                if (cache[i].uid == uid) {
+                        snprintf(buf, size, "%s", cache[i].name);
+                        return buf;
+                }
+        pw = getpwuid(uid);
         if (pw)
-                snprintf(buf, size, "%s", pw->pw_name);
+                snprintf(buf, size, "%.31s", pw->pw_name);
         else
                 snprintf(buf, size, "%u", (unsigned) uid);
+        if (ncache < ELEMENTSOF(cache)) {
+                cache[ncache].uid = uid;
+                snprintf(cache[ncache++].name, sizeof cache[0].name, "%.31s", buf);
+        }
         return buf;
 }
 
@@ -455,7 +479,7 @@ int diag_snap_procs(struct diag_snap *s) {
 
                 if (diag_parse_pid(de->d_name, &pid) < 0)
                         continue;
-                if (diag_snap_expired(s))
+                if (out_of_time(s))
                         break;
                 p.pid = pid;
                 if (read_stat(procfd, &p, 0) < 0)
@@ -488,7 +512,7 @@ int diag_snap_procs(struct diag_snap *s) {
                 struct proc *p = &ps[i];
                 uint64_t a;
 
-                if (diag_snap_expired(s)) {
+                if (out_of_time(s)) {
                         not_reread = n - i;
                         for (; i < n; i++)
                                 ps[i].gone = true;
