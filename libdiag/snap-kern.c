@@ -524,7 +524,8 @@ static bool read_stat(int taskfd, const char *tid, char *ret_state, char *comm, 
         const char *l, *r;
         ssize_t n;
 
-        snprintf(path, sizeof path, "%s/stat", tid);
+        if (snprintf(path, sizeof path, "%s/stat", tid) >= (int) sizeof path)
+                return false;
         n = diag_read_small_at(taskfd, path, buf, sizeof buf);
         if (n <= 0)
                 return false;

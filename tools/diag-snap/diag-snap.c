@@ -40,13 +40,6 @@
 /* A dead child that does not go within this after SIGKILL (stuck in the kernel) is left. */
 #define REAP_WAIT_MS            500
 
-/* PARTS-WEAK-BEGIN */
-#pragma weak diag_snap_host
-#pragma weak diag_snap_procs
-#pragma weak diag_snap_cgroups
-#pragma weak diag_snap_oom
-#pragma weak diag_snap_dstate
-/* PARTS-WEAK-END */
 
 static const struct part_def {
         const char *name;
@@ -372,7 +365,7 @@ static void add_line(const struct job *j, char *l) {
         if (!j->part) {
                 /* a tool's standard error: its last line says why it failed */
                 if (*l)
-                        snprintf(((struct job *) j)->why, sizeof j->why, "%s", l);
+                        snprintf(((struct job *) j)->why, sizeof j->why, "%.*s", (int) sizeof j->why - 1, l);
                 return;
         }
         if (nlines >= MAX_LINES)
@@ -1514,7 +1507,8 @@ int main(int argc, char **argv) {
         if (to_stdout) {
                 const char *tmp = getenv("TMPDIR");
                 snprintf(parent, sizeof parent, "%s", tmp && *tmp ? tmp : "/tmp");
-                (void) FORMAT_FITS(base, "%s", default_name);
+                if (!FORMAT_FITS(base, "%s", default_name))
+                        return fail(0, "the bundle's name is too long: %s", default_name);
         } else {
                 const char *out = arg.out ? arg.out : default_name;
                 const char *slash;
@@ -1636,7 +1630,8 @@ int main(int argc, char **argv) {
                 char final[PATH_MAX];
                 int pfd;
 
-                (void) FORMAT_FITS(final, "%s/%s", parent, base);
+                if (!FORMAT_FITS(final, "%s/%s", parent, base))
+                        return fail(0, "the bundle's path is too long: %s/%s", parent, base);
                 pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (pfd >= 0) {
                         (void) fsync(pfd);
