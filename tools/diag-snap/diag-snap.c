@@ -710,6 +710,9 @@ static size_t read_cpu(struct cpu_reading **ret) {
                 /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
                 if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
                         continue;
+                /* kernel threads have no user space to sample */
+                if (stat_is_kernel_thread(p + 1))
+                        continue;
                 if (diag_grow((void **) &r, &alloc, n + 1, sizeof *r) < 0)
                         break;
                 r[n++] = (struct cpu_reading) { pid, ut + st };
