@@ -63,8 +63,9 @@ static const struct regset_kind regsets[] = {
 
 struct thread_regs {
         pid_t tid;
-        bool partial;                   /* not stopped (D state): pc, sp, syscall from /proc */
+        bool partial;                   /* not stopped: pc, sp, syscall from /proc */
         long long syscall_nr;           /* of a partial thread */
+        char why[96];                   /* of a partial thread: why it was not stopped */
         /* From /proc/PID/task/TID/{stat,status}, read while memory is copied. */
         struct timeval utime, stime, cutime, cstime;
         unsigned long sigpend, sighold;
@@ -1117,14 +1118,14 @@ static int note_missing(struct core *k, struct notes *n) {
         if (!f)
                 return -ENOMEM;
         if (k->res->not_stopped)
-                fprintf(f, "process %d was not stopped: every thread was in uninterruptible sleep (D), which no "
-                        "ptrace stop reaches; its memory was read while it slept\n", k->pid);
+                fprintf(f, "process %d was not stopped: every thread was in uninterruptible sleep (D) or in a "
+                        "wait an interrupt would end; its memory was read while it slept\n", k->pid);
         for (size_t i = 0; i < k->ntr; i++)
                 if (k->tr[i].partial)
-                        fprintf(f, "thread %d: in uninterruptible sleep (D) in system call %lld; only the program "
+                        fprintf(f, "thread %d: not stopped: %s (system call %lld); only the program "
                                 "counter, stack pointer and system call number and arguments are known (from "
                                 "/proc/%d/task/%d/syscall), the other registers and the FPU state are not\n",
-                                k->tr[i].tid, (long long) k->tr[i].syscall_nr, k->pid, k->tr[i].tid);
+                                k->tr[i].tid, k->tr[i].why, (long long) k->tr[i].syscall_nr, k->pid, k->tr[i].tid);
         if (fclose(f) != 0)
                 return -ENOMEM;
         return note_add(n, "DIAGKIT", NT_DIAGKIT_MISSING, text, len + 1);
@@ -1343,7 +1344,8 @@ static int read_thread_regs(struct core *k, const struct diag_capture *c) {
                         t->tid = ct->tid;
                         iov = (struct iovec) { &t->regs, sizeof t->regs };
                         if (ct->err || ptrace(PTRACE_GETREGSET, ct->tid, (void *) NT_PRSTATUS, &iov) < 0) {
-                                /* Not stopped (D state): what /proc knows of it. */
+                                /* Not stopped (D state, or a wait an interrupt would
+                                 * end): what /proc knows of it. */
                                 uint64_t a[9];
                                 char path[64], buf[256];
                                 ssize_t n;
@@ -1370,6 +1372,8 @@ static int read_thread_regs(struct core *k, const struct diag_capture *c) {
                                 t->regs.sp = a[7]; t->regs.pc = a[8];
 #endif
                                 t->partial = true;
+                                snprintf(t->why, sizeof t->why, "%s",
+                                         ct->not_stopped[0] ? ct->not_stopped : "in uninterruptible sleep (D)");
                                 t->syscall_nr = n > 0 ? (long long) (int64_t) a[0] : -1;
                                 k->res->threads_partial++;
                                 k->ntr++;
@@ -1525,28 +1529,33 @@ static bool all_threads_dstate(pid_t pid, pid_t **ret_tids, size_t *ret_n) {
         return true;
 }
 
-/* The core of a process that cannot be stopped (all_threads_dstate): what
- * /proc gives of each thread (pc, sp, system call and arguments), and its
- * memory read while it sleeps, which needs no stop. Pages of files on a remote
- * mount that are not in memory are not read, as always. */
-static int dump_unstopped(struct core *k, pid_t *tids, size_t n) {
-        _cleanup_free_ struct diag_thread_capture *th = calloc(n, sizeof *th);
-        struct diag_capture c = { .pid = k->pid, .n = n, .threads = th };
+/* The core of a process that cannot be stopped (all_threads_dstate, or every
+ * thread peeked): what /proc gives of each thread (pc, sp, system call and
+ * arguments), and its memory read while it sleeps, which needs no stop. Pages
+ * of files on a remote mount that are not in memory are not read, as always. */
+static int dump_unstopped_capture(struct core *k, const struct diag_capture *c) {
         int r;
 
-        if (!th)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                th[i] = (struct diag_thread_capture) { .tid = tids[i], .err = -EDEADLK, .syscall_nr = -1 };
         k->res->not_stopped = true;
         k->res->method = DIAG_CORE_STOP;
         k->res->fallback = NULL;
-        r = read_thread_regs(k, &c);
+        r = read_thread_regs(k, c);
         if (r < 0)
                 return r;
         if (k->ntr == 0)
                 return -ESRCH;
         return dump_from(k, k->pid);
+}
+
+static int dump_unstopped(struct core *k, pid_t *tids, size_t n) {
+        _cleanup_free_ struct diag_thread_capture *th = calloc(n, sizeof *th);
+        struct diag_capture c = { .pid = k->pid, .n = n, .threads = th };
+
+        if (!th)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                th[i] = (struct diag_thread_capture) { .tid = tids[i], .err = -EDEADLK, .syscall_nr = -1 };
+        return dump_unstopped_capture(k, &c);
 }
 
 int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct diag_core_result *ret) {
@@ -1623,6 +1632,11 @@ int diag_core_write(pid_t pid, const struct diag_core_opts *o, int fd, struct di
                 size_t n = 0;
                 if (all_threads_dstate(pid, &tids, &n))
                         r = dump_unstopped(&k, tids, n);
+        } else if (r == 0 && !k.res->stopped) {
+                /* Every thread was peeked, none stopped (each asleep in a call an
+                 * interrupt would end): the same core as for D state, from the
+                 * capture's reasons. */
+                r = dump_unstopped_capture(&k, c);
         }
         infos_join(&k);
         /* Whatever a failed or cut-short fork left (a zombie, a thread still in

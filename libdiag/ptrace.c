@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -26,6 +27,9 @@
  *    (a thread that did not stop in time, say) and clears the pending interrupt.
  *  - Threads in uninterruptible sleep (D) are not interrupted: they could not stop
  *    before they wake, and waiting for them would lengthen everyone's pause.
+ *  - Nor are threads asleep in a call that an interrupt would change (see
+ *    interrupt_changes): what a stop could tell about them is read while they
+ *    sleep instead (peek).
  *  - A tracer that is itself stopped (SIGSTOP, Ctrl-Z) would keep its tracees
  *    stopped: the stop window is marked for the watchdog of guard.c, which
  *    continues or kills a stopped tool, and no stop is made without it.
@@ -43,6 +47,13 @@ struct tslot {
         enum tstate st;
         int err;
         int pending_sig;        /* a signal we caught in a signal-delivery-stop: give it back */
+        /* T_SKIPPED and read while asleep: */
+        bool peeked;
+        struct diag_syscall_state sc;
+        uint64_t stack_start;
+        size_t stack_len;
+        uint8_t *stack;         /* owned; moved into the capture */
+        char why[96];
 };
 
 struct job {
@@ -114,6 +125,127 @@ int diag_ptrace_tracer_of(pid_t pid, pid_t *ret) {
         return 0;
 }
 
+/* Calls whose sleep an interrupt ends with a restart the thread never notices
+ * (-ERESTARTSYS, -ERESTARTNOHAND, a restart block), for any fd but a socket's. */
+static bool restarts_unnoticed(long nr) {
+        static const long calls[] = {
+                SYS_futex, SYS_nanosleep, SYS_clock_nanosleep, SYS_ppoll, SYS_pselect6, SYS_epoll_pwait,
+                SYS_rt_sigsuspend, SYS_wait4, SYS_waitid, SYS_flock, SYS_fcntl, SYS_msgrcv, SYS_mq_timedreceive,
+                SYS_read, SYS_readv, SYS_pread64, SYS_preadv, SYS_preadv2, SYS_openat,
+                SYS_restart_syscall,    /* a sleep an earlier interrupt restarted */
+#ifdef SYS_poll
+                SYS_poll, SYS_select, SYS_epoll_wait, SYS_pause, SYS_open,
+#endif
+#ifdef SYS_epoll_pwait2
+                SYS_epoll_pwait2,
+#endif
+#ifdef SYS_futex_waitv
+                SYS_futex_waitv,
+#endif
+        };
+        for (size_t i = 0; i < ELEMENTSOF(calls); i++)
+                if (calls[i] == nr)
+                        return true;
+        return false;
+}
+
+static bool fd_is_socket(pid_t pid, uint64_t fd) {
+        char path[64], link[32];
+        ssize_t n;
+
+        if (fd > INT32_MAX)
+                return false;
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, (int) fd);
+        n = readlink(path, link, sizeof link - 1);
+        return n > 7 && memcmp(link, "socket:", 7) == 0;
+}
+
+/* Would PTRACE_INTERRUPT change what tid, asleep (S), gets from the kernel?
+ * Writes the reason into why and returns true if so. A FUSE request that sees
+ * a signal tells its server (which may abort it) and then waits uninterruptibly
+ * for the answer; recv with SO_RCVTIMEO, sigtimedwait, semop, io_getevents fail
+ * with EINTR; writes return what they wrote so far. Unknown calls count as
+ * changed: a thread left running costs only its registers. */
+static bool interrupt_changes(pid_t pid, pid_t tid, const struct diag_syscall_state *sc, char *why, size_t size) {
+        char wchan[64] = "";
+        const char *name;
+
+        if (diag_task_read_wchan(pid, tid, wchan, sizeof wchan) == 0 &&
+            (strncmp(wchan, "fuse_", 5) == 0 || strcmp(wchan, "request_wait_answer") == 0)) {
+                snprintf(why, size, "waits for a FUSE server (%s), which an interrupt would reach", wchan);
+                return true;
+        }
+        if (sc->kind != DIAG_SC_IN)
+                return false;
+        name = diag_syscall_name(diag_arch_native(), sc->nr);
+        if (!restarts_unnoticed(sc->nr)) {
+                snprintf(why, size, "asleep in %s, which an interrupt could end early", name ? name : "a system call");
+                return true;
+        }
+        if ((sc->nr == SYS_read || sc->nr == SYS_readv || sc->nr == SYS_pread64 || sc->nr == SYS_preadv ||
+             sc->nr == SYS_preadv2) && fd_is_socket(pid, sc->args[0])) {
+                snprintf(why, size, "asleep in %s on a socket, whose timeout would turn an interrupt into EINTR",
+                         name ? name : "read");
+                return true;
+        }
+        return false;
+}
+
+/* Stack bytes to copy for a thread whose stack pointer is sp. */
+static void stack_range(const struct diag_capture_opts *o, uint64_t sp, uint64_t *lo, uint64_t *hi) {
+        size_t stack_max = o->stack_max ? o->stack_max : DEFAULT_STACK_MAX;
+        const struct diag_map *m = diag_maps_find(o->maps, sp);
+
+        *lo = sp > RED_ZONE ? sp - RED_ZONE : 0;
+        *hi = m ? MIN(m->end, sp + stack_max) : sp + MIN(stack_max, (size_t) NO_MAPPING_STACK);
+        if (m && *lo < m->start)
+                *lo = m->start;
+}
+
+/* Read what a stop would have of a sleeping thread, without stopping it: pc, sp
+ * and the call from /proc, the stack by process_vm_readv. The thread sleeps in
+ * the kernel, so its user stack holds still; the syscall file read again after
+ * the copy says whether it still slept throughout. */
+static void slot_peek(struct job *j, struct tslot *s) {
+        struct diag_syscall_state again;
+        uint64_t lo, hi;
+
+        if (s->sc.kind != DIAG_SC_IN && s->sc.kind != DIAG_SC_USER)
+                return;
+        if (!j->opts->no_stacks && s->sc.sp) {
+                stack_range(j->opts, s->sc.sp, &lo, &hi);
+                s->stack = malloc(hi - lo ? hi - lo : 1);
+                if (!s->stack)
+                        return;
+                s->stack_start = lo;
+                s->stack_len = 0;
+                {
+                        struct iovec l = { s->stack, hi - lo }, r = { (void *) (uintptr_t) lo, hi - lo };
+                        size_t done = 0;
+                        (void) diag_mem_readv(j->pid, &l, &r, 1, &done);
+                        s->stack_len = done;
+                }
+        }
+        if (diag_task_read_syscall(j->pid, s->tid, &again) < 0 || again.kind != s->sc.kind || again.nr != s->sc.nr ||
+            again.sp != s->sc.sp || again.pc != s->sc.pc) {
+                free(s->stack);
+                s->stack = NULL;
+                s->stack_len = 0;
+                return;
+        }
+        s->peeked = true;
+}
+
+static void slot_to_capture(struct tslot *s, struct diag_thread_capture *t) {
+        t->peeked = true;
+        t->pc = s->sc.pc;
+        t->sp = s->sc.sp;
+        t->syscall_nr = s->sc.kind == DIAG_SC_IN ? s->sc.nr : -1;
+        t->stack = TAKE_PTR(s->stack);
+        t->stack_start = s->stack_start;
+        t->stack_len = s->stack_len;
+}
+
 /* Seize and interrupt every wanted thread not yet known. Returns how many new.
  * The slow part (reading each thread's state) comes before the first interrupt,
  * and the interrupts go out back to back: the pause starts with the first one. */
@@ -139,9 +271,19 @@ static int job_seize_new(struct job *j, uint64_t *first_interrupt_ns) {
                 if (diag_task_read_state(j->pid, s->tid, &state) < 0) {
                         s->st = T_GONE;
                         s->err = -ESRCH;
-                } else if (state == 'D' || state == 'Z' || state == 'X') {
+                } else if (state == 'Z' || state == 'X') {
                         s->st = T_SKIPPED;
-                        s->err = state == 'D' ? -EDEADLK : -ESRCH;
+                        s->err = -ESRCH;
+                } else if (state == 'D' || state == 'S') {
+                        if (diag_task_read_syscall(j->pid, s->tid, &s->sc) < 0)
+                                s->sc.kind = DIAG_SC_UNKNOWN;
+                        if (state == 'D')
+                                snprintf(s->why, sizeof s->why, "in uninterruptible sleep (D)");
+                        else if (!interrupt_changes(j->pid, s->tid, &s->sc, s->why, sizeof s->why))
+                                continue;
+                        s->st = T_SKIPPED;
+                        s->err = state == 'D' ? -EDEADLK : -EINTR;
+                        slot_peek(j, s);
                 }
         }
         if (added && job_index_rebuild(j, j->nslots) < 0)
@@ -289,10 +431,9 @@ static void *capture_thread(void *arg) {
         struct job *j = arg;
         const struct diag_capture_opts *o = j->opts;
         struct diag_capture *c = j->cap;
-        size_t stack_max = o->stack_max ? o->stack_max : DEFAULT_STACK_MAX;
         unsigned timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
         uint64_t t0 = 0, t_stopped, t_end, deadline;
-        size_t nstopped = 0, k = 0, total = 0, first_round;
+        size_t nstopped = 0, npeeked = 0, k = 0, total = 0, first_round;
         _cleanup_free_ struct iovec *liov = NULL;
         _cleanup_free_ struct iovec *riov = NULL;
         _cleanup_free_ size_t *done = NULL;
@@ -341,7 +482,6 @@ static void *capture_thread(void *arg) {
         for (size_t i = 0; i < j->nslots; i++) {
                 struct tslot *s = &j->slots[i];
                 struct diag_thread_capture *t = &c->threads[c->n++];
-                const struct diag_map *m;
                 uint64_t lo, hi;
 
                 t->tid = s->tid;
@@ -350,6 +490,11 @@ static void *capture_thread(void *arg) {
                         t->err = s->st == T_SEIZED ? -ETIMEDOUT : (s->err ? s->err : -ESRCH);
                         if (t->err == -ESRCH)
                                 c->vanished++;
+                        memcpy(t->not_stopped, s->why, sizeof t->not_stopped);
+                        if (s->peeked) {
+                                npeeked++;
+                                slot_to_capture(s, t);
+                        }
                         continue;
                 }
                 nstopped++;
@@ -360,11 +505,7 @@ static void *capture_thread(void *arg) {
                 }
                 if (o->no_stacks)
                         continue;
-                lo = t->sp > RED_ZONE ? t->sp - RED_ZONE : 0;
-                m = diag_maps_find(o->maps, t->sp);
-                hi = m ? MIN(m->end, t->sp + stack_max) : t->sp + MIN(stack_max, (size_t) NO_MAPPING_STACK);
-                if (m && lo < m->start)
-                        lo = m->start;
+                stack_range(o, t->sp, &lo, &hi);
                 t->stack_start = lo;
                 t->stack_len = hi - lo;
                 total += t->stack_len;
@@ -377,7 +518,7 @@ static void *capture_thread(void *arg) {
         }
         for (size_t i = 0, off = 0; i < c->n; i++) {
                 struct diag_thread_capture *t = &c->threads[i];
-                if (t->err || !t->stack_len)
+                if (t->err || t->peeked || !t->stack_len)
                         continue;
                 t->stack = arena + off;
                 liov[k] = (struct iovec) { t->stack, t->stack_len };
@@ -398,7 +539,7 @@ static void *capture_thread(void *arg) {
 
         for (size_t i = 0, kk = 0; i < c->n; i++) {
                 struct diag_thread_capture *t = &c->threads[i];
-                if (t->err || !t->stack_len)
+                if (t->err || t->peeked || !t->stack_len)
                         continue;
                 t->stack_len = done[kk++];      /* only what was really read */
         }
@@ -407,12 +548,12 @@ static void *capture_thread(void *arg) {
         if (hook >= 0 && o->released && nstopped > 0)
                 hook = o->released(o->userdata, c);
         j->result = hook;
-        if (nstopped == 0) {
+        if (nstopped == 0 && npeeked == 0) {
                 /* Nothing stopped: report the first reason (the leader's when it has one). */
                 j->result = -ESRCH;
                 for (size_t i = 0; i < j->nslots; i++)
                         if (j->slots[i].err && j->slots[i].err != -ESRCH) {
-                                j->result = j->slots[i].err;
+                                j->result = j->slots[i].err == -EINTR ? -EDEADLK : j->slots[i].err;
                                 break;
                         }
         }
@@ -450,6 +591,8 @@ int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct di
          * tracer thread exited. */
         if (j.window)
                 diag_guard_window_close();
+        for (size_t i = 0; i < j.nslots; i++)
+                free(j.slots[i].stack);
         free(j.slots);
         free(j.index);
         if (r == 0)
@@ -465,6 +608,9 @@ int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct di
 struct diag_capture *diag_capture_free(struct diag_capture *c) {
         if (!c)
                 return NULL;
+        for (size_t i = 0; i < c->n; i++)
+                if (c->threads[i].peeked)
+                        free(c->threads[i].stack);
         free(c->stack_arena);
         free(c->threads);
         free(c);

@@ -184,12 +184,17 @@ struct diag_unwinder *diag_unwinder_free(struct diag_unwinder *u) {
 /* ---- thread callbacks: everything comes from the capture ----
  * A thread's thread_arg is its capture entry; next_thread uses it as the cursor. */
 
+/* Stopped, or read while it slept (pc and sp only). */
+static bool has_regs(const struct diag_thread_capture *t) {
+        return !t->err || t->peeked;
+}
+
 static pid_t cb_next_thread(Dwfl *dwfl, void *arg, void **thread_argp) {
         struct diag_unwinder *u = arg;
         const struct diag_thread_capture *prev = *thread_argp;
         size_t i = prev ? (size_t) (prev - u->cap->threads) + 1 : 0;
 
-        while (i < u->cap->n && u->cap->threads[i].err)
+        while (i < u->cap->n && !has_regs(&u->cap->threads[i]))
                 i++;
         if (i >= u->cap->n)
                 return 0;
@@ -201,7 +206,7 @@ static bool cb_get_thread(Dwfl *dwfl, pid_t tid, void *arg, void **thread_argp) 
         struct diag_unwinder *u = arg;
 
         for (size_t i = 0; i < u->cap->n; i++)
-                if (u->cap->threads[i].tid == tid && !u->cap->threads[i].err) {
+                if (u->cap->threads[i].tid == tid && has_regs(&u->cap->threads[i])) {
                         *thread_argp = (void *) &u->cap->threads[i];
                         return true;
                 }
@@ -231,6 +236,20 @@ static bool cb_memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void
 static bool cb_set_initial_registers(Dwfl_Thread *thread, void *thread_arg) {
         const struct diag_thread_capture *t = thread_arg;
 
+        if (t->peeked) {
+                /* Only the stack pointer is known: the walk goes as far as the
+                 * frames' CFA rules need nothing else (no frame pointer). */
+#if defined(__x86_64__)
+                const int sp_reg = 7;
+#else
+                const int sp_reg = 31;
+#endif
+                Dwarf_Word sp = t->sp;
+                if (!dwfl_thread_state_registers(thread, sp_reg, 1, &sp))
+                        return false;
+                dwfl_thread_state_register_pc(thread, t->pc);
+                return true;
+        }
         if (!dwfl_thread_state_registers(thread, 0, t->ndwarf_regs, t->dwarf_regs))
                 return false;
         dwfl_thread_state_register_pc(thread, t->pc);
@@ -650,7 +669,7 @@ int diag_unwind(struct diag_unwinder *u, const struct diag_capture *c, size_t th
         int r;
 
         memset(ret, 0, sizeof *ret);
-        if (t->err)
+        if (!has_regs(t))
                 return t->err;
         if (!u->attached) {
                 u->cap = c;

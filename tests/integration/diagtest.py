@@ -247,6 +247,17 @@ def tracer_pid(pid, tid):
     return int(m.group(1)) if m else None
 
 
+def traced(pid):
+    """The tracer of some thread of pid, 0 if none is traced. Threads asleep in a call
+    an interrupt would end are never attached: the main thread's TracerPid alone
+    does not tell whether a tool holds the process."""
+    for t in task_ids(pid):
+        tp = tracer_pid(pid, t)
+        if tp:
+            return tp
+    return 0
+
+
 def proc_syscall(pid, tid):
     return (read_file("/proc/%d/task/%d/syscall" % (pid, tid)) or "").split()
 

@@ -421,7 +421,7 @@ def target_killed(chk, tmp):
             t0 = time.monotonic()
             while p.poll() is None and written(p.pid) < fx.info["heap"]["size"] * frac and time.monotonic() - t0 < 60:
                 time.sleep(0.0005)
-            in_stop = p.poll() is None and bool(dt.tracer_pid(fx.pid, fx.pid))
+            in_stop = p.poll() is None and bool(dt.traced(fx.pid))
             dt.kill_group(fx.proc)
             try:
                 out, err = p.communicate(timeout=120)

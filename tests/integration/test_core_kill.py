@@ -58,7 +58,7 @@ def calibrate(chk, fx, tmp, method):
     p = start(fx, d, method)
     first = last = None
     while p.poll() is None and time.monotonic() - t0 < 300:
-        if dt.tracer_pid(fx.pid, fx.pid):
+        if dt.traced(fx.pid):
             now = time.monotonic() - t0
             first = now if first is None else first
             last = now
@@ -106,7 +106,7 @@ def kill_once(chk, fx, before, tmp, method, i, delay, tally):
     p = start(fx, d, method)
     try:
         time.sleep(delay)
-        attached = bool(dt.tracer_pid(fx.pid, fx.pid))
+        attached = bool(dt.traced(fx.pid))
         done = p.poll() is not None
         os.kill(p.pid, signal.SIGKILL)      # diag-core itself, as an operator would
     except ProcessLookupError:

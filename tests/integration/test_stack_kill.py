@@ -85,7 +85,7 @@ def kill_once(tool, fx, chk, i, aimed, rnd, full):
             delay = rnd.uniform(0, full)
         time.sleep(delay)
         hb0 = fx.heartbeat()
-        attached = bool(dt.tracer_pid(fx.pid, fx.pid))
+        attached = bool(dt.traced(fx.pid))
         killed_at = time.monotonic()
         dt.kill_group(p)
         if aimed:

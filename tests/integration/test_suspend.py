@@ -142,7 +142,7 @@ def run_once(chk, fx, case, i, rnd, full_s):
             time.sleep(rnd.uniform(0, HOLD_MS * 0.4 / 1000))
         else:
             time.sleep(rnd.uniform(0, full_s))
-        attached = bool(dt.tracer_pid(fx.pid, fx.pid))
+        attached = bool(dt.traced(fx.pid))
         sent_ns = time.monotonic_ns()
         signal_tool(p, case.sig)
         sent = time.monotonic()
@@ -198,7 +198,11 @@ def run_once(chk, fx, case, i, rnd, full_s):
             # Killed by its watchdog: allowed, if the target is fine (checked below).
             dt.log("%s: the tool was killed by its watchdog" % what)
         else:
-            chk.eq(p.returncode, 0, "%s: exit status (stderr %r)" % (what, e[-500:]))
+            # beatfix's main thread sleeps in sigwaitinfo, which an interrupt would end
+            # with EINTR: diag-core leaves it running and says its registers are partial
+            # (exit 4); nothing else may be missing.
+            partial_only = p.returncode == 4 and all("not stopped" in l for l in e.splitlines() if l.strip())
+            chk.check(p.returncode == 0 or partial_only, "%s: exit status %s (stderr %r)" % (what, p.returncode, e[-500:]))
             check_output(chk, case, what, fx, out, outdir)
         # The watchdog is reaped by the tool (normal exit) or gone with it.
         for w in watchdogs:
@@ -216,7 +220,7 @@ def run_once(chk, fx, case, i, rnd, full_s):
             time.sleep(0.01)
             bad = dt.stopped_or_traced(fx.pid)
         chk.check(not bad, "%s: target left stopped or traced: %s" % (what, bad[:5]))
-        chk.eq(dt.tracer_pid(fx.pid, fx.pid), 0, "%s: TracerPid of the target at the end" % what)
+        chk.eq(dt.traced(fx.pid), 0, "%s: TracerPid of the target at the end" % what)
         t0 = fx.ticks()
         deadline = time.monotonic() + 1.0
         while fx.ticks() < t0 + 8 and time.monotonic() < deadline:
@@ -260,7 +264,7 @@ def stuck_window(chk, fx, case):
         while dt.stopped_or_traced(fx.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         chk.check(not dt.stopped_or_traced(fx.pid), "%s: target left stopped or traced" % what)
-        chk.eq(dt.tracer_pid(fx.pid, fx.pid), 0, "%s: TracerPid of the target at the end" % what)
+        chk.eq(dt.traced(fx.pid), 0, "%s: TracerPid of the target at the end" % what)
         gap = fx.max_gap_ms()
         chk.check(gap < STUCK_HOLD_MS * 0.75, "%s: the target paused %.0f ms" % (what, gap))
         dt.reap_orphans()

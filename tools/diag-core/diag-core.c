@@ -392,11 +392,12 @@ int main(int argc, char **argv) {
 
                 if (res.not_stopped)
                         log_warn("process %d was not stopped: every thread is in uninterruptible sleep (D), which "
-                                 "no ptrace stop reaches; the core has its memory, and of each thread only the "
-                                 "program counter, stack pointer and system call arguments", pid);
+                                 "no ptrace stop reaches, or in a wait an interrupt would end; the core has its "
+                                 "memory, and of each thread only the program counter, stack pointer and system "
+                                 "call arguments", pid);
                 else if (res.threads_partial)
-                        log_warn("%u thread%s in uninterruptible sleep: only pc, sp and system call arguments",
-                                 res.threads_partial, res.threads_partial == 1 ? "" : "s");
+                        log_warn("%u thread%s not stopped (D state, or a wait an interrupt would end): only pc, sp "
+                                 "and system call arguments", res.threads_partial, res.threads_partial == 1 ? "" : "s");
                 if (res.unreadable)
                         log_warn("%u page%s could not be read (holes in the core)", res.unreadable,
                                  res.unreadable == 1 ? "" : "s");

@@ -215,8 +215,14 @@ static bool pyframes_equal(const struct diag_stack *a, const struct diag_stack *
         return true;
 }
 
+/* Stopped, or read while it slept: it has registers and a stack. */
+static bool cap_has_stack(const struct diag_thread_capture *c) {
+        return c && (!c->err || c->peeked);
+}
+
 /* Read while every thread is stopped, so that the Python frames match the
- * native stacks copied in the same stop. */
+ * native stacks copied in the same stop. Threads not stopped sleep in the
+ * kernel: their frames hold still too. */
 static int read_python(void *userdata, const struct diag_capture *c) {
         struct report *rp = userdata;
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
@@ -226,7 +232,7 @@ static int read_python(void *userdata, const struct diag_capture *c) {
                 return 0;
         rp->npyth = c->n;
         for (size_t i = 0; i < c->n; i++)
-                if (!c->threads[i].err)
+                if (cap_has_stack(&c->threads[i]))
                         (void) diag_pyreader_thread(rp->py, c->threads[i].tid, &rp->pyth[i]);
         rp->py_ns = diag_now_ns(CLOCK_MONOTONIC) - t0;
         return 0;
@@ -247,10 +253,10 @@ static int report_group(struct report *rp) {
         for (size_t i = 0; i < rp->ntv; i++) {
                 struct thread_view *t = &rp->tv[i];
                 t->group = -1;
-                if (arg.group && t->cap && !t->cap->err && t->stack.n > 0)
+                if (arg.group && cap_has_stack(t->cap) && t->stack.n > 0)
                         for (size_t j = 0; j < i; j++) {
                                 struct thread_view *o = &rp->tv[j];
-                                if (o->cap && !o->cap->err && o->stack.n > 0 &&
+                                if (cap_has_stack(o->cap) && o->stack.n > 0 && o->cap->peeked == t->cap->peeked &&
                                     diag_stack_equal(&t->stack, &o->stack) && pyframes_equal(&t->stack, &o->stack) &&
                                     kstack_equal(t, o)) {
                                         t->group = o->group;
@@ -442,7 +448,8 @@ static int collect(const struct diag_target *target, unsigned need, struct repor
                                                                 sizeof buf));
                         rp->exit = DIAG_EXIT_PARTIAL;
                 } else if (r == -EDEADLK) {
-                        report_note(rp, "user stacks: every thread is in uninterruptible sleep (D), none was stopped");
+                        report_note(rp, "user stacks: no thread could be stopped without changing what it waits for "
+                                        "(D state, or a wait an interrupt would end), nor read while it slept");
                 } else if (r == -ESRCH) {
                         return target_failed(rp, -ESRCH);
                 } else if (r < 0) {
@@ -488,9 +495,9 @@ static int collect(const struct diag_target *target, unsigned need, struct repor
                         rp->exit = DIAG_EXIT_PARTIAL;
                         report_note(rp, "thread %d did not stop in time: its user stack is missing", c->tid);
                 }
-                if (!c->err)
+                if (cap_has_stack(c))
                         (void) diag_unwind(rp->unw, rp->cap, i, arg.frames, arg.inlines, &v->stack);
-                if (!c->err && i < rp->npyth && rp->pyth[i].n) {
+                if (cap_has_stack(c) && i < rp->npyth && rp->pyth[i].n) {
                         struct diag_stack sp;
                         if (diag_py_splice(&v->stack, &rp->pyth[i], &sp) >= 0) {
                                 free(v->stack.frames);
@@ -532,10 +539,13 @@ static const char *thread_error(const struct report *rp, const struct thread_vie
                 return NULL;
         if (!v->cap)
                 return "not captured";
+        if (v->cap->peeked)
+                return NULL;
         switch (v->cap->err) {
         case 0: return NULL;
         case -ESRCH: return "exited during the capture";
         case -EDEADLK: return "in uninterruptible sleep (D): not stopped, user stack not captured";
+        case -EINTR: return "woke while it was read without stopping: user stack not captured";
         case -ETIMEDOUT: return "did not stop in time: user stack not captured";
         default: return strerror(-v->cap->err);
         }
@@ -673,6 +683,9 @@ static void text_thread_line(const struct report *rp, const struct thread_view *
         putchar('\n');
         if (thread_error(rp, v))
                 printf("     (%s)\n", thread_error(rp, v));
+        else if (v->cap && v->cap->peeked)
+                printf("     (not stopped: %s; its stack was read while it slept, unwound from pc and sp alone)\n",
+                       v->cap->not_stopped);
 }
 
 static void text_frames(const struct report *rp, const struct thread_view *v) {
@@ -805,6 +818,9 @@ static json_object *json_thread(const struct report *rp, const struct thread_vie
         } else
                 json_object_object_add(o, "kernel_stack", NULL);
         json_object_object_add(o, "error", diag_json_str(thread_error(rp, v)));
+        json_object_object_add(o, "stopped", json_object_new_boolean(v->cap && !v->cap->err));
+        json_object_object_add(o, "not_stopped",
+                               v->cap && v->cap->not_stopped[0] ? json_object_new_string(v->cap->not_stopped) : NULL);
         return o;
 }
 

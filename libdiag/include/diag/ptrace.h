@@ -13,13 +13,27 @@
  * thread (never SIGSTOP: if the tool dies, the kernel detaches and the target runs
  * on), copy registers and stack bytes while stopped, detach at once. Everything
  * slow happens on the copies afterwards.
+ *
+ * A thread asleep in a system call sees an interrupt as it sees a signal. Most
+ * calls restart as if nothing happened; some do not (recv on a socket with a
+ * timeout and sigtimedwait fail with EINTR, a pipe write returns a short count,
+ * a FUSE request tells its server and turns into an uninterruptible wait). Such
+ * threads, and threads in D state, are never interrupted: they are peeked, their
+ * pc, sp and system call read from /proc and their stack copied while they
+ * sleep, which needs no stop.
  */
 
 #define DIAG_MAX_DWARF_REGS 34
 
 struct diag_thread_capture {
         pid_t tid;
-        int err;                        /* 0, or negative errno (-ESRCH gone, -ETIMEDOUT, -EPERM) */
+        int err;                        /* 0 stopped, or negative errno (-ESRCH gone, -ETIMEDOUT,
+                                         * -EPERM; -EDEADLK in D state and -EINTR asleep in a call an
+                                         * interrupt would change: not stopped, see not_stopped) */
+        /* Not stopped (err -EDEADLK or -EINTR) but read while it slept: pc, sp,
+         * syscall_nr and the stack are there; of the registers only pc and sp. */
+        bool peeked;
+        char not_stopped[96];           /* why it was not stopped, in words; "" when it was */
         uint64_t pc, sp, fp;
         long syscall_nr;                /* syscall the thread was in when stopped, -1 if none */
         /* Registers in DWARF numbering, as the unwinder wants them. */
@@ -66,9 +80,12 @@ struct diag_capture_opts {
  * trace; -EBUSY already traced by another process (see diag_ptrace_tracer_of);
  * -ECHILD the watchdog that keeps a suspended tool from holding the target
  * could not be started or is gone (diag/guard.h): nothing was stopped.
- * Threads in D state are not stopped: their entry has err -EDEADLK. A thread
- * that did not stop within the timeout has -ETIMEDOUT. On partial failure the
- * capture is still returned (with the error) when at least one thread has data. */
+ * Threads in D state are not stopped: their entry has err -EDEADLK; threads
+ * asleep in a call an interrupt would change have -EINTR. Both are peeked when
+ * they sleep in the kernel (see peeked). A thread that did not stop within the
+ * timeout has -ETIMEDOUT. The capture is returned when at least one thread was
+ * stopped or peeked; -EDEADLK when none was (every thread in D, say). The
+ * stopped hook runs only when at least one thread stopped. */
 int diag_capture_take(pid_t pid, const struct diag_capture_opts *opts, struct diag_capture **ret);
 struct diag_capture *diag_capture_free(struct diag_capture *c);
 static inline void diag_capture_freep(struct diag_capture **c) { diag_capture_free(*c); }
