@@ -190,18 +190,45 @@ int diag_task_read_offcpu_ms(pid_t pid, pid_t tid, int64_t *ret_ms) {
         return 0;
 }
 
-/* /proc/.../stat: "pid (comm) S ..." where comm may hold spaces and parens. */
+/* "pid (comm) S ..." where comm may hold spaces and parens: the last ')' ends it. */
+int diag_stat_parse(const char *text, struct diag_stat *ret) {
+        const char *l = strchr(text, '('), *r = strrchr(text, ')');
+        const char *p;
+
+        memset(ret, 0, sizeof *ret);
+        if (!l || !r || r < l || r[1] != ' ' || !r[2] || r[2] == ' ')
+                return -EINVAL;
+        snprintf(ret->comm, sizeof ret->comm, "%.*s", (int) MIN((size_t) (r - l - 1), sizeof ret->comm - 1), l + 1);
+        ret->state = r[2];
+        p = r + 3;
+        while (ret->n < ELEMENTSOF(ret->f)) {
+                char *end;
+                uint64_t v;
+
+                while (*p == ' ')
+                        p++;
+                if (!*p || *p == '\n')
+                        break;
+                errno = 0;
+                v = strtoull(p, &end, 10);
+                if (end == p || errno)
+                        return -EINVAL;
+                ret->f[ret->n++] = v;
+                p = end;
+        }
+        return 0;
+}
+
 int diag_task_read_state(pid_t pid, pid_t tid, char *ret_state) {
         char buf[1024];
-        const char *p;
+        struct diag_stat st;
         int r = task_read_small(pid, tid, "stat", buf, sizeof buf);
 
         if (r < 0)
                 return r;
-        p = strrchr(buf, ')');
-        if (!p || p[1] != ' ' || !p[2])
+        if (diag_stat_parse(buf, &st) < 0)
                 return -EINVAL;
-        *ret_state = p[2];
+        *ret_state = st.state;
         return 0;
 }
 
@@ -305,24 +332,21 @@ int diag_proc_read_uid(pid_t pid, uid_t *ret) {
 
 int diag_proc_is_kernel_thread(pid_t pid) {
         char buf[1024];
-        const char *p;
-        unsigned long long flags = 0;
+        struct diag_stat st;
         int r = task_read_small(0, pid, "stat", buf, sizeof buf);
 
         if (r < 0)
                 return r;
-        p = strrchr(buf, ')');
-        /* fields after comm: state ppid pgrp session tty_nr tpgid flags */
-        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %llu", &flags) != 1)
+        if (diag_stat_parse(buf, &st) < 0 || st.n < 6)
                 return -EINVAL;
-        return (flags & PF_KTHREAD) != 0;
+        return (DIAG_STAT_FIELD(&st, 9) & PF_KTHREAD) != 0;
 }
 
 /* libproc2 4.0.x fills the leader's entry of a PID_THREADS selection from
  * /proc/PID/stat, which sums every thread: read the leader's own task stat. */
 static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_life_pct) {
         char buf[1024], up[128];
-        const char *p;
+        struct diag_stat s;
         unsigned long long ut, st, start;
         double uptime;
         long hz = sysconf(_SC_CLK_TCK);
@@ -332,11 +356,11 @@ static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_lif
                 return r;
         if (hz <= 0)
                 hz = 100;
-        p = strrchr(buf, ')');
-        /* after comm: state(3) ... utime(14) stime(15) ... starttime(22) */
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu",
-                         &ut, &st, &start) != 3)
+        if (diag_stat_parse(buf, &s) < 0 || s.n < 19)
                 return -EINVAL;
+        ut = DIAG_STAT_FIELD(&s, 14);
+        st = DIAG_STAT_FIELD(&s, 15);
+        start = DIAG_STAT_FIELD(&s, 22);
         if (diag_read_small_at(AT_FDCWD, "/proc/uptime", up, sizeof up) < 0 || sscanf(up, "%lf", &uptime) != 1)
                 return -EINVAL;
         *ret_ms = (ut + st) * 1000 / (unsigned long long) hz;
@@ -470,14 +494,14 @@ void diag_proc_set_cpu_rates(struct diag_proc *p, const struct diag_cpu_rates *r
         p->cpu_rate_window_ms = r->window_ms;
 }
 
-static char *read_cmdline(pid_t pid) {
-        char path[64];
+char *diag_proc_read_cmdline_at(int dirfd, const char *path, size_t max) {
         char *buf = NULL;
-        size_t len;
+        size_t len = 0;
 
-        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
-        if (diag_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, &len) < 0)
+        if (diag_read_file_at(dirfd, path, max, &buf, &len) < 0 || len == 0) {
+                free(buf);
                 return NULL;
+        }
         for (size_t i = 0; i + 1 < len; i++)
                 if (buf[i] == 0)
                         buf[i] = ' ';
@@ -606,7 +630,9 @@ int diag_proc_load(pid_t pid, unsigned flags, struct diag_proc **ret) {
                 p->exe = read_link(path);
         }
         if (flags & DIAG_PROC_CMDLINE) {
-                p->cmdline = read_cmdline(pid);
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+                p->cmdline = diag_proc_read_cmdline_at(AT_FDCWD, path, 64 * 1024);
                 (void) diag_proc_read_argv0(pid, &p->argv0);
         }
         *ret = p;

@@ -521,20 +521,16 @@ static int cmp_group(const void *a, const void *b) {
 /* "pid (comm) S ...": state and comm of one thread. */
 static bool read_stat(int taskfd, const char *tid, char *ret_state, char *comm, size_t size) {
         char path[64], buf[1024];
-        const char *l, *r;
+        struct diag_stat st;
         ssize_t n;
 
         if (snprintf(path, sizeof path, "%s/stat", tid) >= (int) sizeof path)
                 return false;
         n = diag_read_small_at(taskfd, path, buf, sizeof buf);
-        if (n <= 0)
+        if (n <= 0 || diag_stat_parse(buf, &st) < 0)
                 return false;
-        l = strchr(buf, '(');
-        r = strrchr(buf, ')');
-        if (!l || !r || r < l || !r[1] || !r[2])
-                return false;
-        *ret_state = r[2];
-        snprintf(comm, size, "%.*s", (int) MIN((size_t) (r - l - 1), size - 1), l + 1);
+        *ret_state = st.state;
+        snprintf(comm, size, "%s", st.comm);
         return true;
 }
 

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diag/proc.h"
 #include "diag/snap.h"
 #include "diag/util.h"
 
@@ -76,31 +77,26 @@ static long page_size, hz;
 
 /* /proc/PID/stat after the comm: state, ppid, majflt, utime+stime, threads, start, rss. */
 static int read_stat(int procfd, struct proc *p, int k) {
-        char path[48], buf[1024], *e;
-        unsigned long long v[22];
+        char path[48], buf[1024];
+        struct diag_stat st;
         ssize_t n;
 
         snprintf(path, sizeof path, "%d/stat", p->pid);
         n = diag_read_small_at(procfd, path, buf, sizeof buf);
         if (n <= 0)
                 return n < 0 ? (int) n : -ENOENT;
-        e = strrchr(buf, ')');
-        if (!e || e[1] != ' ')
+        if (diag_stat_parse(buf, &st) < 0 || st.n < 21)
                 return -EINVAL;
-        /* fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-         * utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss */
-        if (sscanf(e + 2, "%c %llu %*d %*d %*d %*d %*u %*u %*u %llu %*u %llu %llu %*d %*d %*d %*d %llu %*d %llu %*u %llu",
-                   &p->state, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) != 8)
-                return -EINVAL;
-        p->ppid = (pid_t) v[0];
-        p->majflt[k] = v[1];
-        p->cpu_ticks[k] = v[2] + v[3];
-        p->threads = (long) v[4];
+        p->state = st.state;
+        p->ppid = (pid_t) DIAG_STAT_FIELD(&st, 4);
+        p->majflt[k] = DIAG_STAT_FIELD(&st, 12);
+        p->cpu_ticks[k] = DIAG_STAT_FIELD(&st, 14) + DIAG_STAT_FIELD(&st, 15);
+        p->threads = (long) DIAG_STAT_FIELD(&st, 20);
         if (k == 0)
-                p->start_ticks = v[5];
-        else if (p->start_ticks != v[5])
+                p->start_ticks = DIAG_STAT_FIELD(&st, 22);
+        else if (p->start_ticks != DIAG_STAT_FIELD(&st, 22))
                 return -ESRCH;          /* the pid was reused */
-        p->rss[k] = v[6] * (uint64_t) page_size;
+        p->rss[k] = DIAG_STAT_FIELD(&st, 24) * (uint64_t) page_size;
         return 0;
 }
 

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 
+#include "diag/proc.h"
 #include "diag/util.h"
 #include "tap.h"
 
@@ -24,6 +25,28 @@ int main(void) {
         CHECK_INT(diag_parse_ll("99999999999999999999", 10, 0, 100, &v), -ERANGE);
         CHECK_INT(diag_parse_ull("0x10", 16, &u), 0); CHECK_INT(u, 16);
         CHECK_INT(diag_parse_ull("-1", 10, &u), -EINVAL);
+
+        {
+                /* a comm with spaces and parentheses, negative and huge fields */
+                struct diag_stat st;
+                CHECK_INT(diag_stat_parse("42 (a) (b) c) S 1 42 42 0 -1 4194560 99 0 7 0 15 3 0 0 20 0 2 0 "
+                                          "12345 10000 250 18446744073709551615 1\n", &st), 0);
+                CHECK_STR(st.comm, "a) (b) c");
+                CHECK_INT(st.state, 'S');
+                CHECK_INT(DIAG_STAT_FIELD(&st, 4), 1);
+                CHECK_INT((int64_t) DIAG_STAT_FIELD(&st, 8), -1);
+                CHECK_INT(DIAG_STAT_FIELD(&st, 9), 4194560);
+                CHECK_INT(DIAG_STAT_FIELD(&st, 12), 7);
+                CHECK_INT(DIAG_STAT_FIELD(&st, 14), 15);
+                CHECK_INT(DIAG_STAT_FIELD(&st, 15), 3);
+                CHECK_INT(DIAG_STAT_FIELD(&st, 20), 2);
+                CHECK_INT(DIAG_STAT_FIELD(&st, 22), 12345);
+                CHECK_INT(DIAG_STAT_FIELD(&st, 24), 250);
+                CHECK_INT(st.n, 23);
+                CHECK_INT(diag_stat_parse("42 (x S 1", &st), -EINVAL);
+                CHECK_INT(diag_stat_parse("42 (x) ", &st), -EINVAL);
+                CHECK_INT(diag_stat_parse("42 (x) R 1 zz", &st), -EINVAL);
+        }
 
         CHECK_INT(diag_parse_pid("1234", &pid), 0); CHECK_INT(pid, 1234);
         CHECK_INT(diag_parse_pid("0", &pid), -ERANGE);

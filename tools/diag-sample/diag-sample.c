@@ -214,15 +214,13 @@ static void thread_close(struct thread *t) {
 
 /* "S 1 2 ... utime stime": state, utime, stime from a stat text. */
 static int parse_stat(const char *buf, char *state, uint64_t *ut, uint64_t *st) {
-        const char *p = strrchr(buf, ')');
-        unsigned long long u = 0, s = 0;
-        char c;
+        struct diag_stat s;
 
-        if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &c, &u, &s) != 3)
+        if (diag_stat_parse(buf, &s) < 0 || s.n < 12)
                 return -EINVAL;
-        *state = c;
-        *ut = u;
-        *st = s;
+        *state = s.state;
+        *ut = DIAG_STAT_FIELD(&s, 14);
+        *st = DIAG_STAT_FIELD(&s, 15);
         return 0;
 }
 
@@ -294,20 +292,6 @@ static struct thread *thread_add(struct proc *p, pid_t tid, bool started) {
         return t;
 }
 
-static char *read_cmdline(int dirfd) {
-        char *s = NULL;
-        size_t len = 0;
-
-        if (dirfd < 0 || diag_read_file_at(dirfd, "cmdline", 4096, &s, &len) < 0 || !len) {
-                free(s);
-                return NULL;
-        }
-        for (size_t i = 0; i + 1 < len; i++)
-                if (!s[i])
-                        s[i] = ' ';
-        return s;
-}
-
 static void proc_rescan(struct proc *p, bool started) {
         _cleanup_free_ pid_t *tids = NULL;
         size_t n = 0;
@@ -335,7 +319,7 @@ static struct proc *proc_add(pid_t pid, bool started, bool named) {
         p->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (diag_proc_read_comm(pid, p->comm, sizeof p->comm) < 0)
                 snprintf(p->comm, sizeof p->comm, "?");
-        p->cmdline = read_cmdline(p->dirfd);
+        p->cmdline = diag_proc_read_cmdline_at(p->dirfd, "cmdline", 4096);
         (void) diag_flame_new(&p->flame);
         proc_rescan(p, started);
         return p;
@@ -344,6 +328,15 @@ static struct proc *proc_add(pid_t pid, bool started, bool named) {
 static void funcs_free(struct funcrec *v, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 free(v[i].func);
+                free(v[i].module);
+        }
+        free(v);
+}
+
+static void sframes_free(struct sframe *v, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].func);
+                free(v[i].file);
                 free(v[i].module);
         }
         free(v);
@@ -365,12 +358,7 @@ static void proc_free(struct proc *p) {
         free(p->threads);
         for (size_t i = 0; i < p->nstacks; i++) {
                 struct stackrec *s = &p->stacks[i];
-                for (size_t k = 0; k < s->n; k++) {
-                        free(s->frames[k].func);
-                        free(s->frames[k].file);
-                        free(s->frames[k].module);
-                }
-                free(s->frames);
+                sframes_free(s->frames, s->n);
                 free(s->key);
         }
         free(p->stacks);
@@ -669,15 +657,6 @@ static int sframe_from(struct proc *p, const struct diag_frame *f, struct sframe
         return 0;
 }
 
-static void sframes_free(struct sframe *v, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(v[i].func);
-                free(v[i].file);
-                free(v[i].module);
-        }
-        free(v);
-}
-
 /* One unwound (and spliced) sample into the process's tables. */
 static int sample_record(struct proc *p, struct thread *t, const struct diag_stack *st) {
         _cleanup_free_ char *key = NULL;
@@ -887,7 +866,7 @@ static int on_event(void *userdata, const struct diag_perf_event *e) {
                         if (e->comm)
                                 snprintf(p->comm, sizeof p->comm, "%s", e->comm);
                         free(p->cmdline);
-                        p->cmdline = read_cmdline(p->dirfd);
+                        p->cmdline = diag_proc_read_cmdline_at(p->dirfd, "cmdline", 4096);
                         p->maps = diag_maps_free(p->maps);
                         p->py = diag_pyreader_free(p->py);
                         p->py_tried = false;

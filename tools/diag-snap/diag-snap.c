@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "diag/proc.h"
 #include "diag/log.h"
 #include "diag/snap.h"
 #include "diag/util.h"
@@ -608,10 +609,8 @@ static void add_stack(pid_t pid) {
 
 /* From the text after the ")" of a stat line: PF_KTHREAD in the flags. Not from
  * cmdline, whose read waits for the memory-map lock a stuck process may hold. */
-static bool stat_is_kernel_thread(const char *after_comm) {
-        unsigned long flags;
-
-        return sscanf(after_comm, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1 && (flags & 0x00200000UL);
+static bool stat_is_kernel_thread(const struct diag_stat *st) {
+        return DIAG_STAT_FIELD(st, 9) & 0x00200000UL;   /* PF_KTHREAD */
 }
 
 /* Processes with a thread in D state (bounded scan of /proc). */
@@ -621,7 +620,7 @@ static void stacks_of_dstate(void) {
         size_t seen = 0;
 
         while (d && (de = readdir(d)) && seen++ < 100000 && nstacks < MAX_STACKS) {
-                char path[64], buf[512];
+                char path[64], buf[1024];
                 _cleanup_(closedirp) DIR *t = NULL;
                 struct dirent *te;
                 pid_t pid;
@@ -631,15 +630,14 @@ static void stacks_of_dstate(void) {
                 snprintf(path, sizeof path, "/proc/%d/task", pid);
                 t = opendir(path);
                 while (t && (te = readdir(t))) {
-                        char *p;
+                        struct diag_stat st;
                         if (te->d_name[0] == '.')
                                 continue;
                         if (!FORMAT_FITS(path, "/proc/%d/task/%s/stat", pid, te->d_name) ||
                             diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0)
                                 continue;
-                        p = strrchr(buf, ')');
-                        if (p && p[1] == ' ' && p[2] == 'D') {
-                                if (!stat_is_kernel_thread(p + 1))
+                        if (diag_stat_parse(buf, &st) == 0 && st.state == 'D') {
+                                if (!stat_is_kernel_thread(&st))
                                         add_stack(pid);
                                 break;
                         }
@@ -697,8 +695,8 @@ static size_t read_cpu(struct cpu_reading **ret) {
         struct dirent *de;
 
         while (d && (de = readdir(d)) && n < 100000) {
-                char path[64], buf[1024], *p;
-                unsigned long long ut, st;
+                char path[64], buf[1024];
+                struct diag_stat st;
                 pid_t pid;
 
                 if (diag_parse_pid(de->d_name, &pid) < 0 || pid == getpid())
@@ -706,16 +704,14 @@ static size_t read_cpu(struct cpu_reading **ret) {
                 snprintf(path, sizeof path, "/proc/%d/stat", pid);
                 if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0)
                         continue;
-                p = strrchr(buf, ')');
-                /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-                if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+                if (diag_stat_parse(buf, &st) < 0 || st.n < 12)
                         continue;
                 /* kernel threads have no user space to sample */
-                if (stat_is_kernel_thread(p + 1))
+                if (stat_is_kernel_thread(&st))
                         continue;
                 if (diag_grow((void **) &r, &alloc, n + 1, sizeof *r) < 0)
                         break;
-                r[n++] = (struct cpu_reading) { pid, ut + st };
+                r[n++] = (struct cpu_reading) { pid, DIAG_STAT_FIELD(&st, 14) + DIAG_STAT_FIELD(&st, 15) };
         }
         *ret = r;
         return n;

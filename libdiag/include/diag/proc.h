@@ -52,6 +52,24 @@ enum {
         DIAG_PROC_ALL     = 0x1f,
 };
 
+/* A /proc/PID/stat or /proc/PID/task/TID/stat line: the comm (which may hold
+ * spaces and parentheses), the state, and the numbers after it.
+ * DIAG_STAT_FIELD(s, N) is field N as proc(5) numbers them: 4 ppid, 9 flags,
+ * 12 majflt, 14 utime, 15 stime, 20 num_threads, 22 starttime, 24 rss. Signed
+ * fields (priority, nice) wrap: cast to int64_t. 0 for a field not there. */
+struct diag_stat {
+        char comm[64];
+        char state;
+        size_t n;                       /* numbers read, from field 4 on */
+        uint64_t f[52];
+};
+#define DIAG_STAT_FIELD(s, field) ((s)->f[(field) - 4])
+int diag_stat_parse(const char *text, struct diag_stat *ret);
+
+/* The command line at path (relative to dirfd), at most max bytes, its NULs
+ * turned into spaces; NULL when empty (a kernel thread, a zombie) or unreadable. */
+char *diag_proc_read_cmdline_at(int dirfd, const char *path, size_t max);
+
 /* The name pid was started as (argv[0] from /proc/PID/cmdline; for a process
  * that rewrote its title into one string, "redis-server *:6379", its first
  * word). Does not follow symlinks: Debian's redis-server stays redis-server
