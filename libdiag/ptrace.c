@@ -126,18 +126,16 @@ int diag_ptrace_tracer_of(pid_t pid, pid_t *ret) {
 }
 
 /* Calls whose sleep an interrupt ends with a restart the thread never notices
- * (-ERESTARTSYS, -ERESTARTNOHAND, a restart block), for any fd but a socket's. */
+ * (-ERESTARTSYS, -ERESTARTNOHAND, a restart block), for any fd but a socket's.
+ * Not the epoll_wait family: it returns EINTR to the program, as after SIGSTOP. */
 static bool restarts_unnoticed(long nr) {
         static const long calls[] = {
-                SYS_futex, SYS_nanosleep, SYS_clock_nanosleep, SYS_ppoll, SYS_pselect6, SYS_epoll_pwait,
+                SYS_futex, SYS_nanosleep, SYS_clock_nanosleep, SYS_ppoll, SYS_pselect6,
                 SYS_rt_sigsuspend, SYS_wait4, SYS_waitid, SYS_flock, SYS_fcntl, SYS_msgrcv, SYS_mq_timedreceive,
                 SYS_read, SYS_readv, SYS_pread64, SYS_preadv, SYS_preadv2, SYS_openat,
                 SYS_restart_syscall,    /* a sleep an earlier interrupt restarted */
 #ifdef SYS_poll
-                SYS_poll, SYS_select, SYS_epoll_wait, SYS_pause, SYS_open,
-#endif
-#ifdef SYS_epoll_pwait2
-                SYS_epoll_pwait2,
+                SYS_poll, SYS_select, SYS_pause, SYS_open,
 #endif
 #ifdef SYS_futex_waitv
                 SYS_futex_waitv,

@@ -2,11 +2,11 @@
 """The tools that stop a target (diag-stack, diag-core, diag-chain --stacks) must not
 change what a sleeping thread gets back from the kernel. A ptrace interrupt wakes a
 thread asleep in a system call as a signal would: most calls restart unseen, but
-recv on a socket with SO_RCVTIMEO and sigtimedwait fail with EINTR, a pipe write
+recv on a socket with SO_RCVTIMEO, sigtimedwait and epoll_wait fail with EINTR, a pipe write
 that filled the pipe returns a short count, and a read on FUSE tells the server
 and turns into an uninterruptible wait (D) until it answers, which may be never.
 
-stackfix's rcvtimeo, sigtimed and pipewrite threads (and its main thread, in
+stackfix's rcvtimeo, sigtimed, pipewrite and epoll threads (and its main thread, in
 sigwaitinfo) note any return of their call in a file: after each tool ran several
 times the file must not exist. diag-stack -J shows each of them not stopped, with
 the reason, and a stack read while it slept that reaches its fix_* function; the
@@ -26,7 +26,7 @@ import diagtest as dt  # noqa: E402
 
 RUNS = 3
 ROLES = {"rcvtimeo": "fix_rcvtimeo", "sigtimed": "fix_sigtimed", "pipewrite": "fix_pipe_writer",
-         "main": "fix_main_wait"}
+         "epoll": "fix_epoll", "main": "fix_main_wait"}
 
 
 def main():
@@ -61,7 +61,7 @@ def run_tools(chk, pid, tmp, what):
 
 def early_ending_calls(chk, tmp):
     harm = os.path.join(tmp, "harm")
-    with dt.Fixture(["--roles", "rcvtimeo,sigtimed,pipewrite,mutex,heartbeat", "--harm", harm]) as fx:
+    with dt.Fixture(["--roles", "rcvtimeo,sigtimed,pipewrite,epoll,mutex,heartbeat", "--harm", harm]) as fx:
         doc = run_tools(chk, fx.pid, tmp, "stackfix")
         fx.check_unharmed(chk, "after the tools")
         # a return would come within microseconds of the interrupt; give it time anyway
