@@ -530,7 +530,10 @@ static bool read_stat(int taskfd, const char *tid, char *ret_state, char *comm, 
         if (n <= 0 || diag_stat_parse(buf, &st) < 0)
                 return false;
         *ret_state = st.state;
-        snprintf(comm, size, "%s", st.comm);
+        size_t len = strnlen(st.comm, size - 1);
+
+        memcpy(comm, st.comm, len);     /* as the kernel cuts it: 15 bytes */
+        comm[len] = '\0';
         return true;
 }
 
