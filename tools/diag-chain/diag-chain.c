@@ -29,6 +29,7 @@ static struct {
         size_t nids;
         bool all, stacks, json, ascii;
         uint64_t min_blocked_ms;
+        pid_t lineage_of;               /* --exclude-lineage */
         struct diag_chain_opts o;
 } arg;
 
@@ -424,6 +425,8 @@ static void usage(void) {
                "                          to another thread or ends at a deadlock, a remote\n"
                "                          peer, a disk or a missing peer; grouped, worst first\n"
                " -m, --min-blocked TIME   only threads blocked at least TIME (e.g. 30s, 5m)\n"
+               "     --exclude-lineage PID  leave out PID, its ancestors and its descendants\n"
+               "                          (a tool's own run: diag-snap passes itself)\n"
                "     --stacks             up to 8 frames of each thread on a chain, with source\n"
                "                          lines (text output; stops each one for the copy)\n"
                "     --depth N            follow at most N hops (default 12)\n"
@@ -445,7 +448,7 @@ static void usage(void) {
                "See diag-chain(1).\n", diag_progname());
 }
 
-enum { OPT_STACKS = 0x100, OPT_DEPTH, OPT_FANOUT, OPT_ASCII };
+enum { OPT_STACKS = 0x100, OPT_DEPTH, OPT_FANOUT, OPT_ASCII, OPT_EXCLUDE_LINEAGE };
 
 static int add_start(struct start **v, size_t *n, size_t *alloc, pid_t pid, pid_t tid) {
         for (size_t i = 0; i < *n; i++)
@@ -466,11 +469,13 @@ int main(int argc, char **argv) {
                 { "depth",       required_argument, NULL, OPT_DEPTH },
                 { "fanout",      required_argument, NULL, OPT_FANOUT },
                 { "ascii",       no_argument,       NULL, OPT_ASCII },
+                { "exclude-lineage", required_argument, NULL, OPT_EXCLUDE_LINEAGE },
                 { "json",        no_argument,       NULL, 'J' },
                 {}
         };
         _cleanup_(diag_chain_ctx_freep) struct diag_chain_ctx *ctx = NULL;
         _cleanup_free_ struct start *starts = NULL;
+        struct diag_lineage lineage;
         struct group *groups = NULL;
         size_t nstarts = 0, astarts = 0, ngroups = 0, agroups = 0, idalloc = 0;
         int c, r, status = DIAG_EXIT_OK;
@@ -502,6 +507,10 @@ int main(int argc, char **argv) {
                         arg.o.max_fanout = (unsigned) v;
                         break;
                 case OPT_ASCII: arg.ascii = true; break;
+                case OPT_EXCLUDE_LINEAGE:
+                        if (diag_parse_pid(optarg, &arg.lineage_of) < 0)
+                                return diag_usage_error("invalid process id: '%s'", optarg);
+                        break;
                 case 'J': arg.json = true; break;
                 default:
                         return diag_usage_error("unexpected option");
@@ -514,6 +523,9 @@ int main(int argc, char **argv) {
                 return diag_usage_error("no process given (or --all)");
         if (arg.all && arg.nids)
                 return diag_usage_error("--all and a process list exclude each other");
+        /* gone already: nothing of it to leave out but what has no parent left */
+        if (arg.lineage_of && diag_lineage_init(arg.lineage_of, &lineage) < 0)
+                lineage = (struct diag_lineage) { .self = arg.lineage_of };
 
         /* The threads to start from. */
         {
@@ -535,7 +547,7 @@ int main(int argc, char **argv) {
                         struct diag_target t;
                         struct diag_syscall_state sc;
 
-                        if (pids[i] == getpid())
+                        if (pids[i] == getpid() || (arg.lineage_of && diag_lineage_has(&lineage, pids[i])))
                                 continue;
                         if (arg.all) {
                                 pid_t owner = 0;
@@ -613,6 +625,8 @@ int main(int argc, char **argv) {
         r = diag_chain_ctx_new(geteuid() == 0 ? DIAG_CHAIN_KSTACK : 0, &ctx);
         if (r < 0)
                 return fail_run(r, "scan failed");
+        if (arg.lineage_of)
+                diag_chain_ctx_exclude(ctx, &lineage);
 
         {
                 unsigned denied, netns;
@@ -636,6 +650,11 @@ int main(int argc, char **argv) {
                 struct diag_chain ch;
                 int64_t b;
 
+                /* not blocked that long: not walked at all (on a host of thousands of
+                 * threads most are not) */
+                if (arg.min_blocked_ms && (diag_task_read_offcpu_ms(starts[i].pid, starts[i].tid, &b) < 0 ||
+                                           b < 0 || (uint64_t) b < arg.min_blocked_ms))
+                        continue;
                 if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
                         continue;       /* gone meanwhile */
                 b = ch.nodes[0].blocked_ms;

@@ -40,6 +40,9 @@
 #define MAX_LINES               4096
 /* A dead child that does not go within this after SIGKILL (stuck in the kernel) is left. */
 #define REAP_WAIT_MS            500
+/* A thread is stuck when blocked at least this long (diag-chain --min-blocked): a
+ * shorter wait on a pipe or a lock is ordinary work (docs/diag-snap-thresholds.md). */
+#define STUCK_MIN               "1s"
 
 
 static const struct part_def {
@@ -68,7 +71,7 @@ static const struct file_desc {
         { "cgroups",     "cgroups: memory, IO, CPU throttling, pressure" },
         { "oom",         "OOM kills still in the kernel log" },
         { "dstate",      "D-state threads: wchan, kernel stack" },
-        { "chains",      "diag-chain --all: wait chains" },
+        { "chains",      "diag-chain --all: wait chains stuck at least " STUCK_MIN },
         { "locks",       "diag-locks: futex and file locks" },
         { "fds-summary", "diag-fds --summary: open files per process" },
         { "shm",         "shmdump: shared-memory segments" },
@@ -132,6 +135,10 @@ static int tmp_dirfd = -1;
 static volatile sig_atomic_t got_signal;
 static json_object *index_doc, *summary_doc;    /* of the bundle, once written */
 static uint64_t t_start;
+/* diag-snap, the shell or cron waiting for it, its children: never stacked,
+ * sampled or counted in a chain */
+static struct diag_lineage lineage;
+static char self_pid[16];
 
 /* snprintf into an array, true when all of it fit: a cut path must never be used. */
 #define FORMAT_FITS(buf, ...) (snprintf((buf), sizeof(buf), __VA_ARGS__) < (int) sizeof(buf))
@@ -601,6 +608,8 @@ static void add_stack(pid_t pid) {
 
         if (nstacks >= MAX_STACKS || has_stack_job(pid) || left_ms() < 300)
                 return;
+        if (diag_lineage_has(&lineage, pid))
+                return;
         nstacks++;
         snprintf(name, sizeof name, "diag-stack %d", pid);
         snprintf(out, sizeof out, "stacks/%d.json", pid);
@@ -731,7 +740,8 @@ static void add_samples(const struct cpu_reading *a, size_t na, const struct cpu
                         unsigned long long d;
                         while (k < na && a[k].pid < b[i].pid)
                                 k++;
-                        if (k >= na || a[k].pid != b[i].pid || b[i].ticks <= a[k].ticks)
+                        if (k >= na || a[k].pid != b[i].pid || b[i].ticks <= a[k].ticks ||
+                            diag_lineage_has(&lineage, b[i].pid))
                                 continue;
                         d = b[i].ticks - a[k].ticks;
                         for (size_t t = 0; t < TOP_CPU; t++)
@@ -750,6 +760,8 @@ static void add_samples(const struct cpu_reading *a, size_t na, const struct cpu
                 char name[64], out[64];
                 if (left_ms() < SAMPLE_NEEDS_MS)
                         break;
+                if (diag_lineage_has(&lineage, pids[i]))
+                        continue;
                 snprintf(name, sizeof name, "diag-sample %d", pids[i]);
                 snprintf(out, sizeof out, "samples/%d.json", pids[i]);
                 add_tool(name, "diag-sample", "diag-sample", out, 21,
@@ -814,15 +826,30 @@ static void run_all(void) {
                 (void) job_start(j);
         }
         chain_job = add_tool("diag-chain", "diag-chain", "diag-chain", "chains.json", 10,
-                 (const char *const[]) { "--all", "-J", NULL }, 0);
+                 (const char *const[]) { "--all", "--min-blocked", STUCK_MIN, "--exclude-lineage", self_pid, "-J", NULL }, 0);
         add_tool("diag-chain text", "diag-chain", "diag-chain", "chains.txt", 10,
-                 (const char *const[]) { "--all", NULL }, 0);
+                 (const char *const[]) { "--all", "--min-blocked", STUCK_MIN, "--exclude-lineage", self_pid, NULL }, 0);
         add_tool("diag-locks", "diag-locks", "diag-locks", "locks.json", 11, (const char *const[]) { "-J", NULL }, 0);
         add_tool("diag-fds", "diag-fds", "diag-fds", "fds-summary.json", 12,
                  (const char *const[]) { "--summary", "-J", NULL }, 0);
         add_tool("shmdump", "shmdump", "../shmdump", "shm.json", 13, (const char *const[]) { "-J", NULL }, 0);
-        for (size_t i = 0; i < arg.npids; i++)
-                add_stack(arg.pids[i]);
+        for (size_t i = 0; i < arg.npids; i++) {
+                struct job *j;
+                char name[64];
+
+                if (!diag_lineage_has(&lineage, arg.pids[i])) {
+                        add_stack(arg.pids[i]);
+                        continue;
+                }
+                /* named: say why there is no stack of it */
+                snprintf(name, sizeof name, "diag-stack %d", arg.pids[i]);
+                j = job_new(name, 20);
+                if (j) {
+                        j->status = JOB_SKIPPED;
+                        snprintf(j->why, sizeof j->why, "pid %d is diag-snap's own run (itself, a process waiting "
+                                 "for it, or a child of it): not stopped", arg.pids[i]);
+                }
+        }
         stacks_of_dstate();
         add_cores();
 
@@ -1558,6 +1585,9 @@ int main(int argc, char **argv) {
         if (tmp_dirfd < 0)
                 return fail(negative_errno(), "Cannot open %s", tmp_path);
         find_tools_dir();
+        if (diag_lineage_init(getpid(), &lineage) < 0)
+                lineage = (struct diag_lineage) { .self = getpid() };
+        snprintf(self_pid, sizeof self_pid, "%d", (int) getpid());
 
         run_all();
         if (got_signal)
