@@ -161,6 +161,18 @@ static size_t idtab_home(pid_t key, size_t alloc) {
         return (size_t) key * 2654435761u & (alloc - 1);
 }
 
+/* The record of key, or NULL. */
+static void *idtab_find(const struct idtab *t, pid_t key) {
+        for (size_t h = t->alloc && key > 0 ? idtab_home(key, t->alloc) : 0; t->alloc && key > 0; h = (h + 1) & (t->alloc - 1)) {
+                pid_t k = idtab_key(t, h);
+                if (k == key)
+                        return t->v + h * t->size;
+                if (!k)
+                        break;
+        }
+        return NULL;
+}
+
 /* The record of key, made (zeroed but for the key, *ret_made set) on first use;
  * NULL when out of memory. The pointer holds until the next call. */
 static void *idtab_get(struct idtab *t, pid_t key, bool *ret_made) {
@@ -226,10 +238,18 @@ struct scmemo {
         struct diag_syscall_state sc;
 };
 
+/* A process's threads as first listed in this run. */
+struct tidlist {
+        pid_t pid;                      /* the key */
+        int r;
+        pid_t *tids;
+        size_t n;
+};
+
 struct diag_chain_ctx {
-        struct tmemo *memo;
-        size_t nmemo, amemo;
+        struct idtab memo;              /* struct tmemo by tid */
         struct idtab scm;               /* struct scmemo by tid */
+        struct idtab tl;                /* struct tidlist by pid */
         unsigned flags;
         struct diag_scan *scan;
         struct diag_symcache *sc;
@@ -250,6 +270,8 @@ int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret) {
         c->self = getpid();
         c->pc.size = sizeof(struct pcache);
         c->scm.size = sizeof(struct scmemo);
+        c->memo.size = sizeof(struct tmemo);
+        c->tl.size = sizeof(struct tidlist);
         r = diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_NET | DIAG_SCAN_LOCKS | DIAG_SCAN_INDEX |
                           DIAG_SCAN_EPOLL | DIAG_SCAN_ACCESS, &c->scan);
         if (r >= 0)
@@ -277,7 +299,10 @@ struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c) {
         for (size_t i = 0; i < c->npywhere; i++)
                 free(c->pywhere[i]);
         free(c->pywhere);
-        free(c->memo);
+        free(c->memo.v);
+        for (size_t i = 0; i < c->tl.alloc; i++)
+                free(((struct tidlist *) c->tl.v + i)->tids);
+        free(c->tl.v);
         free(c->scm.v);
         diag_scan_free(c->scan);
         diag_symcache_free(c->sc);
@@ -390,6 +415,23 @@ static struct scmemo *scm_get(struct diag_chain_ctx *c, pid_t pid, pid_t tid) {
         return m;
 }
 
+/* The threads of pid, listed once per run (the array holds for the run). */
+static int tids_of(struct diag_chain_ctx *c, pid_t pid, const pid_t **ret, size_t *ret_n) {
+        bool made;
+        struct tidlist *t = idtab_get(&c->tl, pid, &made);
+
+        if (!t) {
+                *ret = NULL;
+                *ret_n = 0;
+                return -ENOMEM;
+        }
+        if (made)
+                t->r = diag_proc_list_tids(pid, &t->tids, &t->n);
+        *ret = t->tids;
+        *ret_n = t->r < 0 ? 0 : t->n;
+        return t->r < 0 ? t->r : 0;
+}
+
 /* The syscall of a thread, read once per run. */
 static int cached_syscall(struct diag_chain_ctx *c, pid_t pid, pid_t tid, struct diag_syscall_state *ret) {
         struct scmemo *m = scm_get(c, pid, tid);
@@ -481,25 +523,25 @@ static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
         struct diag_chain_node *n = &w->ch->nodes[idx];
         struct diag_syscall_state sc = {};
         const struct diag_maps *maps;
+        const struct tmemo *tm = idtab_find(&c->memo, tid);
 
-        for (size_t i = 0; i < c->nmemo; i++)
-                if (c->memo[i].tid == tid) {
-                        const struct diag_chain_node *m = &c->memo[i].node;
-                        n->pid = pid;
-                        n->tid = tid;
-                        memcpy(n->comm, m->comm, sizeof n->comm);
-                        n->state = m->state;
-                        n->blocked_ms = m->blocked_ms;
-                        n->cls = m->cls;
-                        memcpy(n->syscall, m->syscall, sizeof n->syscall);
-                        n->syscall_name = m->syscall_name;
-                        memcpy(n->frames, m->frames, sizeof n->frames);
-                        n->nframes = m->nframes;
-                        memcpy(n->wchan, m->wchan, sizeof n->wchan);
-                        if (DIAG_GROW(w->sc, w->asc, (size_t) idx + 1) == 0)
-                                w->sc[idx] = c->memo[i].sc;
-                        return;
-                }
+        if (tm) {
+                const struct diag_chain_node *m = &tm->node;
+                n->pid = pid;
+                n->tid = tid;
+                memcpy(n->comm, m->comm, sizeof n->comm);
+                n->state = m->state;
+                n->blocked_ms = m->blocked_ms;
+                n->cls = m->cls;
+                memcpy(n->syscall, m->syscall, sizeof n->syscall);
+                n->syscall_name = m->syscall_name;
+                memcpy(n->frames, m->frames, sizeof n->frames);
+                n->nframes = m->nframes;
+                memcpy(n->wchan, m->wchan, sizeof n->wchan);
+                if (DIAG_GROW(w->sc, w->asc, (size_t) idx + 1) == 0)
+                        w->sc[idx] = tm->sc;
+                return;
+        }
         n->pid = pid;
         n->tid = tid;
         (void) diag_proc_read_comm(tid, n->comm, sizeof n->comm);
@@ -523,10 +565,10 @@ static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
                 n->nframes = diag_symcache_peek(c->sc, pid, maps, sc.sp, sc.pc, n->frames, DIAG_CHAIN_FRAMES);
         if (sc.kind == DIAG_SC_IN && n->nframes)
                 python_where(c, pid, tid, n);
-        if (DIAG_GROW(c->memo, c->amemo, c->nmemo + 1) == 0) {
-                struct tmemo *m = &c->memo[c->nmemo++];
-                memset(m, 0, sizeof *m);
-                m->tid = tid;
+        {
+                struct tmemo *m = idtab_get(&c->memo, tid, NULL);
+                if (!m)
+                        return;
                 m->sc = sc;
                 memcpy(m->node.comm, n->comm, sizeof n->comm);
                 m->node.state = n->state;
@@ -701,14 +743,14 @@ static bool step_into_idle_poller(struct walk_ctx *w, int parent, pid_t pid, con
  * every thread not simply waiting for the same thing, busiest first. */
 static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_hint, enum diag_wait_kind kind,
                               const char *via, bool guess_may_cycle) {
-        _cleanup_free_ pid_t *tids = NULL;
+        const pid_t *tids = NULL;
         size_t n = 0, taken = 0, max = w->o->max_fanout ? w->o->max_fanout : 8;
         pid_t pick[64];
         bool guessed;
 
         if (diag_chain_ctx_excluded(w->c, pid))
                 return;         /* the tool itself (and its lineage) is no part of any story */
-        if (diag_proc_list_tids(pid, &tids, &n) < 0) {
+        if (tids_of(w->c, pid, &tids, &n) < 0) {
                 int idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via ? strdup(via) : NULL);
                 if (idx >= 0) {
                         w->ch->nodes[idx].pid = pid;
@@ -800,10 +842,10 @@ static void endpoint(struct walk_ctx *w, int parent, enum diag_wait_kind kind, c
 
 /* diag_proc_thread_on_fd, through the run's memo of each thread's syscall. */
 static bool process_blocked_on(struct diag_chain_ctx *c, pid_t pid, int fd) {
-        _cleanup_free_ pid_t *tids = NULL;
+        const pid_t *tids = NULL;
         size_t n = 0;
 
-        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+        if (tids_of(c, pid, &tids, &n) < 0)
                 return false;
         for (size_t i = 0; i < n; i++) {
                 struct diag_syscall_state sc;
@@ -1070,11 +1112,11 @@ static void follow_filelock(struct walk_ctx *w, int idx, int fdnum) {
 
 static void follow_children(struct walk_ctx *w, int idx, pid_t want) {
         pid_t pid = w->ch->nodes[idx].pid;
-        _cleanup_free_ pid_t *tids = NULL;
+        const pid_t *tids = NULL;
         size_t n = 0, found = 0;
         pid_t own = 0;
 
-        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+        if (tids_of(w->c, pid, &tids, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
                 char path[96], buf[4096];
@@ -1121,9 +1163,9 @@ static bool follow_lock_guess(struct walk_ctx *w, int idx, const char *call) {
                         diag_lock_mode_name(g.lock->mode), g.path ? g.path : "?",
                         diag_lock_guess_evidence(&g, text, sizeof text));
         for (size_t k = 0; k < g.holders.n; k++) {
-                _cleanup_free_ pid_t *tids = NULL;
+                const pid_t *tids = NULL;
                 size_t nt = 0;
-                if (diag_proc_list_tids(g.holders.h[k].pid, &tids, &nt) < 0)
+                if (tids_of(w->c, g.holders.h[k].pid, &tids, &nt) < 0)
                         continue;
                 for (size_t i = 0; i < nt && i < max; i++)
                         step_into(w, idx, g.holders.h[k].pid, tids[i], DIAG_WAIT_FILELOCK, via ? strdup(via) : NULL, true);
@@ -1566,6 +1608,9 @@ static void verdict(struct diag_chain *ch) {
                                         t->pid, t->comm, t->tid, holds ? holds : "", holds ? " and is" : " is");
                 break;
         default:
+                /* holds ends in a comma for the forms above that go on with a verb */
+                if (holds && *holds && holds[strlen(holds) - 1] == ',')
+                        holds[strlen(holds) - 1] = 0;
                 ch->verdict = xasprintf("root: pid %d (%s) tid %d%s: %s", t->pid, t->comm, t->tid,
                                         holds ? holds : "", e->end_text ? e->end_text : diag_end_name(e->end));
                 break;
