@@ -274,7 +274,7 @@ static void render_all_text(FILE *f, const struct group *groups, size_t ngroups,
 
         for (size_t i = 0; i < ngroups; i++)
                 render_text(f, &groups[i], i);
-        if (!ngroups && status == DIAG_EXIT_OK)
+        if (!ngroups && status == DIAG_EXIT_OK && !cut.stopped)
                 fprintf(f, "No blocked thread%s.\n", arg.min_blocked_ms ? " blocked that long" : "");
         if (cut.stopped) {
                 cut_text(buf, sizeof buf);
