@@ -144,8 +144,76 @@ const char *diag_end_name(enum diag_end e) {
         return (size_t) e < ELEMENTSOF(end_names) && end_names[e] ? end_names[e] : "?";
 }
 
+/* A table of records keyed by a pid or tid, the first member of each (0: a
+ * free slot); open addressing, grown at half full. */
+struct idtab {
+        unsigned char *v;
+        size_t n, alloc, size;
+};
+
+static pid_t idtab_key(const struct idtab *t, size_t i) {
+        pid_t k;
+        memcpy(&k, t->v + i * t->size, sizeof k);
+        return k;
+}
+
+static size_t idtab_home(pid_t key, size_t alloc) {
+        return (size_t) key * 2654435761u & (alloc - 1);
+}
+
+/* The record of key, or NULL. */
+static void *idtab_find(const struct idtab *t, pid_t key) {
+        for (size_t h = t->alloc && key > 0 ? idtab_home(key, t->alloc) : 0; t->alloc && key > 0; h = (h + 1) & (t->alloc - 1)) {
+                pid_t k = idtab_key(t, h);
+                if (k == key)
+                        return t->v + h * t->size;
+                if (!k)
+                        break;
+        }
+        return NULL;
+}
+
+/* The record of key, made (zeroed but for the key, *ret_made set) on first use;
+ * NULL when out of memory. The pointer holds until the next call. */
+static void *idtab_get(struct idtab *t, pid_t key, bool *ret_made) {
+        size_t h;
+
+        if (ret_made)
+                *ret_made = false;
+        if (key <= 0)
+                return NULL;
+        if (t->n * 2 >= t->alloc) {
+                struct idtab g = { .alloc = t->alloc ? t->alloc * 2 : 256, .size = t->size, .n = t->n };
+                if (!(g.v = calloc(g.alloc, g.size)))
+                        return NULL;
+                for (size_t i = 0; i < t->alloc; i++) {
+                        pid_t k = idtab_key(t, i);
+                        if (!k)
+                                continue;
+                        for (h = idtab_home(k, g.alloc); idtab_key(&g, h); h = (h + 1) & (g.alloc - 1))
+                                ;
+                        memcpy(g.v + h * g.size, t->v + i * t->size, t->size);
+                }
+                free(t->v);
+                *t = g;
+        }
+        for (h = idtab_home(key, t->alloc);; h = (h + 1) & (t->alloc - 1)) {
+                pid_t k = idtab_key(t, h);
+                if (k == key)
+                        return t->v + h * t->size;
+                if (!k) {
+                        memcpy(t->v + h * t->size, &key, sizeof key);
+                        t->n++;
+                        if (ret_made)
+                                *ret_made = true;
+                        return t->v + h * t->size;
+                }
+        }
+}
+
 struct pcache {
-        pid_t pid;
+        pid_t pid;                      /* the key */
+        signed char excluded;           /* 0 not known yet, 1 no, 2 yes (diag_chain_ctx_exclude) */
         struct diag_maps *maps;
         bool maps_tried;
         struct diag_futex_scan *fx;
@@ -164,22 +232,30 @@ struct tmemo {
 
 /* A thread's state and system call as first read in this run. */
 struct scmemo {
-        pid_t tid;
+        pid_t tid;                      /* the key */
         char state;
         int r;
         struct diag_syscall_state sc;
 };
 
+/* A process's threads as first listed in this run. */
+struct tidlist {
+        pid_t pid;                      /* the key */
+        int r;
+        pid_t *tids;
+        size_t n;
+};
+
 struct diag_chain_ctx {
-        struct tmemo *memo;
-        size_t nmemo, amemo;
-        struct scmemo *scm;             /* open-addressing by tid */
-        size_t nscm, ascm;
+        struct idtab memo;              /* struct tmemo by tid */
+        struct idtab scm;               /* struct scmemo by tid */
+        struct idtab tl;                /* struct tidlist by pid */
         unsigned flags;
         struct diag_scan *scan;
         struct diag_symcache *sc;
-        struct pcache *pc;
-        size_t npc, apc;
+        struct idtab pc;                /* struct pcache by pid */
+        pid_t self;                     /* this process: no part of any story */
+        const struct diag_lineage *lineage;     /* left out with it (diag_chain_ctx_exclude) */
         char **pywhere;                 /* "Qualname (file.py:line)" strings frames point to */
         size_t npywhere, apywhere;
 };
@@ -191,6 +267,11 @@ int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret) {
         if (!c)
                 return -ENOMEM;
         c->flags = flags;
+        c->self = getpid();
+        c->pc.size = sizeof(struct pcache);
+        c->scm.size = sizeof(struct scmemo);
+        c->memo.size = sizeof(struct tmemo);
+        c->tl.size = sizeof(struct tidlist);
         r = diag_scan_run(NULL, 0, DIAG_SCAN_STATX | DIAG_SCAN_NET | DIAG_SCAN_LOCKS | DIAG_SCAN_INDEX |
                           DIAG_SCAN_EPOLL | DIAG_SCAN_ACCESS, &c->scan);
         if (r >= 0)
@@ -206,31 +287,52 @@ int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret) {
 struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c) {
         if (!c)
                 return NULL;
-        for (size_t i = 0; i < c->npc; i++) {
-                diag_maps_free(c->pc[i].maps);
-                diag_futex_scan_free(c->pc[i].fx);
-                diag_pyreader_free(c->pc[i].py);
+        for (size_t i = 0; i < c->pc.alloc; i++) {
+                struct pcache *p = (struct pcache *) c->pc.v + i;
+                if (!p->pid)
+                        continue;
+                diag_maps_free(p->maps);
+                diag_futex_scan_free(p->fx);
+                diag_pyreader_free(p->py);
         }
-        free(c->pc);
+        free(c->pc.v);
         for (size_t i = 0; i < c->npywhere; i++)
                 free(c->pywhere[i]);
         free(c->pywhere);
-        free(c->memo);
-        free(c->scm);
+        free(c->memo.v);
+        for (size_t i = 0; i < c->tl.alloc; i++)
+                free(((struct tidlist *) c->tl.v + i)->tids);
+        free(c->tl.v);
+        free(c->scm.v);
         diag_scan_free(c->scan);
         diag_symcache_free(c->sc);
         free(c);
         return NULL;
 }
 
+/* The run's record of pid, made on first use. The pointer holds until the next
+ * call (the table may grow). */
 static struct pcache *pcache_of(struct diag_chain_ctx *c, pid_t pid) {
-        for (size_t i = 0; i < c->npc; i++)
-                if (c->pc[i].pid == pid)
-                        return &c->pc[i];
-        if (DIAG_GROW(c->pc, c->apc, c->npc + 1) < 0)
-                return NULL;
-        c->pc[c->npc] = (struct pcache) { .pid = pid };
-        return &c->pc[c->npc++];
+        return idtab_get(&c->pc, pid, NULL);
+}
+
+void diag_chain_ctx_exclude(struct diag_chain_ctx *c, const struct diag_lineage *l) {
+        c->lineage = l;
+}
+
+bool diag_chain_ctx_excluded(struct diag_chain_ctx *c, pid_t pid) {
+        struct pcache *p;
+
+        if (pid == c->self)
+                return true;
+        if (!c->lineage)
+                return false;
+        p = pcache_of(c, pid);
+        if (!p)
+                return diag_lineage_has(c->lineage, pid);
+        if (!p->excluded)
+                p->excluded = diag_lineage_has(c->lineage, pid) ? 2 : 1;
+        return p->excluded == 2;
 }
 
 static const struct diag_maps *maps_of(struct diag_chain_ctx *c, pid_t pid) {
@@ -302,38 +404,32 @@ static const struct diag_futex_lock *futex_of(struct diag_chain_ctx *c, pid_t pi
 }
 
 static struct scmemo *scm_get(struct diag_chain_ctx *c, pid_t pid, pid_t tid) {
-        size_t mask;
+        bool made;
+        struct scmemo *m = idtab_get(&c->scm, tid, &made);
 
-        if (c->nscm * 2 >= c->ascm) {
-                size_t na = c->ascm ? c->ascm * 2 : 1024;
-                struct scmemo *n = calloc(na, sizeof *n);
-                if (!n)
-                        return NULL;
-                for (size_t i = 0; i < c->ascm; i++)
-                        if (c->scm[i].tid) {
-                                size_t h = (size_t) c->scm[i].tid * 2654435761u & (na - 1);
-                                while (n[h].tid)
-                                        h = (h + 1) & (na - 1);
-                                n[h] = c->scm[i];
-                        }
-                free(c->scm);
-                c->scm = n;
-                c->ascm = na;
+        if (m && made) {
+                m->state = '?';
+                (void) diag_task_read_state(pid, tid, &m->state);
+                m->r = diag_task_read_syscall(pid, tid, &m->sc);
         }
-        mask = c->ascm - 1;
-        for (size_t h = (size_t) tid * 2654435761u & mask;; h = (h + 1) & mask) {
-                if (c->scm[h].tid == tid)
-                        return &c->scm[h];
-                if (!c->scm[h].tid) {
-                        struct scmemo *m = &c->scm[h];
-                        m->tid = tid;
-                        m->state = '?';
-                        (void) diag_task_read_state(pid, tid, &m->state);
-                        m->r = diag_task_read_syscall(pid, tid, &m->sc);
-                        c->nscm++;
-                        return m;
-                }
+        return m;
+}
+
+/* The threads of pid, listed once per run (the array holds for the run). */
+static int tids_of(struct diag_chain_ctx *c, pid_t pid, const pid_t **ret, size_t *ret_n) {
+        bool made;
+        struct tidlist *t = idtab_get(&c->tl, pid, &made);
+
+        if (!t) {
+                *ret = NULL;
+                *ret_n = 0;
+                return -ENOMEM;
         }
+        if (made)
+                t->r = diag_proc_list_tids(pid, &t->tids, &t->n);
+        *ret = t->tids;
+        *ret_n = t->r < 0 ? 0 : t->n;
+        return t->r < 0 ? t->r : 0;
 }
 
 /* The syscall of a thread, read once per run. */
@@ -427,25 +523,25 @@ static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
         struct diag_chain_node *n = &w->ch->nodes[idx];
         struct diag_syscall_state sc = {};
         const struct diag_maps *maps;
+        const struct tmemo *tm = idtab_find(&c->memo, tid);
 
-        for (size_t i = 0; i < c->nmemo; i++)
-                if (c->memo[i].tid == tid) {
-                        const struct diag_chain_node *m = &c->memo[i].node;
-                        n->pid = pid;
-                        n->tid = tid;
-                        memcpy(n->comm, m->comm, sizeof n->comm);
-                        n->state = m->state;
-                        n->blocked_ms = m->blocked_ms;
-                        n->cls = m->cls;
-                        memcpy(n->syscall, m->syscall, sizeof n->syscall);
-                        n->syscall_name = m->syscall_name;
-                        memcpy(n->frames, m->frames, sizeof n->frames);
-                        n->nframes = m->nframes;
-                        memcpy(n->wchan, m->wchan, sizeof n->wchan);
-                        if (DIAG_GROW(w->sc, w->asc, (size_t) idx + 1) == 0)
-                                w->sc[idx] = c->memo[i].sc;
-                        return;
-                }
+        if (tm) {
+                const struct diag_chain_node *m = &tm->node;
+                n->pid = pid;
+                n->tid = tid;
+                memcpy(n->comm, m->comm, sizeof n->comm);
+                n->state = m->state;
+                n->blocked_ms = m->blocked_ms;
+                n->cls = m->cls;
+                memcpy(n->syscall, m->syscall, sizeof n->syscall);
+                n->syscall_name = m->syscall_name;
+                memcpy(n->frames, m->frames, sizeof n->frames);
+                n->nframes = m->nframes;
+                memcpy(n->wchan, m->wchan, sizeof n->wchan);
+                if (DIAG_GROW(w->sc, w->asc, (size_t) idx + 1) == 0)
+                        w->sc[idx] = tm->sc;
+                return;
+        }
         n->pid = pid;
         n->tid = tid;
         (void) diag_proc_read_comm(tid, n->comm, sizeof n->comm);
@@ -469,10 +565,10 @@ static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
                 n->nframes = diag_symcache_peek(c->sc, pid, maps, sc.sp, sc.pc, n->frames, DIAG_CHAIN_FRAMES);
         if (sc.kind == DIAG_SC_IN && n->nframes)
                 python_where(c, pid, tid, n);
-        if (DIAG_GROW(c->memo, c->amemo, c->nmemo + 1) == 0) {
-                struct tmemo *m = &c->memo[c->nmemo++];
-                memset(m, 0, sizeof *m);
-                m->tid = tid;
+        {
+                struct tmemo *m = idtab_get(&c->memo, tid, NULL);
+                if (!m)
+                        return;
                 m->sc = sc;
                 memcpy(m->node.comm, n->comm, sizeof n->comm);
                 m->node.state = n->state;
@@ -647,14 +743,14 @@ static bool step_into_idle_poller(struct walk_ctx *w, int parent, pid_t pid, con
  * every thread not simply waiting for the same thing, busiest first. */
 static void step_into_process(struct walk_ctx *w, int parent, pid_t pid, int fd_hint, enum diag_wait_kind kind,
                               const char *via, bool guess_may_cycle) {
-        _cleanup_free_ pid_t *tids = NULL;
+        const pid_t *tids = NULL;
         size_t n = 0, taken = 0, max = w->o->max_fanout ? w->o->max_fanout : 8;
         pid_t pick[64];
         bool guessed;
 
-        if (pid == getpid())
-                return;         /* the tool itself is no part of any story */
-        if (diag_proc_list_tids(pid, &tids, &n) < 0) {
+        if (diag_chain_ctx_excluded(w->c, pid))
+                return;         /* the tool itself (and its lineage) is no part of any story */
+        if (tids_of(w->c, pid, &tids, &n) < 0) {
                 int idx = add_node(w->ch, parent, DIAG_NODE_THREAD, kind, via ? strdup(via) : NULL);
                 if (idx >= 0) {
                         w->ch->nodes[idx].pid = pid;
@@ -746,10 +842,10 @@ static void endpoint(struct walk_ctx *w, int parent, enum diag_wait_kind kind, c
 
 /* diag_proc_thread_on_fd, through the run's memo of each thread's syscall. */
 static bool process_blocked_on(struct diag_chain_ctx *c, pid_t pid, int fd) {
-        _cleanup_free_ pid_t *tids = NULL;
+        const pid_t *tids = NULL;
         size_t n = 0;
 
-        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+        if (tids_of(c, pid, &tids, &n) < 0)
                 return false;
         for (size_t i = 0; i < n; i++) {
                 struct diag_syscall_state sc;
@@ -772,23 +868,35 @@ static size_t step_into_holders(struct walk_ctx *w, int parent, enum diag_ref_ki
         size_t first, n = diag_scan_refs(s, rk, dev, ino, &first), followed = 0;
         size_t max = w->o->max_fanout ? w->o->max_fanout : 8;
         struct { pid_t pid; int fd; const char *comm; } cand[64];
-        size_t ncand = 0;
+        size_t ncand = 0, nheld = 0, nexcl = 0;
+        uint32_t last = UINT32_MAX;     /* the refs of one process are next to each other */
+        pid_t excl = 0;
 
         for (size_t k = 0; k < n; k++) {
                 const struct diag_fdref *ref = diag_scan_ref(s, first + k);
                 const struct diag_scan_proc *p = &s->procs[ref->proc];
                 const struct diag_fd *fd = &p->fdt->fds[ref->fd];
-                bool dup = false;
 
-                if ((p->pid == self_pid && fd->fd == self_fd) || p->pid == getpid())
+                if (ref->proc == last || (p->pid == self_pid && fd->fd == self_fd))
                         continue;
                 if (want_access && !(fd->access & want_access))
                         continue;
-                for (size_t i = 0; i < ncand; i++)
-                        dup = dup || cand[i].pid == p->pid;
-                if (dup || ncand >= ELEMENTSOF(cand))
+                last = ref->proc;
+                if (diag_chain_ctx_excluded(w->c, p->pid)) {
+                        /* the tool's own run holds it (diag-snap's pipes, its shell's) */
+                        excl = excl ? excl : p->pid;
+                        nexcl++;
                         continue;
-                cand[ncand++] = (typeof(cand[0])) { p->pid, fd->fd, p->comm };
+                }
+                nheld++;
+                if (ncand < ELEMENTSOF(cand))
+                        cand[ncand++] = (typeof(cand[0])) { p->pid, fd->fd, p->comm };
+        }
+        if (!ncand && nexcl) {
+                endpoint(w, parent, kind, strdup(what), DIAG_END_OTHER,
+                         xasprintf("held only by this tool's own run (pid %d%s): not followed", excl,
+                                   nexcl > 1 ? " and others" : ""), NULL);
+                return 1;
         }
         for (size_t i = 0; i < ncand; i++) {
                 char *via;
@@ -812,7 +920,7 @@ static size_t step_into_holders(struct walk_ctx *w, int parent, enum diag_ref_ki
                         o += (size_t) snprintf(list + o, sizeof list - o, "%s%d", i ? "," : "", cand[i].pid);
                 endpoint(w, parent, kind, strdup(what), DIAG_END_NO_PEER,
                          xasprintf("the other end is held by %zu processes (%s%s), none of them blocked on it",
-                                   ncand, list, ncand > 8 ? ",..." : ""), NULL);
+                                   nheld, list, nheld > 8 ? ",..." : ""), NULL);
                 return 1;
         }
         return followed;
@@ -1004,10 +1112,11 @@ static void follow_filelock(struct walk_ctx *w, int idx, int fdnum) {
 
 static void follow_children(struct walk_ctx *w, int idx, pid_t want) {
         pid_t pid = w->ch->nodes[idx].pid;
-        _cleanup_free_ pid_t *tids = NULL;
+        const pid_t *tids = NULL;
         size_t n = 0, found = 0;
+        pid_t own = 0;
 
-        if (diag_proc_list_tids(pid, &tids, &n) < 0)
+        if (tids_of(w->c, pid, &tids, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
                 char path[96], buf[4096];
@@ -1018,15 +1127,22 @@ static void follow_children(struct walk_ctx *w, int idx, pid_t want) {
                 for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
                         pid_t child;
                         char *via;
-                        if (diag_parse_pid(tok, &child) < 0 || (want > 0 && child != want) || child == getpid())
+                        if (diag_parse_pid(tok, &child) < 0 || (want > 0 && child != want))
                                 continue;
+                        if (diag_chain_ctx_excluded(w->c, child)) {
+                                own = child;
+                                continue;
+                        }
                         via = xasprintf("child pid %d", child);
                         step_into_process(w, idx, child, -1, DIAG_WAIT_CHILD, via, true);
                         free(via);
                         found++;
                 }
         }
-        if (!found)
+        if (!found && own)
+                set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for its child pid %d, this tool's own run: "
+                                                              "not followed", own));
+        else if (!found)
                 set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("waits for a child, none found"));
 }
 
@@ -1047,9 +1163,9 @@ static bool follow_lock_guess(struct walk_ctx *w, int idx, const char *call) {
                         diag_lock_mode_name(g.lock->mode), g.path ? g.path : "?",
                         diag_lock_guess_evidence(&g, text, sizeof text));
         for (size_t k = 0; k < g.holders.n; k++) {
-                _cleanup_free_ pid_t *tids = NULL;
+                const pid_t *tids = NULL;
                 size_t nt = 0;
-                if (diag_proc_list_tids(g.holders.h[k].pid, &tids, &nt) < 0)
+                if (tids_of(w->c, g.holders.h[k].pid, &tids, &nt) < 0)
                         continue;
                 for (size_t i = 0; i < nt && i < max; i++)
                         step_into(w, idx, g.holders.h[k].pid, tids[i], DIAG_WAIT_FILELOCK, via ? strdup(via) : NULL, true);
@@ -1492,6 +1608,9 @@ static void verdict(struct diag_chain *ch) {
                                         t->pid, t->comm, t->tid, holds ? holds : "", holds ? " and is" : " is");
                 break;
         default:
+                /* holds ends in a comma for the forms above that go on with a verb */
+                if (holds && *holds && holds[strlen(holds) - 1] == ',')
+                        holds[strlen(holds) - 1] = 0;
                 ch->verdict = xasprintf("root: pid %d (%s) tid %d%s: %s", t->pid, t->comm, t->tid,
                                         holds ? holds : "", e->end_text ? e->end_text : diag_end_name(e->end));
                 break;

@@ -330,16 +330,80 @@ int diag_proc_read_uid(pid_t pid, uid_t *ret) {
         return 0;
 }
 
-int diag_proc_is_kernel_thread(pid_t pid) {
+/* /proc/PID/stat parsed, with at least min_fields numbers after the comm. */
+static int proc_read_stat(pid_t pid, size_t min_fields, struct diag_stat *ret) {
         char buf[1024];
-        struct diag_stat st;
         int r = task_read_small(0, pid, "stat", buf, sizeof buf);
 
         if (r < 0)
                 return r;
-        if (diag_stat_parse(buf, &st) < 0 || st.n < 6)
+        if (diag_stat_parse(buf, ret) < 0 || ret->n < min_fields)
                 return -EINVAL;
+        return 0;
+}
+
+int diag_proc_is_kernel_thread(pid_t pid) {
+        struct diag_stat st;
+        int r = proc_read_stat(pid, 6, &st);
+
+        if (r < 0)
+                return r;
         return (DIAG_STAT_FIELD(&st, 9) & PF_KTHREAD) != 0;
+}
+
+int diag_proc_read_ppid(pid_t pid, pid_t *ret) {
+        struct diag_stat st;
+        int r = proc_read_stat(pid, 1, &st);
+
+        if (r < 0)
+                return r;
+        *ret = (pid_t) DIAG_STAT_FIELD(&st, 4);
+        return 0;
+}
+
+int diag_lineage_init(pid_t pid, struct diag_lineage *ret) {
+        pid_t p = pid;
+
+        *ret = (struct diag_lineage) { .self = pid };
+        while (ret->nup < DIAG_LINEAGE_MAX_UP) {
+                pid_t pp;
+                int r = diag_proc_read_ppid(p, &pp);
+                if (r < 0)
+                        return p == pid ? r : 0;
+                if (pp <= 0 || pp == p)
+                        break;
+                ret->up[ret->nup++] = pp;
+                p = pp;
+        }
+        return 0;
+}
+
+static bool lineage_is_ancestor(const struct diag_lineage *l, pid_t pid) {
+        for (size_t i = 0; i < l->nup; i++)
+                if (l->up[i] == pid)
+                        return true;
+        return false;
+}
+
+bool diag_lineage_has(const struct diag_lineage *l, pid_t pid) {
+        pid_t p = pid;
+
+        if (pid <= 0)
+                return false;
+        if (pid == l->self || lineage_is_ancestor(l, pid))
+                return true;
+        /* a descendant: its parents lead to self before reaching an ancestor */
+        for (unsigned depth = 0; depth < 64; depth++) {
+                pid_t pp;
+                if (diag_proc_read_ppid(p, &pp) < 0 || pp <= 0 || pp == p)
+                        return false;
+                if (pp == l->self)
+                        return true;
+                if (lineage_is_ancestor(l, pp))
+                        return false;
+                p = pp;
+        }
+        return false;
 }
 
 /* libproc2 4.0.x fills the leader's entry of a PID_THREADS selection from

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * What every diag-snap part shares: files of the bundle created 0600 and never
- * replacing anything, findings and missing entries as single lines on a pipe that
- * survives the part being killed, and the part's deadline.
+ * replacing anything, written under a temporary name and renamed when complete
+ * (a part killed half-way leaves no half file that looks complete), findings and
+ * missing entries as single lines on a pipe that survives the part being killed,
+ * and the part's deadline.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +36,29 @@ static int make_parents(int dirfd, const char *name) {
         return 0;
 }
 
+int diag_snap_part_name(const char *name, char *buf, size_t size) {
+        const char *slash = strrchr(name, '/');
+        int dir = slash ? (int) (slash - name + 1) : 0;
+        int n = snprintf(buf, size, "%.*s." "%s" DIAG_SNAP_PART_SUFFIX, dir, name, name + dir);
+
+        return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+int diag_snap_publish(int dirfd, const char *part, const char *name) {
+        if (renameat2(dirfd, part, dirfd, name, RENAME_NOREPLACE) == 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS)
+                return negative_errno();
+        /* a file system without RENAME_NOREPLACE: a link fails just as well on EEXIST */
+        if (linkat(dirfd, part, dirfd, name, 0) < 0)
+                return negative_errno();
+        (void) unlinkat(dirfd, part, 0);
+        return 0;
+}
+
 FILE *diag_snap_open(struct diag_snap *s, const char *name) {
+        char part[4096];
+        struct stat st;
         FILE *f;
         int fd, r;
 
@@ -43,24 +67,32 @@ FILE *diag_snap_open(struct diag_snap *s, const char *name) {
                 return NULL;
         }
         r = make_parents(s->dirfd, name);
+        if (r == 0)
+                r = diag_snap_part_name(name, part, sizeof part);
         if (r < 0) {
                 errno = -r;
                 return NULL;
         }
-        fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        /* never replacing anything: the name is checked now, and again by the rename */
+        if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                errno = EEXIST;
+                return NULL;
+        }
+        fd = openat(s->dirfd, part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return NULL;
         f = fdopen(fd, "w");
         if (!f) {
                 r = errno;
                 close(fd);
-                (void) unlinkat(s->dirfd, name, 0);
+                (void) unlinkat(s->dirfd, part, 0);
                 errno = r;
         }
         return f;
 }
 
 int diag_snap_close(struct diag_snap *s, FILE *f, const char *name) {
+        char part[4096];
         int r = 0;
 
         if (!f)
@@ -69,8 +101,12 @@ int diag_snap_close(struct diag_snap *s, FILE *f, const char *name) {
                 r = errno ? -errno : -EIO;
         if (fclose(f) != 0 && r == 0)
                 r = errno ? -errno : -EIO;
+        if (diag_snap_part_name(name, part, sizeof part) < 0)
+                return -ENAMETOOLONG;   /* diag_snap_open() refused it: nothing was written */
+        if (r == 0)
+                r = diag_snap_publish(s->dirfd, part, name);
         if (r < 0) {
-                (void) unlinkat(s->dirfd, name, 0);
+                (void) unlinkat(s->dirfd, part, 0);
                 diag_snap_missing(s, name, "not written: %s", strerror(-r));
         }
         return r;

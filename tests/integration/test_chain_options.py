@@ -4,9 +4,12 @@
 finds the chain with the waiter among its threads and folds the chains of the threads
 it passes through, a PID means each blocked thread of it and a TID just that thread,
 --stacks shows frames and leaves the targets running in the same system calls; bad
-usage exits 2, a pid that does not exist exits 1. Nothing is stopped without --stacks."""
+--text writes the text of the same walk into a new file, --time-limit cuts the walk and
+says so, --exclude-lineage stops before the lineage given; bad usage exits 2, a pid
+that does not exist exits 1. Nothing is stopped without --stacks."""
 import os
 import sys
+import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -167,6 +170,31 @@ def run(chk, fx):
               "after --stacks: the root is C (pid %d) asleep, got %s: %s (a nanosleep interrupted by a "
               "ptrace stop resumes as restart_syscall)" % (c, (root or {}).get("end"), (root or {}).get("end_text")))
 
+    # --text FILE: one walk, the JSON on stdout and the text in FILE, the same chain;
+    # an existing FILE is never replaced (exit 1, nothing written).
+    with tempfile.TemporaryDirectory(prefix="chain-text.") as tmp:
+        txt = os.path.join(tmp, "chains.txt")
+        res = dt.diag_chain("-J", "--text", txt, w)
+        chk.check(dt.chain_with_start(res.json(chk), w) is not None, "--text: the JSON on stdout\n%s" % res.describe())
+        text = dt.read_file(txt) or ""
+        chk.check(("tid %d" % w) in text and "root:" in text, "--text: the text in the file: %r" % text[:300])
+        chk.eq(oct(os.stat(txt).st_mode & 0o777), oct(0o600), "--text: the file's mode")
+        res = dt.diag_chain("-J", "--text", txt, w)
+        chk.eq(res.rc, 1, "--text onto an existing file: exit status\n%s" % res.describe())
+        chk.eq(dt.read_file(txt), text, "--text: the existing file is left as it was")
+    # --time-limit: a limit already past when the walk starts follows nothing and says so
+    res = dt.diag_chain("-J", "--time-limit", "1ms", w)
+    doc = res.json(chk) or {}
+    inc = doc.get("incomplete") or {}
+    chk.check(inc.get("reason") == "time-limit" and inc.get("threads_followed") == 0 and inc.get("threads", 0) >= 1,
+              "--time-limit 1ms: 'incomplete' says none of the blocked threads was followed: %r" % inc)
+    chk.check("time limit" in res.err, "--time-limit 1ms: said on stderr\n%s" % res.describe())
+    # --exclude-lineage: B's lineage (B itself among it) is not followed into
+    res = dt.diag_chain("-J", "--exclude-lineage", b, w)
+    ch = dt.chain_with_start(res.json(chk), w)
+    chk.check(ch is not None and b not in [n.get("pid") for n in ch.get("nodes", []) if n.get("kind") == "thread"],
+              "--exclude-lineage %d: the chain stops before B\n%s" % (b, res.describe()))
+
     # A pid that does not exist, alone and next to a real one: exit 1, said on stderr;
     # the real one is still shown.
     gone = free_pid()
@@ -182,7 +210,8 @@ def run(chk, fx):
 def usage(chk):
     for args in ([], ["--depth", "0", "1"], ["--depth", "101", "1"], ["--depth", "x", "1"], ["--fanout", "0", "1"],
                  ["--fanout", "65", "1"], ["-m", "bogus", "1"], ["--min-blocked", "-5s", "1"], ["--all", "1"],
-                 ["--bogus", "1"], ["notapid"], ["1", "--depth"]):
+                 ["--bogus", "1"], ["notapid"], ["1", "--depth"], ["--time-limit", "x", "1"],
+                 ["--exclude-lineage", "x", "1"], ["--text", "/dev/null", "--stacks", "1"]):
         res = dt.diag_chain(*args)
         chk.eq(res.rc, 2, "usage error %s: exit status\n%s" % (args, res.describe()))
         chk.check(res.err.strip() and not res.out.strip(),

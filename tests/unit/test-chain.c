@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "diag/chain.h"
+#include "diag/proc.h"
 #include "diag/util.h"
 #include "tap.h"
 
@@ -27,8 +31,81 @@ static void edge(struct diag_waitgraph *g, pid_t fp, pid_t ft, pid_t tp, pid_t t
         CHECK_INT(diag_waitgraph_add(g, &e), 0);
 }
 
+/* A child that pauses (and, with grandchild, has a child that pauses). */
+static pid_t pausing_child(bool grandchild, int *ret_ready) {
+        int p[2];
+        pid_t pid;
+
+        if (pipe(p) < 0)
+                return -1;
+        pid = fork();
+        if (pid == 0) {
+                if (grandchild && fork() == 0) {
+                        close(p[0]);
+                        (void) !write(p[1], "g", 1);
+                        pause();
+                        _exit(0);
+                }
+                close(p[0]);
+                (void) !write(p[1], "c", 1);
+                pause();
+                _exit(0);
+        }
+        close(p[1]);
+        *ret_ready = p[0];
+        return pid;
+}
+
+/* A lineage: self, ancestors, descendants; a sibling is not in it. */
+static void test_lineage(void) {
+        struct diag_lineage l, lc;
+        int ready, ready2;
+        char buf[2];
+        pid_t child = pausing_child(true, &ready), sibling = pausing_child(false, &ready2), grand = 0;
+        _cleanup_free_ pid_t *pids = NULL;
+        size_t n = 0;
+
+        CHECK(child > 0 && sibling > 0);
+        for (ssize_t got = 0, r = 1; got < 2 && r > 0; got += r)
+                r = read(ready, buf, (size_t) (2 - got));
+        CHECK_INT(read(ready2, buf, 1), 1);
+        /* the grandchild: the one process whose parent is the child */
+        CHECK_INT(diag_proc_list_pids(&pids, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+                pid_t pp;
+                if (diag_proc_read_ppid(pids[i], &pp) == 0 && pp == child)
+                        grand = pids[i];
+        }
+        CHECK(grand > 0);
+
+        CHECK_INT(diag_lineage_init(getpid(), &l), 0);
+        CHECK(l.nup >= 1 && l.up[0] == getppid());
+        CHECK(diag_lineage_has(&l, getpid()));
+        CHECK(diag_lineage_has(&l, getppid()));
+        CHECK(diag_lineage_has(&l, child));
+        CHECK(diag_lineage_has(&l, grand));
+        CHECK(!diag_lineage_has(&l, 0));
+
+        /* the child's lineage: this process is its ancestor, its sibling is not in it */
+        CHECK_INT(diag_lineage_init(child, &lc), 0);
+        CHECK(diag_lineage_has(&lc, getpid()));
+        CHECK(diag_lineage_has(&lc, grand));
+        CHECK(!diag_lineage_has(&lc, sibling));
+
+        kill(child, SIGKILL);
+        kill(sibling, SIGKILL);
+        kill(grand, SIGKILL);
+        waitpid(child, NULL, 0);
+        waitpid(sibling, NULL, 0);
+        close(ready);
+        close(ready2);
+        CHECK(diag_lineage_init(child, &lc) < 0);     /* gone */
+}
+
 int main(void) {
         struct diag_waitgraph g = {};
+
+        test_lineage();
 
         /* no cycle: a chain */
         edge(&g, 1, 11, 1, 12, "m1");

@@ -5,10 +5,12 @@
  * sockets and file locks — down to the socket, disk or peer that never answered,
  * and name the root cause. Stops nothing unless --stacks.
  */
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "diag/chain.h"
@@ -29,6 +31,9 @@ static struct {
         size_t nids;
         bool all, stacks, json, ascii;
         uint64_t min_blocked_ms;
+        pid_t lineage_of;               /* --exclude-lineage */
+        uint64_t time_limit_ms;         /* --time-limit: 0 none */
+        const char *text_path;          /* --text */
         struct diag_chain_opts o;
 } arg;
 
@@ -214,42 +219,67 @@ static void add_subtree(struct diag_tree *t, const struct diag_chain *ch, int id
                         add_subtree(me, ch, (int) i);
 }
 
-static void render_text(const struct group *g, size_t gi) {
+static void render_text(FILE *f, const struct group *g, size_t gi) {
         const struct diag_chain *ch = &g->ch;
         const struct diag_chain_node *s = &ch->nodes[0];
         char buf[1024], dur[DIAG_DURATION_MAX];
         struct diag_tree *root;
 
         if (gi)
-                putchar('\n');
+                fputc('\n', f);
         if (g->nstarts > 1) {
                 bool one_pid = true;
                 for (size_t i = 1; i < g->nstarts; i++)
                         one_pid = one_pid && g->starts[i].pid == g->starts[0].pid;
                 if (one_pid)
-                        printf("%zu threads of pid %d (%s) wait the same way, the longest for %s: tids", g->nstarts, s->pid,
-                               s->comm, g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
+                        fprintf(f, "%zu threads of pid %d (%s) wait the same way, the longest for %s: tids", g->nstarts, s->pid,
+                                s->comm, g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
                 else
-                        printf("%zu threads of %s processes wait the same way, the longest for %s: pid/tid", g->nstarts,
-                               s->comm, g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
+                        fprintf(f, "%zu threads of %s processes wait the same way, the longest for %s: pid/tid", g->nstarts,
+                                s->comm, g->worst_ms >= 0 ? diag_format_duration((uint64_t) g->worst_ms, dur, sizeof dur) : "?");
                 for (size_t i = 0; i < g->nstarts && i < 12; i++) {
                         if (one_pid)
-                                printf(" %d", g->starts[i].tid);
+                                fprintf(f, " %d", g->starts[i].tid);
                         else
-                                printf(" %d/%d", g->starts[i].pid, g->starts[i].tid);
+                                fprintf(f, " %d/%d", g->starts[i].pid, g->starts[i].tid);
                 }
-                printf("%s\n", g->nstarts > 12 ? " ..." : "");
+                fprintf(f, "%s\n", g->nstarts > 12 ? " ..." : "");
         }
         root = diag_tree_new("%s", node_text(s, buf, sizeof buf));
         if (!root)
                 return;
         add_subtree(root, ch, 0);
-        diag_tree_print(stdout, root, arg.ascii);
+        diag_tree_print(f, root, arg.ascii);
         diag_tree_free(root);
         if (ch->capped)
-                printf("(the walk was capped: see the capped nodes; --depth and --fanout raise the limits)\n");
+                fprintf(f, "(the walk was capped: see the capped nodes; --depth and --fanout raise the limits)\n");
         if (ch->verdict)
-                printf("%s\n", ch->verdict);
+                fprintf(f, "%s\n", ch->verdict);
+}
+
+/* A walk stopped at --time-limit: the starts it did not follow. */
+static struct {
+        bool stopped;
+        size_t followed, total;
+} cut;
+
+static void cut_text(char *buf, size_t size) {
+        char d[DIAG_DURATION_MAX];
+        snprintf(buf, size, "stopped at the time limit of %s: %zu of %zu blocked threads followed, the rest not shown",
+                 diag_format_duration(arg.time_limit_ms, d, sizeof d), cut.followed, cut.total);
+}
+
+static void render_all_text(FILE *f, const struct group *groups, size_t ngroups, int status) {
+        char buf[256];
+
+        for (size_t i = 0; i < ngroups; i++)
+                render_text(f, &groups[i], i);
+        if (!ngroups && status == DIAG_EXIT_OK && !cut.stopped)
+                fprintf(f, "No blocked thread%s.\n", arg.min_blocked_ms ? " blocked that long" : "");
+        if (cut.stopped) {
+                cut_text(buf, sizeof buf);
+                fprintf(f, "(%s)\n", buf);
+        }
 }
 
 /* ---- JSON ---- */
@@ -424,6 +454,12 @@ static void usage(void) {
                "                          to another thread or ends at a deadlock, a remote\n"
                "                          peer, a disk or a missing peer; grouped, worst first\n"
                " -m, --min-blocked TIME   only threads blocked at least TIME (e.g. 30s, 5m)\n"
+               "     --exclude-lineage PID  leave out PID, its ancestors and its descendants\n"
+               "                          (a tool's own run: diag-snap passes itself)\n"
+               "     --time-limit TIME    follow chains for at most TIME from the start; the\n"
+               "                          output says how many blocked threads were left\n"
+               "     --text FILE          also write the text output to FILE (a new file):\n"
+               "                          with -J, one walk gives both\n"
                "     --stacks             up to 8 frames of each thread on a chain, with source\n"
                "                          lines (text output; stops each one for the copy)\n"
                "     --depth N            follow at most N hops (default 12)\n"
@@ -445,7 +481,7 @@ static void usage(void) {
                "See diag-chain(1).\n", diag_progname());
 }
 
-enum { OPT_STACKS = 0x100, OPT_DEPTH, OPT_FANOUT, OPT_ASCII };
+enum { OPT_STACKS = 0x100, OPT_DEPTH, OPT_FANOUT, OPT_ASCII, OPT_EXCLUDE_LINEAGE, OPT_TIME_LIMIT, OPT_TEXT };
 
 static int add_start(struct start **v, size_t *n, size_t *alloc, pid_t pid, pid_t tid) {
         for (size_t i = 0; i < *n; i++)
@@ -466,12 +502,18 @@ int main(int argc, char **argv) {
                 { "depth",       required_argument, NULL, OPT_DEPTH },
                 { "fanout",      required_argument, NULL, OPT_FANOUT },
                 { "ascii",       no_argument,       NULL, OPT_ASCII },
+                { "exclude-lineage", required_argument, NULL, OPT_EXCLUDE_LINEAGE },
+                { "time-limit",  required_argument, NULL, OPT_TIME_LIMIT },
+                { "text",        required_argument, NULL, OPT_TEXT },
                 { "json",        no_argument,       NULL, 'J' },
                 {}
         };
         _cleanup_(diag_chain_ctx_freep) struct diag_chain_ctx *ctx = NULL;
         _cleanup_free_ struct start *starts = NULL;
+        struct diag_lineage lineage;
         struct group *groups = NULL;
+        uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
+        FILE *text = NULL;
         size_t nstarts = 0, astarts = 0, ngroups = 0, agroups = 0, idalloc = 0;
         int c, r, status = DIAG_EXIT_OK;
         long long v;
@@ -502,6 +544,17 @@ int main(int argc, char **argv) {
                         arg.o.max_fanout = (unsigned) v;
                         break;
                 case OPT_ASCII: arg.ascii = true; break;
+                case OPT_TIME_LIMIT:
+                        if (diag_parse_duration_ms(optarg, &arg.time_limit_ms) < 0 || !arg.time_limit_ms)
+                                return diag_usage_error("invalid duration: '%s'", optarg);
+                        break;
+                case OPT_TEXT:
+                        arg.text_path = optarg;
+                        break;
+                case OPT_EXCLUDE_LINEAGE:
+                        if (diag_parse_pid(optarg, &arg.lineage_of) < 0)
+                                return diag_usage_error("invalid process id: '%s'", optarg);
+                        break;
                 case 'J': arg.json = true; break;
                 default:
                         return diag_usage_error("unexpected option");
@@ -514,6 +567,21 @@ int main(int argc, char **argv) {
                 return diag_usage_error("no process given (or --all)");
         if (arg.all && arg.nids)
                 return diag_usage_error("--all and a process list exclude each other");
+        if (arg.text_path && arg.stacks)
+                return diag_usage_error("%s", "--text and --stacks exclude each other (a stack is taken once)");
+        if (arg.text_path) {
+                /* created now, before the work: an existing file is an error, never replaced */
+                int fd = open(arg.text_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0 || !(text = fdopen(fd, "w"))) {
+                        log_error_errno(-errno, "Cannot create %s: %m", arg.text_path);
+                        if (fd >= 0)
+                                close(fd);
+                        return DIAG_EXIT_FAILURE;
+                }
+        }
+        /* gone already: nothing of it to leave out but what has no parent left */
+        if (arg.lineage_of && diag_lineage_init(arg.lineage_of, &lineage) < 0)
+                lineage = (struct diag_lineage) { .self = arg.lineage_of };
 
         /* The threads to start from. */
         {
@@ -535,7 +603,7 @@ int main(int argc, char **argv) {
                         struct diag_target t;
                         struct diag_syscall_state sc;
 
-                        if (pids[i] == getpid())
+                        if (pids[i] == getpid() || (arg.lineage_of && diag_lineage_has(&lineage, pids[i])))
                                 continue;
                         if (arg.all) {
                                 pid_t owner = 0;
@@ -613,6 +681,8 @@ int main(int argc, char **argv) {
         r = diag_chain_ctx_new(geteuid() == 0 ? DIAG_CHAIN_KSTACK : 0, &ctx);
         if (r < 0)
                 return fail_run(r, "scan failed");
+        if (arg.lineage_of)
+                diag_chain_ctx_exclude(ctx, &lineage);
 
         {
                 unsigned denied, netns;
@@ -636,6 +706,17 @@ int main(int argc, char **argv) {
                 struct diag_chain ch;
                 int64_t b;
 
+                if (arg.time_limit_ms && diag_now_ns(CLOCK_MONOTONIC) - t0 >= arg.time_limit_ms * 1000000ULL) {
+                        cut.stopped = true;
+                        cut.followed = i;
+                        cut.total = nstarts;
+                        break;
+                }
+                /* not blocked that long: not walked at all (on a host of thousands of
+                 * threads most are not) */
+                if (arg.min_blocked_ms && (diag_task_read_offcpu_ms(starts[i].pid, starts[i].tid, &b) < 0 ||
+                                           b < 0 || (uint64_t) b < arg.min_blocked_ms))
+                        continue;
                 if (diag_chain_walk(ctx, starts[i].pid, starts[i].tid, &arg.o, &ch) < 0)
                         continue;       /* gone meanwhile */
                 b = ch.nodes[0].blocked_ms;
@@ -719,6 +800,17 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < ngroups; i++)
                         json_object_array_add(a, json_group(&groups[i]));
                 json_object_object_add(doc, "chains", a);
+                if (cut.stopped) {
+                        json_object *o = json_object_new_object();
+                        char buf[256];
+                        cut_text(buf, sizeof buf);
+                        json_object_object_add(o, "reason", json_object_new_string("time-limit"));
+                        json_object_object_add(o, "time_limit_ms", json_object_new_int64((int64_t) arg.time_limit_ms));
+                        json_object_object_add(o, "threads_followed", json_object_new_int64((int64_t) cut.followed));
+                        json_object_object_add(o, "threads", json_object_new_int64((int64_t) cut.total));
+                        json_object_object_add(o, "text", json_object_new_string(buf));
+                        json_object_object_add(doc, "incomplete", o);
+                }
                 if (nfailed) {
                         json_object *fa = json_object_new_array();
                         for (size_t i = 0; i < nfailed; i++) {
@@ -734,11 +826,23 @@ int main(int argc, char **argv) {
                 if (diag_json_print(stdout, doc) < 0)
                         status = DIAG_EXIT_FAILURE;
                 json_object_put(doc);
-        } else {
-                for (size_t i = 0; i < ngroups; i++)
-                        render_text(&groups[i], i);
-                if (!ngroups && status == DIAG_EXIT_OK)
-                        printf("No blocked thread%s.\n", arg.min_blocked_ms ? " blocked that long" : "");
+        } else
+                render_all_text(stdout, groups, ngroups, status);
+        if (text) {
+                render_all_text(text, groups, ngroups, status);
+                if (fflush(text) != 0 || ferror(text)) {
+                        log_error_errno(-errno, "Cannot write %s: %m", arg.text_path);
+                        status = DIAG_EXIT_FAILURE;
+                }
+                if (fclose(text) != 0 && status != DIAG_EXIT_FAILURE) {
+                        log_error_errno(-errno, "Cannot write %s: %m", arg.text_path);
+                        status = DIAG_EXIT_FAILURE;
+                }
+        }
+        if (cut.stopped) {
+                char buf[256];
+                cut_text(buf, sizeof buf);
+                log_warn("%s", buf);
         }
         if (status == DIAG_EXIT_OK) {
                 for (size_t i = 0; i < ngroups; i++) {

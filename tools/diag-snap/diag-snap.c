@@ -40,6 +40,18 @@
 #define MAX_LINES               4096
 /* A dead child that does not go within this after SIGKILL (stuck in the kernel) is left. */
 #define REAP_WAIT_MS            500
+/* A thread is stuck when blocked at least this long (diag-chain --min-blocked): a
+ * shorter wait on a pipe or a lock is ordinary work (docs/diag-snap-thresholds.md). */
+#define STUCK_MIN               "1s"
+/* Budgets, so that on a host of 500 processes and 3,000 threads the bundle is done
+ * in about 2 s (its 1 s rate window included) while --timeout stays the bound:
+ * diag-chain stops walking after CHAIN_BUDGET_MS and writes what it found (the
+ * stacks of its chains come after it); the other tools and each stack are killed
+ * after theirs, their output then absent. Each within what is left of --timeout. */
+#define CHAIN_BUDGET_MS         1300
+#define AFTER_CHAINS_MS         500     /* kept after the chains for their stacks */
+#define TOOL_BUDGET_MS          1500
+#define STACK_BUDGET_MS         800
 
 
 static const struct part_def {
@@ -68,7 +80,7 @@ static const struct file_desc {
         { "cgroups",     "cgroups: memory, IO, CPU throttling, pressure" },
         { "oom",         "OOM kills still in the kernel log" },
         { "dstate",      "D-state threads: wchan, kernel stack" },
-        { "chains",      "diag-chain --all: wait chains" },
+        { "chains",      "diag-chain --all: wait chains stuck at least " STUCK_MIN },
         { "locks",       "diag-locks: futex and file locks" },
         { "fds-summary", "diag-fds --summary: open files per process" },
         { "shm",         "shmdump: shared-memory segments" },
@@ -90,6 +102,7 @@ struct job {
         const struct part_def *part;    /* a part, or a tool: */
         char *argv[12];
         char out[64];                   /* the tool's stdout in the bundle ("" : none) */
+        char out2[64];                  /* a second file it writes (by the path of its .part name) */
         pid_t pid;
         int exit_status;                /* of a tool that ran to its end */
         pid_t target;                   /* the process a per-process tool looks at */
@@ -132,6 +145,10 @@ static int tmp_dirfd = -1;
 static volatile sig_atomic_t got_signal;
 static json_object *index_doc, *summary_doc;    /* of the bundle, once written */
 static uint64_t t_start;
+/* diag-snap, the shell or cron waiting for it, its children: never stacked,
+ * sampled or counted in a chain */
+static struct diag_lineage lineage;
+static char self_pid[16];
 
 /* snprintf into an array, true when all of it fit: a cut path must never be used. */
 #define FORMAT_FITS(buf, ...) (snprintf((buf), sizeof(buf), __VA_ARGS__) < (int) sizeof(buf))
@@ -182,6 +199,27 @@ static void remove_tree_at(int parent, const char *name, int depth) {
         }
         closedir(d);
         (void) unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+/* The .part files a part killed while writing left (diag_snap_open): removed, so
+ * that what the bundle holds is complete or absent. */
+static void remove_parts_at(int parent, const char *name, int depth) {
+        DIR *d = depth <= 4 ? open_dir_at(parent, name) : NULL;
+        struct dirent *de;
+        size_t sl = strlen(DIAG_SNAP_PART_SUFFIX);
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                size_t l = strlen(de->d_name);
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (de->d_type == DT_DIR)
+                        remove_parts_at(dirfd(d), de->d_name, depth + 1);
+                else if (de->d_name[0] == '.' && l > sl && strcmp(de->d_name + l - sl, DIAG_SNAP_PART_SUFFIX) == 0)
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
 }
 
 /* On the way out: every child killed and reaped, within a bound (a child stuck in
@@ -327,7 +365,10 @@ static int job_start(struct job *j) {
                         _exit(r < 0 ? 1 + MIN(-r, 120) : 0);
                 }
                 if (j->out[0]) {
-                        int fd = openat(tmp_dirfd, j->out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                        /* under its .part name, renamed when the tool has ended (job_outputs) */
+                        char part[sizeof j->out + 16];
+                        int fd = diag_snap_part_name(j->out, part, sizeof part) < 0 ? -1 :
+                                openat(tmp_dirfd, part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                         if (fd < 0) {
                                 dprintf(p[1], "cannot create %s: %s\n", j->out, strerror(errno));
                                 _exit(127);
@@ -431,6 +472,23 @@ static void job_read(struct job *j) {
         }
 }
 
+/* A tool's files, written under their .part names: renamed into the bundle when it
+ * ran to its end (a tool that failed wrote its error document), removed when it was
+ * killed at its deadline or abandoned (half written: absent, never looking complete). */
+static void job_outputs(struct job *j, bool keep) {
+        const char *outs[2] = { j->out, j->out2 };
+
+        if (j->part)
+                return;         /* a part renames each file itself (diag_snap_close) */
+        for (size_t i = 0; i < ELEMENTSOF(outs); i++) {
+                char part[sizeof j->out + 16];
+                if (!outs[i][0] || diag_snap_part_name(outs[i], part, sizeof part) < 0)
+                        continue;
+                if (!keep || diag_snap_publish(tmp_dirfd, part, outs[i]) < 0)
+                        (void) unlinkat(tmp_dirfd, part, 0);
+        }
+}
+
 /* The child has gone: its status says how. */
 static void job_reaped(struct job *j, int status) {
         j->end_ns = diag_now_ns(CLOCK_MONOTONIC);
@@ -463,6 +521,7 @@ static void job_reaped(struct job *j, int status) {
                         snprintf(j->why, sizeof j->why, "process %d exited meanwhile", j->target);
                 }
         }
+        job_outputs(j, j->status != JOB_TIMED_OUT);
         if (j->fd >= 0) {
                 /* whatever it wrote before going */
                 int fl = fcntl(j->fd, F_GETFL);
@@ -497,6 +556,7 @@ static void job_abandon(struct job *j) {
         j->status = JOB_TIMED_OUT;
         snprintf(j->why, sizeof j->why, "killed at its deadline, but stuck in the kernel: not reaped");
         j->end_ns = diag_now_ns(CLOCK_MONOTONIC);
+        job_outputs(j, false);
         if (j->fd >= 0) {
                 close(j->fd);
                 j->fd = -1;
@@ -554,8 +614,9 @@ static void jobs_step(unsigned max_wait_ms) {
 
 /* ---- what to run ---- */
 
+/* A tool's job, started now; killed after budget_ms (0: at the overall deadline). */
 static struct job *add_tool(const char *name, const char *file, const char *builddir_sub, const char *out,
-                            int order, const char *const *args, pid_t target) {
+                            int order, const char *const *args, pid_t target, unsigned budget_ms) {
         static char paths[MAX_JOBS][PATH_MAX];
         struct job *j = job_new(name, order);
         size_t n = 0;
@@ -573,6 +634,8 @@ static struct job *add_tool(const char *name, const char *file, const char *buil
         j->argv[n] = NULL;
         snprintf(j->out, sizeof j->out, "%s", out ? out : "");
         j->target = target;
+        if (budget_ms)
+                j->deadline_ns = MIN(overall_deadline(), diag_now_ns(CLOCK_MONOTONIC) + budget_ms * 1000000ULL);
         (void) job_start(j);
         return j;
 }
@@ -601,10 +664,12 @@ static void add_stack(pid_t pid) {
 
         if (nstacks >= MAX_STACKS || has_stack_job(pid) || left_ms() < 300)
                 return;
+        if (diag_lineage_has(&lineage, pid))
+                return;
         nstacks++;
         snprintf(name, sizeof name, "diag-stack %d", pid);
         snprintf(out, sizeof out, "stacks/%d.json", pid);
-        add_tool(name, "diag-stack", "diag-stack", out, 20, (const char *const[]) { "-J", pid_arg(pid), NULL }, pid);
+        add_tool(name, "diag-stack", "diag-stack", out, 20, (const char *const[]) { "-J", pid_arg(pid), NULL }, pid, STACK_BUDGET_MS);
 }
 
 /* From the text after the ")" of a stat line: PF_KTHREAD in the flags. Not from
@@ -665,17 +730,27 @@ static void collect_pids(json_object *o, pid_t *out, size_t *n, size_t max) {
         }
 }
 
-static void stacks_of_chains(void) {
+/* diag-chain stopped at its --time-limit: the chains it found are complete, the
+ * rest were not followed; the index lists it as timed out, with its own words. */
+static bool chains_cut;
+
+/* diag-chain has ended: stacks of the processes of its chains. */
+static void after_chains(struct job *j) {
         _cleanup_free_ char *text = NULL;
-        json_object *o;
+        json_object *o, *inc, *t;
         pid_t pids[MAX_STACKS];
         size_t n = 0;
 
-        if (diag_read_file_at(tmp_dirfd, "chains.json", 4 << 20, &text, NULL) < 0)
+        if (diag_read_file_at(tmp_dirfd, "chains.json", 16 << 20, &text, NULL) < 0)
                 return;
         o = json_tokener_parse(text);
         if (!o)
                 return;
+        if (json_object_object_get_ex(o, "incomplete", &inc) && json_object_object_get_ex(inc, "text", &t)) {
+                chains_cut = true;
+                j->status = JOB_TIMED_OUT;
+                snprintf(j->why, sizeof j->why, "%s", json_object_get_string(t));
+        }
         collect_pids(json_object_object_get(o, "chains"), pids, &n, MAX_STACKS);
         json_object_put(o);
         for (size_t i = 0; i < n; i++)
@@ -731,7 +806,8 @@ static void add_samples(const struct cpu_reading *a, size_t na, const struct cpu
                         unsigned long long d;
                         while (k < na && a[k].pid < b[i].pid)
                                 k++;
-                        if (k >= na || a[k].pid != b[i].pid || b[i].ticks <= a[k].ticks)
+                        if (k >= na || a[k].pid != b[i].pid || b[i].ticks <= a[k].ticks ||
+                            diag_lineage_has(&lineage, b[i].pid))
                                 continue;
                         d = b[i].ticks - a[k].ticks;
                         for (size_t t = 0; t < TOP_CPU; t++)
@@ -750,10 +826,12 @@ static void add_samples(const struct cpu_reading *a, size_t na, const struct cpu
                 char name[64], out[64];
                 if (left_ms() < SAMPLE_NEEDS_MS)
                         break;
+                if (diag_lineage_has(&lineage, pids[i]))
+                        continue;
                 snprintf(name, sizeof name, "diag-sample %d", pids[i]);
                 snprintf(out, sizeof out, "samples/%d.json", pids[i]);
                 add_tool(name, "diag-sample", "diag-sample", out, 21,
-                         (const char *const[]) { "-d", "1s", "-J", pid_arg(pids[i]), NULL }, pids[i]);
+                         (const char *const[]) { "-d", "1s", "-J", pid_arg(pids[i]), NULL }, pids[i], 0);
         }
 }
 
@@ -786,16 +864,17 @@ static void add_cores(void) {
                         continue;
                 add_tool(name, "diag-core", "diag-core", NULL, 22,
                          (const char *const[]) { "-q", "--no-progress", "--max-size", max,
-                                                 "-o", outs[i % MAX_JOBS], pid_arg(arg.cores[i]), NULL }, arg.cores[i]);
+                                                 "-o", outs[i % MAX_JOBS], pid_arg(arg.cores[i]), NULL }, arg.cores[i], 0);
         }
 }
+
+static struct job *chain_job;
 
 static void run_all(void) {
         _cleanup_free_ struct cpu_reading *a = NULL, *b = NULL;
         size_t na, nb;
         bool chains_done = false, samples_started = false;
         uint64_t window_end;
-        struct job *chain_job = NULL;
 
         na = read_cpu(&a);
         qsort(a, na, sizeof *a, cmp_cpu);
@@ -813,16 +892,46 @@ static void run_all(void) {
                 }
                 (void) job_start(j);
         }
-        chain_job = add_tool("diag-chain", "diag-chain", "diag-chain", "chains.json", 10,
-                 (const char *const[]) { "--all", "-J", NULL }, 0);
-        add_tool("diag-chain text", "diag-chain", "diag-chain", "chains.txt", 10,
-                 (const char *const[]) { "--all", NULL }, 0);
-        add_tool("diag-locks", "diag-locks", "diag-locks", "locks.json", 11, (const char *const[]) { "-J", NULL }, 0);
+        {
+                /* one walk: the JSON on stdout, the text into chains.txt (its .part name) */
+                static char limit[32], text[PATH_MAX];
+                char part[64];
+                unsigned left = left_ms();
+
+                snprintf(limit, sizeof limit, "%ums",
+                         MAX(MIN((unsigned) CHAIN_BUDGET_MS, left > AFTER_CHAINS_MS ? left - AFTER_CHAINS_MS : 0), 100u));
+                if (diag_snap_part_name("chains.txt", part, sizeof part) == 0 && FORMAT_FITS(text, "%s/%s", tmp_path, part)) {
+                        chain_job = add_tool("diag-chain", "diag-chain", "diag-chain", "chains.json", 10,
+                                             (const char *const[]) { "--all", "--min-blocked", STUCK_MIN, "--exclude-lineage",
+                                                                     self_pid, "--time-limit", limit, "--text", text, "-J", NULL },
+                                             0, 0);
+                        if (chain_job)
+                                snprintf(chain_job->out2, sizeof chain_job->out2, "chains.txt");
+                }
+        }
+        add_tool("diag-locks", "diag-locks", "diag-locks", "locks.json", 11, (const char *const[]) { "-J", NULL }, 0,
+                 TOOL_BUDGET_MS);
         add_tool("diag-fds", "diag-fds", "diag-fds", "fds-summary.json", 12,
-                 (const char *const[]) { "--summary", "-J", NULL }, 0);
-        add_tool("shmdump", "shmdump", "../shmdump", "shm.json", 13, (const char *const[]) { "-J", NULL }, 0);
-        for (size_t i = 0; i < arg.npids; i++)
-                add_stack(arg.pids[i]);
+                 (const char *const[]) { "--summary", "-J", NULL }, 0, TOOL_BUDGET_MS);
+        add_tool("shmdump", "shmdump", "../shmdump", "shm.json", 13, (const char *const[]) { "-J", NULL }, 0,
+                 TOOL_BUDGET_MS);
+        for (size_t i = 0; i < arg.npids; i++) {
+                struct job *j;
+                char name[64];
+
+                if (!diag_lineage_has(&lineage, arg.pids[i])) {
+                        add_stack(arg.pids[i]);
+                        continue;
+                }
+                /* named: say why there is no stack of it */
+                snprintf(name, sizeof name, "diag-stack %d", arg.pids[i]);
+                j = job_new(name, 20);
+                if (j) {
+                        j->status = JOB_SKIPPED;
+                        snprintf(j->why, sizeof j->why, "pid %d is diag-snap's own run (itself, a process waiting "
+                                 "for it, or a child of it): not stopped", arg.pids[i]);
+                }
+        }
         stacks_of_dstate();
         add_cores();
 
@@ -836,7 +945,7 @@ static void run_all(void) {
                 if (!chains_done && (!chain_job || chain_job->status != JOB_RUNNING)) {
                         chains_done = true;
                         if (chain_job && chain_job->status == JOB_OK)
-                                stacks_of_chains();
+                                after_chains(chain_job);
                 }
                 if (!running_jobs() && samples_started && chains_done)
                         break;
@@ -877,9 +986,9 @@ static void tool_findings(void) {
                 const struct job *j = &jobs[i];
                 char text[256];
 
-                if (j->status != JOB_OK)
+                if (j->status != JOB_OK && !(j == chain_job && chains_cut))
                         continue;
-                if (strcmp(j->name, "diag-chain") == 0 && (j->exit_status == 3 || j->exit_status == 5)) {
+                if (j == chain_job && (j->exit_status == 3 || j->exit_status == 5)) {
                         size_t n = count_chains();
                         if (j->exit_status == 3)
                                 snprintf(text, sizeof text, "wait chains: %zu chain%s of blocked threads, a deadlock among them",
@@ -1558,11 +1667,15 @@ int main(int argc, char **argv) {
         if (tmp_dirfd < 0)
                 return fail(negative_errno(), "Cannot open %s", tmp_path);
         find_tools_dir();
+        if (diag_lineage_init(getpid(), &lineage) < 0)
+                lineage = (struct diag_lineage) { .self = getpid() };
+        snprintf(self_pid, sizeof self_pid, "%d", (int) getpid());
 
         run_all();
         if (got_signal)
                 return fail(0, "interrupted by signal %d: no bundle written", (int) got_signal);
         kill_all_jobs();        /* none is left; a stuck one is not waited for again */
+        remove_parts_at(tmp_dirfd, "", 0);
 
         for (size_t i = 0; i < njobs; i++)
                 log_debug("%s: %s in %" PRIu64 " ms%s%s", jobs[i].name, status_names[jobs[i].status],

@@ -141,6 +141,14 @@ int diag_chain_ctx_new(unsigned flags, struct diag_chain_ctx **ret);
 struct diag_chain_ctx *diag_chain_ctx_free(struct diag_chain_ctx *c);
 static inline void diag_chain_ctx_freep(struct diag_chain_ctx **c) { diag_chain_ctx_free(*c); }
 
+/* Leave a lineage out (diag_lineage_init: a tool's own run, the shell that
+ * waits for it, its children): no walk steps into its processes; a wait whose
+ * other end only they hold ends there ("this tool's own run: not followed").
+ * The tool's own process is always left out. l must outlive the context. */
+struct diag_lineage;
+void diag_chain_ctx_exclude(struct diag_chain_ctx *c, const struct diag_lineage *l);
+bool diag_chain_ctx_excluded(struct diag_chain_ctx *c, pid_t pid);
+
 /* Blocked threads of pid (state S or D, in a system call), in tid order. */
 int diag_chain_blocked_threads(pid_t pid, pid_t **ret, size_t *ret_n);
 

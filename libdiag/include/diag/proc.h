@@ -96,6 +96,26 @@ int diag_task_status_field(pid_t pid, pid_t tid, const char *key, int base, unsi
 /* Is pid a kernel thread (no mm)? */
 int diag_proc_is_kernel_thread(pid_t pid);
 
+/* The parent of pid (field 4 of /proc/PID/stat); 0 for a process whose parent
+ * is outside its pid namespace. */
+int diag_proc_read_ppid(pid_t pid, pid_t *ret);
+
+/*
+ * A process's lineage: itself, its ancestors (the shell, cron or service that
+ * started it waits for it) and its descendants (the children it runs). A tool
+ * that looks at the whole host leaves its own lineage out: it is not a story.
+ * The ancestors are read once; a descendant is recognised by its parents.
+ */
+#define DIAG_LINEAGE_MAX_UP 64
+struct diag_lineage {
+        pid_t self;
+        pid_t up[DIAG_LINEAGE_MAX_UP];  /* parent first, pid 1 (or the namespace's top) last */
+        size_t nup;
+};
+int diag_lineage_init(pid_t pid, struct diag_lineage *ret);
+/* Is pid self, an ancestor or a descendant? A pid gone or unreadable is not. */
+bool diag_lineage_has(const struct diag_lineage *l, pid_t pid);
+
 /* Every process id, from /proc (a snapshot: some may be gone when read). */
 int diag_proc_list_pids(pid_t **ret, size_t *ret_n);
 /* /proc/PID/comm without the newline. */

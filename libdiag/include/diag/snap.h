@@ -42,11 +42,18 @@ struct diag_snap {
 };
 
 /* Open NAME (relative; parent directories made 0700) in the bundle for writing:
- * 0600, O_EXCL (never replaces a file). NULL with errno set on failure. */
+ * 0600, never replacing a file. It is written as DIR/.BASE.part and renamed to
+ * NAME by diag_snap_close(): a part killed while writing leaves only the .part
+ * file, which diag-snap removes. NULL with errno set on failure. */
 FILE *diag_snap_open(struct diag_snap *s, const char *name);
 /* Flush and close; 0, or negative errno (a full disk: -ENOSPC), in which case the
  * file is removed and a missing entry says why. */
 int diag_snap_close(struct diag_snap *s, FILE *f, const char *name);
+#define DIAG_SNAP_PART_SUFFIX ".part"
+/* The temporary name NAME is written under ("stacks/1.json" -> "stacks/.1.json.part"). */
+int diag_snap_part_name(const char *name, char *buf, size_t size);
+/* Rename part to name under dirfd, never replacing anything (-EEXIST). */
+int diag_snap_publish(int dirfd, const char *part, const char *name);
 /* Write a whole small file (JSON text, say) at once: open, write, close. */
 int diag_snap_write(struct diag_snap *s, const char *name, const char *data, size_t len);
 
