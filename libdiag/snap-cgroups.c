@@ -646,6 +646,113 @@ static void findings(struct walk *w) {
                                   diag_format_size((uint64_t) top->wbps, b, sizeof b), top->iops);
 }
 
+/* The hierarchies, found once for diag_snap_memcg(); the cache of the cgroups it was
+ * asked about, kept for the life of the part's process. */
+static struct walk memcg_w;
+static bool memcg_w_found;
+static struct memcg_entry {
+        char *path;
+        int64_t limit;
+} *memcg_cache;
+static size_t memcg_n, memcg_alloc;
+
+/* The limit that applies to cgroup rel of hierarchy h: v1 memory.stat's
+ * hierarchical_memory_limit; v2 the smallest memory.max of it and its ancestors. */
+static int64_t memcg_limit(const struct hier *h, const char *path) {
+        char rel[4096], file[4200];
+        int64_t lim = 0;
+
+        snprintf(rel, sizeof rel, "%s", path[1] ? path + 1 : ".");
+        if (!h->v2) {
+                _cleanup_free_ char *t = NULL;
+                int64_t v;
+
+                snprintf(file, sizeof file, "%s/memory.stat", rel);
+                if (diag_read_file_at(h->fd, file, 1 << 20, &t, NULL) < 0)
+                        return -1;
+                v = keyed(t, "hierarchical_memory_limit");
+                /* v1 says "no limit" with a number near 2^63 */
+                return v < 0 ? -1 : v >= (INT64_C(1) << 62) ? 0 : v;
+        }
+        /* the root has no memory.max: stop below it */
+        while (strcmp(rel, ".") != 0) {
+                struct entry e = { .hier = (unsigned) (h - memcg_w.hier), .rel = rel };
+                int64_t v = read_cg_num(&memcg_w, &e, "memory.max");
+                char *slash = strrchr(rel, '/');
+
+                if (v < 0 && strcmp(rel, path + 1) == 0)
+                        return -1;      /* the cgroup itself: gone, or no memory controller */
+                if (v > 0 && (lim == 0 || v < lim))
+                        lim = v;
+                if (slash)
+                        *slash = 0;
+                else
+                        snprintf(rel, sizeof rel, ".");
+        }
+        return lim;
+}
+
+const char *diag_snap_memcg(const char *proc_cgroup, int64_t *ret_limit) {
+        const struct hier *h = NULL;
+        char path[4096] = "";
+        bool v1_line = false;
+
+        *ret_limit = -1;
+        if (!memcg_w_found) {
+                memcg_w_found = true;
+                (void) find_hierarchies(&memcg_w);
+        }
+        /* the v1 memory controller's hierarchy if mounted, else cgroup2's */
+        for (size_t i = 0; i < memcg_w.nhier && !h; i++)
+                if (!memcg_w.hier[i].v2 && (memcg_w.hier[i].ctrl & CTRL_MEM))
+                        h = &memcg_w.hier[i];
+        v1_line = h != NULL;
+        for (size_t i = 0; i < memcg_w.nhier && !h; i++)
+                if (memcg_w.hier[i].v2)
+                        h = &memcg_w.hier[i];
+        if (!h)
+                return NULL;
+        /* "ID:controllers:path" lines: v1 the one whose controllers include memory, v2 "0::" */
+        for (const char *l = proc_cgroup; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+                const char *c = strchr(l, ':'), *p = c ? strchr(c + 1, ':') : NULL;
+                size_t len;
+
+                if (!p || *l == '\n')
+                        continue;
+                if (v1_line) {
+                        char ctrls[256];
+                        bool mem = false;
+                        snprintf(ctrls, sizeof ctrls, "%.*s", (int) (p - c - 1), c + 1);
+                        for (char *save = NULL, *t = strtok_r(ctrls, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                                mem = mem || strcmp(t, "memory") == 0;
+                        if (!mem)
+                                continue;
+                } else if (strncmp(l, "0::", 3) != 0)
+                        continue;
+                len = strcspn(p + 1, "\n");
+                if (len == 0 || len >= sizeof path)
+                        return NULL;
+                memcpy(path, p + 1, len);
+                path[len] = 0;
+                break;
+        }
+        if (path[0] != '/')
+                return NULL;
+        for (size_t i = 0; i < memcg_n; i++)
+                if (strcmp(memcg_cache[i].path, path) == 0) {
+                        *ret_limit = memcg_cache[i].limit;
+                        return memcg_cache[i].path;
+                }
+        if (DIAG_GROW(memcg_cache, memcg_alloc, memcg_n + 1) < 0)
+                return NULL;
+        memcg_cache[memcg_n].path = strdup(path);
+        if (!memcg_cache[memcg_n].path)
+                return NULL;
+        memcg_cache[memcg_n].limit = memcg_limit(h, path);
+        *ret_limit = memcg_cache[memcg_n].limit;
+        return memcg_cache[memcg_n++].path;
+}
+
 int diag_snap_cgroups(struct diag_snap *s) {
         struct walk w = { .s = s };
         uint64_t t0, t1;

@@ -29,6 +29,9 @@
 #define PROCS_GROUP_MIN_COUNT 8
 /* ... holding more than this share of MemTotal (PSS) is the incident. */
 #define PROCS_GROUP_MEM_PCT 20.0
+/* ... or, all in one memory cgroup with a limit below MemTotal, more than this
+ * share of that limit (PSS): the group is what fills its cgroup. */
+#define PROCS_GROUP_LIMIT_PCT 75.0
 /* One process holding more than this share of MemTotal (PSS, or RSS without it). */
 #define PROCS_ONE_MEM_PCT 50.0
 /* RSS grown by at least this much during the window. */
@@ -60,6 +63,8 @@ struct proc {
         int oom_score;
         char cmd[PROCS_CMD_MAX];
         char cgroup[128];
+        const char *memcg;              /* its memory cgroup (diag_snap_memcg()), NULL if unknown */
+        int64_t memcg_limit;            /* that cgroup's limit, 0 none, -1 unknown */
         /* derived */
         double cpu_pct, majflt_s, rbytes_s, wbytes_s;
         size_t group;
@@ -71,6 +76,8 @@ struct group {
         uint64_t pss, priv, shared;
         unsigned long long start_min, start_max;
         pid_t parent;                   /* the parent of more than half of them, or 0 */
+        const char *memcg;              /* the memory cgroup they all are in, or NULL */
+        int64_t memcg_limit;
 };
 
 static long page_size, hz;
@@ -183,7 +190,10 @@ static void read_rest(int procfd, struct proc *p) {
         }
         snprintf(path, sizeof path, "%d/cgroup", p->pid);
         if (diag_read_small_at(procfd, path, cg, sizeof cg) > 0) {
-                char *v2 = strstr(cg, "0::");
+                char *v2;
+
+                p->memcg = diag_snap_memcg(cg, &p->memcg_limit);
+                v2 = strstr(cg, "0::");
                 char *line = v2 && (v2 == cg || v2[-1] == '\n') ? v2 : cg;
                 line[strcspn(line, "\n")] = 0;
                 snprintf(p->cgroup, sizeof p->cgroup, "%.127s", line);
@@ -573,7 +583,8 @@ int diag_snap_procs(struct diag_snap *s) {
                         i++;
                         continue;
                 }
-                *g = (struct group) { .cmd = order[i]->cmd, .first = i, .start_min = ULLONG_MAX, .parent = order[i]->ppid };
+                *g = (struct group) { .cmd = order[i]->cmd, .first = i, .start_min = ULLONG_MAX, .parent = order[i]->ppid,
+                                      .memcg = order[i]->memcg, .memcg_limit = order[i]->memcg_limit };
                 for (; j < n && strcmp(order[j]->cmd, g->cmd) == 0; j++) {
                         const struct proc *p = order[j];
                         g->count++;
@@ -581,6 +592,8 @@ int diag_snap_procs(struct diag_snap *s) {
                         g->priv += p->have_smaps ? p->priv : 0;
                         g->start_min = MIN(g->start_min, p->start_ticks);
                         g->start_max = MAX(g->start_max, p->start_ticks);
+                        if (p->memcg != g->memcg)
+                                g->memcg = NULL;
                         /* majority vote: a pool's parent is often one of the group itself */
                         if (votes == 0)
                                 g->parent = p->ppid;
@@ -659,6 +672,9 @@ int diag_snap_procs(struct diag_snap *s) {
                         json_object_object_add(o, "start_spread_ms", json_object_new_uint64(
                                 (g->start_max - g->start_min) * 1000 / (uint64_t) hz));
                         json_object_object_add(o, "parent", json_object_new_int(g->parent));
+                        json_object_object_add(o, "memory_cgroup", g->memcg ? json_object_new_string(g->memcg) : NULL);
+                        json_object_object_add(o, "memory_limit", g->memcg && g->memcg_limit > 0
+                                               ? json_object_new_int64(g->memcg_limit) : NULL);
                         json_object_object_add(o, "pids", pids);
                         json_object_array_add(garr, o);
                 }
@@ -673,7 +689,23 @@ int diag_snap_procs(struct diag_snap *s) {
                 for (size_t i = 0; i < ngroups && nf < PROCS_FINDINGS_MAX; i++) {
                         const struct group *g = &groups[i];
                         double share = 100.0 * (double) g->pss / (double) mem_total;
-                        if (g->count < PROCS_GROUP_MIN_COUNT || share <= PROCS_GROUP_MEM_PCT)
+                        bool limited = g->memcg && g->memcg_limit > 0 && (uint64_t) g->memcg_limit < mem_total;
+                        double lshare = limited ? 100.0 * (double) g->pss / (double) g->memcg_limit : 0;
+                        char b3[DIAG_SIZE_MAX];
+
+                        if (g->count < PROCS_GROUP_MIN_COUNT)
+                                continue;
+                        if (share <= PROCS_GROUP_MEM_PCT && lshare > PROCS_GROUP_LIMIT_PCT) {
+                                nf++;
+                                diag_snap_finding(s, DIAG_SNAP_WARN, "groups.txt",
+                                                  "%zu processes \"%.80s\" (parent %d) hold %s private (PSS %s, %.0f %% of the %s limit of memory cgroup %.80s); they started %s-%s",
+                                                  g->count, g->cmd, g->parent, diag_format_size(g->priv, b1, sizeof b1),
+                                                  diag_format_size(g->pss, b2, sizeof b2), lshare,
+                                                  diag_format_size((uint64_t) g->memcg_limit, b3, sizeof b3), g->memcg,
+                                                  hms(start_wall(g->start_min), ta, sizeof ta), hms(start_wall(g->start_max), tb, sizeof tb));
+                                continue;
+                        }
+                        if (share <= PROCS_GROUP_MEM_PCT)
                                 continue;
                         nf++;
                         diag_snap_finding(s, DIAG_SNAP_CRIT, "groups.txt",

@@ -202,6 +202,27 @@ int main(void) {
         }
         snap_test_done(&t);
 
+        /* the child's memory cgroup and the limit that applies to it, as the procs part
+         * reads them; a cgroup that does not exist has none that can be read */
+        {
+                char path[80], file[64];
+                _cleanup_free_ char *text = NULL;
+                const char *got;
+                int64_t lim;
+
+                snprintf(path, sizeof path, "/%s", name);
+                snprintf(file, sizeof file, "/proc/%d/cgroup", (int) child);
+                CHECK(diag_read_file_at(AT_FDCWD, file, 1 << 16, &text, NULL) == 0);
+                got = text ? diag_snap_memcg(text, &lim) : NULL;
+                CHECK(got && strcmp(got, path) == 0);
+                CHECK_INT(got ? lim : -2, atoll(val));
+                CHECK(diag_snap_memcg(text, &lim) == got);      /* kept: the same string */
+                got = diag_snap_memcg(v2 ? "0::/diagkit-none-such\n" : "4:memory:/diagkit-none-such\n0::/\n", &lim);
+                CHECK(got && strcmp(got, "/diagkit-none-such") == 0);
+                CHECK_INT(lim, -1);
+                CHECK(diag_snap_memcg("garbage", &lim) == NULL);
+        }
+
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
         for (int i = 0; i < 50 && rmdir(cgdir) < 0 && errno == EBUSY; i++)
