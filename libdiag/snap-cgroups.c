@@ -68,6 +68,9 @@ struct cg {
         int64_t rbytes[2], wbytes[2], rios[2], wios[2];
         int64_t nr_periods[2], nr_throttled[2], throttled_usec[2];
         int64_t pids_current;
+        /* CLOCK_MONOTONIC of each reading of its memory.stat, IO and cpu.stat files: the
+         * rates are over these spans, not the walk's (a long walk would dilute them) */
+        uint64_t t_mem[2], t_io[2], t_cpu[2];
         double psi_mem_some, psi_mem_full, psi_io_some, psi_io_full, psi_cpu_some;
         /* rates */
         double rbps, wbps, iops, throttled_pct, majflt_ps;
@@ -370,6 +373,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                                 c->psi_mem_full = psi_avg10(t, "full");
                                 free(t);
                         }
+                        c->t_mem[pass] = diag_now_ns(CLOCK_MONOTONIC);
                         if ((t = read_cg_file(w, e, "memory.stat"))) {
                                 c->anon = keyed(t, "anon");
                                 c->file = keyed(t, "file");
@@ -389,6 +393,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                                         free(t);
                                 }
                         }
+                        c->t_mem[pass] = diag_now_ns(CLOCK_MONOTONIC);
                         if ((t = read_cg_file(w, e, "memory.stat"))) {
                                 c->anon = keyed(t, "rss");
                                 c->file = keyed(t, "cache");
@@ -398,6 +403,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                 }
         }
         if (h->ctrl & CTRL_IO) {
+                c->t_io[pass] = diag_now_ns(CLOCK_MONOTONIC);
                 if (h->v2) {
                         if ((t = read_cg_file(w, e, "io.stat"))) {
                                 iostat_parse(t, c, pass);
@@ -420,6 +426,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                 }
         }
         if (h->ctrl & CTRL_CPU) {
+                c->t_cpu[pass] = diag_now_ns(CLOCK_MONOTONIC);
                 if ((t = read_cg_file(w, e, "cpu.stat"))) {
                         int64_t ns;
                         c->nr_periods[pass] = keyed(t, "nr_periods");
@@ -448,14 +455,20 @@ static double rate(const int64_t v[2], double secs) {
         return v[1] >= v[0] ? (double) (v[1] - v[0]) / secs : 0;
 }
 
-static void compute_rates(struct cg *c, double secs) {
-        double rios = rate(c->rios, secs), wios = rate(c->wios, secs), thr = rate(c->throttled_usec, secs);
+/* The span between the two readings of one kind of file, or secs when not known. */
+static double span(const uint64_t t[2], double secs) {
+        return t[0] && t[1] > t[0] ? (double) (t[1] - t[0]) / 1e9 : secs;
+}
 
-        c->rbps = rate(c->rbytes, secs);
-        c->wbps = rate(c->wbytes, secs);
+static void compute_rates(struct cg *c, double secs) {
+        double io = span(c->t_io, secs), cpu = span(c->t_cpu, secs);
+        double rios = rate(c->rios, io), wios = rate(c->wios, io), thr = rate(c->throttled_usec, cpu);
+
+        c->rbps = rate(c->rbytes, io);
+        c->wbps = rate(c->wbytes, io);
         c->iops = rios < 0 || wios < 0 ? -1 : rios + wios;
         c->throttled_pct = thr < 0 ? -1 : thr / 1e4;    /* µs per s -> % */
-        c->majflt_ps = rate(c->pgmajfault, secs);
+        c->majflt_ps = rate(c->pgmajfault, span(c->t_mem, secs));
 }
 
 static bool cg_empty(const struct cg *c) {
@@ -578,7 +591,7 @@ static void write_files(struct walk *w, double secs) {
                 json_object_object_add(o, "read_bytes_per_s", jdbl(c->rbps));
                 json_object_object_add(o, "write_bytes_per_s", jdbl(c->wbps));
                 json_object_object_add(o, "iops", jdbl(c->iops));
-                json_object_object_add(o, "devices", devices_json(c, secs));
+                json_object_object_add(o, "devices", devices_json(c, span(c->t_io, secs)));
                 json_object_object_add(o, "nr_periods", jnum(c->nr_periods[1]));
                 json_object_object_add(o, "nr_throttled", jnum(c->nr_throttled[1]));
                 json_object_object_add(o, "throttled_usec", jnum(c->throttled_usec[1]));

@@ -57,6 +57,7 @@ struct proc {
         bool gone, reread, have_smaps, have_io, have_fds, kthread;
         unsigned long long start_ticks;
         uint64_t cpu_ticks[2], majflt[2], rss[2], rbytes[2], wbytes[2];
+        uint64_t t_ns[2];               /* CLOCK_MONOTONIC of each reading of this process */
         uint64_t pss, pss_anon, pss_file, pss_shmem, priv, shared;
         long threads;
         unsigned fds;
@@ -89,6 +90,7 @@ static int read_stat(int procfd, struct proc *p, int k) {
         ssize_t n;
 
         snprintf(path, sizeof path, "%d/stat", p->pid);
+        p->t_ns[k] = diag_now_ns(CLOCK_MONOTONIC);
         n = diag_read_small_at(procfd, path, buf, sizeof buf);
         if (n <= 0)
                 return n < 0 ? (int) n : -ENOENT;
@@ -566,10 +568,13 @@ int diag_snap_procs(struct diag_snap *s) {
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 struct proc *p = &ps[i];
-                p->cpu_pct = 100.0 * (double) (p->cpu_ticks[1] - MIN(p->cpu_ticks[0], p->cpu_ticks[1])) / (double) hz / secs;
-                p->majflt_s = (double) (p->majflt[1] - MIN(p->majflt[0], p->majflt[1])) / secs;
-                p->rbytes_s = (double) (p->rbytes[1] - MIN(p->rbytes[0], p->rbytes[1])) / secs;
-                p->wbytes_s = (double) (p->wbytes[1] - MIN(p->wbytes[0], p->wbytes[1])) / secs;
+                /* its own span: a reading of hundreds of processes takes a good part of the
+                 * window, and the second (which reads more per process) longer than the first */
+                double ps_secs = p->t_ns[1] > p->t_ns[0] ? (double) (p->t_ns[1] - p->t_ns[0]) / 1e9 : secs;
+                p->cpu_pct = 100.0 * (double) (p->cpu_ticks[1] - MIN(p->cpu_ticks[0], p->cpu_ticks[1])) / (double) hz / ps_secs;
+                p->majflt_s = (double) (p->majflt[1] - MIN(p->majflt[0], p->majflt[1])) / ps_secs;
+                p->rbytes_s = (double) (p->rbytes[1] - MIN(p->rbytes[0], p->rbytes[1])) / ps_secs;
+                p->wbytes_s = (double) (p->wbytes[1] - MIN(p->wbytes[0], p->wbytes[1])) / ps_secs;
                 order[i] = p;
         }
 
