@@ -21,6 +21,10 @@
 
 /* Memory use above this share of the cgroup's limit is a finding (percent). */
 #define CG_MEM_NEAR_LIMIT_PCT 90.0
+/* Near its limit with at least this many major faults per second (its memory.stat
+ * pgmajfault), a cgroup is read as thrashing: its file pages are dropped to stay
+ * under the limit and read back from disk as soon as they are used again. */
+#define CG_THRASH_MAJFLT_PER_S 200.0
 /* Time throttled above this share of the window is a finding (percent of one CPU). */
 #define CG_THROTTLED_PCT 10.0
 /* The cgroup with the highest IO rate is named when it moves at least this (bytes/s)... */
@@ -634,12 +638,17 @@ static void findings(struct walk *w) {
                 struct cg *c = &w->cg[i];
                 double pct = mem_pct(c);
 
-                if (pct > CG_MEM_NEAR_LIMIT_PCT)
-                        diag_snap_finding(w->s, DIAG_SNAP_WARN, "cgroups.txt",
-                                          "cgroup %s: memory %s of its %s limit (%.0f %%)%s", c->path,
-                                          diag_format_size((uint64_t) c->mem_current, a, sizeof a),
-                                          diag_format_size((uint64_t) c->mem_limit, b, sizeof b), pct,
-                                          c->majflt_ps > 0 ? ", major faults going on" : "");
+                if (pct > CG_MEM_NEAR_LIMIT_PCT) {
+                        char faults[64] = "";
+
+                        if (c->majflt_ps >= CG_THRASH_MAJFLT_PER_S)
+                                snprintf(faults, sizeof faults, ", %.0f major faults/s -> page-cache thrash", c->majflt_ps);
+                        else if (c->majflt_ps > 0)
+                                snprintf(faults, sizeof faults, ", %.0f major faults/s", c->majflt_ps);
+                        diag_snap_finding(w->s, DIAG_SNAP_WARN, "cgroups.txt", "cgroup %s: memory %s of its %s limit (%.0f %%)%s",
+                                          c->path, diag_format_size((uint64_t) c->mem_current, a, sizeof a),
+                                          diag_format_size((uint64_t) c->mem_limit, b, sizeof b), pct, faults);
+                }
                 if (c->ev_oom_kill > 0)
                         diag_snap_finding(w->s, DIAG_SNAP_CRIT, "cgroups.txt", "cgroup %s: %" PRId64 " OOM kills (memory limit %s)",
                                           c->path, c->ev_oom_kill,

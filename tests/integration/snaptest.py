@@ -25,7 +25,7 @@ DEFAULT_RE = re.compile(r"^diag-snap\.[^/]+\.\d{8}-\d{6}$")
 
 def setup(description, *more):
     """dt.setup() with the paths the diag-snap tests take."""
-    return dt.setup(description, "diag_snap", "fusehang", "chainfix", "forkpool", *more)
+    return dt.setup(description, "diag_snap", "fusehang", "chainfix", "forkpool", "rereader", *more)
 
 
 def snap(*args, timeout=30, env=None, cwd="/"):
