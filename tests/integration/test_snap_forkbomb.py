@@ -118,6 +118,12 @@ def during(chk, tmp, fx, cg, parent, workers):
                       "during: worker %d private %d bytes, it dirtied %d" % (w["pid"], p["private_bytes"], w["dirtied_bytes"]))
             chk.check(p["shared_bytes"] >= (DATA_MIB - DIRTY_MIB) * (1 << 20) * 0.9,
                       "during: worker %d shares %d bytes of the parent's list" % (w["pid"], p["shared_bytes"]))
+    # groups.txt: COUNT PSS PRIVATE SHARED FIRST LAST PARENT COMMAND, one line per group
+    rows = [l.split(None, 7) for l in b.text("groups.txt").splitlines()[1:]]
+    rows = [r for r in rows if len(r) == 8 and r[6] == str(parent) and r[7] == cmd]
+    if chk.check(len(rows) == 1, "during: groups.txt has one line for the pool (parent %d)" % parent):
+        chk.eq(int(rows[0][0]), len(after_pids), "during: groups.txt's count of the pool")
+        dt.log("during: groups.txt: %s" % " ".join(rows[0]))
     lines = b.findings('%d processes "' % len(after_pids))
     lines = [l for l in lines if "(parent %d)" % parent in l]
     dt.log("during: summary line: %r" % lines)
