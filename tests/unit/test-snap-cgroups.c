@@ -196,6 +196,8 @@ int main(void) {
                 CHECK_INT(snap_test_jget(o, "oom_kill"), 0);
                 CHECK(txt && strstr(txt, path));
                 CHECK(fnd && strstr(fnd, "F\t2\tcgroups.txt\tcgroup ") && strstr(fnd, path));
+                /* its memory is anonymous and resident: near the limit, but no thrash */
+                CHECK(fnd && !strstr(fnd, "thrash"));
                 if (fnd)
                         fprintf(stderr, "findings:\n%s", fnd);
                 json_object_put(doc);
