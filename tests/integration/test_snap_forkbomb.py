@@ -102,12 +102,10 @@ def during(chk, tmp, fx, cg, parent, workers):
     chk.eq(g.get("parent"), parent, "during: the group's common parent")
     chk.eq(g.get("memory_cgroup"), cg.path, "during: the group's memory cgroup")
     chk.eq(g.get("memory_limit"), LIMIT, "during: the limit of the group's memory cgroup")
-    oracle = [(x + y) / 2 for x, y in zip(before, after)]
-    for key, want in zip(("pss_bytes", "private_bytes", "shared_bytes"), oracle):
-        got = g.get(key)
+    for key, x, y in zip(("pss_bytes", "private_bytes", "shared_bytes"), before, after):
+        got, want = g.get(key), (x + y) / 2
         dt.log("during: group %s %.1f MiB, smaps_rollup summed %.1f MiB (before %.1f, after %.1f)"
-               % (key, (got or 0) / MIB, want / MIB, before[("pss_bytes", "private_bytes", "shared_bytes").index(key)] / MIB,
-                  after[("pss_bytes", "private_bytes", "shared_bytes").index(key)] / MIB))
+               % (key, (got or 0) / MIB, want / MIB, x / MIB, y / MIB))
         chk.check(got is not None and abs(got - want) <= TOL * want,
                   "during: group %s %r not within %d %% of smaps_rollup's %d" % (key, got, TOL * 100, want))
     # each worker's own copy: what it dirtied is private to it, the list stays shared
@@ -150,7 +148,7 @@ def after(chk, tmp, fx, cg, parent, workers, killed, kmsg_before):
     chk.eq([w for w in workers if b.process(w)], [], "after: no worker in processes.json")
     events = b.oom.get("events", [])
     named = {e.get("pid"): e for e in events if e.get("killed")}
-    kmsg = [p for p, _ in (kmsg_oom_kills() or []) if p in workers and (p, _) not in kmsg_before]
+    kmsg = [k[0] for k in (kmsg_oom_kills() or []) if k[0] in workers and k not in kmsg_before]
     dt.log("after: SIGKILLed (the fixture saw) %s; the kernel log says %s; oom.json names %s"
            % (killed, kmsg, sorted(p for p in named if p in workers)))
     chk.eq(sorted(kmsg), sorted(killed), "after: the kernel log's victims are the workers that died of SIGKILL")
