@@ -21,6 +21,10 @@
 
 /* Memory use above this share of the cgroup's limit is a finding (percent). */
 #define CG_MEM_NEAR_LIMIT_PCT 90.0
+/* Near its limit with at least this many major faults per second (its memory.stat
+ * pgmajfault), a cgroup is read as thrashing: its file pages are dropped to stay
+ * under the limit and read back from disk as soon as they are used again. */
+#define CG_THRASH_MAJFLT_PER_S 200.0
 /* Time throttled above this share of the window is a finding (percent of one CPU). */
 #define CG_THROTTLED_PCT 10.0
 /* The cgroup with the highest IO rate is named when it moves at least this (bytes/s)... */
@@ -68,6 +72,9 @@ struct cg {
         int64_t rbytes[2], wbytes[2], rios[2], wios[2];
         int64_t nr_periods[2], nr_throttled[2], throttled_usec[2];
         int64_t pids_current;
+        /* CLOCK_MONOTONIC of each reading of its memory.stat, IO and cpu.stat files: the
+         * rates are over these spans, not the walk's (a long walk would dilute them) */
+        uint64_t t_mem[2], t_io[2], t_cpu[2];
         double psi_mem_some, psi_mem_full, psi_io_some, psi_io_full, psi_cpu_some;
         /* rates */
         double rbps, wbps, iops, throttled_pct, majflt_ps;
@@ -370,6 +377,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                                 c->psi_mem_full = psi_avg10(t, "full");
                                 free(t);
                         }
+                        c->t_mem[pass] = diag_now_ns(CLOCK_MONOTONIC);
                         if ((t = read_cg_file(w, e, "memory.stat"))) {
                                 c->anon = keyed(t, "anon");
                                 c->file = keyed(t, "file");
@@ -389,6 +397,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                                         free(t);
                                 }
                         }
+                        c->t_mem[pass] = diag_now_ns(CLOCK_MONOTONIC);
                         if ((t = read_cg_file(w, e, "memory.stat"))) {
                                 c->anon = keyed(t, "rss");
                                 c->file = keyed(t, "cache");
@@ -398,6 +407,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                 }
         }
         if (h->ctrl & CTRL_IO) {
+                c->t_io[pass] = diag_now_ns(CLOCK_MONOTONIC);
                 if (h->v2) {
                         if ((t = read_cg_file(w, e, "io.stat"))) {
                                 iostat_parse(t, c, pass);
@@ -420,6 +430,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                 }
         }
         if (h->ctrl & CTRL_CPU) {
+                c->t_cpu[pass] = diag_now_ns(CLOCK_MONOTONIC);
                 if ((t = read_cg_file(w, e, "cpu.stat"))) {
                         int64_t ns;
                         c->nr_periods[pass] = keyed(t, "nr_periods");
@@ -448,14 +459,20 @@ static double rate(const int64_t v[2], double secs) {
         return v[1] >= v[0] ? (double) (v[1] - v[0]) / secs : 0;
 }
 
-static void compute_rates(struct cg *c, double secs) {
-        double rios = rate(c->rios, secs), wios = rate(c->wios, secs), thr = rate(c->throttled_usec, secs);
+/* The span between the two readings of one kind of file, or secs when not known. */
+static double span(const uint64_t t[2], double secs) {
+        return t[0] && t[1] > t[0] ? (double) (t[1] - t[0]) / 1e9 : secs;
+}
 
-        c->rbps = rate(c->rbytes, secs);
-        c->wbps = rate(c->wbytes, secs);
+static void compute_rates(struct cg *c, double secs) {
+        double io = span(c->t_io, secs), cpu = span(c->t_cpu, secs);
+        double rios = rate(c->rios, io), wios = rate(c->wios, io), thr = rate(c->throttled_usec, cpu);
+
+        c->rbps = rate(c->rbytes, io);
+        c->wbps = rate(c->wbytes, io);
         c->iops = rios < 0 || wios < 0 ? -1 : rios + wios;
         c->throttled_pct = thr < 0 ? -1 : thr / 1e4;    /* µs per s -> % */
-        c->majflt_ps = rate(c->pgmajfault, secs);
+        c->majflt_ps = rate(c->pgmajfault, span(c->t_mem, secs));
 }
 
 static bool cg_empty(const struct cg *c) {
@@ -578,7 +595,7 @@ static void write_files(struct walk *w, double secs) {
                 json_object_object_add(o, "read_bytes_per_s", jdbl(c->rbps));
                 json_object_object_add(o, "write_bytes_per_s", jdbl(c->wbps));
                 json_object_object_add(o, "iops", jdbl(c->iops));
-                json_object_object_add(o, "devices", devices_json(c, secs));
+                json_object_object_add(o, "devices", devices_json(c, span(c->t_io, secs)));
                 json_object_object_add(o, "nr_periods", jnum(c->nr_periods[1]));
                 json_object_object_add(o, "nr_throttled", jnum(c->nr_throttled[1]));
                 json_object_object_add(o, "throttled_usec", jnum(c->throttled_usec[1]));
@@ -621,12 +638,17 @@ static void findings(struct walk *w) {
                 struct cg *c = &w->cg[i];
                 double pct = mem_pct(c);
 
-                if (pct > CG_MEM_NEAR_LIMIT_PCT)
-                        diag_snap_finding(w->s, DIAG_SNAP_WARN, "cgroups.txt",
-                                          "cgroup %s: memory %s of its %s limit (%.0f %%)%s", c->path,
-                                          diag_format_size((uint64_t) c->mem_current, a, sizeof a),
-                                          diag_format_size((uint64_t) c->mem_limit, b, sizeof b), pct,
-                                          c->majflt_ps > 0 ? ", major faults going on" : "");
+                if (pct > CG_MEM_NEAR_LIMIT_PCT) {
+                        char faults[64] = "";
+
+                        if (c->majflt_ps >= CG_THRASH_MAJFLT_PER_S)
+                                snprintf(faults, sizeof faults, ", %.0f major faults/s -> page-cache thrash", c->majflt_ps);
+                        else if (c->majflt_ps > 0)
+                                snprintf(faults, sizeof faults, ", %.0f major faults/s", c->majflt_ps);
+                        diag_snap_finding(w->s, DIAG_SNAP_WARN, "cgroups.txt", "cgroup %s: memory %s of its %s limit (%.0f %%)%s",
+                                          c->path, diag_format_size((uint64_t) c->mem_current, a, sizeof a),
+                                          diag_format_size((uint64_t) c->mem_limit, b, sizeof b), pct, faults);
+                }
                 if (c->ev_oom_kill > 0)
                         diag_snap_finding(w->s, DIAG_SNAP_CRIT, "cgroups.txt", "cgroup %s: %" PRId64 " OOM kills (memory limit %s)",
                                           c->path, c->ev_oom_kill,
@@ -644,6 +666,113 @@ static void findings(struct walk *w) {
                 diag_snap_finding(w->s, DIAG_SNAP_NOTICE, "cgroups.txt", "cgroup %s: %s/s read, %s/s written, %.0f IOPS (the most IO)",
                                   top->path, diag_format_size((uint64_t) top->rbps, a, sizeof a),
                                   diag_format_size((uint64_t) top->wbps, b, sizeof b), top->iops);
+}
+
+/* The hierarchies, found once for diag_snap_memcg(); the cache of the cgroups it was
+ * asked about, kept for the life of the part's process. */
+static struct walk memcg_w;
+static bool memcg_w_found;
+static struct memcg_entry {
+        char *path;
+        int64_t limit;
+} *memcg_cache;
+static size_t memcg_n, memcg_alloc;
+
+/* The limit that applies to cgroup rel of hierarchy h: v1 memory.stat's
+ * hierarchical_memory_limit; v2 the smallest memory.max of it and its ancestors. */
+static int64_t memcg_limit(const struct hier *h, const char *path) {
+        char rel[4096], file[4200];
+        int64_t lim = 0;
+
+        snprintf(rel, sizeof rel, "%s", path[1] ? path + 1 : ".");
+        if (!h->v2) {
+                _cleanup_free_ char *t = NULL;
+                int64_t v;
+
+                snprintf(file, sizeof file, "%s/memory.stat", rel);
+                if (diag_read_file_at(h->fd, file, 1 << 20, &t, NULL) < 0)
+                        return -1;
+                v = keyed(t, "hierarchical_memory_limit");
+                /* v1 says "no limit" with a number near 2^63 */
+                return v < 0 ? -1 : v >= (INT64_C(1) << 62) ? 0 : v;
+        }
+        /* the root has no memory.max: stop below it */
+        while (strcmp(rel, ".") != 0) {
+                struct entry e = { .hier = (unsigned) (h - memcg_w.hier), .rel = rel };
+                int64_t v = read_cg_num(&memcg_w, &e, "memory.max");
+                char *slash = strrchr(rel, '/');
+
+                if (v < 0 && strcmp(rel, path + 1) == 0)
+                        return -1;      /* the cgroup itself: gone, or no memory controller */
+                if (v > 0 && (lim == 0 || v < lim))
+                        lim = v;
+                if (slash)
+                        *slash = 0;
+                else
+                        snprintf(rel, sizeof rel, ".");
+        }
+        return lim;
+}
+
+const char *diag_snap_memcg(const char *proc_cgroup, int64_t *ret_limit) {
+        const struct hier *h = NULL;
+        char path[4096] = "";
+        bool v1_line = false;
+
+        *ret_limit = -1;
+        if (!memcg_w_found) {
+                memcg_w_found = true;
+                (void) find_hierarchies(&memcg_w);
+        }
+        /* the v1 memory controller's hierarchy if mounted, else cgroup2's */
+        for (size_t i = 0; i < memcg_w.nhier && !h; i++)
+                if (!memcg_w.hier[i].v2 && (memcg_w.hier[i].ctrl & CTRL_MEM))
+                        h = &memcg_w.hier[i];
+        v1_line = h != NULL;
+        for (size_t i = 0; i < memcg_w.nhier && !h; i++)
+                if (memcg_w.hier[i].v2)
+                        h = &memcg_w.hier[i];
+        if (!h)
+                return NULL;
+        /* "ID:controllers:path" lines: v1 the one whose controllers include memory, v2 "0::" */
+        for (const char *l = proc_cgroup; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+                const char *c = strchr(l, ':'), *p = c ? strchr(c + 1, ':') : NULL;
+                size_t len;
+
+                if (!p || *l == '\n')
+                        continue;
+                if (v1_line) {
+                        char ctrls[256];
+                        bool mem = false;
+                        snprintf(ctrls, sizeof ctrls, "%.*s", (int) (p - c - 1), c + 1);
+                        for (char *save = NULL, *t = strtok_r(ctrls, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                                mem = mem || strcmp(t, "memory") == 0;
+                        if (!mem)
+                                continue;
+                } else if (strncmp(l, "0::", 3) != 0)
+                        continue;
+                len = strcspn(p + 1, "\n");
+                if (len == 0 || len >= sizeof path)
+                        return NULL;
+                memcpy(path, p + 1, len);
+                path[len] = 0;
+                break;
+        }
+        if (path[0] != '/')
+                return NULL;
+        for (size_t i = 0; i < memcg_n; i++)
+                if (strcmp(memcg_cache[i].path, path) == 0) {
+                        *ret_limit = memcg_cache[i].limit;
+                        return memcg_cache[i].path;
+                }
+        if (DIAG_GROW(memcg_cache, memcg_alloc, memcg_n + 1) < 0)
+                return NULL;
+        memcg_cache[memcg_n].path = strdup(path);
+        if (!memcg_cache[memcg_n].path)
+                return NULL;
+        memcg_cache[memcg_n].limit = memcg_limit(h, path);
+        *ret_limit = memcg_cache[memcg_n].limit;
+        return memcg_cache[memcg_n++].path;
 }
 
 int diag_snap_cgroups(struct diag_snap *s) {

@@ -29,6 +29,9 @@
 #define PROCS_GROUP_MIN_COUNT 8
 /* ... holding more than this share of MemTotal (PSS) is the incident. */
 #define PROCS_GROUP_MEM_PCT 20.0
+/* ... or, all in one memory cgroup with a limit below MemTotal, more than this
+ * share of that limit (PSS): the group is what fills its cgroup. */
+#define PROCS_GROUP_LIMIT_PCT 75.0
 /* One process holding more than this share of MemTotal (PSS, or RSS without it). */
 #define PROCS_ONE_MEM_PCT 50.0
 /* RSS grown by at least this much during the window. */
@@ -54,12 +57,15 @@ struct proc {
         bool gone, reread, have_smaps, have_io, have_fds, kthread;
         unsigned long long start_ticks;
         uint64_t cpu_ticks[2], majflt[2], rss[2], rbytes[2], wbytes[2];
+        uint64_t t_ns[2];               /* CLOCK_MONOTONIC of each reading of this process */
         uint64_t pss, pss_anon, pss_file, pss_shmem, priv, shared;
         long threads;
         unsigned fds;
         int oom_score;
         char cmd[PROCS_CMD_MAX];
         char cgroup[128];
+        const char *memcg;              /* its memory cgroup (diag_snap_memcg()), NULL if unknown */
+        int64_t memcg_limit;            /* that cgroup's limit, 0 none, -1 unknown */
         /* derived */
         double cpu_pct, majflt_s, rbytes_s, wbytes_s;
         size_t group;
@@ -71,6 +77,8 @@ struct group {
         uint64_t pss, priv, shared;
         unsigned long long start_min, start_max;
         pid_t parent;                   /* the parent of more than half of them, or 0 */
+        const char *memcg;              /* the memory cgroup they all are in, or NULL */
+        int64_t memcg_limit;
 };
 
 static long page_size, hz;
@@ -82,6 +90,7 @@ static int read_stat(int procfd, struct proc *p, int k) {
         ssize_t n;
 
         snprintf(path, sizeof path, "%d/stat", p->pid);
+        p->t_ns[k] = diag_now_ns(CLOCK_MONOTONIC);
         n = diag_read_small_at(procfd, path, buf, sizeof buf);
         if (n <= 0)
                 return n < 0 ? (int) n : -ENOENT;
@@ -183,7 +192,10 @@ static void read_rest(int procfd, struct proc *p) {
         }
         snprintf(path, sizeof path, "%d/cgroup", p->pid);
         if (diag_read_small_at(procfd, path, cg, sizeof cg) > 0) {
-                char *v2 = strstr(cg, "0::");
+                char *v2;
+
+                p->memcg = diag_snap_memcg(cg, &p->memcg_limit);
+                v2 = strstr(cg, "0::");
                 char *line = v2 && (v2 == cg || v2[-1] == '\n') ? v2 : cg;
                 line[strcspn(line, "\n")] = 0;
                 snprintf(p->cgroup, sizeof p->cgroup, "%.127s", line);
@@ -556,10 +568,13 @@ int diag_snap_procs(struct diag_snap *s) {
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 struct proc *p = &ps[i];
-                p->cpu_pct = 100.0 * (double) (p->cpu_ticks[1] - MIN(p->cpu_ticks[0], p->cpu_ticks[1])) / (double) hz / secs;
-                p->majflt_s = (double) (p->majflt[1] - MIN(p->majflt[0], p->majflt[1])) / secs;
-                p->rbytes_s = (double) (p->rbytes[1] - MIN(p->rbytes[0], p->rbytes[1])) / secs;
-                p->wbytes_s = (double) (p->wbytes[1] - MIN(p->wbytes[0], p->wbytes[1])) / secs;
+                /* its own span: a reading of hundreds of processes takes a good part of the
+                 * window, and the second (which reads more per process) longer than the first */
+                double ps_secs = p->t_ns[1] > p->t_ns[0] ? (double) (p->t_ns[1] - p->t_ns[0]) / 1e9 : secs;
+                p->cpu_pct = 100.0 * (double) (p->cpu_ticks[1] - MIN(p->cpu_ticks[0], p->cpu_ticks[1])) / (double) hz / ps_secs;
+                p->majflt_s = (double) (p->majflt[1] - MIN(p->majflt[0], p->majflt[1])) / ps_secs;
+                p->rbytes_s = (double) (p->rbytes[1] - MIN(p->rbytes[0], p->rbytes[1])) / ps_secs;
+                p->wbytes_s = (double) (p->wbytes[1] - MIN(p->wbytes[0], p->wbytes[1])) / ps_secs;
                 order[i] = p;
         }
 
@@ -573,7 +588,8 @@ int diag_snap_procs(struct diag_snap *s) {
                         i++;
                         continue;
                 }
-                *g = (struct group) { .cmd = order[i]->cmd, .first = i, .start_min = ULLONG_MAX, .parent = order[i]->ppid };
+                *g = (struct group) { .cmd = order[i]->cmd, .first = i, .start_min = ULLONG_MAX, .parent = order[i]->ppid,
+                                      .memcg = order[i]->memcg, .memcg_limit = order[i]->memcg_limit };
                 for (; j < n && strcmp(order[j]->cmd, g->cmd) == 0; j++) {
                         const struct proc *p = order[j];
                         g->count++;
@@ -581,6 +597,8 @@ int diag_snap_procs(struct diag_snap *s) {
                         g->priv += p->have_smaps ? p->priv : 0;
                         g->start_min = MIN(g->start_min, p->start_ticks);
                         g->start_max = MAX(g->start_max, p->start_ticks);
+                        if (p->memcg != g->memcg)
+                                g->memcg = NULL;
                         /* majority vote: a pool's parent is often one of the group itself */
                         if (votes == 0)
                                 g->parent = p->ppid;
@@ -659,6 +677,9 @@ int diag_snap_procs(struct diag_snap *s) {
                         json_object_object_add(o, "start_spread_ms", json_object_new_uint64(
                                 (g->start_max - g->start_min) * 1000 / (uint64_t) hz));
                         json_object_object_add(o, "parent", json_object_new_int(g->parent));
+                        json_object_object_add(o, "memory_cgroup", g->memcg ? json_object_new_string(g->memcg) : NULL);
+                        json_object_object_add(o, "memory_limit", g->memcg && g->memcg_limit > 0
+                                               ? json_object_new_int64(g->memcg_limit) : NULL);
                         json_object_object_add(o, "pids", pids);
                         json_object_array_add(garr, o);
                 }
@@ -673,7 +694,23 @@ int diag_snap_procs(struct diag_snap *s) {
                 for (size_t i = 0; i < ngroups && nf < PROCS_FINDINGS_MAX; i++) {
                         const struct group *g = &groups[i];
                         double share = 100.0 * (double) g->pss / (double) mem_total;
-                        if (g->count < PROCS_GROUP_MIN_COUNT || share <= PROCS_GROUP_MEM_PCT)
+                        bool limited = g->memcg && g->memcg_limit > 0 && (uint64_t) g->memcg_limit < mem_total;
+                        double lshare = limited ? 100.0 * (double) g->pss / (double) g->memcg_limit : 0;
+                        char b3[DIAG_SIZE_MAX];
+
+                        if (g->count < PROCS_GROUP_MIN_COUNT)
+                                continue;
+                        if (share <= PROCS_GROUP_MEM_PCT && lshare > PROCS_GROUP_LIMIT_PCT) {
+                                nf++;
+                                diag_snap_finding(s, DIAG_SNAP_WARN, "groups.txt",
+                                                  "%zu processes \"%.80s\" (parent %d) hold %s private (PSS %s, %.0f %% of the %s limit of memory cgroup %.80s); they started %s-%s",
+                                                  g->count, g->cmd, g->parent, diag_format_size(g->priv, b1, sizeof b1),
+                                                  diag_format_size(g->pss, b2, sizeof b2), lshare,
+                                                  diag_format_size((uint64_t) g->memcg_limit, b3, sizeof b3), g->memcg,
+                                                  hms(start_wall(g->start_min), ta, sizeof ta), hms(start_wall(g->start_max), tb, sizeof tb));
+                                continue;
+                        }
+                        if (share <= PROCS_GROUP_MEM_PCT)
                                 continue;
                         nf++;
                         diag_snap_finding(s, DIAG_SNAP_CRIT, "groups.txt",

@@ -196,11 +196,34 @@ int main(void) {
                 CHECK_INT(snap_test_jget(o, "oom_kill"), 0);
                 CHECK(txt && strstr(txt, path));
                 CHECK(fnd && strstr(fnd, "F\t2\tcgroups.txt\tcgroup ") && strstr(fnd, path));
+                /* its memory is anonymous and resident: near the limit, but no thrash */
+                CHECK(fnd && !strstr(fnd, "thrash"));
                 if (fnd)
                         fprintf(stderr, "findings:\n%s", fnd);
                 json_object_put(doc);
         }
         snap_test_done(&t);
+
+        /* the child's memory cgroup and the limit that applies to it, as the procs part
+         * reads them; a cgroup that does not exist has none that can be read */
+        {
+                char path[80], file[64];
+                _cleanup_free_ char *text = NULL;
+                const char *got;
+                int64_t lim;
+
+                snprintf(path, sizeof path, "/%s", name);
+                snprintf(file, sizeof file, "/proc/%d/cgroup", (int) child);
+                CHECK(diag_read_file_at(AT_FDCWD, file, 1 << 16, &text, NULL) == 0);
+                got = text ? diag_snap_memcg(text, &lim) : NULL;
+                CHECK(got && strcmp(got, path) == 0);
+                CHECK_INT(got ? lim : -2, atoll(val));
+                CHECK(diag_snap_memcg(text, &lim) == got);      /* kept: the same string */
+                got = diag_snap_memcg(v2 ? "0::/diagkit-none-such\n" : "4:memory:/diagkit-none-such\n0::/\n", &lim);
+                CHECK(got && strcmp(got, "/diagkit-none-such") == 0);
+                CHECK_INT(lim, -1);
+                CHECK(diag_snap_memcg("garbage", &lim) == NULL);
+        }
 
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);

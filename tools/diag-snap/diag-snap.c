@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -312,7 +313,7 @@ static unsigned left_ms(void) {
 
 static int job_start(struct job *j) {
         int p[2];
-        pid_t pid;
+        pid_t pid, parent;
 
         j->start_ns = diag_now_ns(CLOCK_MONOTONIC);
         if (!j->deadline_ns)
@@ -331,6 +332,7 @@ static int job_start(struct job *j) {
                 snprintf(j->why, sizeof j->why, "pipe: %s", strerror(errno));
                 return -errno;
         }
+        parent = getpid();
         pid = fork();
         if (pid < 0) {
                 int r = negative_errno();
@@ -343,6 +345,10 @@ static int job_start(struct job *j) {
         if (pid == 0) {
                 struct sigaction sa = { .sa_handler = SIG_DFL };
 
+                /* a part never outlives the diag-snap that started it, even
+                 * one killed outright: nothing of ours is left running */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(127);
                 (void) setpgid(0, 0);
                 sigaction(SIGINT, &sa, NULL);
                 sigaction(SIGTERM, &sa, NULL);

@@ -75,3 +75,10 @@ int diag_snap_procs(struct diag_snap *s);       /* processes.txt/.json, top.txt,
 int diag_snap_cgroups(struct diag_snap *s);     /* cgroups.txt, cgroups.json (v1 and v2) */
 int diag_snap_oom(struct diag_snap *s);         /* oom.txt, oom.json: OOM kills still in the kernel log */
 int diag_snap_dstate(struct diag_snap *s);      /* dstate.txt, dstate.json: D-state threads, wchan, kernel stack */
+
+/* The memory cgroup of a process, from its /proc/PID/cgroup text (v1: the line whose
+ * controllers include memory, when that controller is mounted; else the v2 "0::"
+ * line), as a path kept for the life of the process, NULL when none is found; and in
+ * *ret_limit the memory limit that applies to it (the smallest of its own and its
+ * ancestors'; v1 hierarchical_memory_limit), 0 for none, -1 when not readable. */
+const char *diag_snap_memcg(const char *proc_cgroup, int64_t *ret_limit);
