@@ -518,6 +518,25 @@ struct walk_ctx {
         size_t asc;
 };
 
+/* restart_syscall resuming poll or a timed futex wait: the registers still
+ * hold the call's arguments, so the node is that call, shown as
+ * "poll(0x7ffd..., 1, -1), resumed after a stop" and followed as one. */
+static void resume_call(const struct diag_syscall_state *sc, struct diag_chain_node *n) {
+        const char *resumed = diag_syscall_resumed(n->wchan);
+        struct diag_syscall_state call = *sc;
+        char text[200];                 /* and the words after it fit a node's 256 */
+
+        if (!resumed || strcmp(resumed, "nanosleep") == 0)
+                return;
+        call.nr = diag_syscall_number(diag_arch_native(), resumed);
+        if (call.nr < 0)
+                return;
+        diag_syscall_format(diag_arch_native(), &call, text, sizeof text);
+        snprintf(n->syscall, sizeof n->syscall, "%s, resumed after a stop", text);
+        n->syscall_name = diag_syscall_name(diag_arch_native(), call.nr);
+        n->cls = diag_syscall_class(diag_arch_native(), &call);
+}
+
 static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
         struct diag_chain_ctx *c = w->c;
         struct diag_chain_node *n = &w->ch->nodes[idx];
@@ -559,6 +578,8 @@ static void fill_thread(struct walk_ctx *w, int idx, pid_t pid, pid_t tid) {
         if (n->state != 'R')
                 (void) diag_task_read_offcpu_ms(pid, tid, &n->blocked_ms);
         (void) diag_task_read_wchan(pid, tid, n->wchan, sizeof n->wchan);
+        if (n->syscall_name && strcmp(n->syscall_name, "restart_syscall") == 0)
+                resume_call(&sc, n);
         maps = maps_of(c, pid);
         n = &w->ch->nodes[idx];
         if (sc.kind == DIAG_SC_IN && maps)
@@ -1173,6 +1194,61 @@ static bool follow_lock_guess(struct walk_ctx *w, int idx, const char *call) {
         return true;
 }
 
+/* A thread in a futex wait: into the lock's owner, or why not. */
+static void follow_futex(struct walk_ctx *w, int idx) {
+        struct diag_chain_node *n = &w->ch->nodes[idx];
+        const struct diag_futex_lock *l = futex_of(w->c, n->pid, n->tid);
+        char *via;
+
+        if (!l) {
+                set_end(w->ch, idx, DIAG_END_NO_OWNER, xasprintf("futex wait, lock not identified"));
+                return;
+        }
+        via = xasprintf("%s %s", diag_futex_kind_name(l->kind), l->name ? l->name : "?");
+        if (l->owner_tid && !l->owner_gone) {
+                step_into(w, idx, l->owner_pid, l->owner_tid, DIAG_WAIT_FUTEX, via, false);
+                return;
+        }
+        if (l->owner_gone)
+                set_end(w->ch, idx, DIAG_END_NO_OWNER,
+                        xasprintf("waits for %s, whose owner tid %d exited holding it", via, l->owner_tid));
+        else if (l->readers)
+                set_end(w->ch, idx, DIAG_END_NO_OWNER,
+                        xasprintf("waits for %s, held by %u readers (not recorded which)", via, l->readers));
+        else
+                set_end(w->ch, idx, DIAG_END_NO_OWNER,
+                        xasprintf("waits on %s: %s", via, l->kind == DIAG_FUTEX_CONDVAR ? "no owner, waits for a signal" :
+                                  l->kind == DIAG_FUTEX_SEMAPHORE ? "no owner, waits for a post" :
+                                  l->kind == DIAG_FUTEX_LIBC_LOCK ? "its owner is not recorded" : "owner unknown"));
+        free(via);
+}
+
+/* Each of the fds a thread waits on, up to the fan-out limit; the rest
+ * counted in one capped end. */
+static void follow_fds(struct walk_ctx *w, int idx, const int *fds, size_t n, const char *where) {
+        size_t max = w->o->max_fanout ? w->o->max_fanout : 8;
+
+        for (size_t i = 0; i < n && i < max; i++)
+                follow_fd(w, idx, fds[i], false);
+        if (n > max) {
+                w->ch->capped = true;
+                endpoint(w, idx, DIAG_WAIT_SOCKET, NULL, DIAG_END_CAPPED,
+                         xasprintf("%zu more fds%s not followed (fan-out limit %zu)", n - max, where, max), NULL);
+        }
+}
+
+/* A thread in poll, ppoll, select or pselect6: each fd it waits on. */
+static void follow_poll(struct walk_ctx *w, int idx, const struct diag_syscall_state *sc, const char *name) {
+        int fds[64];
+        size_t nf = poll_fds(w->ch->nodes[idx].pid, sc, name, fds, ELEMENTSOF(fds));
+
+        if (!nf) {
+                set_end(w->ch, idx, DIAG_END_SLEEP, xasprintf("%s with no fds: a sleep", name));
+                return;
+        }
+        follow_fds(w, idx, fds, nf, "");
+}
+
 static void walk_thread(struct walk_ctx *w, int idx) {
         struct diag_chain_node *n = &w->ch->nodes[idx];
         unsigned max_depth = w->o->max_depth ? w->o->max_depth : 12;
@@ -1226,49 +1302,29 @@ static void walk_thread(struct walk_ctx *w, int idx) {
                 return;
         }
         /* A sleep or wait with a timeout that a stop interrupted (any tracer's,
-         * SIGSTOP) resumes as restart_syscall, whose arguments are gone. The
-         * wait channel and the innermost frame still say what it was. */
+         * SIGSTOP) resumes as restart_syscall. Poll and a timed futex wait are
+         * followed as themselves (resume_call); for the rest the arguments are
+         * gone, and the wait channel and the innermost frame say what it was. */
         if (strcmp(name, "restart_syscall") == 0) {
                 const char *f = n->nframes ? n->frames[0].func : NULL;
+                int flen = f ? (int) strcspn(f, "@") : 0;       /* clock_nanosleep, not clock_nanosleep@GLIBC_2.2.5 */
+
                 if ((strstr(n->wchan, "nanosleep") || (f && strstr(f, "sleep"))) && follow_lock_guess(w, idx, "nanosleep"))
                         return;
                 if (strstr(n->wchan, "nanosleep") || (f && strstr(f, "sleep")))
                         set_end(w->ch, idx, DIAG_END_SLEEP,
-                                xasprintf("sleeping by choice (a %s resumed after a stop)", f ? f : "sleep"));
+                                xasprintf("sleeping by choice (a %.*s resumed after a stop)", f ? flen : 5, f ? f : "sleep"));
                 else
                         set_end(w->ch, idx, DIAG_END_OTHER,
-                                xasprintf("a call resumed after a stop (restart_syscall), waiting in %s%s%s; its arguments "
+                                xasprintf("a call resumed after a stop (restart_syscall), waiting in %s%s%.*s; its arguments "
                                           "are gone, so what it waits for is not known", n->wchan[0] ? n->wchan : "the kernel",
-                                          f ? " under " : "", f ? f : ""));
+                                          f ? " under " : "", flen, f ? f : ""));
                 return;
         }
         switch (n->cls) {
-        case DIAG_SCC_FUTEX: {
-                const struct diag_futex_lock *l = futex_of(w->c, n->pid, n->tid);
-                char *via;
-                if (!l) {
-                        set_end(w->ch, idx, DIAG_END_NO_OWNER, xasprintf("futex wait, lock not identified"));
-                        return;
-                }
-                via = xasprintf("%s %s", diag_futex_kind_name(l->kind), l->name ? l->name : "?");
-                if (l->owner_tid && !l->owner_gone) {
-                        step_into(w, idx, l->owner_pid, l->owner_tid, DIAG_WAIT_FUTEX, via, false);
-                        return;
-                }
-                if (l->owner_gone)
-                        set_end(w->ch, idx, DIAG_END_NO_OWNER,
-                                xasprintf("waits for %s, whose owner tid %d exited holding it", via, l->owner_tid));
-                else if (l->readers)
-                        set_end(w->ch, idx, DIAG_END_NO_OWNER,
-                                xasprintf("waits for %s, held by %u readers (not recorded which)", via, l->readers));
-                else
-                        set_end(w->ch, idx, DIAG_END_NO_OWNER,
-                                xasprintf("waits on %s: %s", via, l->kind == DIAG_FUTEX_CONDVAR ? "no owner, waits for a signal" :
-                                          l->kind == DIAG_FUTEX_SEMAPHORE ? "no owner, waits for a post" :
-                                          l->kind == DIAG_FUTEX_LIBC_LOCK ? "its owner is not recorded" : "owner unknown"));
-                free(via);
+        case DIAG_SCC_FUTEX:
+                follow_futex(w, idx);
                 return;
-        }
         case DIAG_SCC_FLOCK:
         case DIAG_SCC_FCNTL_LOCK:
                 follow_filelock(w, idx, diag_syscall_fd(diag_arch_native(), &sc));
@@ -1281,27 +1337,13 @@ static void walk_thread(struct walk_ctx *w, int idx) {
         case DIAG_SCC_CONNECT:
                 follow_fd(w, idx, diag_syscall_fd(diag_arch_native(), &sc), true);
                 return;
-        case DIAG_SCC_POLL: {
-                int fds[64];
-                size_t nf = poll_fds(n->pid, &sc, name, fds, ELEMENTSOF(fds));
-                size_t max = w->o->max_fanout ? w->o->max_fanout : 8;
-                if (!nf) {
-                        set_end(w->ch, idx, DIAG_END_SLEEP, xasprintf("%s with no fds: a sleep", name));
-                        return;
-                }
-                for (size_t i = 0; i < nf && i < max; i++)
-                        follow_fd(w, idx, fds[i], false);
-                if (nf > max) {
-                        w->ch->capped = true;
-                        endpoint(w, idx, DIAG_WAIT_SOCKET, NULL, DIAG_END_CAPPED,
-                                 xasprintf("%zu more fds not followed (fan-out limit %zu)", nf - max, max), NULL);
-                }
+        case DIAG_SCC_POLL:
+                follow_poll(w, idx, &sc, name);
                 return;
-        }
         case DIAG_SCC_EPOLL: {
                 const struct diag_scan_proc *p = diag_scan_find(w->c->scan, n->pid);
                 const struct diag_fd *ep = find_fd(p, (int) sc.args[0]);
-                size_t max = w->o->max_fanout ? w->o->max_fanout : 8, nt;
+                size_t nt;
                 int tfds[64];
                 if (!ep || !ep->have_fdinfo || !ep->nepoll_tfds) {
                         set_end(w->ch, idx, DIAG_END_OTHER, xasprintf("epoll set of fd %d unknown or empty", (int) sc.args[0]));
@@ -1309,13 +1351,7 @@ static void walk_thread(struct walk_ctx *w, int idx) {
                 }
                 nt = MIN(ep->nepoll_tfds, ELEMENTSOF(tfds));
                 memcpy(tfds, ep->epoll_tfds, nt * sizeof *tfds);
-                for (size_t i = 0; i < nt && i < max; i++)
-                        follow_fd(w, idx, tfds[i], false);
-                if (nt > max) {
-                        w->ch->capped = true;
-                        endpoint(w, idx, DIAG_WAIT_SOCKET, NULL, DIAG_END_CAPPED,
-                                 xasprintf("%zu more fds in the epoll set not followed (fan-out limit %zu)", nt - max, max), NULL);
-                }
+                follow_fds(w, idx, tfds, nt, " in the epoll set");
                 return;
         }
         case DIAG_SCC_WAIT_CHILD:

@@ -534,6 +534,14 @@ static void scan_thread(struct scan_state *st, struct pctx *pc, pid_t tid) {
                                 .pid = pc->pid, .tid = tid, .call = diag_lock_sleep_call(&sc) };
                 return;
         }
+        if (strcmp(name, "restart_syscall") == 0) {
+                /* a timed wait a stop interrupted: the registers still hold its arguments */
+                char wchan[64];
+                const char *resumed = diag_task_read_wchan(pc->pid, tid, wchan, sizeof wchan) < 0 ? NULL :
+                                      diag_syscall_resumed(wchan);
+                if (resumed && strcmp(resumed, "futex") == 0)
+                        name = resumed;
+        }
         if (strcmp(name, "futex") == 0) {
                 w.op = (int) (sc.args[1] & FUTEX_CMD_MASK);
                 w.private_op = (sc.args[1] & FUTEX_PRIVATE_FLAG) != 0;

@@ -292,6 +292,21 @@ static const char *const *arch_table(enum diag_arch arch, size_t *ret_n) {
         return NULL;
 }
 
+const char *diag_syscall_resumed(const char *wchan) {
+        if (!wchan || !*wchan)
+                return NULL;
+        /* select, pselect6 and ppoll restart as themselves; only poll sleeps
+         * here under restart_syscall */
+        if (strstr(wchan, "poll_schedule_timeout"))
+                return "poll";
+        /* futex_wait_queue_me, futex_wait_queue, futex_do_wait as kernels name it */
+        if (strncmp(wchan, "futex_", 6) == 0)
+                return "futex";
+        if (strstr(wchan, "nanosleep"))
+                return "nanosleep";
+        return NULL;
+}
+
 const char *diag_syscall_name(enum diag_arch arch, long nr) {
         size_t n;
         const char *const *t = arch_table(arch, &n);

@@ -6,12 +6,16 @@ resources; the exit status is 5 for a stuck chain and 3 for a deadlock; the text
 output ends in a "root:" line. Nothing is stopped or traced while it runs (no
 --stacks), and the blocked threads do not even wake up.
 
-Scenes: mutex -> loopback TCP -> pipe -> sleep; rwlock -> sleep; POSIX/OFD and flock
+Scenes: mutex -> loopback TCP -> pipe -> sleep, and the same after a stop turned
+the timed mutex wait and the poll into restart_syscall; rwlock -> sleep; POSIX/OFD and flock
 cycles; waitpid -> child in pause(); epoll_wait fanning out to a listener, a unix
 peer and a pipe writer; a connection nobody accepted."""
 import os
+import platform
 import re
+import signal
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,6 +64,69 @@ def case_mutex(chk):
                 chk.check("chainfix_waiter_thread" in fn, "%s: W's frames %s name chainfix_waiter_thread" % (what, fn))
             dt.chain_verdict_has(chk, ch, what, "pid %d " % c, "tid %d " % o, "chainfix_m")
         dt.chain_text_root(chk, fx, what, w, EXIT_STUCK, "pid %d " % c, "chainfix_m", blocked=blocked)
+
+
+# restart_syscall's number, where the kernel resumes poll and timed futex waits through it
+RESTART_SYSCALL = {"x86_64": 219, "aarch64": 128}
+
+
+def syscall_nr(pid, tid):
+    try:
+        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def wait_states(pid, tids, states, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        now = {t: dt.task_state(pid, t) for t in tids}
+        if all(s in states for s in now.values()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: threads %s not in %s after %ds" % (what, now, states, timeout))
+        time.sleep(0.01)
+
+
+def case_resumed(chk):
+    """SIGSTOP and SIGCONT wake W (pthread_mutex_timedlock) and O (poll): both
+    resume in restart_syscall, whose registers still hold the call's arguments.
+    The chain goes on through them as before the stop."""
+    nr = RESTART_SYSCALL.get(platform.machine())
+    if nr is None:
+        print("resumed: skipped, restart_syscall's number on %s not known here" % platform.machine())
+        return
+    with dt.chainfix("resumed") as fx:
+        f = fx.fact("chain")
+        (a, w), (_, o) = dt.pid_tid(f["W"]), dt.pid_tid(f["O"])
+        b, c = f["B"], f["C"]
+        what = "resumed"
+        os.kill(a, signal.SIGSTOP)
+        try:
+            wait_states(a, (w, o), ("T",), what)
+        finally:
+            os.kill(a, signal.SIGCONT)
+        wait_states(a, (w, o), ("S",), what)
+        calls = {t: syscall_nr(a, t) for t in (w, o)}
+        # the /proc oracle: the stop did turn the timed wait into restart_syscall
+        chk.eq(calls[w], nr, "%s: W's syscall number after the stop (/proc/%d/task/%d/syscall)" % (what, a, w))
+        blocked = [(a, w), (a, o), (b, b), (c, c)]
+        res = run_chain(chk, fx, what, "-J", w, blocked=blocked)
+        ch = dt.chain_json(chk, res, what, w)
+        if ch:
+            path = dt.chain_expect_path(chk, ch, what, [(a, w), (a, o), (b, b), (c, c)],
+                                        ["futex", "socket", "pipe"], "sleeping")
+            if len(path) == 4:
+                chk.check("chainfix_m" in (path[1][1].get("resource") or ""),
+                          "%s: futex edge resource %r names chainfix_m" % (what, path[1][1].get("resource")))
+                wsc, osc = path[0][0].get("syscall") or "", path[1][0].get("syscall") or ""
+                chk.check(wsc.startswith("futex(") and wsc.endswith(", resumed after a stop"),
+                          "%s: W's syscall %r: the futex wait, resumed after a stop" % (what, wsc))
+                if calls[o] == nr:      # poll (ppoll, where poll is not, restarts as itself)
+                    chk.check(osc.startswith("poll(") and osc.endswith(", resumed after a stop"),
+                              "%s: O's syscall %r: the poll, resumed after a stop" % (what, osc))
+            dt.chain_verdict_has(chk, ch, what, "pid %d " % c, "tid %d " % o, "chainfix_m")
 
 
 def case_rwlock(chk):
@@ -191,6 +258,7 @@ def main():
     chk = dt.Checker("chain-cases")
     try:
         case_mutex(chk)
+        case_resumed(chk)
         case_rwlock(chk)
         case_cycle(chk, "posix_cycle", "OFD")
         case_cycle(chk, "flock_cycle", "FLOCK")

@@ -39,6 +39,13 @@ int diag_syscall_parse_proc(const char *text, struct diag_syscall_state *ret);
 
 /* Name for nr on arch, or NULL when unknown. */
 const char *diag_syscall_name(enum diag_arch arch, long nr);
+/* The call a thread shown in restart_syscall resumes, told by its wait
+ * channel: "poll" (poll's restart, do_restart_poll) or "futex" (a FUTEX_WAIT
+ * with a timeout), whose arguments the registers /proc/PID/task/TID/syscall
+ * shows still hold, as the program passed them; "nanosleep" for a resumed
+ * sleep; NULL when the wait channel does not tell. A thread gets there when a
+ * stop (any tracer's, SIGSTOP) interrupted its call. */
+const char *diag_syscall_resumed(const char *wchan);
 /* Number for name on arch, or -1. */
 long diag_syscall_number(enum diag_arch arch, const char *name);
 
