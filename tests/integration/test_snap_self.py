@@ -140,6 +140,12 @@ def main():
             chk.check(doc is not None, "stacks/%d.json parses" % pid)
         summary = dt.read_file(os.path.join(out, "summary.txt")) or ""
         chk.check("deadlock" in summary, "summary.txt names the deadlock:\n%s" % summary)
+        # the front page names the root: the first chain's verdict, which is the cycle
+        line = next((l for l in summary.splitlines() if "wait chains:" in l), "")
+        first = (chains[0].get("verdict") if chains and isinstance(chains[0], dict) else None) or "?"
+        chk.check(first in line, "summary.txt's chain line %r holds the first chain's verdict %r" % (line, first))
+        chk.check(str(p1) in line and str(p2) in line,
+                  "summary.txt's chain line %r names both processes of the cycle, %d and %d" % (line, p1, p2))
     chk.finish()
 
 

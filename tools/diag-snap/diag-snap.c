@@ -972,16 +972,31 @@ static void add_finding(int sev, int order, const char *file, const char *text) 
         nlines++;
 }
 
-static size_t count_chains(void) {
+/* How many chains chains.json holds, and what the first (the one diag-chain
+ * ranks highest) says: its verdict and how many threads wait in it. */
+static size_t count_chains(char *first, size_t size) {
         _cleanup_free_ char *text = NULL;
-        json_object *o, *c;
+        json_object *o, *c, *v;
         size_t n = 0;
 
+        first[0] = '\0';
         if (diag_read_file_at(tmp_dirfd, "chains.json", 16 << 20, &text, NULL) < 0)
                 return 0;
         o = json_tokener_parse(text);
-        if (o && json_object_object_get_ex(o, "chains", &c) && json_object_is_type(c, json_type_array))
+        if (o && json_object_object_get_ex(o, "chains", &c) && json_object_is_type(c, json_type_array)) {
+                json_object *ch = json_object_array_get_idx(c, 0);
+
                 n = json_object_array_length(c);
+                if (ch && json_object_object_get_ex(ch, "verdict", &v) && json_object_is_type(v, json_type_string)) {
+                        json_object *t;
+                        size_t waiting = json_object_object_get_ex(ch, "threads", &t) &&
+                                         json_object_is_type(t, json_type_array) ? json_object_array_length(t) : 0;
+                        if (waiting > 1)
+                                snprintf(first, size, "; %zu threads wait in the first, %s", waiting, json_object_get_string(v));
+                        else
+                                snprintf(first, size, "; the first, %s", json_object_get_string(v));
+                }
+        }
         json_object_put(o);
         return n;
 }
@@ -990,17 +1005,17 @@ static size_t count_chains(void) {
 static void tool_findings(void) {
         for (size_t i = 0; i < njobs; i++) {
                 const struct job *j = &jobs[i];
-                char text[256];
+                char text[1280], first[1024];
 
                 if (j->status != JOB_OK && !(j == chain_job && chains_cut))
                         continue;
                 if (j == chain_job && (j->exit_status == 3 || j->exit_status == 5)) {
-                        size_t n = count_chains();
+                        size_t n = count_chains(first, sizeof first);
                         if (j->exit_status == 3)
-                                snprintf(text, sizeof text, "wait chains: %zu chain%s of blocked threads, a deadlock among them",
-                                         n, n == 1 ? "" : "s");
+                                snprintf(text, sizeof text, "wait chains: %zu chain%s of blocked threads, a deadlock among them%s",
+                                         n, n == 1 ? "" : "s", first);
                         else
-                                snprintf(text, sizeof text, "wait chains: %zu chain%s of blocked threads", n, n == 1 ? "" : "s");
+                                snprintf(text, sizeof text, "wait chains: %zu chain%s of blocked threads%s", n, n == 1 ? "" : "s", first);
                         add_finding(j->exit_status == 3 ? DIAG_SNAP_CRIT : DIAG_SNAP_NOTICE, j->order, "chains.txt", text);
                 } else if (strcmp(j->name, "diag-locks") == 0 && j->exit_status == 3)
                         add_finding(DIAG_SNAP_CRIT, j->order, "locks.json", "locks: a deadlock was found");
