@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The dispatcher: `diag stack ...` runs diag-stack, `diag shm ...` and `diag shmdump ...`
-run shmdump; `diag` lists the verbs; an unknown verb is a usage error."""
+run shmdump; `diag` lists the verbs; an unknown verb is a usage error; `diag demo
+--help` describes the demo without starting it."""
 import os
 import sys
 
@@ -51,6 +52,16 @@ def check_shm(chk, diag, shmdump, env):
                       "`diag %s -J id:%d` is shmdump's document:\n%s\n--- shmdump:\n%s"
                       % (verb, shmid, r.describe(), s.describe()))
 
+def check_demo_args(chk, diag, env):
+    """`diag demo --help` describes the demo and starts nothing; an argument is a usage error."""
+    r = dt.run([diag, "demo", "--help"], env=env, timeout=10)
+    chk.check(r.rc == 0 and "diag demo" in r.out and "$ diag chain" not in r.out,
+              "`diag demo --help` prints the demo's usage and runs nothing: %s" % r.describe())
+    r = dt.run([diag, "demo", "extra"], env=env, timeout=10)
+    chk.check(r.rc == 2 and "no arguments" in r.err and "$ diag chain" not in r.out,
+              "`diag demo extra`: a usage error (exit 2): %s" % r.describe())
+
+
 def main():
     dt.setup(__doc__, "shmdump")
     diag = dt.need_path("diag")
@@ -73,6 +84,7 @@ def main():
     r = dt.run([diag, "stack", "--no-such-option"], env=env)
     chk.eq(r.rc, 2, "`diag stack --no-such-option`: exit status passed through")
     check_shm(chk, diag, shmdump, env)
+    check_demo_args(chk, diag, env)
 
     with dt.Fixture(["--roles", "pipe,sleep,idle", "--idle", 3]) as fx:
         a = dt.run([diag, "stack", "-J", fx.pid], env=env)

@@ -292,8 +292,21 @@ int main(int argc, char **argv) {
                 log_error("unknown option '%s'\nTry 'diag --help' for more information.", argv[1]);
                 return DIAG_EXIT_USAGE;
         }
-        if (strcmp(argv[1], "demo") == 0)
+        if (strcmp(argv[1], "demo") == 0) {
+                if (argc > 2 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
+                        printf("Usage:\n"
+                               " diag demo\n\n"
+                               "Start a built-in worker pool that hangs (its workers pile up on one\n"
+                               "session file's flock, whose holder waits on a backend that never\n"
+                               "answers), run diag-chain on a stuck worker, and stop the pool.\n");
+                        return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : DIAG_EXIT_OK;
+                }
+                if (argc > 2) {
+                        log_error("demo takes no arguments: '%s'\nTry 'diag demo --help' for more information.", argv[2]);
+                        return DIAG_EXIT_USAGE;
+                }
                 return run_demo();
+        }
         if (strchr(argv[1], '/')) {
                 log_error("invalid verb '%s'", argv[1]);
                 return DIAG_EXIT_USAGE;
