@@ -1308,10 +1308,12 @@ static void walk_thread(struct walk_ctx *w, int idx) {
         if (strcmp(name, "restart_syscall") == 0) {
                 const char *f = n->nframes ? n->frames[0].func : NULL;
                 int flen = f ? (int) strcspn(f, "@") : 0;       /* clock_nanosleep, not clock_nanosleep@GLIBC_2.2.5 */
+                const char *resumed = diag_syscall_resumed(n->wchan);
+                bool asleep = (resumed && strcmp(resumed, "nanosleep") == 0) || (f && strstr(f, "sleep"));
 
-                if ((strstr(n->wchan, "nanosleep") || (f && strstr(f, "sleep"))) && follow_lock_guess(w, idx, "nanosleep"))
+                if (asleep && follow_lock_guess(w, idx, "nanosleep"))
                         return;
-                if (strstr(n->wchan, "nanosleep") || (f && strstr(f, "sleep")))
+                if (asleep)
                         set_end(w->ch, idx, DIAG_END_SLEEP,
                                 xasprintf("sleeping by choice (a %.*s resumed after a stop)", f ? flen : 5, f ? f : "sleep"));
                 else

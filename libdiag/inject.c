@@ -590,44 +590,40 @@ static int inj_run(struct inj *ij, long nr, const uint64_t args[4], unsigned cal
         return 0;
 }
 
-/* Bytes the memory cgroup of pid can still grow by (cgroup v2 or v1); -ENOENT
+/* Bytes a memory cgroup can still grow by: its limit file less its usage file,
+ * under root; -ENOENT when there is no limit ("max", or v1's huge number). */
+static int memcg_room_at(const char *root, const char *cg, const char *limit, const char *usage,
+                         unsigned long long *ret) {
+        char path[PATH_MAX], buf[64];
+        unsigned long long max, cur;
+
+        snprintf(path, sizeof path, "%s%s/%s", root, cg, limit);
+        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 ||
+            diag_parse_ull(diag_strip(buf), 10, &max) < 0 || max >= (1ULL << 62))
+                return -ENOENT;
+        snprintf(path, sizeof path, "%s%s/%s", root, cg, usage);
+        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 ||
+            diag_parse_ull(diag_strip(buf), 10, &cur) < 0)
+                return -ENOENT;
+        *ret = max > cur ? max - cur : 0;
+        return 0;
+}
+
+/* Bytes the memory cgroup of pid can still grow by (cgroup v1 or v2); -ENOENT
  * when there is no limit or no memory controller. */
 static int memcg_room(pid_t pid, unsigned long long *ret) {
-        char path[PATH_MAX], buf[4096], *save = NULL;
+        char path[PATH_MAX], cg[PATH_MAX / 2];
         _cleanup_free_ char *text = NULL;
-        size_t len;
 
         snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
-        if (diag_read_file_at(AT_FDCWD, path, 1 << 16, &text, &len) < 0)
+        if (diag_read_file_at(AT_FDCWD, path, 1 << 16, &text, NULL) < 0)
                 return -ENOENT;
-        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                const char *ctl = strchr(l, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
-                const char *limit, *usage, *root;
-                unsigned long long max, cur;
-
-                if (!cg)
-                        continue;
-                if (strncmp(ctl, "::", 2) == 0) {
-                        root = "/sys/fs/cgroup";
-                        limit = "memory.max";
-                        usage = "memory.current";
-                } else if (strncmp(ctl + 1, "memory:", 7) == 0 || strstr(ctl + 1, ",memory:")) {
-                        root = "/sys/fs/cgroup/memory";
-                        limit = "memory.limit_in_bytes";
-                        usage = "memory.usage_in_bytes";
-                } else
-                        continue;
-                snprintf(path, sizeof path, "%s%s/%s", root, cg + 1, limit);
-                if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 ||
-                    diag_parse_ull(diag_strip(buf), 10, &max) < 0 || max >= (1ULL << 62))
-                        continue;       /* "max", or v1's huge "no limit" */
-                snprintf(path, sizeof path, "%s%s/%s", root, cg + 1, usage);
-                if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 ||
-                    diag_parse_ull(diag_strip(buf), 10, &cur) < 0)
-                        continue;
-                *ret = max > cur ? max - cur : 0;
+        if (diag_proc_cgroup_path(text, "memory", cg, sizeof cg) == 0 &&
+            memcg_room_at("/sys/fs/cgroup/memory", cg, "memory.limit_in_bytes", "memory.usage_in_bytes", ret) == 0)
                 return 0;
-        }
+        if (diag_proc_cgroup_path(text, NULL, cg, sizeof cg) == 0 &&
+            memcg_room_at("/sys/fs/cgroup", cg, "memory.max", "memory.current", ret) == 0)
+                return 0;
         return -ENOENT;
 }
 

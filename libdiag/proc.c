@@ -869,3 +869,32 @@ void diag_remote_devs_done(struct diag_remote_devs *d) {
         free(d->dev);
         *d = (struct diag_remote_devs) {};
 }
+
+int diag_proc_cgroup_path(const char *text, const char *controller, char *buf, size_t size) {
+        /* "ID:controllers:path" lines */
+        for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+                const char *c = strchr(l, ':'), *p = c ? strchr(c + 1, ':') : NULL;
+                const char *nl = strchr(l, '\n');
+                size_t len;
+
+                if (!p || (nl && p > nl))
+                        continue;
+                if (controller) {
+                        size_t cl = strlen(controller);
+                        bool found = false;
+
+                        for (const char *t = c + 1; t < p && !found; t = memchr(t, ',', (size_t) (p - t)), t = t ? t + 1 : p)
+                                found = strncmp(t, controller, cl) == 0 && (t[cl] == ',' || t + cl == p);
+                        if (!found)
+                                continue;
+                } else if (strncmp(l, "0::", 3) != 0)
+                        continue;
+                len = strcspn(p + 1, "\n");
+                if (len >= size)
+                        return -ENAMETOOLONG;
+                memcpy(buf, p + 1, len);
+                buf[len] = '\0';
+                return 0;
+        }
+        return -ENOENT;
+}

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diag/proc.h"
 #include "diag/snap.h"
 #include "diag/util.h"
 
@@ -734,30 +735,8 @@ const char *diag_snap_memcg(const char *proc_cgroup, int64_t *ret_limit) {
                         h = &memcg_w.hier[i];
         if (!h)
                 return NULL;
-        /* "ID:controllers:path" lines: v1 the one whose controllers include memory, v2 "0::" */
-        for (const char *l = proc_cgroup; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-                const char *c = strchr(l, ':'), *p = c ? strchr(c + 1, ':') : NULL;
-                size_t len;
-
-                if (!p || *l == '\n')
-                        continue;
-                if (v1_line) {
-                        char ctrls[256];
-                        bool mem = false;
-                        snprintf(ctrls, sizeof ctrls, "%.*s", (int) (p - c - 1), c + 1);
-                        for (char *save = NULL, *t = strtok_r(ctrls, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                                mem = mem || strcmp(t, "memory") == 0;
-                        if (!mem)
-                                continue;
-                } else if (strncmp(l, "0::", 3) != 0)
-                        continue;
-                len = strcspn(p + 1, "\n");
-                if (len == 0 || len >= sizeof path)
-                        return NULL;
-                memcpy(path, p + 1, len);
-                path[len] = 0;
-                break;
-        }
+        if (diag_proc_cgroup_path(proc_cgroup, v1_line ? "memory" : NULL, path, sizeof path) < 0)
+                return NULL;
         if (path[0] != '/')
                 return NULL;
         for (size_t i = 0; i < memcg_n; i++)

@@ -16,6 +16,21 @@ int main(void) {
         _cleanup_free_ char *text = NULL;
         size_t len;
 
+        /* /proc/PID/cgroup: a v1 controller in a joined list, the v2 line, none */
+        {
+                static const char cg[] = "12:pids:/a\n5:cpu,cpuacct:/b\n4:memory:/c/d\n0::/e.slice/f\n";
+                char p[64];
+
+                CHECK_INT(diag_proc_cgroup_path(cg, "memory", p, sizeof p), 0); CHECK_STR(p, "/c/d");
+                CHECK_INT(diag_proc_cgroup_path(cg, "cpu", p, sizeof p), 0); CHECK_STR(p, "/b");
+                CHECK_INT(diag_proc_cgroup_path(cg, "cpuacct", p, sizeof p), 0); CHECK_STR(p, "/b");
+                CHECK_INT(diag_proc_cgroup_path(cg, NULL, p, sizeof p), 0); CHECK_STR(p, "/e.slice/f");
+                CHECK_INT(diag_proc_cgroup_path(cg, "cpus", p, sizeof p), -ENOENT);
+                CHECK_INT(diag_proc_cgroup_path(cg, "mem", p, sizeof p), -ENOENT);
+                CHECK_INT(diag_proc_cgroup_path("0::/\n", "memory", p, sizeof p), -ENOENT);
+                CHECK_INT(diag_proc_cgroup_path("0::/\n", NULL, p, sizeof p), 0); CHECK_STR(p, "/");
+                CHECK_INT(diag_proc_cgroup_path(cg, "memory", p, 4), -ENAMETOOLONG);
+        }
         CHECK_INT(diag_parse_ll("42", 10, 0, 100, &v), 0); CHECK_INT(v, 42);
         CHECK_INT(diag_parse_ll("-5", 10, -10, 10, &v), 0); CHECK_INT(v, -5);
         CHECK_INT(diag_parse_ll("101", 10, 0, 100, &v), -ERANGE);

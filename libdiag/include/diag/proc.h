@@ -70,6 +70,12 @@ int diag_stat_parse(const char *text, struct diag_stat *ret);
  * turned into spaces; NULL when empty (a kernel thread, a zombie) or unreadable. */
 char *diag_proc_read_cmdline_at(int dirfd, const char *path, size_t max);
 
+/* The cgroup path ("/system.slice/x.service") in the text of /proc/PID/cgroup:
+ * of cgroup v1 controller ("memory"), the line whose controller list holds it;
+ * with controller NULL, cgroup v2's "0::" line. -ENOENT when there is none,
+ * -ENAMETOOLONG when it does not fit size. */
+int diag_proc_cgroup_path(const char *text, const char *controller, char *buf, size_t size);
+
 /* The name pid was started as (argv[0] from /proc/PID/cmdline; for a process
  * that rewrote its title into one string, "redis-server *:6379", its first
  * word). Does not follow symlinks: Debian's redis-server stays redis-server
