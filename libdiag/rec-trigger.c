@@ -21,7 +21,7 @@
 #include "diag/rectrigger.h"
 #include "diag/util.h"
 
-/* The kernel's documented PSI window range (Linux 5.2 to 6.x refuse outside it). */
+/* The kernel's documented PSI window range (older kernels refuse below it, all above it). */
 #define PSI_WINDOW_MIN_US 500000ULL
 #define PSI_WINDOW_MAX_US 10000000ULL
 /* Unprivileged triggers (Linux 6.5+) share the 2 s averaging: windows in multiples of it. */
@@ -108,27 +108,26 @@ static int fail(char *err, size_t errsize, const char *spec, const char *fmt, ..
         return -EINVAL;
 }
 
-/* A decimal number ("12", "12.5") at s; *end after it. false when there is none. */
-static bool scan_number(const char *s, bool decimals, double *ret, const char **end) {
-        char buf[NUMBER_MAX + 1];
+/* A decimal number ("12", "12.5") at s; *end after it. false when there is none. Read
+ * by hand: strtod would follow the locale's decimal point. */
+static bool scan_number(const char *s, double *ret, const char **end) {
         const char *p = s;
+        double v = 0, scale = 1;
 
-        while (*p >= '0' && *p <= '9')
-                p++;
+        for (; *p >= '0' && *p <= '9'; p++)
+                v = v * 10 + (*p - '0');
         if (p == s)
                 return false;
-        if (*p == '.' && decimals) {
+        if (*p == '.') {
                 const char *q = ++p;
-                while (*p >= '0' && *p <= '9')
-                        p++;
+                for (; *p >= '0' && *p <= '9'; p++)
+                        v += (*p - '0') * (scale /= 10);
                 if (p == q)
                         return false;
         }
         if ((size_t) (p - s) > NUMBER_MAX)
                 return false;
-        memcpy(buf, s, (size_t) (p - s));
-        buf[p - s] = 0;
-        *ret = strtod(buf, NULL);
+        *ret = v;
         *end = p;
         return true;
 }
@@ -136,7 +135,7 @@ static bool scan_number(const char *s, bool decimals, double *ret, const char **
 /* "P%" making up all of s. */
 static bool parse_pct(const char *s, double *ret) {
         const char *end;
-        return scan_number(s, true, ret, &end) && end[0] == '%' && end[1] == 0;
+        return scan_number(s, ret, &end) && end[0] == '%' && end[1] == 0;
 }
 
 /* "N" (digits only) making up all of s. */
@@ -154,7 +153,7 @@ static bool parse_size(const char *s, uint64_t *ret) {
         const char *p;
         double v, mult = 1;
 
-        if (!scan_number(s, true, &v, &p))
+        if (!scan_number(s, &v, &p))
                 return false;
         if (*p) {
                 const char *u = strchr(units, *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
@@ -198,7 +197,7 @@ static bool parse_dur(const char *s, uint64_t *ret_us) {
         const char *p;
         double v, mult;
 
-        if (!scan_number(s, true, &v, &p))
+        if (!scan_number(s, &v, &p))
                 return false;
         if (strcmp(p, "ms") == 0)
                 mult = 1e3;
@@ -374,7 +373,7 @@ static int parse_plain(struct diag_rec_trigger *t, const char *name, const char 
                 return 0;
         case DIAG_TRIG_LOAD: {
                 const char *end;
-                if (!scan_number(p, true, &t->load, &end) || *end)
+                if (!scan_number(p, &t->load, &end) || *end)
                         return fail(err, errsize, spec, "load: expected a number after '>'");
                 return 0;
         }
@@ -694,6 +693,13 @@ static int cmp_match_desc(const void *a, const void *b) {
         return x->pid < y->pid ? -1 : x->pid > y->pid;
 }
 
+static int cmp_match_pid(const void *a, const void *b) {
+        const struct match *x = a, *y = b;
+        if (x->pid != y->pid)
+                return x->pid < y->pid ? -1 : 1;
+        return x->row < y->row ? -1 : x->row > y->row;
+}
+
 /* Sort the matches largest first and hand out their pids. */
 static void give_pids(struct diag_rec_trigger *t, size_t n, pid_t *pids, size_t *npids) {
         size_t cap = pids && npids ? *npids : 0, k = 0;
@@ -979,15 +985,16 @@ static bool check_dstate(struct diag_rec_trigger *t, const struct diag_rec_inter
                 return false;
 
         /* The processes with D-state threads, the most such threads first. */
-        for (size_t r = 0; r < nthreads; r++) {
-                pid_t pid = (pid_t) DIAG_REC_NUM(cur, DIAG_REC_DSTATE, r, DS_PID);
-                size_t i;
-                for (i = 0; i < n && t->m[i].pid != pid; i++)
-                        ;
-                if (i < n)
-                        t->m[i].value++;
-                else if (add_match(t, &n, pid, 1, r, 0) < 0)
+        size_t all = 0;
+        for (size_t r = 0; r < nthreads; r++)
+                if (add_match(t, &all, (pid_t) DIAG_REC_NUM(cur, DIAG_REC_DSTATE, r, DS_PID), 1, r, 0) < 0)
                         return false;
+        qsort(t->m, all, sizeof(*t->m), cmp_match_pid);
+        for (size_t i = 0; i < all; i++) {
+                if (n > 0 && t->m[n - 1].pid == t->m[i].pid)
+                        t->m[n - 1].value++;
+                else
+                        t->m[n++] = t->m[i];
         }
         give_pids(t, n, pids, npids);
         if (t->dur_us)
