@@ -372,6 +372,16 @@ static int sample_host(struct diag_rec_sampler *s, struct diag_rec_interval *iv)
 
 /* ------------------------------------------------------- disks, network */
 
+/* A row of a table keyed by name (disks, interfaces): its integers, NULL on ENOMEM. */
+static int64_t *add_named_row(struct diag_rec_interval *iv, enum diag_rec_table_id t, const char *name) {
+        ssize_t row = diag_rec_add_row(iv, t);
+
+        if (row < 0)
+                return NULL;
+        DIAG_REC_STR(iv, t, row, 0) = diag_rec_intern(iv->strings, name, strlen(name));
+        return &DIAG_REC_NUM(iv, t, row, 0);
+}
+
 /* A partition follows its disk in /proc/diskstats and is named after it: the disk's
  * name and a number, with a "p" between when the disk's name ends in a digit. */
 static bool is_partition(const char *disk, const char *name) {
@@ -400,7 +410,6 @@ static void sample_disks(struct diag_rec_sampler *s, struct diag_rec_interval *i
                 return;
         for (const char *l = s->big.p; l && *l; l = next_line(l)) {
                 struct diag_diskstat d;
-                ssize_t row;
                 int64_t *v;
 
                 if (diag_diskstats_line(l, &d) < 0 || is_partition(disk, d.name))
@@ -408,10 +417,8 @@ static void sample_disks(struct diag_rec_sampler *s, struct diag_rec_interval *i
                 snprintf(disk, sizeof disk, "%s", d.name);
                 if ((strncmp(d.name, "loop", 4) == 0 || strncmp(d.name, "ram", 3) == 0) && d.rd_ios + d.wr_ios == 0)
                         continue;
-                if ((row = diag_rec_add_row(iv, DIAG_REC_DISK)) < 0)
+                if (!(v = add_named_row(iv, DIAG_REC_DISK, d.name)))
                         return;
-                DIAG_REC_STR(iv, DIAG_REC_DISK, row, DK_NAME) = diag_rec_intern(iv->strings, d.name, strlen(d.name));
-                v = &DIAG_REC_NUM(iv, DIAG_REC_DISK, row, 0);
                 v[DK_RD_IOS] = sat(d.rd_ios);
                 v[DK_RD_SECTORS] = sat(d.rd_sectors);
                 v[DK_WR_IOS] = sat(d.wr_ios);
@@ -428,15 +435,12 @@ static void sample_net(struct diag_rec_sampler *s, struct diag_rec_interval *iv)
                 return;
         for (const char *l = s->big.p; l && *l; l = next_line(l)) {
                 struct diag_netdev d;
-                ssize_t row;
                 int64_t *v;
 
                 if (diag_netdev_line(l, &d) < 0)
                         continue;
-                if ((row = diag_rec_add_row(iv, DIAG_REC_NET)) < 0)
+                if (!(v = add_named_row(iv, DIAG_REC_NET, d.name)))
                         return;
-                DIAG_REC_STR(iv, DIAG_REC_NET, row, NT_NAME) = diag_rec_intern(iv->strings, d.name, strlen(d.name));
-                v = &DIAG_REC_NUM(iv, DIAG_REC_NET, row, 0);
                 v[NT_RX_BYTES] = sat(d.rx_bytes);
                 v[NT_RX_PACKETS] = sat(d.rx_packets);
                 v[NT_RX_ERRS] = sat(d.rx_errs);
@@ -471,17 +475,8 @@ static void cg_find_hierarchies(struct diag_rec_sampler *s) {
 }
 
 static int pool_add(struct diag_rec_sampler *s, const char *str, size_t len, size_t *ret_off) {
-        if (s->pool_len + len + 1 > s->pool_alloc) {
-                size_t a = s->pool_alloc ? s->pool_alloc : 16384;
-                char *p;
-                while (a < s->pool_len + len + 1)
-                        a *= 2;
-                p = realloc(s->cg_pool, a);
-                if (!p)
-                        return -ENOMEM;
-                s->cg_pool = p;
-                s->pool_alloc = a;
-        }
+        if (DIAG_GROW(s->cg_pool, s->pool_alloc, s->pool_len + len + 1) < 0)
+                return -ENOMEM;
         memcpy(s->cg_pool + s->pool_len, str, len);
         s->cg_pool[s->pool_len + len] = 0;
         *ret_off = s->pool_len;

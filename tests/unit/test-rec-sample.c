@@ -72,12 +72,11 @@ static pid_t spawn_sleep(const char *arg) {
 
 /* A forked child that runs fn, tells the parent a number through a pipe, then waits to be killed. */
 static pid_t spawn(long long (*fn)(void *), void *arg, long long *ret) {
-        int p[2];
         pid_t pid;
+        int p[2];
 
-        if (pipe(p) < 0)
+        if (pipe(p) < 0 || (pid = fork()) < 0)
                 return -1;
-        pid = fork();
         if (pid == 0) {
                 long long v = fn(arg);
                 close(p[0]);
@@ -87,7 +86,7 @@ static pid_t spawn(long long (*fn)(void *), void *arg, long long *ret) {
                         pause();
         }
         close(p[1]);
-        if (pid < 0 || read(p[0], ret, sizeof *ret) != sizeof *ret) {
+        if (read(p[0], ret, sizeof *ret) != sizeof *ret) {
                 close(p[0]);
                 return -1;
         }
