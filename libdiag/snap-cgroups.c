@@ -130,7 +130,8 @@ static int find_hierarchies(struct walk *w) {
 
                 if (!(m[i].ctrl & CTRL_ALL))
                         continue;
-                snprintf(h->mnt, sizeof h->mnt, "%s", m[i].path);
+                memcpy(h->mnt, m[i].path, MIN(sizeof h->mnt, sizeof m[i].path));
+                h->mnt[sizeof h->mnt - 1] = 0;
                 h->v2 = m[i].v2;
                 h->ctrl = m[i].ctrl & CTRL_ALL;
                 h->fd = open(h->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
