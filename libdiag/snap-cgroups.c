@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diag/kstat.h"
 #include "diag/proc.h"
 #include "diag/snap.h"
 #include "diag/util.h"
@@ -41,10 +42,10 @@
 #define CG_HIER_MAX 8
 
 enum {
-        CTRL_MEM = 1 << 0,
-        CTRL_IO = 1 << 1,
-        CTRL_CPU = 1 << 2,
-        CTRL_PIDS = 1 << 3,
+        CTRL_MEM = DIAG_CG_MEM,
+        CTRL_IO = DIAG_CG_IO,
+        CTRL_CPU = DIAG_CG_CPU,
+        CTRL_PIDS = DIAG_CG_PIDS,
         CTRL_ALL = CTRL_MEM | CTRL_IO | CTRL_CPU | CTRL_PIDS,
 };
 
@@ -55,7 +56,7 @@ struct hier {
         int fd;
 };
 
-enum { IO_RBYTES, IO_WBYTES, IO_RIOS, IO_WIOS, IO_N };
+enum { IO_RBYTES = DIAG_IO_RBYTES, IO_WBYTES = DIAG_IO_WBYTES, IO_RIOS = DIAG_IO_RIOS, IO_WIOS = DIAG_IO_WIOS, IO_N = DIAG_IO_N };
 
 struct cgdev {
         char dev[16];                   /* "MAJ:MIN" */
@@ -115,59 +116,24 @@ static void cg_init(struct cg *c) {
         c->rbps = c->wbps = c->iops = c->throttled_pct = c->majflt_ps = -1;
 }
 
-/* /proc/self/mountinfo: "id parent maj:min root mountpoint opts [tags] - fstype source superopts" */
 static int find_hierarchies(struct walk *w) {
+        struct diag_cgroup_mount m[CG_HIER_MAX];
         _cleanup_free_ char *text = NULL;
-        char *save = NULL;
-        unsigned seen = 0;
+        size_t n;
         int r = diag_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 4 << 20, &text, NULL);
 
         if (r < 0)
                 return r;
-        for (char *line = strtok_r(text, "\n", &save); line && w->nhier < CG_HIER_MAX; line = strtok_r(NULL, "\n", &save)) {
-                char *f[6], *sep = strstr(line, " - "), *save2 = NULL, *fstype, *superopts;
-                size_t n = 0;
-                unsigned ctrl = 0;
-                struct hier *h;
+        n = diag_cgroup_mounts(text, m, ELEMENTSOF(m));
+        for (size_t i = 0; i < n; i++) {
+                struct hier *h = &w->hier[w->nhier];
 
-                if (!sep)
+                if (!(m[i].ctrl & CTRL_ALL))
                         continue;
-                *sep = 0;
-                for (char *t = strtok_r(line, " ", &save2); t && n < ELEMENTSOF(f); t = strtok_r(NULL, " ", &save2))
-                        f[n++] = t;
-                if (n < 5)
-                        continue;
-                fstype = strtok_r(sep + 3, " ", &save2);
-                (void) strtok_r(NULL, " ", &save2);
-                superopts = strtok_r(NULL, " ", &save2);
-                if (!fstype)
-                        continue;
-                if (strcmp(fstype, "cgroup2") == 0) {
-                        if (seen & (1u << 31))
-                                continue;
-                        ctrl = CTRL_ALL;
-                        seen |= 1u << 31;
-                } else if (strcmp(fstype, "cgroup") == 0 && superopts) {
-                        char opts[512], *save3 = NULL;
-                        snprintf(opts, sizeof opts, "%s", superopts);
-                        for (char *o = strtok_r(opts, ",", &save3); o; o = strtok_r(NULL, ",", &save3))
-                                ctrl |= strcmp(o, "memory") == 0 ? CTRL_MEM
-                                        : strcmp(o, "blkio") == 0 || strcmp(o, "io") == 0 ? CTRL_IO
-                                        : strcmp(o, "cpu") == 0 ? CTRL_CPU
-                                        : strcmp(o, "pids") == 0 ? CTRL_PIDS : 0;
-                        ctrl &= ~seen;  /* a controller's first mount only (bind mounts repeat it) */
-                        if (!ctrl)
-                                continue;
-                        seen |= ctrl;
-                } else
-                        continue;
-                h = &w->hier[w->nhier];
-                /* mountinfo escapes spaces as \040; such mount points are skipped */
-                if (strchr(f[4], '\\') || strlen(f[4]) >= sizeof h->mnt)
-                        continue;
-                snprintf(h->mnt, sizeof h->mnt, "%s", f[4]);
-                h->v2 = strcmp(fstype, "cgroup2") == 0;
-                h->ctrl = ctrl;
+                memcpy(h->mnt, m[i].path, MIN(sizeof h->mnt, sizeof m[i].path));
+                h->mnt[sizeof h->mnt - 1] = 0;
+                h->v2 = m[i].v2;
+                h->ctrl = m[i].ctrl & CTRL_ALL;
                 h->fd = open(h->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (h->fd < 0)
                         continue;
@@ -268,21 +234,18 @@ static int64_t read_cg_num(struct walk *w, const struct entry *e, const char *na
 
 /* "key value" lines: the value of key, -1 when absent. */
 static int64_t keyed(const char *text, const char *key) {
-        size_t kl = strlen(key);
+        int64_t v;
 
-        for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-                if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
-                        return strtoll(p + kl + 1, NULL, 10);
-        return -1;
+        return diag_kstat_keyed(text, key, &v) == 0 ? v : -1;
 }
 
-/* "some avg10=1.23 ..." / "full avg10=..." */
-static double psi_avg10(const char *text, const char *which) {
-        const char *p = text ? strstr(text, which) : NULL;
+/* "some avg10=1.23 ..." / "full avg10=..." (which: 0 some, 1 full) */
+static double psi_avg10(const char *text, int which) {
+        struct diag_psi psi;
 
-        if (!p || !(p = strstr(p, "avg10=")))
+        if (!text || diag_psi_parse(text, &psi) < 0 || !psi.have[which])
                 return -1;
-        return strtod(p + 6, NULL);
+        return psi.avg[which][0];
 }
 
 static struct cgdev *dev_slot(struct cg *c, const char *dev) {
@@ -307,46 +270,32 @@ static void io_add(struct cg *c, const char *dev, int k, int pass, int64_t v) {
         tot[pass] = MAX(tot[pass], 0) + v;
 }
 
+struct io_ctx {
+        struct cg *c;
+        int pass;
+};
+
+static void io_one(void *ctx, const char *dev, int which, int64_t v) {
+        struct io_ctx *x = ctx;
+
+        io_add(x->c, dev, which, x->pass, v);
+}
+
 /* v1 blkio "MAJ:MIN Read N" / "MAJ:MIN Write N" lines; kr, kw: which counters. */
 static void blkio_parse(const char *text, struct cg *c, int pass, int kr, int kw) {
-        char *save = NULL, *copy = strdup(text);
+        struct io_ctx x = { c, pass };
         int64_t *tr = kr == IO_RBYTES ? c->rbytes : c->rios, *tw = kw == IO_WBYTES ? c->wbytes : c->wios;
 
-        if (!copy)
-                return;
         tr[pass] = tw[pass] = 0;
-        for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                char dev[16], op[16];
-                long long v;
-                if (sscanf(l, "%15s %15s %lld", dev, op, &v) != 3)
-                        continue;
-                if (strcmp(op, "Read") == 0)
-                        io_add(c, dev, kr, pass, v);
-                else if (strcmp(op, "Write") == 0)
-                        io_add(c, dev, kw, pass, v);
-        }
-        free(copy);
+        diag_cgroup_blkio_each(text, kr, kw, io_one, &x);
 }
 
 /* v2 io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N ..." per line. */
 static void iostat_parse(const char *text, struct cg *c, int pass) {
-        static const char *const keys[IO_N] = { "rbytes=", "wbytes=", "rios=", "wios=" };
-        char *save = NULL, *copy = strdup(text);
+        struct io_ctx x = { c, pass };
 
-        if (!copy)
-                return;
         c->rbytes[pass] = c->wbytes[pass] = c->rios[pass] = c->wios[pass] = 0;
-        for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-                char dev[16];
-                if (sscanf(l, "%15s", dev) != 1)
-                        continue;
-                for (int k = 0; k < IO_N; k++) {
-                        const char *p = strstr(l, keys[k]);
-                        if (p)
-                                io_add(c, dev, k, pass, strtoll(p + strlen(keys[k]), NULL, 10));
-                }
-        }
-        free(copy);
+        diag_cgroup_iostat_each(text, io_one, &x);
 }
 
 static void read_entry(struct walk *w, const struct entry *e, int pass) {
@@ -374,8 +323,8 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                                         free(t);
                                 }
                                 t = read_cg_file(w, e, "memory.pressure");
-                                c->psi_mem_some = psi_avg10(t, "some");
-                                c->psi_mem_full = psi_avg10(t, "full");
+                                c->psi_mem_some = psi_avg10(t, 0);
+                                c->psi_mem_full = psi_avg10(t, 1);
                                 free(t);
                         }
                         c->t_mem[pass] = diag_now_ns(CLOCK_MONOTONIC);
@@ -415,8 +364,8 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                                 free(t);
                         }
                         if (pass == 1 && (t = read_cg_file(w, e, "io.pressure"))) {
-                                c->psi_io_some = psi_avg10(t, "some");
-                                c->psi_io_full = psi_avg10(t, "full");
+                                c->psi_io_some = psi_avg10(t, 0);
+                                c->psi_io_full = psi_avg10(t, 1);
                                 free(t);
                         }
                 } else {
@@ -443,7 +392,7 @@ static void read_entry(struct walk *w, const struct entry *e, int pass) {
                         free(t);
                 }
                 if (h->v2 && pass == 1 && (t = read_cg_file(w, e, "cpu.pressure"))) {
-                        c->psi_cpu_some = psi_avg10(t, "some");
+                        c->psi_cpu_some = psi_avg10(t, 0);
                         free(t);
                 }
         }

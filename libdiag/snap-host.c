@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diag/kstat.h"
 #include "diag/snap.h"
 #include "diag/util.h"
 
@@ -64,16 +65,6 @@ static const char *const tcp_fields[] = {
 };
 #define NTCP_FIELDS ELEMENTSOF(tcp_fields)
 
-struct disk {
-        char name[32];
-        uint64_t rd_ios, rd_sectors, rd_ms, wr_ios, wr_sectors, wr_ms, in_flight, io_ticks;
-};
-
-struct iface {
-        char name[32];
-        uint64_t rx_bytes, rx_packets, rx_errs, rx_drop, tx_bytes, tx_packets, tx_errs, tx_drop;
-};
-
 struct reading {
         uint64_t t_ns;
         bool have_cpu;
@@ -82,9 +73,9 @@ struct reading {
         uint64_t vm[NVM_FIELDS];
         bool have_tcp[NTCP_FIELDS];
         uint64_t tcp[NTCP_FIELDS];
-        struct disk *disks;
+        struct diag_diskstat *disks;
         size_t ndisks;
-        struct iface *ifaces;
+        struct diag_netdev *ifaces;
         size_t nifaces;
 };
 
@@ -190,14 +181,11 @@ static bool is_whole_disk(const char *name) {
 
 /* One line of /proc/diskstats; false to stop. */
 static bool disk_line(struct reading *r, char *line, size_t *alloc) {
-        struct disk d = {};
-        unsigned maj, min;
+        struct diag_diskstat d;
 
         if (r->ndisks >= HOST_MAX_DISKS)
                 return false;
-        if (sscanf(line, "%u %u %31s %" SCNu64 " %*u %" SCNu64 " %" SCNu64 " %" SCNu64 " %*u %" SCNu64 " %" SCNu64
-                   " %" SCNu64 " %" SCNu64, &maj, &min, d.name, &d.rd_ios, &d.rd_sectors, &d.rd_ms,
-                   &d.wr_ios, &d.wr_sectors, &d.wr_ms, &d.in_flight, &d.io_ticks) != 11 || !is_whole_disk(d.name))
+        if (diag_diskstats_line(line, &d) < 0 || !is_whole_disk(d.name))
                 return true;
         if (DIAG_GROW(r->disks, *alloc, r->ndisks + 1) < 0)
                 return false;
@@ -207,22 +195,12 @@ static bool disk_line(struct reading *r, char *line, size_t *alloc) {
 
 /* One line of /proc/net/dev; false to stop. */
 static bool iface_line(struct reading *r, char *line, size_t *alloc) {
-        struct iface f = {};
-        uint64_t skip;
-        char *colon = strchr(line, ':'), *name = line;
+        struct diag_netdev f;
 
         if (r->nifaces >= HOST_MAX_IFACES)
                 return false;
-        if (!colon)
+        if (diag_netdev_line(line, &f) < 0)
                 return true;
-        *colon = 0;
-        name += strspn(name, " ");
-        if (sscanf(colon + 1, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
-                   " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &f.rx_bytes, &f.rx_packets,
-                   &f.rx_errs, &f.rx_drop, &skip, &skip, &skip, &skip, &f.tx_bytes, &f.tx_packets, &f.tx_errs,
-                   &f.tx_drop) != 12)
-                return true;
-        snprintf(f.name, sizeof f.name, "%s", name);
         if (DIAG_GROW(r->ifaces, *alloc, r->nifaces + 1) < 0)
                 return false;
         r->ifaces[r->nifaces++] = f;
@@ -252,13 +230,7 @@ static void take_reading(struct reading *r) {
         each_line(r, "/proc/net/dev", iface_line);
 }
 
-struct psi {
-        bool have[2];                   /* some, full */
-        double avg[2][3];               /* avg10, avg60, avg300 */
-        uint64_t total[2];              /* µs */
-};
-
-static int read_psi(const char *res, struct psi *p) {
+static int read_psi(const char *res, struct diag_psi *p) {
         char path[64], buf[512];
         ssize_t n;
 
@@ -266,18 +238,7 @@ static int read_psi(const char *res, struct psi *p) {
         n = diag_read_small_at(AT_FDCWD, path, buf, sizeof buf);
         if (n < 0)
                 return (int) n;
-        for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-                int k = strncmp(line, "some ", 5) == 0 ? 0 : strncmp(line, "full ", 5) == 0 ? 1 : -1;
-                unsigned long long total;
-
-                if (k < 0)
-                        continue;
-                if (sscanf(line + 5, "avg10=%lf avg60=%lf avg300=%lf total=%llu",
-                           &p->avg[k][0], &p->avg[k][1], &p->avg[k][2], &total) == 4) {
-                        p->total[k] = total;
-                        p->have[k] = true;
-                }
-        }
+        (void) diag_psi_parse(buf, p);
         return 0;
 }
 
@@ -289,14 +250,14 @@ static double pct(uint64_t part, uint64_t whole) {
         return whole ? 100.0 * (double) part / (double) whole : 0;
 }
 
-static const struct disk *find_disk(const struct reading *r, const char *name) {
+static const struct diag_diskstat *find_disk(const struct reading *r, const char *name) {
         for (size_t i = 0; i < r->ndisks; i++)
                 if (strcmp(r->disks[i].name, name) == 0)
                         return &r->disks[i];
         return NULL;
 }
 
-static const struct iface *find_iface(const struct reading *r, const char *name) {
+static const struct diag_netdev *find_iface(const struct reading *r, const char *name) {
         for (size_t i = 0; i < r->nifaces; i++)
                 if (strcmp(r->ifaces[i].name, name) == 0)
                         return &r->ifaces[i];
@@ -344,7 +305,7 @@ int diag_snap_host(struct diag_snap *s) {
         struct json_object *o;
         uint64_t mem[NMEM_FIELDS] = {};
         bool have_mem[NMEM_FIELDS] = {};
-        struct psi psi[ELEMENTSOF(psi_res)] = {};
+        struct diag_psi psi[ELEMENTSOF(psi_res)] = {};
         bool have_psi[ELEMENTSOF(psi_res)] = {};
         double load[3] = {}, up = 0, secs;
         char hostname[256] = "", bootid[64] = "", buf[512];
@@ -537,8 +498,8 @@ int diag_snap_host(struct diag_snap *s) {
         fprintf(f, "\n%-12s %9s %9s %11s %11s %6s %9s %9s %8s\n", "disk", "r/s", "w/s", "rB/s", "wB/s",
                 "busy%", "r_await", "w_await", "inflight");
         for (size_t i = 0; i < r1.ndisks; i++) {
-                const struct disk *d1 = &r1.disks[i], *d0 = find_disk(&r0, d1->name);
-                struct disk z = {};
+                const struct diag_diskstat *d1 = &r1.disks[i], *d0 = find_disk(&r0, d1->name);
+                struct diag_diskstat z = {};
                 if (!d0)
                         d0 = &z;
                 if (d1->rd_ios + d1->wr_ios == 0)
@@ -571,8 +532,8 @@ int diag_snap_host(struct diag_snap *s) {
         fprintf(f, "\n%-16s %11s %11s %9s %9s %8s %8s %8s %8s\n", "interface", "rxB/s", "txB/s", "rxpk/s", "txpk/s",
                 "rxerr", "txerr", "rxdrop", "txdrop");
         for (size_t i = 0; i < r1.nifaces; i++) {
-                const struct iface *f1 = &r1.ifaces[i], *f0 = find_iface(&r0, f1->name);
-                struct iface z = {};
+                const struct diag_netdev *f1 = &r1.ifaces[i], *f0 = find_iface(&r0, f1->name);
+                struct diag_netdev z = {};
                 struct json_object *v = json_object_new_object();
                 if (!f0)
                         f0 = &z;

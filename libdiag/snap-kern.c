@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "diag/kmsg.h"
 #include "diag/proc.h"
 #include "diag/snap.h"
 #include "diag/syscall.h"
@@ -62,9 +63,7 @@ static struct json_object *json_doc(const char *part) {
 
 /* Wall clock of a time since boot (µs), as Unix seconds. */
 static double boot_usec_to_wall(uint64_t usec) {
-        uint64_t off = diag_now_ns(CLOCK_REALTIME) - diag_now_ns(CLOCK_BOOTTIME);
-
-        return (double) off / 1e9 + (double) usec / 1e6;
+        return (double) diag_kmsg_realtime_ns(usec) / 1e9;
 }
 
 static char *format_wall(double t, char *buf, size_t size) {
@@ -114,35 +113,6 @@ struct kmsg_state {
         uint64_t last_hung_usec, last_ioerr_usec;
         char last_hung[200], last_ioerr[200];
 };
-
-static void copy_word(char *dst, size_t size, const char *src, const char *stops) {
-        size_t i = 0;
-
-        while (src[i] && !strchr(stops, src[i]) && i + 1 < size) {
-                dst[i] = src[i];
-                i++;
-        }
-        dst[i] = 0;
-}
-
-/* The value after "key" in text, up to one of stops. */
-static bool field(const char *text, const char *key, char *dst, size_t size, const char *stops) {
-        const char *p = strstr(text, key);
-
-        if (!p)
-                return false;
-        copy_word(dst, size, p + strlen(key), stops);
-        return true;
-}
-
-static uint64_t field_u64(const char *text, const char *key) {
-        char buf[32];
-        unsigned long long v;
-
-        if (!field(text, key, buf, sizeof buf, ", kK\n") || diag_parse_ull(buf, 10, &v) < 0)
-                return 0;
-        return v;
-}
 
 static struct oom_event *new_event(struct kmsg_state *k, uint64_t usec) {
         struct oom_event *e = &k->ev[k->nev % OOM_EVENTS_MAX];
@@ -214,58 +184,63 @@ static void kernel_line(struct kmsg_state *k, uint64_t usec, const char *text) {
         k->nklines++;
 }
 
-static void kmsg_record(struct kmsg_state *k, uint64_t usec, char *text) {
+static void kmsg_record(struct kmsg_state *k, uint64_t usec, const char *text) {
+        struct diag_kmsg_line l;
         struct oom_event *e;
-        const char *p;
 
-        if ((p = strstr(text, " invoked oom-killer:"))) {
+        switch (diag_kmsg_classify(text, &l)) {
+        case DIAG_KMSG_OOM_INVOKED:
                 e = new_event(k, usec);
-                copy_word(e->invoker, sizeof e->invoker, text, "\n");
-                e->invoker[MIN((size_t) (p - text), sizeof e->invoker - 1)] = 0;
+                snprintf(e->invoker, sizeof e->invoker, "%s", l.comm);
                 k->cur = e;
-        } else if (strstr(text, "] ") && strncmp(text, "[", 1) == 0 && k->cur && !k->cur->killed) {
-                if (!strstr(text, "  pid  ]"))
+                break;
+        case DIAG_KMSG_OOM_TASK:
+                if (k->cur && !k->cur->killed && !strstr(text, "  pid  ]"))
                         task_line(k, text);
-        } else if (strncmp(text, "oom-kill:", 9) == 0) {
+                break;
+        case DIAG_KMSG_OOM_KILL:
                 e = k->cur ? k->cur : new_event(k, usec);
                 k->cur = e;
                 close_task_list(k, e);
-                (void) field(text, "constraint=", e->constraint, sizeof e->constraint, ",\n");
-                (void) field(text, "task_memcg=", e->task_memcg, sizeof e->task_memcg, ",\n");
+                snprintf(e->constraint, sizeof e->constraint, "%s", l.constraint);
+                snprintf(e->task_memcg, sizeof e->task_memcg, "%.*s", (int) sizeof e->task_memcg - 1, l.task_memcg);
                 if (!e->comm[0])
-                        (void) field(text, ",task=", e->comm, sizeof e->comm, ",\n");
+                        snprintf(e->comm, sizeof e->comm, "%s", l.comm);
                 if (e->pid < 0)
-                        e->pid = (pid_t) field_u64(text, ",pid=");
+                        e->pid = l.pid < 0 ? 0 : l.pid;
                 if (e->uid < 0)
-                        e->uid = (long) field_u64(text, ",uid=");
-        } else if ((p = strstr(text, "Killed process "))) {
-                long long pid;
-                char num[16];
-
+                        e->uid = l.uid < 0 ? 0 : l.uid;
+                break;
+        case DIAG_KMSG_OOM_KILLED:
                 e = k->cur && !k->cur->killed ? k->cur : new_event(k, usec);
-                e->memcg = strstr(text, "Memory cgroup out of memory") != NULL;
+                e->memcg = l.memcg;
                 e->killed = true;
-                copy_word(num, sizeof num, p + 15, " ");
-                if (diag_parse_ll(num, 10, 1, INT32_MAX, &pid) == 0)
-                        e->pid = (pid_t) pid;
-                (void) field(p, "(", e->comm, sizeof e->comm, ")");
-                e->total_vm_kb = field_u64(text, "total-vm:");
-                e->anon_kb = field_u64(text, "anon-rss:");
-                e->file_kb = field_u64(text, "file-rss:");
-                e->shmem_kb = field_u64(text, "shmem-rss:");
-                if (strstr(text, "UID:"))
-                        e->uid = (long) field_u64(text, "UID:");
+                if (l.pid > 0)
+                        e->pid = l.pid;
+                if (l.comm[0])
+                        snprintf(e->comm, sizeof e->comm, "%s", l.comm);
+                e->total_vm_kb = l.total_vm_kb;
+                e->anon_kb = l.anon_kb;
+                e->file_kb = l.file_kb;
+                e->shmem_kb = l.shmem_kb;
+                if (l.uid >= 0)
+                        e->uid = l.uid;
                 k->cur = NULL;
-        } else if (strstr(text, "blocked for more than ") && strstr(text, " seconds")) {
+                break;
+        case DIAG_KMSG_HUNG:
                 k->hung++;
                 k->last_hung_usec = usec;
                 snprintf(k->last_hung, sizeof k->last_hung, "%s", text);
                 kernel_line(k, usec, text);
-        } else if (strstr(text, "I/O error, dev ") || strstr(text, "Buffer I/O error on dev")) {
+                break;
+        case DIAG_KMSG_IOERR:
                 k->ioerr++;
                 k->last_ioerr_usec = usec;
                 snprintf(k->last_ioerr, sizeof k->last_ioerr, "%s", text);
                 kernel_line(k, usec, text);
+                break;
+        case DIAG_KMSG_OTHER:
+                break;
         }
 }
 
@@ -281,8 +256,7 @@ static int read_kmsg(struct kmsg_state *k, struct diag_snap *s, unsigned *ret_re
         (void) lseek(fd, 0, SEEK_DATA);
         while (n < KMSG_RECORDS_MAX) {
                 ssize_t len = read(fd, buf, sizeof buf - 1);
-                unsigned long long usec;
-                char *semi, *f, *nl;
+                struct diag_kmsg_record rec;
 
                 if (len < 0) {
                         if (errno == EPIPE)     /* overwritten while we read: go on */
@@ -299,26 +273,8 @@ static int read_kmsg(struct kmsg_state *k, struct diag_snap *s, unsigned *ret_re
                 if ((n & 1023) == 0 && diag_snap_expired(s))
                         break;
                 buf[len] = 0;
-                semi = strchr(buf, ';');
-                if (!semi)
-                        continue;
-                *semi = 0;
-                /* prio,seq,usec,flags */
-                f = strchr(buf, ',');
-                f = f ? strchr(f + 1, ',') : NULL;
-                if (!f)
-                        continue;
-                f++;
-                {
-                        char num[24];
-                        copy_word(num, sizeof num, f, ",");
-                        if (diag_parse_ull(num, 10, &usec) < 0)
-                                continue;
-                }
-                nl = strchr(semi + 1, '\n');    /* continuation lines (" KEY=VALUE") are dropped */
-                if (nl)
-                        *nl = 0;
-                kmsg_record(k, usec, semi + 1);
+                if (diag_kmsg_parse_record(buf, &rec) == 0)
+                        kmsg_record(k, rec.usec, rec.text);
         }
         *ret_records = n;
         return 0;
