@@ -54,7 +54,13 @@ struct pcache {
         pid_t pid;
         int64_t start;
         uint32_t comm, cmd, cgroup;
+        /* what an idle process keeps: read again only when it ran, did IO last time,
+         * sleeps in D, or its turn comes (every REFRESH_EVERY intervals) */
+        uid_t uid;
+        int64_t cpu, rd, wr;
+        bool io_moved;
 };
+#define REFRESH_EVERY 5
 
 /* The cgroup files read; an entry remembers those found missing until the next walk. */
 enum {
@@ -101,6 +107,7 @@ struct diag_rec_sampler {
         struct diag_rec_strings *strings;       /* the interner the cache's ids are of */
         struct pcache *cache, *next;
         size_t ncache, nnext, acache, anext;
+        uint64_t round;                 /* counts process scans */
 
         /* cgroups */
         struct hier hier[CG_HIER_MAX];
@@ -915,20 +922,8 @@ static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv,
                 return -ESRCH;
         if (diag_stat_parse(buf, &st) < 0 || st.n < 21)
                 return -EINVAL;
-        if (fstatat(s->procfd, name, &sb, 0) < 0)
-                return -ESRCH;
-        snprintf(path, sizeof path, "%s/io", name);
-        n = read_at(s->procfd, path, buf, sizeof buf);
-        if (n >= 0) {
-                int64_t x;
-                if (diag_kstat_keyed(buf, "read_bytes", &x) == 0)
-                        rd = x;
-                if (diag_kstat_keyed(buf, "write_bytes", &x) == 0)
-                        wr = x;
-        } else if (gone((int) n))
-                return -ESRCH;
-
         e = (struct pcache) { .pid = pid, .start = sat(DIAG_STAT_FIELD(&st, 22)) };
+        e.cpu = sat(DIAG_STAT_FIELD(&st, 14)) + sat(DIAG_STAT_FIELD(&st, 15));
         e.comm = diag_rec_intern(iv->strings, st.comm, strlen(st.comm));
         c = cache_find(s, pid, e.start);
         /* exec() keeps pid and start but changes comm: read again then */
@@ -936,10 +931,37 @@ static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv,
                 e.cmd = c->cmd;
                 e.cgroup = c->cgroup;
         } else {
+                c = NULL;
                 if ((r = read_cmd(s, name, st.comm, iv->strings, &e.cmd)) < 0 ||
                     (r = read_cgroup(s, name, iv->strings, &e.cgroup)) < 0)
                         return gone(r) ? -ESRCH : r;
         }
+        /* /proc/PID/io and the owner cost as much as stat: an idle process's are kept */
+        if (c && c->cpu == e.cpu && !c->io_moved && st.state != 'D' &&
+            (s->round + (uint64_t) pid) % REFRESH_EVERY != 0) {
+                e.uid = c->uid;
+                e.rd = c->rd;
+                e.wr = c->wr;
+        } else {
+                if (fstatat(s->procfd, name, &sb, 0) < 0)
+                        return -ESRCH;
+                e.uid = sb.st_uid;
+                snprintf(path, sizeof path, "%s/io", name);
+                n = read_at(s->procfd, path, buf, sizeof buf);
+                if (n >= 0) {
+                        int64_t x;
+                        if (diag_kstat_keyed(buf, "read_bytes", &x) == 0)
+                                rd = x;
+                        if (diag_kstat_keyed(buf, "write_bytes", &x) == 0)
+                                wr = x;
+                } else if (gone((int) n))
+                        return -ESRCH;
+                e.rd = rd;
+                e.wr = wr;
+                e.io_moved = c && (c->rd != rd || c->wr != wr);
+        }
+        rd = e.rd;
+        wr = e.wr;
         if (cache_room(s) < 0 || (row = diag_rec_add_row(iv, DIAG_REC_PROC)) < 0)
                 return -ENOMEM;
         s->next[s->nnext++] = e;
@@ -950,7 +972,7 @@ static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv,
         v[PR_PID] = pid;
         v[PR_START] = e.start;
         v[PR_PPID] = sat(DIAG_STAT_FIELD(&st, 4));
-        v[PR_UID] = sb.st_uid;
+        v[PR_UID] = e.uid;
         v[PR_STATE] = st.state;
         v[PR_UTIME] = sat(DIAG_STAT_FIELD(&st, 14));
         v[PR_STIME] = sat(DIAG_STAT_FIELD(&st, 15));
@@ -979,6 +1001,7 @@ static int sample_procs(struct diag_rec_sampler *s, struct diag_rec_interval *iv
                 s->ncache = 0;
         }
         s->nnext = 0;
+        s->round++;
         if (lseek(s->procfd, 0, SEEK_SET) < 0)
                 return negative_errno();
         for (;;) {
