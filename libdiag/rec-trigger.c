@@ -65,6 +65,7 @@ struct diag_rec_trigger {
         enum psi_res res;
         bool full;
         uint64_t window_us, stall_us;
+        bool window_given;              /* /DUR in the spec: the kernel's refusal is final */
         char *cgroup;
         char *psi_path;
         int fd;
@@ -321,6 +322,7 @@ static int parse_psi(struct diag_rec_trigger *t, const char *spec, char *err, si
                 return fail(err, errsize, spec, "psi: stall share %s must be above 0%% and at most 100%%", num);
         t->window_us = PSI_DEFAULT_WINDOW_US;
         if (win) {
+                t->window_given = true;
                 if (!parse_dur(win, &t->window_us))
                         return fail(err, errsize, spec, "psi: expected a window like 500ms, 1s or 10s after '/'");
                 if (t->window_us < PSI_WINDOW_MIN_US || t->window_us > PSI_WINDOW_MAX_US)
@@ -583,6 +585,22 @@ int diag_rec_trigger_arm(struct diag_rec_trigger *t, char *err, size_t errsize) 
         if (write(fd, line, (size_t) len + 1) < 0) {
                 int e = errno;
                 close(fd);
+                if (e == EINVAL && t->window_us % PSI_UNPRIV_STEP_US && !have_cap_sys_resource() &&
+                    !t->window_given) {
+                        /* the default window: take the nearest one the kernel allows, and say so */
+                        uint64_t was = t->window_us;
+                        t->window_us = (t->window_us / PSI_UNPRIV_STEP_US + 1) * PSI_UNPRIV_STEP_US;
+                        t->stall_us = (uint64_t) (t->pct / 100.0 * (double) t->window_us + 0.5);
+                        t->window_given = true;
+                        int r = diag_rec_trigger_arm(t, err, errsize);
+                        if (r < 0)
+                                return r;
+                        fmt_dur(t->window_us, win, sizeof win);
+                        snprintf(err, errsize, "psi: without CAP_SYS_RESOURCE the kernel takes windows in "
+                                 "multiples of 2s: armed with %s instead of the default %" PRIu64 "ms", win,
+                                 was / 1000);
+                        return 1;
+                }
                 if (e == EINVAL) {
                         if (t->window_us % PSI_UNPRIV_STEP_US && !have_cap_sys_resource())
                                 snprintf(err, errsize, "psi: the kernel refused the window %s: without "

@@ -702,6 +702,16 @@ static void test_psi(void) {
         CHECK(diag_rec_trigger_fd(t) >= 0);
         diag_rec_trigger_free(t);
 
+        /* the default window: 1s, or 2s (said) where the kernel takes only multiples of 2s */
+        t = arm("psi:memory:some>1%", &r, err, sizeof err);
+        CHECK(r == 0 || r == 1);
+        if (r == 1) {
+                printf("# psi:memory:some>1%% armed: %s\n", err);
+                CHECK_HAS(err, "armed with 2s");
+        }
+        CHECK(diag_rec_trigger_fd(t) >= 0);
+        diag_rec_trigger_free(t);
+
         /* Unprivileged, a 1 s window is refused by Linux 6.5+ (before: no write access at all). */
         if (geteuid() == 0) {
                 int pfd[2];

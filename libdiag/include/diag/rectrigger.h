@@ -46,7 +46,8 @@ const char *diag_rec_trigger_spec(const struct diag_rec_trigger *t);   /* as giv
 
 /* PSI: open the pressure file and write the threshold. 0, or negative errno with a
  * one-line reason in err (-ENOENT: no PSI / no such cgroup file, -EACCES, -EINVAL: the
- * kernel refused the window). Other kinds: 0, nothing to do. */
+ * kernel refused the window). 1: armed with another window than the default 1s (a
+ * caller without CAP_SYS_RESOURCE gets 2s), err says so. Other kinds: 0, nothing to do. */
 int diag_rec_trigger_arm(struct diag_rec_trigger *t, char *err, size_t errsize);
 /* The fd to poll for POLLPRI (PSI), else -1. */
 int diag_rec_trigger_fd(const struct diag_rec_trigger *t);
