@@ -107,6 +107,45 @@ static int put_u(struct diag_rec_buf *b, uint64_t v) {
         return 0;
 }
 
+/* Set a table's row count, its room grown (rows are all written by the caller). */
+static int table_rows(struct diag_rec_interval *iv, enum diag_rec_table_id t, size_t n) {
+        struct diag_rec_table *tb = &iv->t[t];
+
+        if (n == 0) {
+                tb->nrows = 0;
+                return 0;
+        }
+        tb->nrows = n - 1;
+        if (diag_rec_add_row(iv, t) < 0) {     /* grows the room to n rows */
+                tb->nrows = 0;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Copy an interval of the same interner (ids as they are). Not diag_rec_interval_copy():
+ * that one memcpy()s from tables never grown (NULL, which UBSan refuses) and copies
+ * string ids one by one. */
+static int copy_same_strings(struct diag_rec_interval *dst, const struct diag_rec_interval *src) {
+        struct diag_rec_table tables[DIAG_REC_NTABLES];
+
+        memcpy(tables, dst->t, sizeof(tables));         /* the header as a whole, dst's rows kept */
+        *dst = *src;
+        memcpy(dst->t, tables, sizeof(tables));
+        for (int t = 0; t < DIAG_REC_NTABLES; t++) {
+                const struct diag_rec_schema *sc = &diag_rec_schemas[t];
+                size_t n = src->t[t].nrows;
+                if (table_rows(dst, t, n) < 0)
+                        return -ENOMEM;
+                if (!n)
+                        continue;
+                if (sc->nstr)
+                        memcpy(dst->t[t].str, src->t[t].str, n * sc->nstr * sizeof(*src->t[t].str));
+                memcpy(dst->t[t].num, src->t[t].num, n * sc->nnum * sizeof(*src->t[t].num));
+        }
+        return 0;
+}
+
 /* ---- encoder ---- */
 
 struct diag_rec_encoder {
@@ -357,8 +396,7 @@ int diag_rec_encode(struct diag_rec_encoder *e, const struct diag_rec_interval *
         q += e->body.len;
         out->len = (size_t) (q - out->data);
 
-        e->prev.strings = iv->strings;
-        r = diag_rec_interval_copy(&e->prev, iv);
+        r = copy_same_strings(&e->prev, iv);
         if (r < 0) {
                 out->len = out_len;
                 return r;
@@ -497,22 +535,6 @@ static int parse_schema(struct diag_rec_decoder *d, const uint8_t *p, const uint
         if (p != end)
                 return -EBADMSG;
         d->ntables = (unsigned) n;
-        return 0;
-}
-
-/* Set a table's row count, its room grown (rows are all written by the caller). */
-static int table_rows(struct diag_rec_interval *iv, enum diag_rec_table_id t, size_t n) {
-        struct diag_rec_table *tb = &iv->t[t];
-
-        if (n == 0) {
-                tb->nrows = 0;
-                return 0;
-        }
-        tb->nrows = n - 1;
-        if (diag_rec_add_row(iv, t) < 0) {     /* grows the room to n rows */
-                tb->nrows = 0;
-                return -ENOMEM;
-        }
         return 0;
 }
 
@@ -677,7 +699,7 @@ int diag_rec_decode(struct diag_rec_decoder *d, const uint8_t **p, const uint8_t
         r = decode_body(d, q, q + len, tag == TAG_KEY, out);
         if (r < 0)
                 return r;
-        r = diag_rec_interval_copy(&d->prev, out);
+        r = copy_same_strings(&d->prev, out);
         if (r < 0)
                 return r;
         d->chain = true;
