@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * diag-record's codec: intervals to bytes and back, each interval of a chain coded
- * against the one before. The byte format is docs/diag-record-payload.md; in short:
+ * against the one before. The byte format is the section "Frame payload" of
+ * docs/diag-record-format.md; in short:
  *
  *   interval = tag ('K' key, 'D' delta), varint body length, body
  *   key body = version, schema block, header, string definitions, tables
@@ -16,6 +17,10 @@
  * by key): each row says how many previous rows are gone before it and whether it is
  * new or the same row as the next previous one, then which columns changed. The
  * decoder matches previous rows by position, never by key: no string compares.
+ *
+ * The encoder relies on the recorder's ids being stable within a chain: a recorder that
+ * resets its interner calls diag_rec_encoder_key() (a reset is also noticed when the
+ * interner has fewer ids than before, or when another interner is used).
  */
 #include <errno.h>
 #include <stdlib.h>
