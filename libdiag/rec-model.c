@@ -406,6 +406,8 @@ int diag_rec_interval_copy(struct diag_rec_interval *dst, const struct diag_rec_
                 if (table_room(d, sc, s->nrows) < 0)
                         return -ENOMEM;
                 d->nrows = s->nrows;
+                if (!s->nrows)
+                        continue;
                 memcpy(d->num, s->num, s->nrows * sc->nnum * sizeof(*d->num));
                 for (size_t i = 0; i < s->nrows * sc->nstr; i++) {
                         if (same) {
