@@ -410,6 +410,19 @@ static bool is_partition(const char *disk, const char *name) {
         return true;
 }
 
+/* One line of a /proc table as a string of its own (the parsers look for ':' and
+ * numbers up to the string's end, not the line's). */
+static const char *line_copy(const char *l, char *buf, size_t size) {
+        const char *nl = strchr(l, '\n');
+        size_t n = nl ? (size_t) (nl - l) : strlen(l);
+
+        if (n >= size)
+                n = size - 1;
+        memcpy(buf, l, n);
+        buf[n] = 0;
+        return buf;
+}
+
 static void sample_disks(struct diag_rec_sampler *s, struct diag_rec_interval *iv) {
         char disk[32] = "";
 
@@ -418,8 +431,10 @@ static void sample_disks(struct diag_rec_sampler *s, struct diag_rec_interval *i
         for (const char *l = s->big.p; l && *l; l = next_line(l)) {
                 struct diag_diskstat d;
                 int64_t *v;
+                char line[512];
 
-                if (diag_diskstats_line(l, &d) < 0 || is_partition(disk, d.name))
+
+                if (diag_diskstats_line(line_copy(l, line, sizeof line), &d) < 0 || is_partition(disk, d.name))
                         continue;
                 snprintf(disk, sizeof disk, "%s", d.name);
                 if ((strncmp(d.name, "loop", 4) == 0 || strncmp(d.name, "ram", 3) == 0) && d.rd_ios + d.wr_ios == 0)
@@ -443,8 +458,10 @@ static void sample_net(struct diag_rec_sampler *s, struct diag_rec_interval *iv)
         for (const char *l = s->big.p; l && *l; l = next_line(l)) {
                 struct diag_netdev d;
                 int64_t *v;
+                char line[512];
 
-                if (diag_netdev_line(l, &d) < 0)
+
+                if (diag_netdev_line(line_copy(l, line, sizeof line), &d) < 0)
                         continue;
                 if (!(v = add_named_row(iv, DIAG_REC_NET, d.name)))
                         return;

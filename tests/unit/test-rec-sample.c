@@ -431,6 +431,20 @@ int main(void) {
         check_sorted(&iv);
         CHECK(iv.took_us > 0);
         CHECK(iv.t[DIAG_REC_NET].nrows >= 1);
+        /* every interface is one of /sys/class/net (header lines are not), lo among them */
+        {
+                bool lo = false;
+                for (size_t k = 0; k < iv.t[DIAG_REC_NET].nrows; k++) {
+                        const char *name = str(&iv, DIAG_REC_NET, k, NT_NAME);
+                        char path[300];
+                        snprintf(path, sizeof path, "/sys/class/net/%s", name);
+                        if (access(path, F_OK) < 0)
+                                fprintf(stderr, "interface '%s' is not in /sys/class/net\n", name);
+                        CHECK(access(path, F_OK) == 0);
+                        lo |= strcmp(name, "lo") == 0;
+                }
+                CHECK(lo);
+        }
 
         start = proc_start(sl);
         r = diag_rec_find_proc(&iv, sl, start);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -43,12 +44,58 @@ static void show_usage(void) {
                "     --svg FILE           draw the timeline as an SVG chart into FILE\n"
                " -J, --json               one JSON document\n"
                " -f, --follow             with -J: one JSON line per interval, as they are recorded\n"
+               "     --dump               every interval as recorded, one JSON line each\n"
                " -v, --verbose            say more on stderr\n"
                " -h, --help               display this help\n"
                " -V, --version            display version\n"
                "\n"
                "Exit status: 0 shown, 1 no recording, 2 bad usage, 4 shown, but part of the\n"
                "recording was damaged or missing (stderr says which).\n");
+}
+
+/* --dump: every interval as one JSON line, every table and column as recorded
+ * (names from the schema, DIAG_REC_NA as null): for scripts and tests. */
+static int dump_interval(const struct diag_rec_interval *iv) {
+        struct json_object *o = json_object_new_object();
+        const char *text;
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "seq", json_object_new_int64((int64_t) iv->seq));
+        json_object_object_add(o, "time_ns", json_object_new_int64(iv->realtime_ns));
+        json_object_object_add(o, "boottime_ns", json_object_new_int64(iv->boottime_ns));
+        json_object_object_add(o, "interval_ms", json_object_new_int64(iv->interval_ms));
+        json_object_object_add(o, "late_us", json_object_new_int64(iv->late_us));
+        json_object_object_add(o, "took_us", json_object_new_int64(iv->took_us));
+        for (int t = 0; t < DIAG_REC_NTABLES; t++) {
+                const struct diag_rec_schema *sc = &diag_rec_schemas[t];
+                struct json_object *rows = json_object_new_array();
+
+                for (size_t r = 0; r < iv->t[t].nrows; r++) {
+                        struct json_object *row = json_object_new_object();
+                        for (unsigned c = 0; c < sc->nstr; c++)
+                                json_object_object_add(row, sc->str_names[c], json_object_new_string(
+                                        diag_rec_str(iv->strings, iv->t[t].str[r * sc->nstr + c])));
+                        for (unsigned c = 0; c < sc->nnum; c++) {
+                                int64_t v = iv->t[t].num[r * sc->nnum + c];
+                                json_object_object_add(row, sc->num_names[c],
+                                                       v == DIAG_REC_NA ? NULL : json_object_new_int64(v));
+                        }
+                        json_object_array_add(rows, row);
+                }
+                if (t == DIAG_REC_HOST) {
+                        json_object_object_add(o, sc->name, iv->t[t].nrows ?
+                                               json_object_get(json_object_array_get_idx(rows, 0)) : NULL);
+                        json_object_put(rows);
+                } else {
+                        json_object_object_add(o, sc->name, rows);
+                }
+        }
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        fputs(text, stdout);
+        fputc('\n', stdout);
+        json_object_put(o);
+        return 0;
 }
 
 struct warn_ctx {
@@ -86,7 +133,7 @@ static int64_t recording_end(struct diag_rec_reader *r) {
 }
 
 int show_main(int argc, char **argv) {
-        enum { OPT_FROM = 0x100, OPT_TO, OPT_AT, OPT_TOP, OPT_STEP, OPT_SVG };
+        enum { OPT_FROM = 0x100, OPT_TO, OPT_AT, OPT_TOP, OPT_STEP, OPT_SVG, OPT_DUMP };
         static const struct option longopts[] = {
                 { "from",    required_argument, NULL, OPT_FROM },
                 { "to",      required_argument, NULL, OPT_TO },
@@ -98,6 +145,7 @@ int show_main(int argc, char **argv) {
                 { "svg",     required_argument, NULL, OPT_SVG },
                 { "json",    no_argument,       NULL, 'J' },
                 { "follow",  no_argument,       NULL, 'f' },
+                { "dump",    no_argument,       NULL, OPT_DUMP },
                 DIAG_STD_LONGOPTS,
                 {}
         };
@@ -111,7 +159,7 @@ int show_main(int argc, char **argv) {
         struct warn_ctx wc = { 0 };
         struct rec_show *show = NULL;
         uint64_t last_seq = 0;
-        bool have_seq = false, chain_lost = false;
+        bool have_seq = false, chain_lost = false, dump = false;
         int64_t last_ns = 0, end_ns;
         uint32_t interval_ms = 0;
         int c, r, ex;
@@ -150,6 +198,7 @@ int show_main(int argc, char **argv) {
                         break;
                 case 'J': o.json = true; break;
                 case 'f': o.follow = true; break;
+                case OPT_DUMP: dump = true; break;
                 default:
                         if (!diag_std_option(c, show_usage, &ex))
                                 return DIAG_EXIT_USAGE;
@@ -162,7 +211,9 @@ int show_main(int argc, char **argv) {
                 dir = argv[optind++];
         if (optind < argc)
                 return diag_usage_error("unexpected argument '%s'", argv[optind]);
-        if (o.follow && !o.json)
+        if (dump && (o.json || o.svg_path || o.at_ns || at))
+                return diag_usage_error("%s", "--dump prints every interval as recorded: not with -J, --svg or --at");
+        if (o.follow && !o.json && !dump)
                 return diag_usage_error("%s", "--follow prints JSON lines: use it with -J");
         if (o.follow && (at || to || o.svg_path))
                 return diag_usage_error("%s", "--follow goes on for ever: not with --at, --to or --svg");
@@ -239,6 +290,7 @@ int show_main(int argc, char **argv) {
                 if (r == 0) {
                         if (!o.follow)
                                 break;
+                        fflush(stdout);
                         struct timespec ts = { 0, FOLLOW_POLL_MS * 1000000L };
                         nanosleep(&ts, NULL);
                         continue;
@@ -283,14 +335,14 @@ int show_main(int argc, char **argv) {
                                                         : "no records (the recorder was not running or stalled)");
                         chain_lost = false;
                         last_ns = iv.realtime_ns;
-                        if (rec_show_interval(show, &iv) < 0) {
+                        if (dump ? dump_interval(&iv) < 0 : rec_show_interval(show, &iv) < 0) {
                                 log_error("%s", "out of memory");
                                 ex = DIAG_EXIT_FAILURE;
                                 goto out;
                         }
                 }
         }
-        r = rec_show_finish(show);
+        r = dump ? 0 : rec_show_finish(show);
         if (r < 0) {
                 log_error_errno(r, "cannot write the output: %m");
                 ex = DIAG_EXIT_FAILURE;
