@@ -47,6 +47,7 @@
 #define DEFAULT_COOLDOWN_MS     (5 * 60 * 1000)
 #define DEFAULT_KEEP_SNAPS      20
 #define DEFAULT_MAX_SIZE        (1ULL << 30)
+#define DEFAULT_QUEUE_SIZE      (16ULL << 20)
 #define DEFAULT_CORES_BUDGET    (1ULL << 30)
 #define DEFAULT_OOM_SCORE_ADJ   (-900)
 /* A key interval (decodable alone) at least this often. */
@@ -78,7 +79,7 @@ static struct {
         const char *dir;
         uint32_t interval_ms;
         uint64_t flush_ms, cooldown_ms, duration_ms;
-        uint64_t max_size;
+        uint64_t max_size, queue_size;
         const char *snap_dir;
         long long keep_snaps;
         bool cores;
@@ -92,6 +93,7 @@ static struct {
         .flush_ms = DEFAULT_FLUSH_MS,
         .cooldown_ms = DEFAULT_COOLDOWN_MS,
         .max_size = DEFAULT_MAX_SIZE,
+        .queue_size = DEFAULT_QUEUE_SIZE,
         .keep_snaps = DEFAULT_KEEP_SNAPS,
         .cores_budget = DEFAULT_CORES_BUDGET,
         .oom_score_adj = DEFAULT_OOM_SCORE_ADJ,
@@ -122,6 +124,7 @@ static void usage(void) {
                "                          or ~/.local/state/diagkit/record when not root)\n"
                "     --max-size SIZE      the ring's size: oldest files removed past it (default 1G)\n"
                "     --flush TIME         written to disk at least every TIME (default 10s)\n"
+               "     --queue-size SIZE    records kept in memory while the disk is full (default 16M)\n"
                "     --on TRIGGER         take a snapshot when TRIGGER fires (repeatable);\n"
                "                          TRIGGER,cores[=SIZE] also writes cores of what matched\n"
                "     --snap-dir DIR       where snapshots go (default DIR/snaps)\n"
@@ -545,7 +548,8 @@ static int one_interval(struct recorder *rc, int64_t scheduled_boot_ns) {
 
 static int record_main(void) {
         struct recorder rc = { .lockfd = -1 };
-        struct diag_rec_writer_opts wo = { .max_size = arg.max_size, .interval_ms = arg.interval_ms };
+        struct diag_rec_writer_opts wo = { .max_size = arg.max_size, .interval_ms = arg.interval_ms,
+                                           .queue_size = arg.queue_size };
         struct diag_rec_sampler_opts so = { .kmsg = true, .cgroups = true, .dstate = true };
         struct pollfd pfd[3 + MAX_TRIGGERS];
         struct itimerspec its = { 0 };
@@ -822,7 +826,7 @@ out:
 }
 
 enum {
-        OPT_MAX_SIZE = 0x100, OPT_FLUSH, OPT_ON, OPT_SNAP_DIR, OPT_COOLDOWN, OPT_KEEP_SNAPS, OPT_CORES,
+        OPT_MAX_SIZE = 0x100, OPT_FLUSH, OPT_QUEUE_SIZE, OPT_ON, OPT_SNAP_DIR, OPT_COOLDOWN, OPT_KEEP_SNAPS, OPT_CORES,
         OPT_CORES_BUDGET, OPT_OPENMETRICS, OPT_OOM_ADJ, OPT_NO_MLOCK, OPT_DURATION,
 };
 
@@ -832,6 +836,7 @@ int main(int argc, char **argv) {
                 { "dir",           required_argument, NULL, 'D' },
                 { "max-size",      required_argument, NULL, OPT_MAX_SIZE },
                 { "flush",         required_argument, NULL, OPT_FLUSH },
+                { "queue-size",    required_argument, NULL, OPT_QUEUE_SIZE },
                 { "on",            required_argument, NULL, OPT_ON },
                 { "snap-dir",      required_argument, NULL, OPT_SNAP_DIR },
                 { "cooldown",      required_argument, NULL, OPT_COOLDOWN },
@@ -877,6 +882,11 @@ int main(int argc, char **argv) {
                         if (diag_parse_duration_ms(optarg, &v) < 0 || v < 1000 || v > 3600000)
                                 return diag_usage_error("invalid flush time: '%s' (1s to 1h)", optarg);
                         arg.flush_ms = v;
+                        break;
+                case OPT_QUEUE_SIZE:
+                        if (diag_parse_size(optarg, &v) < 0 || v < (64ULL << 10) || v > (1ULL << 30))
+                                return diag_usage_error("invalid size: '%s' (64K to 1G)", optarg);
+                        arg.queue_size = v;
                         break;
                 case OPT_ON:
                         if ((ex = add_trigger(optarg)) != 0)
