@@ -8,7 +8,10 @@
  * multiplies for an hour, OOM kills and a trigger now and then. The recorder's own
  * path (sampler aside) is used: codec, frames every --flush, key intervals every minute.
  *
- *   recgen DIR [--hours H] [--interval S] [--procs N] [--flush S]
+ *   recgen DIR [--hours H] [--interval S] [--procs N] [--flush S] [--raw-dir RAW]
+ *
+ * --raw-dir: also the first 20 frames' payloads (the codec's bytes), each as a file
+ * RAW/frame-N whose first byte is 1: seeds for tests/record/fuzz-rec.c's decoder.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +30,24 @@ static unsigned rnd(unsigned n) {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         return (unsigned) (rng % n);
+}
+
+static const char *raw_dir;
+static unsigned raw_n;
+
+static void save_raw(const struct diag_rec_buf *raw) {
+        char path[4096];
+        FILE *f;
+
+        if (!raw_dir || raw_n >= 20)
+                return;
+        snprintf(path, sizeof path, "%s/frame-%u", raw_dir, raw_n++);
+        f = fopen(path, "we");
+        if (!f)
+                return;
+        fputc(1, f);
+        fwrite(raw->data, 1, raw->len, f);
+        fclose(f);
 }
 
 static void fail(const char *what, int r) {
@@ -55,6 +76,8 @@ int main(int argc, char **argv) {
                         interval_s = (unsigned) atoi(argv[++i]);
                 else if (strcmp(argv[i], "--procs") == 0 && i + 1 < argc)
                         procs = (unsigned) atoi(argv[++i]);
+                else if (strcmp(argv[i], "--raw-dir") == 0 && i + 1 < argc)
+                        raw_dir = argv[++i];
                 else if (strcmp(argv[i], "--flush") == 0 && i + 1 < argc)
                         flush_s = (unsigned) atoi(argv[++i]);
                 else if (!dir && argv[i][0] != '-')
@@ -176,6 +199,7 @@ int main(int argc, char **argv) {
                         iv.late_us = 100;
                         if (key) {
                                 if (in_frame) {
+                                        save_raw(&raw);
                                         r = diag_rec_writer_add(w, raw.data, raw.len, in_frame, frame_key, frame_first, frame_last);
                                         if (r < 0)
                                                 fail("frame", r);
@@ -192,6 +216,7 @@ int main(int argc, char **argv) {
                         in_frame++;
                         frame_last = tk;
                         if (in_frame * interval_s >= flush_s) {
+                                save_raw(&raw);
                                 r = diag_rec_writer_add(w, raw.data, raw.len, in_frame, frame_key, frame_first, frame_last);
                                 if (r < 0)
                                         fail("frame", r);
