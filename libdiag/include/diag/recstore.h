@@ -78,7 +78,7 @@ struct diag_rec_reader;
 /* Open a recording directory for reading (a live one too). 0 or negative errno
  * (-ENOENT: no segment there). */
 int diag_rec_reader_open(struct diag_rec_reader **ret, const char *dir, diag_rec_warn_fn warn, void *userdata);
-/* The next good frame: 1 with *raw/*len valid until the next call, 0 at the end
+/* The next good frame: 1 with *raw and *len valid until the next call, 0 at the end
  * (a live recording may grow: call again later), negative errno on I/O errors. */
 int diag_rec_reader_next(struct diag_rec_reader *r, const uint8_t **raw, size_t *len,
                          struct diag_rec_frame_info *info);
