@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # bash completion for diagkit: diag, diag-stack, diag-fds, diag-locks, diag-chain,
-# diag-core, diag-sample, diag-snap and shmdump. Installed once and linked under each command's name.
+# diag-core, diag-sample, diag-snap, diag-record and shmdump. Installed once and linked under each command's name.
 #
 # Nothing here lists an option or a column: options and what their arguments are
 # come from the tool's own --help, columns from its -H, at completion time, so the
@@ -190,12 +190,40 @@ _diagkit() {
         _diagkit_tool 1
 }
 
+# diag-record [show] ...: "show" as the first word, then the options of the
+# recorder or of show, and the recording's directory.
+_diag_record_at() {
+        local n=$1 cur=${COMP_WORDS[COMP_CWORD]}
+        if ((COMP_CWORD == n)) && [[ $cur != -* ]]; then
+                _diagkit_reply "$cur" show
+                return 0
+        fi
+        if [[ ${COMP_WORDS[n]-} == show ]]; then
+                if ((COMP_CWORD > n)) && [[ $cur != -* && ${COMP_WORDS[COMP_CWORD - 1]} != -* ]]; then
+                        compopt -o filenames 2>/dev/null
+                        mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+                        return 0
+                fi
+                _diagkit_tool $((n + 1))
+                return
+        fi
+        _diagkit_tool "$n"
+}
+
+_diag_record() {
+        _diag_record_at 1
+}
+
 # diag VERB ...: the verbs diag lists (and demo), then the verb's tool.
 _diag() {
         local cur=${COMP_WORDS[COMP_CWORD]} tool
         COMPREPLY=()
         if ((COMP_CWORD > 1)); then
                 [[ ${COMP_WORDS[1]} == demo ]] && return 0
+                if [[ ${COMP_WORDS[1]} == record ]]; then
+                        _diag_record_at 2
+                        return
+                fi
                 _diagkit_tool 2
                 return
         fi
@@ -212,3 +240,4 @@ _diag() {
 
 complete -F _diagkit diag-stack diag-fds diag-locks diag-chain diag-core diag-sample diag-snap shmdump
 complete -F _diag diag
+complete -F _diag_record diag-record

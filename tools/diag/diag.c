@@ -37,6 +37,7 @@ static const struct verb {
           "shmdump", "../shmdump", "shmdump" },
         { "sample", "what a spinning or slow process does over seconds: hot stacks, waits, system calls" },
         { "snap",  "a snapshot of everything, before the evidence is gone" },
+        { "record", "a flight recorder: the host and every process every few seconds, snapshots on triggers" },
         { "top",   "live view of blocked and busy threads" },
 };
 
