@@ -134,8 +134,8 @@ struct diag_rec_table {
         uint32_t *str;                          /* nrows * schema.nstr */
         int64_t *num;                           /* nrows * schema.nnum */
 };
-#define DIAG_REC_STR(iv, t, row, col) ((iv)->t[t].str[(size_t)(row) * diag_rec_schemas[t].nstr + (col)])
-#define DIAG_REC_NUM(iv, t, row, col) ((iv)->t[t].num[(size_t)(row) * diag_rec_schemas[t].nnum + (col)])
+#define DIAG_REC_STR(iv, tab, row, col) ((iv)->t[tab].str[(size_t)(row) * diag_rec_schemas[tab].nstr + (col)])
+#define DIAG_REC_NUM(iv, tab, row, col) ((iv)->t[tab].num[(size_t)(row) * diag_rec_schemas[tab].nnum + (col)])
 
 struct diag_rec_interval {
         uint64_t seq;                           /* counts intervals since the recorder started */
