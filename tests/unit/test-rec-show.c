@@ -1,11 +1,275 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diag-record show over synthetic intervals with known rates: a process at exactly
+ * 50 % CPU, one growing 1 MiB an interval, a command line whose count rises 1..60, an
+ * OOM kill, a trigger, a gap, a pid reused by another command line.
+ *
+ *   test-rec-show                 the checks, and the time of 17,280 x 1,000 rows
+ *   test-rec-show --svg PATH      write the SVG of the synthetic recording to PATH
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "show.h"
 #include "tap.h"
 
-int main(void) {
-        struct rec_show_opts o = { 0 };
+#define N 120                   /* intervals of 5 s */
+#define GAP_FROM 80             /* intervals 80..83 missing */
+#define GAP_TO 84
+#define OOM_AT 70
+#define TRIG_AT 90
+#define REUSE_AT 60
+#define T0 ((int64_t) 1796400000 * 1000000000)  /* realtime of interval 0 */
+#define BT0 ((int64_t) 1000 * 1000000000)       /* boottime of interval 0 */
+#define MiB (1024LL * 1024)
+
+static int64_t rt_of(int i) {
+        return T0 + (int64_t) i * 5000000000LL;
+}
+
+static void str(struct diag_rec_interval *iv, enum diag_rec_table_id t, size_t r, unsigned c, const char *v) {
+        DIAG_REC_STR(iv, t, r, c) = diag_rec_intern(iv->strings, v, strlen(v));
+}
+
+static size_t proc(struct diag_rec_interval *iv, int64_t pid, int64_t start, const char *comm, const char *cmd,
+                   int64_t cpu, int64_t rss, int64_t majflt, int64_t io) {
+        size_t r = (size_t) diag_rec_add_row(iv, DIAG_REC_PROC);
+        int64_t *n = &DIAG_REC_NUM(iv, DIAG_REC_PROC, r, 0);
+        n[PR_PID] = pid;
+        n[PR_START] = start;
+        n[PR_PPID] = 1;
+        n[PR_UID] = 1000;
+        n[PR_STATE] = 'S';
+        n[PR_UTIME] = cpu;
+        n[PR_RSS] = rss;
+        n[PR_VSZ] = rss * 2;
+        n[PR_MAJFLT] = majflt;
+        n[PR_READ_BYTES] = io;
+        n[PR_WRITE_BYTES] = 0;
+        n[PR_THREADS] = 1;
+        str(iv, DIAG_REC_PROC, r, PR_COMM, comm);
+        str(iv, DIAG_REC_PROC, r, PR_CMD, cmd);
+        str(iv, DIAG_REC_PROC, r, PR_CGROUP, "/system.slice/x.service");
+        return r;
+}
+
+static void event(struct diag_rec_interval *iv, const char *kind, int64_t t, int64_t pid, const char *comm,
+                  const char *text, const char *path, int64_t rss) {
+        size_t r = (size_t) diag_rec_add_row(iv, DIAG_REC_EVENT);
+        str(iv, DIAG_REC_EVENT, r, EV_KIND, kind);
+        str(iv, DIAG_REC_EVENT, r, EV_COMM, comm);
+        str(iv, DIAG_REC_EVENT, r, EV_TEXT, text);
+        str(iv, DIAG_REC_EVENT, r, EV_PATH, path);
+        DIAG_REC_NUM(iv, DIAG_REC_EVENT, r, EV_TIME_NS) = t;
+        DIAG_REC_NUM(iv, DIAG_REC_EVENT, r, EV_PID) = pid;
+        DIAG_REC_NUM(iv, DIAG_REC_EVENT, r, EV_RSS) = rss;
+}
+
+/* Interval i of the synthetic recording. */
+static void build(struct diag_rec_interval *iv, int i) {
+        diag_rec_interval_clear(iv);
+        iv->seq = (uint64_t) i;
+        iv->realtime_ns = rt_of(i);
+        iv->boottime_ns = BT0 + (int64_t) i * 5000000000LL;
+        iv->interval_ms = 5000;
+        diag_rec_add_row(iv, DIAG_REC_HOST);
+        int64_t *h = &DIAG_REC_NUM(iv, DIAG_REC_HOST, 0, 0);
+        /* 8 CPUs x 5 s x 100 ticks = 4000 ticks an interval: 50 % busy, 2.5 % iowait */
+        h[H_CPU_USER] = 2000LL * i;
+        h[H_CPU_IDLE] = 1900LL * i;
+        h[H_CPU_IOWAIT] = 100LL * i;
+        h[H_NCPU] = 8;
+        h[H_CLK_TCK] = 100;
+        h[H_LOAD1] = 2500;
+        h[H_MEM_TOTAL] = 8192 * MiB;
+        h[H_MEM_AVAIL] = 4096 * MiB - (int64_t) i * 10 * MiB;
+        h[H_SWAP_TOTAL] = 1024 * MiB;
+        h[H_SWAP_FREE] = 1024 * MiB;
+        h[H_PGMAJFAULT] = 100LL * i;                    /* 20/s */
+        h[H_PSI_MEM_SOME] = 250000LL * i;               /* 5 % */
+        h[H_PSI_IO_SOME] = 500000LL * i;                /* 10 % */
+        h[H_PSI_CPU_SOME] = 1000000LL * i;              /* 20 % */
+        h[H_OOM_KILL] = i >= OOM_AT;
+        size_t d = (size_t) diag_rec_add_row(iv, DIAG_REC_DISK);
+        str(iv, DIAG_REC_DISK, d, DK_NAME, "sda");
+        DIAG_REC_NUM(iv, DIAG_REC_DISK, d, DK_RD_SECTORS) = 2048LL * i;   /* 1 MiB an interval */
+        DIAG_REC_NUM(iv, DIAG_REC_DISK, d, DK_WR_SECTORS) = 4096LL * i;
+
+        proc(iv, 100, 10, "spin", "/usr/bin/spin --busy", 250LL * i, 10 * MiB, 0, 0);     /* 50 % */
+        proc(iv, 200, 20, "leak", "/usr/bin/leak", 5LL * i, 100 * MiB + (int64_t) i * MiB, 10LL * i, 5 * MiB * i);
+        if (i < OOM_AT)
+                proc(iv, 250, 25, "hog", "/usr/bin/hog", 0, 500 * MiB, 0, 0);
+        if (i < REUSE_AT)
+                proc(iv, 300, 30, "old-daemon", "/bin/old-daemon -f", 0, 5 * MiB, 0, 0);
+        else
+                proc(iv, 300, 129900, "new-daemon", "/bin/new-daemon --reused", 0, 6 * MiB, 0, 0);
+        int workers = 1 + i / 2 > 60 ? 60 : 1 + i / 2;
+        for (int k = 0; k < workers; k++)
+                proc(iv, 1000 + k, 40 + k, "worker", "worker --fork", 0, MiB, 0, 0);
+        diag_rec_sort(iv, DIAG_REC_PROC);
+
+        size_t c = (size_t) diag_rec_add_row(iv, DIAG_REC_CGROUP);
+        str(iv, DIAG_REC_CGROUP, c, CG_PATH, "/system.slice/leak.service");
+        str(iv, DIAG_REC_CGROUP, c, CG_VERSION, "v2");
+        DIAG_REC_NUM(iv, DIAG_REC_CGROUP, c, CG_MEM_CURRENT) = 200 * MiB + (int64_t) i * MiB / 3;
+        DIAG_REC_NUM(iv, DIAG_REC_CGROUP, c, CG_MEM_LIMIT) = 256 * MiB;
+        DIAG_REC_NUM(iv, DIAG_REC_CGROUP, c, CG_MEM_OOM_KILL) = i >= OOM_AT;
+        DIAG_REC_NUM(iv, DIAG_REC_CGROUP, c, CG_IO_RBYTES) = 5 * MiB * i;
+
+        if (i >= OOM_AT && i < OOM_AT + 5) {
+                size_t r = (size_t) diag_rec_add_row(iv, DIAG_REC_DSTATE);
+                DIAG_REC_NUM(iv, DIAG_REC_DSTATE, r, DS_TID) = 201;
+                DIAG_REC_NUM(iv, DIAG_REC_DSTATE, r, DS_PID) = 200;
+                str(iv, DIAG_REC_DSTATE, r, DS_COMM, "leak");
+                str(iv, DIAG_REC_DSTATE, r, DS_WCHAN, "folio_wait_bit");
+        }
+        if (i == OOM_AT)
+                event(iv, DIAG_REC_EV_OOM, rt_of(i) - 1000000000, 250, "hog", "Out of memory: Killed process 250 (hog)",
+                      "/system.slice/hog.service", 500 * MiB);
+        if (i == TRIG_AT)
+                event(iv, DIAG_REC_EV_TRIGGER, rt_of(i), 0, "", "psi-mem>4 for 10s", "/var/lib/diag/snap-1", 0);
+}
+
+/* Feed the synthetic recording; the output in *ret (freed by the caller). */
+static int run(struct rec_show_opts o, char **ret) {
+        size_t len;
+        FILE *f = open_memstream(ret, &len);
+        o.out = f;
         struct rec_show *s = rec_show_new(&o);
-        CHECK(s != NULL);
+        struct diag_rec_strings *strs = diag_rec_strings_new();
+        struct diag_rec_interval iv;
+        diag_rec_interval_init(&iv, strs);
+        int r = s ? 0 : -errno;
+        for (int i = 0; i < N && r >= 0; i++) {
+                if (i >= GAP_FROM && i < GAP_TO) {
+                        if (i == GAP_FROM)
+                                rec_show_gap(s, rt_of(GAP_FROM - 1), rt_of(GAP_TO), "frames lost");
+                        continue;
+                }
+                build(&iv, i);
+                r = rec_show_interval(s, &iv);
+        }
+        if (s)
+                rec_show_warning(s, "segment 3: torn tail, 2 frames lost");
+        if (r >= 0)
+                r = rec_show_finish(s);
         rec_show_free(s);
+        diag_rec_interval_free(&iv);
+        diag_rec_strings_free(strs);
+        fclose(f);
+        return r;
+}
+
+/* The line of out that contains all of the words, or NULL. */
+static const char *line_with(const char *out, const char *a, const char *b) {
+        static char line[1024];
+        for (const char *p = out; p && *p;) {
+                const char *e = strchr(p, '\n');
+                size_t l = e ? (size_t) (e - p) : strlen(p);
+                snprintf(line, sizeof(line), "%.*s", (int) (l < sizeof(line) - 1 ? l : sizeof(line) - 1), p);
+                if (strstr(line, a) && (!b || strstr(line, b)))
+                        return line;
+                p = e ? e + 1 : NULL;
+        }
+        return NULL;
+}
+
+static int count_of(const char *out, const char *needle) {
+        int n = 0;
+        for (const char *p = out; (p = strstr(p, needle)); p++)
+                n++;
+        return n;
+}
+
+static void test_text(void) {
+        char *out = NULL;
+        CHECK_INT(run((struct rec_show_opts) { 0 }, &out), 0);
+        if (getenv("SHOW"))
+                fputs(out, stdout);
+        CHECK(line_with(out, "116 intervals", "gaps 1 (longest 00:00:25)") != NULL);
+        CHECK(line_with(out, "Recording", "interval 5s") != NULL);
+        /* the first of the top by CPU: spin at exactly 50 % */
+        const char *l = strstr(out, "TOP PROCESSES BY CPU");
+        CHECK(l && strncmp(strchr(strchr(l, '\n') + 1, '\n') + 1, "     100 spin                 50.0 /usr/bin/spin --busy\n", 55) == 0);
+        /* leak: 1 MiB every 5 s = 12 MiB a minute */
+        l = strstr(out, "TOP PROCESSES BY RSS GROWTH");
+        CHECK(l && line_with(l, "     200 leak", "12M /usr/bin/leak"));
+        l = strstr(out, "TOP PROCESSES BY MAJOR FAULTS");
+        CHECK(l && line_with(l, "     200 leak", "2.0 /usr/bin/leak"));
+        l = strstr(out, "TOP PROCESSES BY IO");
+        CHECK(l && line_with(l, "     200 leak", "1.0M /usr/bin/leak"));
+        /* the fork explosion: one line rising from 1 to 60 */
+        l = strstr(out, "PROCESS COUNT PER COMMAND LINE");
+        CHECK(l && line_with(l, "    1    60 |", "| worker --fork"));
+        CHECK(l && line_with(l, "@", "worker --fork"));
+        /* timeline: rates as built */
+        CHECK(line_with(out, "  50.0   2.5 ", "  5.00   0.00  10.00   0.00  20.00     20.0") != NULL);
+        CHECK(line_with(out, " OOM", NULL) != NULL);
+        CHECK(line_with(out, "TRIG", NULL) != NULL);
+        CHECK(line_with(out, "GAP", NULL) != NULL);
+        /* events, gaps, warnings */
+        CHECK(line_with(out, "oom-kill", "pid 250 (hog) rss 500M cgroup /system.slice/hog.service") != NULL);
+        CHECK(line_with(out, "trigger", "psi-mem>4 for 10s; snapshot /var/lib/diag/snap-1") != NULL);
+        CHECK(line_with(out, "(00:00:25) frames lost", NULL) != NULL);
+        CHECK(line_with(out, "segment 3: torn tail", NULL) != NULL);
+        CHECK(line_with(out, "256M", "/system.slice/leak.service (v2)") != NULL);
+        CHECK(line_with(out, "      1 ", "/system.slice/leak.service") != NULL);
+        free(out);
+}
+
+static void test_pid(void) {
+        char *out = NULL;
+        CHECK_INT(run((struct rec_show_opts) { .pid = 300 }, &out), 0);
+        if (getenv("SHOW"))
+                fputs(out, stdout);
+        CHECK_INT(count_of(out, "\nPROCESS 300 "), 2);
+        CHECK(line_with(out, "PROCESS 300 (old-daemon)", "/bin/old-daemon -f") != NULL);
+        CHECK(line_with(out, "PROCESS 300 (new-daemon)", "/bin/new-daemon --reused") != NULL);
+        CHECK(!strstr(out, "/usr/bin/spin"));
+        free(out);
+        CHECK_INT(run((struct rec_show_opts) { .cmd_pattern = "^/usr/bin/spin" }, &out), 0);
+        if (getenv("SHOW"))
+                fputs(out, stdout);
+        CHECK(line_with(out, "PROCESSES MATCHING '^/usr/bin/spin': 1", NULL) != NULL);
+        CHECK(line_with(out, "   50.0      10M      0.0", NULL) != NULL);
+        CHECK(!strstr(out, "/usr/bin/leak"));
+        free(out);
+        struct rec_show_opts bad = { .cmd_pattern = "(unclosed" };
+        CHECK(rec_show_new(&bad) == NULL && errno == EINVAL);
+}
+
+static void test_at(void) {
+        char *out = NULL, want[64];
+        /* 2 s after interval 70: that interval, hog gone, the D-state thread */
+        CHECK_INT(run((struct rec_show_opts) { .at_ns = rt_of(OOM_AT) + 2000000000 }, &out), 0);
+        if (getenv("SHOW"))
+                fputs(out, stdout);
+        time_t t = (time_t) (rt_of(OOM_AT) / 1000000000);
+        strftime(want, sizeof(want), "AT %Y-%m-%d %H:%M:%S", localtime(&t));
+        CHECK(line_with(out, want, NULL) != NULL);
+        CHECK(line_with(out, "     100        1   1000 S   50.0     10M", "/usr/bin/spin --busy") != NULL);
+        CHECK(!strstr(out, "/usr/bin/hog"));
+        CHECK(line_with(out, "     201      200 leak", "folio_wait_bit") != NULL);
+        CHECK(line_with(out, "% /system.slice/leak.service", NULL) != NULL);
+        CHECK(line_with(out, "oom-kill", "pid 250") != NULL);
+        CHECK(!line_with(out, "trigger", NULL));
+        CHECK(line_with(out, "Host: CPU 50.0% busy", "load1 2.50, 39 processes, 1 D-state threads") != NULL);
+        free(out);
+        /* the first interval: rates from the one after it */
+        CHECK_INT(run((struct rec_show_opts) { .at_ns = rt_of(0) }, &out), 0);
+        CHECK(line_with(out, "     100        1   1000 S   50.0", NULL) != NULL);
+        free(out);
+}
+
+int main(int argc, char **argv) {
+        setenv("TZ", "UTC", 1);
+        tzset();
+        test_text();
+        test_pid();
+        test_at();
         return TAP_DONE();
 }

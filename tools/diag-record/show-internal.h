@@ -215,3 +215,31 @@ size_t rs_top_groups(struct rec_show *s, uint32_t *ret, size_t n);
 size_t rs_top_values(const double *v, size_t nv, uint32_t *ret, size_t n);
 void rs_group_series(const struct rec_show *s, const struct rs_group *g, const struct rs_buckets *b, double *ret);
 const char *rs_proc_cmd(const struct rec_show *s, const struct rs_proc *p);
+
+/* show-proc.c: a process's (or the matching processes') own figures per bucket */
+struct rs_pseries {
+        double *cpu, *rss, *majflt_s, *rd_bps, *wr_bps, *threads;     /* NAN: not seen in the bucket */
+        char *state;                    /* the worst seen: D, R, other, ' ' */
+};
+/* proc: an index in procs, or RS_NOID for all selected processes together. */
+int rs_pseries_make(const struct rec_show *s, const struct rs_buckets *b, uint32_t proc, struct rs_pseries *ret);
+void rs_pseries_free(struct rs_pseries *p);
+/* Selected processes with samples (--pid: each of them), in order of start; how many. */
+size_t rs_sampled_procs(const struct rec_show *s, uint32_t *ret, size_t n);
+
+/* show-text.c, show-text2.c, show-at.c */
+const char *rs_fmt_num(char *buf, size_t n, double v, int decimals);   /* "-" when NAN */
+const char *rs_fmt_value(char *buf, size_t n, enum rs_top_kind k, double v);
+void rs_put_cut(FILE *f, const char *text, int col);           /* cut to the 100 columns, newline */
+void rs_sparkline(char *out, const double *v, size_t n, double max);
+int rs_text_procs(struct rec_show *s, const struct rs_buckets *b);
+double rs_cg_score(const struct rec_show *s, const struct rs_cg *c);
+int rs_text_cgroups(struct rec_show *s);
+void rs_text_event(struct rec_show *s, const struct rs_event *e);
+bool rs_event_shown(const struct rec_show *s, const struct rs_event *e);
+void rs_text_events(struct rec_show *s, bool around_at);
+int rs_text_at(struct rec_show *s);
+/* --at: the host point with rates (the one after when the chosen one has none); NULL when none. */
+const struct rs_pt *rs_at_pt(const struct rec_show *s);
+/* --at: PROC rows of the copy, top n by CPU (kind RS_TOP_CPU) or RSS (RS_TOP_RSS). */
+size_t rs_at_top(const struct rec_show *s, enum rs_top_kind k, uint32_t *ret, size_t n);
