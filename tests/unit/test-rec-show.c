@@ -265,11 +265,139 @@ static void test_at(void) {
         free(out);
 }
 
+static struct json_object *get(struct json_object *o, const char *path) {
+        char buf[256], *save = NULL;
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *k = strtok_r(buf, ".", &save); k && o; k = strtok_r(NULL, ".", &save)) {
+                char *end;
+                long i = strtol(k, &end, 10);
+                if (!*end && json_object_is_type(o, json_type_array))
+                        o = json_object_array_get_idx(o, (size_t) i);
+                else if (!json_object_object_get_ex(o, k, &o))
+                        return NULL;
+        }
+        return o;
+}
+
+static double dbl(struct json_object *o, const char *path) {
+        struct json_object *v = get(o, path);
+        return v ? json_object_get_double(v) : NAN;
+}
+
+static const char *jstr(struct json_object *o, const char *path) {
+        struct json_object *v = get(o, path);
+        return v ? json_object_get_string(v) : NULL;
+}
+
+static void test_json(void) {
+        char *out = NULL;
+        CHECK_INT(run((struct rec_show_opts) { .json = true }, &out), 0);
+        struct json_object *j = json_tokener_parse(out);
+        CHECK(j != NULL);
+        CHECK_INT(dbl(j, "span.intervals"), 116);
+        CHECK_INT(dbl(j, "span.gaps"), 1);
+        CHECK_INT(dbl(j, "span.from_ns"), rt_of(0));
+        CHECK_STR(jstr(j, "span.from"), "2026-12-04T16:00:00+00:00");
+        CHECK_INT(dbl(j, "top.cpu.0.pid"), 100);
+        CHECK(fabs(dbl(j, "top.cpu.0.cpu_pct") - 50) < 1e-6);
+        CHECK_INT(dbl(j, "top.rss_growth.0.pid"), 200);
+        CHECK(fabs(dbl(j, "top.rss_growth.0.rss_growth_bytes_per_min") - 12 * MiB) < 1);
+        CHECK(fabs(dbl(j, "top.majflt.0.major_faults_per_s") - 2) < 1e-6);
+        CHECK(fabs(dbl(j, "top.io.0.io_bytes_per_s") - MiB) < 1);
+        CHECK_STR(jstr(j, "command_lines.0.command"), "worker --fork");
+        CHECK_INT(dbl(j, "command_lines.0.min"), 1);
+        CHECK_INT(dbl(j, "command_lines.0.max"), 60);
+        CHECK(fabs(dbl(j, "timeline.buckets.1.psi_io_some_pct") - 10) < 1e-6);
+        CHECK(fabs(dbl(j, "timeline.buckets.1.disk_read_bytes_per_s") - MiB / 5.0) < 1);
+        CHECK(fabs(dbl(j, "timeline.buckets.1.cpu_busy_pct") - 50) < 1e-6);
+        CHECK_STR(jstr(j, "events.0.kind"), "oom-kill");
+        CHECK_INT(dbl(j, "events.0.pid"), 250);
+        CHECK_INT(dbl(j, "events.0.rss_bytes"), 500 * MiB);
+        CHECK_STR(jstr(j, "events.1.snapshot"), "/var/lib/diag/snap-1");
+        CHECK_STR(jstr(j, "gaps.0.why"), "frames lost");
+        CHECK_INT(dbl(j, "cgroups.0.oom_kills"), 1);
+        CHECK_STR(jstr(j, "warnings.0"), "segment 3: torn tail, 2 frames lost");
+        json_object_put(j);
+        free(out);
+
+        CHECK_INT(run((struct rec_show_opts) { .json = true, .pid = 300 }, &out), 0);
+        j = json_tokener_parse(out);
+        CHECK_STR(jstr(j, "processes.0.command"), "/bin/old-daemon -f");
+        CHECK_STR(jstr(j, "processes.1.command"), "/bin/new-daemon --reused");
+        CHECK(get(j, "processes.2") == NULL);
+        CHECK_STR(jstr(j, "processes.0.timeline.0.state"), "S");
+        json_object_put(j);
+        free(out);
+
+        CHECK_INT(run((struct rec_show_opts) { .json = true, .at_ns = rt_of(OOM_AT) + 2000000000 }, &out), 0);
+        j = json_tokener_parse(out);
+        CHECK_INT(dbl(j, "at.time_ns"), rt_of(OOM_AT));
+        CHECK_INT(dbl(j, "at.top_cpu.0.pid"), 100);
+        CHECK(fabs(dbl(j, "at.top_cpu.0.cpu_pct") - 50) < 1e-6);
+        CHECK_INT(dbl(j, "at.top_rss.0.pid"), 200);
+        CHECK_STR(jstr(j, "at.dstate.0.wchan"), "folio_wait_bit");
+        CHECK_STR(jstr(j, "at.cgroups_near_limit.0.path"), "/system.slice/leak.service");
+        CHECK_INT(dbl(j, "at.host.processes"), 39);
+        CHECK_STR(jstr(j, "events.0.kind"), "oom-kill");
+        CHECK(get(j, "events.1") == NULL);
+        json_object_put(j);
+        free(out);
+}
+
+static void test_follow(void) {
+        char *out = NULL;
+        CHECK_INT(run((struct rec_show_opts) { .json = true, .follow = true }, &out), 0);
+        int lines = 0, bad = 0, ooms = 0;
+        for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                struct json_object *j = json_tokener_parse(l);
+                lines++;
+                if (!j || !get(j, "time_ns") || !get(j, "top_cpu")) {
+                        bad++;
+                        continue;
+                }
+                if (lines > 1 && (dbl(j, "top_cpu.0.pid") != 100 || fabs(dbl(j, "cpu_busy_pct") - 50) > 1e-6))
+                        bad++;
+                const char *k = jstr(j, "events.0.kind");
+                ooms += k && !strcmp(k, "oom-kill");
+                json_object_put(j);
+        }
+        CHECK_INT(lines, 116);
+        CHECK_INT(bad, 0);
+        CHECK_INT(ooms, 1);
+        free(out);
+}
+
+static void test_parse_time(void) {
+        int64_t t, ref = rt_of(0) + 600LL * 1000000000;    /* 16:10:00 UTC */
+        CHECK_INT(rec_show_parse_time("16:05:00", ref, &t), 0);
+        CHECK_INT(t, rt_of(60));
+        CHECK_INT(rec_show_parse_time("17:00", ref, &t), 0);            /* within the hour after */
+        CHECK_INT(t, rt_of(0) + 3600LL * 1000000000);
+        CHECK_INT(rec_show_parse_time("17:20:00", ref, &t), 0);         /* the day before */
+        CHECK_INT(t, rt_of(0) + (3600LL + 1200 - 86400) * 1000000000);
+        CHECK_INT(rec_show_parse_time("2026-12-04 16:00:05", ref, &t), 0);
+        CHECK_INT(t, rt_of(1));
+        CHECK_INT(rec_show_parse_time("2026-12-04T16:00:10", ref, &t), 0);
+        CHECK_INT(t, rt_of(2));
+        CHECK_INT(rec_show_parse_time("-10m", ref, &t), 0);
+        CHECK_INT(t, rt_of(0));
+        CHECK_INT(rec_show_parse_time("-30s", ref, &t), 0);
+        CHECK_INT(t, ref - 30000000000LL);
+        CHECK_INT(rec_show_parse_time("@1796400000", ref, &t), 0);
+        CHECK_INT(t, rt_of(0));
+        const char *bad[] = { "", "25:00", "16:61", "-10x", "@", "@12x", "2026-13-01 10:00", "yesterday", "10:00:00x" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+                CHECK_INT(rec_show_parse_time(bad[i], ref, &t), -EINVAL);
+}
+
 int main(int argc, char **argv) {
         setenv("TZ", "UTC", 1);
         tzset();
         test_text();
         test_pid();
         test_at();
+        test_json();
+        test_follow();
+        test_parse_time();
         return TAP_DONE();
 }

@@ -243,3 +243,11 @@ int rs_text_at(struct rec_show *s);
 const struct rs_pt *rs_at_pt(const struct rec_show *s);
 /* --at: PROC rows of the copy, top n by CPU (kind RS_TOP_CPU) or RSS (RS_TOP_RSS). */
 size_t rs_at_top(const struct rec_show *s, enum rs_top_kind k, uint32_t *ret, size_t n);
+
+/* show-json.c, show-json2.c */
+struct json_object;
+struct json_object *rs_jnum(double v);                 /* null when NAN */
+void rs_jtime(struct json_object *o, const char *key, int64_t ns);     /* key: ISO 8601, key_ns: epoch ns */
+struct json_object *rs_jpt(const struct rs_pt *p);      /* the host figures of one interval */
+struct json_object *rs_jevent(const struct rec_show *s, const struct rs_event *e);
+int rs_json_rest(struct rec_show *s, const struct rs_buckets *b, struct json_object *root);
