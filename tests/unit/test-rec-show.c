@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "show.h"
 #include "tap.h"
@@ -390,14 +391,64 @@ static void test_parse_time(void) {
                 CHECK_INT(rec_show_parse_time(bad[i], ref, &t), -EINVAL);
 }
 
+static void test_svg(const char *path) {
+        char *out = NULL, *svg = NULL;
+        size_t len = 0;
+        CHECK_INT(run((struct rec_show_opts) { .svg_path = path }, &out), 0);
+        CHECK(strstr(out, "TOP PROCESSES BY CPU") != NULL);    /* text still printed */
+        FILE *f = fopen(path, "r");
+        CHECK(f != NULL);
+        if (f) {
+                CHECK(getdelim(&svg, &len, 0, f) > 0);
+                fclose(f);
+        }
+        if (svg) {
+                CHECK(strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\"") != NULL);
+                CHECK(strstr(svg, "</svg>\n") != NULL);
+                CHECK(!strstr(svg, "<script"));
+                CHECK_INT(count_of(svg, "<line class=\"oom\""), 1);
+                CHECK_INT(count_of(svg, "<line class=\"trigger\""), 1);
+                CHECK_INT(count_of(svg, "<rect class=\"gap\""), 1);
+                CHECK(strstr(svg, "OOM kill 16:05:49: pid 250 (hog)") != NULL);
+                CHECK(strstr(svg, ">worker --fork</text>") != NULL);
+        }
+        free(svg);
+        free(out);
+        /* -J with --svg: only the JSON on the output */
+        CHECK_INT(run((struct rec_show_opts) { .svg_path = path, .json = true }, &out), 0);
+        struct json_object *j = json_tokener_parse(out);
+        CHECK(j != NULL);
+        json_object_put(j);
+        free(out);
+        /* a directory that does not exist: an error, no file */
+        CHECK_INT(run((struct rec_show_opts) { .svg_path = "/nonexistent-dir/x.svg" }, &out), -ENOENT);
+        free(out);
+}
+
 int main(int argc, char **argv) {
         setenv("TZ", "UTC", 1);
         tzset();
+        if (argc == 3 && !strcmp(argv[1], "--svg")) {
+                char *out = NULL;
+                int r = run((struct rec_show_opts) { .svg_path = argv[2] }, &out);
+                free(out);
+                if (r < 0)
+                        fprintf(stderr, "writing %s: %s\n", argv[2], strerror(-r));
+                return r < 0;
+        }
         test_text();
         test_pid();
         test_at();
         test_json();
         test_follow();
         test_parse_time();
+        char tmp[] = "/tmp/test-rec-show-XXXXXX";
+        if (mkdtemp(tmp)) {
+                char path[64];
+                snprintf(path, sizeof(path), "%s/chart.svg", tmp);
+                test_svg(path);
+                unlink(path);
+                rmdir(tmp);
+        }
         return TAP_DONE();
 }
