@@ -425,6 +425,63 @@ static void test_svg(const char *path) {
         free(out);
 }
 
+/* 24 h at 5 s of 1,000 processes (and 50 cgroups): the time it takes, printed, not asserted. */
+static void test_perf(void) {
+        struct diag_rec_strings *strs = diag_rec_strings_new();
+        struct diag_rec_interval iv;
+        diag_rec_interval_init(&iv, strs);
+        diag_rec_add_row(&iv, DIAG_REC_HOST);
+        char cmd[64];
+        for (int k = 0; k < 1000; k++) {
+                snprintf(cmd, sizeof(cmd), "/usr/bin/daemon-%d --serve", k % 200);
+                proc(&iv, 1000 + k, k, "daemon", cmd, 0, 10 * MiB, 0, 0);
+        }
+        for (int k = 0; k < 50; k++) {
+                size_t c = (size_t) diag_rec_add_row(&iv, DIAG_REC_CGROUP);
+                snprintf(cmd, sizeof(cmd), "/system.slice/unit-%02d.service", k);
+                str(&iv, DIAG_REC_CGROUP, c, CG_PATH, cmd);
+                str(&iv, DIAG_REC_CGROUP, c, CG_VERSION, "v2");
+        }
+        char *out = NULL;
+        size_t len;
+        FILE *f = open_memstream(&out, &len);
+        struct rec_show *s = rec_show_new(&(struct rec_show_opts) { .out = f });
+        struct timespec a, b, ca, cb;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ca);
+        int r = 0;
+        for (int i = 0; i < 17280 && r >= 0; i++) {
+                iv.realtime_ns = rt_of(i);
+                iv.boottime_ns = BT0 + (int64_t) i * 5000000000LL;
+                iv.interval_ms = 5000;
+                int64_t *h = &DIAG_REC_NUM(&iv, DIAG_REC_HOST, 0, 0);
+                h[H_CPU_USER] = 2000LL * i;
+                h[H_CPU_IDLE] = 2000LL * i;
+                h[H_MEM_TOTAL] = 8192 * MiB;
+                h[H_MEM_AVAIL] = 4096 * MiB;
+                for (size_t k = 0; k < iv.t[DIAG_REC_PROC].nrows; k++) {
+                        int64_t *n = &DIAG_REC_NUM(&iv, DIAG_REC_PROC, k, 0);
+                        n[PR_UTIME] += (int64_t) (k % 7);
+                        n[PR_RSS] += (int64_t) (k % 3) * 4096;
+                        n[PR_READ_BYTES] += (int64_t) k * 16;
+                }
+                r = rec_show_interval(s, &iv);
+        }
+        if (r >= 0)
+                r = rec_show_finish(s);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cb);
+        CHECK_INT(r, 0);
+        fclose(f);
+        printf("17280 intervals x 1000 processes: %.3f s (%.3f s of CPU)\n",
+               (double) (b.tv_sec - a.tv_sec) + (double) (b.tv_nsec - a.tv_nsec) / 1e9,
+               (double) (cb.tv_sec - ca.tv_sec) + (double) (cb.tv_nsec - ca.tv_nsec) / 1e9);
+        free(out);
+        rec_show_free(s);
+        diag_rec_interval_free(&iv);
+        diag_rec_strings_free(strs);
+}
+
 int main(int argc, char **argv) {
         setenv("TZ", "UTC", 1);
         tzset();
@@ -442,6 +499,7 @@ int main(int argc, char **argv) {
         test_json();
         test_follow();
         test_parse_time();
+        test_perf();
         char tmp[] = "/tmp/test-rec-show-XXXXXX";
         if (mkdtemp(tmp)) {
                 char path[64];

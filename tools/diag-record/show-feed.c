@@ -302,6 +302,8 @@ static int procs(struct rec_show *s, const struct diag_rec_interval *iv, bool wi
         const struct diag_rec_table *tb = &iv->t[DIAG_REC_PROC];
         int64_t bt = iv->boottime_ns, rt = iv->realtime_ns;
         uint32_t ivx = (uint32_t) s->npts;      /* the point's index + 1 */
+        double iv_dt = s->have_prev && bt > s->prev_bt ? (double) (bt - s->prev_bt) * 1e-9 : 0;
+        double iv_inv = iv_dt > 0 ? 1 / iv_dt : 0, cpu_pct = 100 / s->clk_tck;
         if (rs_grow(&s->row_proc, &s->arow_proc, tb->nrows, sizeof(*s->row_proc)) < 0 ||
             rs_grow(&s->row_cpu, &s->arow_cpu, tb->nrows, sizeof(*s->row_cpu)) < 0)
                 return -ENOMEM;
@@ -313,24 +315,32 @@ static int procs(struct rec_show *s, const struct diag_rec_interval *iv, bool wi
                 const int64_t *n = &DIAG_REC_NUM(iv, DIAG_REC_PROC, r, 0);
                 int64_t cpu = n[PR_UTIME] == DIAG_REC_NA || n[PR_STIME] == DIAG_REC_NA ? DIAG_REC_NA :
                               n[PR_UTIME] + n[PR_STIME];
-                double dtp = 0, dc = NAN, dm = NAN, drd = NAN, dwr = NAN;
-                double start_ns = (double) p->start * 1e9 / s->clk_tck;
+                double dtp = 0, inv = 0, dc = NAN, dm = NAN, drd = NAN, dwr = NAN;
                 if (p->l_bt && bt > p->l_bt) {
-                        dtp = (double) (bt - p->l_bt) / 1e9;
+                        /* mostly seen in the previous interval too: no division per row */
+                        if (p->l_bt == s->prev_bt) {
+                                dtp = iv_dt;
+                                inv = iv_inv;
+                        } else {
+                                dtp = (double) (bt - p->l_bt) * 1e-9;
+                                inv = 1 / dtp;
+                        }
                         dc = delta(cpu, p->l_cpu);
                         dm = delta(n[PR_MAJFLT], p->l_majflt);
                         drd = delta(n[PR_READ_BYTES], p->l_rd);
                         dwr = delta(n[PR_WRITE_BYTES], p->l_wr);
-                } else if (!p->l_bt && s->have_prev && start_ns >= (double) s->prev_bt && (double) bt > start_ns) {
+                } else if (!p->l_bt && s->have_prev && (double) p->start * 1e9 / s->clk_tck >= (double) s->prev_bt &&
+                           (double) bt > (double) p->start * 1e9 / s->clk_tck) {
                         /* started since the previous interval: all it did is new */
-                        dtp = ((double) bt - start_ns) / 1e9;
+                        dtp = ((double) bt - (double) p->start * 1e9 / s->clk_tck) * 1e-9;
+                        inv = 1 / dtp;
                         dc = na(cpu);
                         dm = na(n[PR_MAJFLT]);
                         drd = na(n[PR_READ_BYTES]);
                         dwr = na(n[PR_WRITE_BYTES]);
                 }
                 s->row_proc[r] = idx;
-                s->row_cpu[r] = rate(dc, dtp) / s->clk_tck * 100;
+                s->row_cpu[r] = dtp > 0 ? dc * inv * cpu_pct : NAN;
                 if (snap_now) {
                         s->snap.cpu[r] = s->row_cpu[r];
                         s->snap.majflt[r] = rate(dm, dtp);
