@@ -21,7 +21,7 @@ struct rec_show_opts {
         int64_t from_ns, to_ns, at_ns;          /* CLOCK_REALTIME; 0 = unset */
         pid_t pid;                              /* 0 = all */
         const char *cmd_pattern;                /* ERE, matched against command lines (comm when empty) */
-        const char *svg_path;                   /* write an SVG chart there instead of printing */
+        const char *svg_path;                   /* also write an SVG chart there (the text still printed unless json) */
         unsigned top;                           /* rows per list, 0 = 5 */
         unsigned step_s;                        /* timeline bucket, 0 = auto (about 40 lines) */
         FILE *out;                              /* NULL = stdout */
