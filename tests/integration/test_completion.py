@@ -10,10 +10,11 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diagtest as dt  # noqa: E402
 
-COMMANDS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-sample", "diag-snap", "shmdump"]
+COMMANDS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-sample", "diag-snap",
+            "diag-record", "shmdump"]
 TOOLS = {"diag_stack": "diag-stack", "diag_fds": "diag-fds", "diag_locks": "diag-locks",
          "diag_chain": "diag-chain", "diag_core": "diag-core", "diag_sample": "diag-sample", "diag_snap": "diag-snap",
-         "shmdump": "shmdump"}
+         "diag_record": "diag-record", "shmdump": "shmdump"}
 
 _RUN = r'''
 source "$0" || exit 99
@@ -25,6 +26,7 @@ if [[ -n ${DIAGTEST_LINE-} ]]; then
 fi
 case ${COMP_WORDS[0]##*/} in
 diag) _diag ;;
+diag-record) _diag_record ;;
 *) _diagkit ;;
 esac
 printf '%s\n' "${COMPREPLY[@]}"
@@ -139,8 +141,23 @@ def check_all(chk, script, tools, diag, fx=None, what=""):
         check_shm(chk, script, tools["shmdump"], diag)
 
 
+def check_record(chk, script, rec, diag):
+    """diag-record: "show" first, then the recorder's options or show's, as --help says."""
+    got, r = complete(script, [rec, ""])
+    chk.check("show" in got, "diag-record <TAB> offers show: %s %s" % (got, r.err))
+    got, r = complete(script, [rec, "--inter"])
+    chk.eq(got, ["--interval"], "diag-record --inter<TAB> (%s)" % r.err)
+    got, r = complete(script, [rec, "show", "--a"])
+    chk.eq(got, ["--at"], "diag-record show --a<TAB> (%s)" % r.err)
+    got, r = complete(script, [rec, "show", "--fo"])
+    chk.eq(got, ["--follow"], "diag-record show --fo<TAB> (%s)" % r.err)
+    got, r = complete(script, [diag, "record", "show", "--svg", "/"])
+    chk.check(got and all(g.startswith("/") for g in got), "diag record show --svg /<TAB> completes files: %s" % got)
+
+
 def main():
-    dt.setup(__doc__, "diag_fds", "diag_locks", "diag_chain", "diag_core", "diag_sample", "diag_snap", "shmdump", "completion")
+    dt.setup(__doc__, "diag_fds", "diag_locks", "diag_chain", "diag_core", "diag_sample", "diag_snap", "diag_record",
+             "shmdump", "completion")
     bash = dt.need_program("bash")
     script = dt.paths.completion
     if not script or not os.path.exists(script):
@@ -155,6 +172,7 @@ def main():
     r = subprocess.run([bash, "-n", script], capture_output=True, text=True)
     chk.eq(r.returncode, 0, "bash -n %s: %s" % (script, r.stderr))
 
+    check_record(chk, script, tools["diag-record"], diag)
     with dt.Fixture(["--roles", "sleep,idle", "--idle", 1]) as fx:
         check_all(chk, script, tools, diag, fx)
     chk.finish()

@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diagtest as dt  # noqa: E402
 import test_completion as tc  # noqa: E402
 
-PROGRAMS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-snap", "shmdump"]
+PROGRAMS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-snap", "diag-record",
+            "shmdump"]
 
 
 def section_names(path):
@@ -123,6 +124,15 @@ def main():
                       "%s runs the installed diag-snap: %r" % (path, text))
             chk.check(os.path.isfile(os.path.join(os.path.dirname(path), "diag-snap.timer")),
                       "diag-snap.timer installed next to %s" % path)
+
+        # diag-record's service, running the installed recorder
+        with open(os.path.join(args.build, "meson-info", "intro-installed.json")) as f:
+            units = [v for v in json.load(f).values() if v.endswith("/diag-record.service")]
+        chk.check(units, "diag-record.service is installed")
+        for u in units:
+            text = dt.read_file(os.path.join(destdir, u.lstrip("/"))) or ""
+            chk.check(os.path.join(prefix, opts["bindir"], "diag-record") in text and "Restart=always" in text,
+                      "%s runs the installed diag-record, Restart=always: %r" % (u, text))
 
         # What was installed works from where it is.
         r = dt.run([os.path.join(bindir, "diag")])

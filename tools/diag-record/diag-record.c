@@ -438,6 +438,7 @@ static int cut_frame(struct recorder *rc) {
                                 rc->frame_last_ns);
         rc->raw.len = 0;
         rc->frame_n = 0;
+        rc->frame_key = false;          /* the next frame is a key frame only if a key interval starts it */
         if (r < 0)
                 log_warn("a frame was lost: %s", strerror(-r));
         return r;
@@ -519,13 +520,12 @@ static int one_interval(struct recorder *rc, int64_t scheduled_boot_ns) {
         if (iv->late_us * 2 > (int64_t) arg.interval_ms * 1000)
                 rc->late++;
 
-        if (!rc->frame_n) {
+        if (!rc->frame_n)
                 rc->frame_first_ns = iv->realtime_ns;
-                if (rc->raw.len == 0 && !rc->frame_key)
-                        rc->frame_key = false;
-        }
+        size_t len0 = rc->raw.len;
         r = diag_rec_encode(rc->enc, iv, &rc->raw);
         if (r < 0) {
+                rc->raw.len = len0;     /* nothing of it in the frame */
                 log_warn("an interval was lost: %s", strerror(-r));
                 rc->want_key = true;
         } else {
@@ -539,8 +539,6 @@ static int one_interval(struct recorder *rc, int64_t scheduled_boot_ns) {
 
         if (rc->flush_now || t0 - rc->last_flush_ns >= (int64_t) arg.flush_ms * 1000000)
                 flush(rc);
-        if (rc->frame_n == 0)
-                rc->frame_key = false;
         rc->cur = !rc->cur;
         rc->have_prev = true;
         return 0;
@@ -572,7 +570,12 @@ static int record_main(void) {
                 return DIAG_EXIT_FAILURE;
         }
         /* one recorder per directory */
-        snprintf(lockpath, sizeof lockpath, "%s/.lock", arg.dir);
+        if (strlen(arg.dir) + sizeof "/.lock" > sizeof lockpath) {
+                log_error("directory name too long: %s", arg.dir);
+                return DIAG_EXIT_FAILURE;
+        }
+        memcpy(lockpath, arg.dir, strlen(arg.dir));
+        memcpy(lockpath + strlen(arg.dir), "/.lock", sizeof "/.lock");
         rc.lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (rc.lockfd < 0) {
                 log_error_errno(-errno, "cannot open %s: %m", lockpath);
