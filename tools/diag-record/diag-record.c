@@ -282,7 +282,19 @@ static void own_events_into(struct diag_rec_interval *iv) {
 
 /* ---- snapshots ---- */
 
-static void reap_snapshot(void) {
+/* One snapshot at a time; the first one asked for meanwhile waits here (a later one
+ * would show the same state a moment later: it is only recorded). */
+static struct {
+        bool set;
+        struct trig *tr;
+        char spec[256], why[512];
+        pid_t pids[MAX_CORE_PIDS];
+        size_t npids;
+} pending;
+
+static void fire(struct trig *tr, const char *spec, const char *why, const pid_t *pids, size_t npids);
+
+static void reap_child(void) {
         int status;
         pid_t p;
 
@@ -303,6 +315,25 @@ static void reap_snapshot(void) {
                          WTERMSIG(status));
         snprintf(e->path, sizeof e->path, "%s", snap_child_path);
         log_warn("%s (%s)", e->text, snap_child_path);
+}
+
+static void start_pending(void);
+
+static void reap_snapshot(void) {
+        reap_child();
+        start_pending();
+}
+
+/* The snapshot asked for while another was being taken, now that it is done. */
+static void start_pending(void) {
+        char spec[sizeof pending.spec], why[sizeof pending.why + 64];
+
+        if (!pending.set || snap_child > 0)
+                return;
+        pending.set = false;
+        snprintf(spec, sizeof spec, "%s", pending.spec);
+        snprintf(why, sizeof why, "%s (queued behind the previous snapshot)", pending.why);
+        fire(pending.tr, spec, why, pending.pids, pending.npids);
 }
 
 static void snapshot_name(char *buf, size_t size) {
@@ -334,17 +365,33 @@ static void fire(struct trig *tr, const char *spec, const char *why, const pid_t
         sigset_t all;
         pid_t p;
 
-        snprintf(e->text, sizeof e->text, "%s: %s", spec, why);
+        if (strncmp(why, spec, strlen(spec)) == 0)
+                snprintf(e->text, sizeof e->text, "%s", why);
+        else
+                snprintf(e->text, sizeof e->text, "%s: %s", spec, why);
         e->pid = npids ? pids[0] : 0;
         e->count = 1;
-        if (tr)
+        if (tr) {
                 tr->fired++;
+                tr->last_fire_ns = (int64_t) diag_now_ns(CLOCK_BOOTTIME);       /* the cooldown starts now */
+        }
         if (!arg.quiet)
                 log_warn("trigger %s", e->text);
-        reap_snapshot();
+        reap_child();
+        if (snap_child > 0 && pending.set) {
+                strncat(e->text, "; no snapshot of its own: one is already queued behind the running one",
+                        sizeof e->text - strlen(e->text) - 1);
+                return;
+        }
         if (snap_child > 0) {
-                snprintf(e->path, sizeof e->path, "%s", "");
-                strncat(e->text, "; no snapshot: the previous one is still being taken",
+                pending.set = true;
+                pending.tr = tr;
+                snprintf(pending.spec, sizeof pending.spec, "%s", spec);
+                snprintf(pending.why, sizeof pending.why, "%s", why);
+                pending.npids = npids < MAX_CORE_PIDS ? npids : MAX_CORE_PIDS;
+                if (pending.npids)
+                        memcpy(pending.pids, pids, pending.npids * sizeof *pids);
+                strncat(e->text, "; snapshot queued: the previous one is still being taken",
                         sizeof e->text - strlen(e->text) - 1);
                 return;
         }
@@ -405,8 +452,6 @@ static void fire(struct trig *tr, const char *spec, const char *why, const pid_t
         }
         snap_child = p;
         snprintf(snap_child_path, sizeof snap_child_path, "%s", e->path);
-        if (tr)
-                tr->last_fire_ns = (int64_t) diag_now_ns(CLOCK_BOOTTIME);
 }
 
 /* ---- the loop ---- */
