@@ -537,7 +537,10 @@ static int one_interval(struct recorder *rc, int64_t scheduled_boot_ns) {
         if (arg.openmetrics)
                 openmetrics_write(arg.openmetrics, iv, prev);
 
-        if (rc->flush_now || t0 - rc->last_flush_ns >= (int64_t) arg.flush_ms * 1000000)
+        /* last_flush_ns is when the last flush ended, after its interval was read: half an
+         * interval of room, or --flush 1s at -i 1s would flush every other interval */
+        if (rc->flush_now || t0 - rc->last_flush_ns + (int64_t) arg.interval_ms * 500000 >=
+                                     (int64_t) arg.flush_ms * 1000000)
                 flush(rc);
         if (rc->frame_n == 0)
                 rc->frame_key = false;
