@@ -701,8 +701,9 @@ static int record_main(void) {
                 next_ns += (int64_t) arg.interval_ms * 1000000;
                 now = (int64_t) diag_now_ns(CLOCK_BOOTTIME);
                 if (next_ns <= now) {
-                        /* stalled past whole intervals: skip them (show reports the gap) */
-                        int64_t behind = (now - next_ns) / ((int64_t) arg.interval_ms * 1000000);
+                        /* stalled past whole intervals: skip them (show reports the gap), up
+                         * to the first one still ahead, or the timer fires at once (bunched) */
+                        int64_t behind = (now - next_ns) / ((int64_t) arg.interval_ms * 1000000) + 1;
                         next_ns += behind * (int64_t) arg.interval_ms * 1000000;
                 }
                 if (end_ns && next_ns > end_ns)
