@@ -702,9 +702,12 @@ static int record_main(void) {
                 now = (int64_t) diag_now_ns(CLOCK_BOOTTIME);
                 if (next_ns <= now) {
                         /* stalled past whole intervals: skip them (show reports the gap), up
-                         * to the first one still ahead, or the timer fires at once (bunched) */
+                         * to the first one at least half an interval ahead: the late one just
+                         * taken is not followed by another at once (bunched) */
                         int64_t behind = (now - next_ns) / ((int64_t) arg.interval_ms * 1000000) + 1;
                         next_ns += behind * (int64_t) arg.interval_ms * 1000000;
+                        if (next_ns - now < (int64_t) arg.interval_ms * 500000)
+                                next_ns += (int64_t) arg.interval_ms * 1000000;
                 }
                 if (end_ns && next_ns > end_ns)
                         break;
