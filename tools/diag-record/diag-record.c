@@ -426,6 +426,7 @@ struct recorder {
         int64_t last_key_ns, last_flush_ns;     /* CLOCK_BOOTTIME */
         bool want_key, flush_now;
         uint64_t intervals, late, drops_reported;
+        int write_error;                /* the last flush's that failed */
         int lockfd;
 };
 
@@ -449,6 +450,8 @@ static void flush(struct recorder *rc) {
 
         cut_frame(rc);
         r = diag_rec_writer_flush(rc->w);
+        if (r < 0)
+                rc->write_error = r;
         rc->last_flush_ns = (int64_t) diag_now_ns(CLOCK_BOOTTIME);
         rc->flush_now = false;
         diag_rec_writer_stats(rc->w, &st);
@@ -457,8 +460,11 @@ static void flush(struct recorder *rc) {
         if (st.intervals_dropped > rc->drops_reported) {
                 struct own_event *e = own_event(DIAG_REC_EV_DROPS);
                 e->count = (int64_t) (st.intervals_dropped - rc->drops_reported);
+                /* the flush that counted them may have found nothing left to write: the
+                 * reason is the last failed one's */
                 snprintf(e->text, sizeof e->text, "%" PRIu64 " intervals dropped: could not write (%s)",
-                         st.intervals_dropped - rc->drops_reported, strerror(-st.last_error));
+                         st.intervals_dropped - rc->drops_reported,
+                         strerror(-(st.last_error ? st.last_error : rc->write_error ? rc->write_error : -EIO)));
                 rc->drops_reported = st.intervals_dropped;
                 log_warn("%s", e->text);
         }
