@@ -1057,10 +1057,11 @@ int diag_rec_reader_seek(struct diag_rec_reader *r, int64_t realtime_ns) {
                 struct seg_hdr sh;
                 uint64_t off;
                 size_t got;
+                struct stat st;
 
                 seg_name(name, r->nums[i]);
                 fd = openat(r->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd < 0)
+                if (fd < 0 || fstat(fd, &st) < 0)
                         continue;
                 if (pio(fd, b, SEG_HDR_MAX, 0, false, &got) < 0 || seg_hdr_parse(b, got, &sh) != 1)
                         continue;
@@ -1070,6 +1071,9 @@ int diag_rec_reader_seek(struct diag_rec_reader *r, int64_t realtime_ns) {
 
                         if (pio(fd, b, FRAME_HDR_LEN, off, false, &got) < 0 || got < FRAME_HDR_LEN ||
                             !frame_hdr_valid(b, &h))
+                                break;
+                        /* a torn tail is no place to start */
+                        if (off + FRAME_HDR_LEN + (uint64_t) h.zlen > (uint64_t) st.st_size)
                                 break;
                         if ((h.flags & FRAME_KEY) && h.first_ns <= realtime_ns) {
                                 found = true;

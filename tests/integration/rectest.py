@@ -97,8 +97,9 @@ class Recorder:
         if self.alive():
             os.kill(self.proc.pid, sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        """Stop it; its exit status (negative: the signal that ended it)."""
+    def stop(self, sig=None, timeout=15):
+        """Stop it (SIGTERM unless sig); its exit status (negative: the signal that ended it)."""
+        sig = signal.SIGTERM if sig is None else sig    # the method signal() hides the module here
         if self.proc is None:
             return None
         if self.proc.poll() is None:

@@ -471,6 +471,7 @@ struct recorder {
         int64_t last_key_ns, last_flush_ns;     /* CLOCK_BOOTTIME */
         bool want_key, flush_now;
         uint64_t intervals, late, drops_reported;
+        int write_error;                /* the last flush's that failed */
         int lockfd;
 };
 
@@ -495,6 +496,8 @@ static void flush(struct recorder *rc) {
 
         cut_frame(rc);
         r = diag_rec_writer_flush(rc->w);
+        if (r < 0)
+                rc->write_error = r;
         rc->last_flush_ns = (int64_t) diag_now_ns(CLOCK_BOOTTIME);
         rc->flush_now = false;
         diag_rec_writer_stats(rc->w, &st);
@@ -503,8 +506,11 @@ static void flush(struct recorder *rc) {
         if (st.intervals_dropped > rc->drops_reported) {
                 struct own_event *e = own_event(DIAG_REC_EV_DROPS);
                 e->count = (int64_t) (st.intervals_dropped - rc->drops_reported);
+                /* the flush that counted them may have found nothing left to write: the
+                 * reason is the last failed one's */
                 snprintf(e->text, sizeof e->text, "%" PRIu64 " intervals dropped: could not write (%s)",
-                         st.intervals_dropped - rc->drops_reported, strerror(-st.last_error));
+                         st.intervals_dropped - rc->drops_reported,
+                         strerror(-(st.last_error ? st.last_error : rc->write_error ? rc->write_error : -EIO)));
                 rc->drops_reported = st.intervals_dropped;
                 log_warn("%s", e->text);
         }
@@ -582,7 +588,10 @@ static int one_interval(struct recorder *rc, int64_t scheduled_boot_ns) {
         if (arg.openmetrics)
                 openmetrics_write(arg.openmetrics, iv, prev);
 
-        if (rc->flush_now || t0 - rc->last_flush_ns >= (int64_t) arg.flush_ms * 1000000)
+        /* last_flush_ns is when the last flush ended, after its interval was read: half an
+         * interval of room, or --flush 1s at -i 1s would flush every other interval */
+        if (rc->flush_now || t0 - rc->last_flush_ns + (int64_t) arg.interval_ms * 500000 >=
+                                     (int64_t) arg.flush_ms * 1000000)
                 flush(rc);
         rc->cur = !rc->cur;
         rc->have_prev = true;
@@ -745,9 +754,13 @@ static int record_main(void) {
                 next_ns += (int64_t) arg.interval_ms * 1000000;
                 now = (int64_t) diag_now_ns(CLOCK_BOOTTIME);
                 if (next_ns <= now) {
-                        /* stalled past whole intervals: skip them (show reports the gap) */
-                        int64_t behind = (now - next_ns) / ((int64_t) arg.interval_ms * 1000000);
+                        /* stalled past whole intervals: skip them (show reports the gap), up
+                         * to the first one at least half an interval ahead: the late one just
+                         * taken is not followed by another at once (bunched) */
+                        int64_t behind = (now - next_ns) / ((int64_t) arg.interval_ms * 1000000) + 1;
                         next_ns += behind * (int64_t) arg.interval_ms * 1000000;
+                        if (next_ns - now < (int64_t) arg.interval_ms * 500000)
+                                next_ns += (int64_t) arg.interval_ms * 1000000;
                 }
                 if (end_ns && next_ns > end_ns)
                         break;

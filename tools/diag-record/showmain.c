@@ -117,18 +117,22 @@ static void warn_cb(void *userdata, const char *fmt, ...) {
                 rec_show_warning(w->show, line);
 }
 
-/* The realtime of the recording's last interval (for times given as 17:15:50). */
+/* The realtime of the recording's last interval (for times given as 17:15:50). From
+ * the last key frame; from the start when nothing can be read from there (that key
+ * frame is damaged). */
 static int64_t recording_end(struct diag_rec_reader *r) {
         struct diag_rec_frame_info info;
         const uint8_t *raw;
         size_t len;
         int64_t last = 0;
 
-        if (diag_rec_reader_seek(r, INT64_MAX) < 0)
-                return 0;
-        while (diag_rec_reader_next(r, &raw, &len, &info) > 0)
-                if (info.last_ns > last)
-                        last = info.last_ns;
+        for (int pass = 0; pass < 2 && !last; pass++) {
+                if (diag_rec_reader_seek(r, pass ? INT64_MIN : INT64_MAX) < 0)
+                        return 0;
+                while (diag_rec_reader_next(r, &raw, &len, &info) > 0)
+                        if (info.last_ns > last)
+                                last = info.last_ns;
+        }
         return last;
 }
 
