@@ -97,8 +97,10 @@ class Recorder:
         if self.alive():
             os.kill(self.proc.pid, sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        """Stop it; its exit status (negative: the signal that ended it)."""
+    def stop(self, sig=None, timeout=15):
+        """Stop it (SIGTERM unless sig); its exit status (negative: the signal that
+        ended it)."""
+        sig = sig or signal.SIGTERM
         if self.proc is None:
             return None
         if self.proc.poll() is None:
