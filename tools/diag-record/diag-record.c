@@ -334,7 +334,11 @@ static void fire(struct trig *tr, const char *spec, const char *why, const pid_t
         sigset_t all;
         pid_t p;
 
-        snprintf(e->text, sizeof e->text, "%s: %s", spec, why);
+        /* the checks of rec-trigger start their line with the spec already (PSI's does not) */
+        if (strncmp(why, spec, strlen(spec)) == 0 && why[strlen(spec)] == ':')
+                snprintf(e->text, sizeof e->text, "%s", why);
+        else
+                snprintf(e->text, sizeof e->text, "%s: %s", spec, why);
         e->pid = npids ? pids[0] : 0;
         e->count = 1;
         if (tr)
