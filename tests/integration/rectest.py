@@ -165,41 +165,19 @@ def boottime_ns():
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
 
 
-class BootSampler:
-    """A thread reading fn() (a number, or None) every `interval` s: .samples is
-    [(CLOCK_BOOTTIME ns, value)], comparable with the intervals' boottime_ns.
-    `with BootSampler(fn) as s:`."""
+def mono_of_boot(t_boot_ns):
+    """An interval's boottime_ns as time.monotonic() seconds, the clock of
+    snaptest.Sampler (the two differ by the time suspended, fixed during a test)."""
+    return time.monotonic() - (boottime_ns() - t_boot_ns) / 1e9
 
-    def __init__(self, fn, interval=0.01):
-        import threading
-        self.fn, self.interval, self.samples = fn, interval, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self._stop.is_set():
-            t0 = boottime_ns()
-            v = self.fn()
-            if v is not None:
-                self.samples.append(((t0 + boottime_ns()) // 2, v))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
-
-    def at(self, t_ns):
-        """The value at t_ns, linearly between the samples around it; None outside."""
-        s = self.samples
-        for (ta, va), (tb, vb) in zip(s, s[1:]):
-            if ta <= t_ns <= tb:
-                return va if tb == ta else va + (vb - va) * (t_ns - ta) / (tb - ta)
-        return None
+def value_at(samples, t):
+    """The value of snaptest.Sampler samples [(time, value)] at time t, linearly
+    between the samples around it; None outside them."""
+    for (ta, va), (tb, vb) in zip(samples, samples[1:]):
+        if ta <= t <= tb:
+            return va if tb == ta else va + (vb - va) * (t - ta) / (tb - ta)
+    return None
 
 
 def cmd_count(iv, needle):
