@@ -303,3 +303,13 @@ def run_test(description, name, scenario, *more):
         shutil.rmtree(tmp, ignore_errors=True)
     snaptest.no_children_left(chk, "after every run", wait=5.0)
     chk.finish()
+
+
+def children(pid):
+    """Pids of the processes whose parent is pid (a recorder's diag-snap)."""
+    out = []
+    for d in os.listdir("/proc"):
+        st = dt.task_stat(int(d), int(d)) if d.isdigit() else None
+        if st and int(st[2][0]) == pid:
+            out.append(int(d))
+    return out

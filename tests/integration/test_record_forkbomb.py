@@ -58,6 +58,8 @@ def scenario(chk, tmp):
                 chk.eq(cg.pids(), sorted([parent] + workers), "the pool is in the test's cgroup")
                 first = rt.wait_for(lambda: rt.bundles(snap_dir), BUNDLE_S + 3)
                 chk.check(first, "the count trigger gave a bundle while the pool ran\n%s" % rt.log_tail(rec))
+                # its diag-snap ends after the bundle is in place: the oom trigger's must not find it running
+                rt.wait_for(lambda: not rt.children(rec.pid), 15)
                 os.kill(parent, signal.SIGUSR1)
                 gone = {}
                 for words in fx.read_lines("DONE", timeout=120):
