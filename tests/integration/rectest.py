@@ -145,3 +145,170 @@ def events(intervals, kind=None):
             if kind is None or e.get("kind") == kind:
                 out.append(dict(e, interval_ns=iv.get("time_ns")))
     return out
+
+
+# ---------------------------------------------------------------- scenarios around the recorder
+
+def wait_for(pred, timeout, step=0.05):
+    """pred()'s first true value within timeout s, else None."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > end:
+            return v or None
+        time.sleep(step)
+
+
+def boottime_ns():
+    """CLOCK_BOOTTIME, the clock of an interval's boottime_ns and of the schedule."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+def mono_of_boot(t_boot_ns):
+    """An interval's boottime_ns as time.monotonic() seconds, the clock of
+    snaptest.Sampler (the two differ by the time suspended, fixed during a test)."""
+    return time.monotonic() - (boottime_ns() - t_boot_ns) / 1e9
+
+
+def value_at(samples, t):
+    """The value of snaptest.Sampler samples [(time, value)] at time t, linearly
+    between the samples around it; None outside them."""
+    for (ta, va), (tb, vb) in zip(samples, samples[1:]):
+        if ta <= t <= tb:
+            return va if tb == ta else va + (vb - va) * (t - ta) / (tb - ta)
+    return None
+
+
+def cmd_count(iv, needle):
+    """Process rows of interval iv whose command line contains needle."""
+    return sum(1 for r in iv.get("proc") or [] if needle in (r.get("cmd") or ""))
+
+
+def cgroup_rows(intervals, path, version=None):
+    """[(interval, row)] of the cgroup rows with that path (and version: "v1", "v2")."""
+    out = []
+    for iv in intervals:
+        for row in iv.get("cgroup") or []:
+            if row.get("path") == path and version in (None, row.get("version")):
+                out.append((iv, row))
+    return out
+
+
+def bundles(snap_dir):
+    """Names of the finished bundles in snap_dir (renamed into place, with
+    index.json; not diag-snap's temporary .NAME.tmp-XXXXXX), sorted."""
+    try:
+        return sorted(n for n in os.listdir(snap_dir) if not n.startswith(".")
+                      and os.path.isfile(os.path.join(snap_dir, n, "index.json")))
+    except OSError:
+        return []
+
+
+def log_tail(rec, n=20):
+    """The recorder's last n lines of stderr, for a failure message."""
+    return "\n".join(rec.output().splitlines()[-n:])
+
+
+class PressureGroup:
+    """A cgroup of the test's own in the cgroup v2 hierarchy (no controller needed),
+    for a PSI trigger on its cpu.pressure: only what the test puts in it stalls
+    there, whatever else loads the machine. `with PressureGroup("name") as g`;
+    every process in it is killed and it is removed on exit. Skips (77) without
+    root or without a cgroup v2 mount offering cpu.pressure."""
+
+    def __init__(self, name):
+        import snaptest
+        dt.need_root("making a cgroup")
+        root = snaptest._mounts().get("cgroup2")
+        if not root or not os.path.exists(os.path.join(root, "cpu.pressure")):
+            dt.skip("no cgroup v2 hierarchy with PSI (cpu.pressure) on this machine")
+        self.dir = os.path.join(root, "diag-test-%s-%d" % (name, os.getpid()))
+
+    def __enter__(self):
+        try:
+            os.mkdir(self.dir, 0o755)
+        except OSError as e:
+            dt.skip("cannot make the cgroup %s: %s" % (self.dir, e))
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def add(self, pid):
+        with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def preexec(self):
+        def run():
+            self.add(os.getpid())
+            dt._child_setup()
+        return run
+
+    def pids(self):
+        return [int(p) for p in (dt.read_file(os.path.join(self.dir, "cgroup.procs")) or "").split()]
+
+    def close(self):
+        deadline = time.monotonic() + 20
+        while os.path.isdir(self.dir):
+            for p in self.pids():
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            dt.reap_orphans()
+            try:
+                os.rmdir(self.dir)
+            except OSError as e:
+                if time.monotonic() > deadline:
+                    dt.log("cgroup %s not removed: %s" % (self.dir, e))
+                    break
+                time.sleep(0.1)
+
+
+def busy_loops(n, preexec=None):
+    """n shell busy loops, each in its own session (killed by the caller with
+    stop_all())."""
+    return [subprocess.Popen(["sh", "-c", "while :; do :; done"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                             start_new_session=True, preexec_fn=preexec or dt._child_setup)
+            for _ in range(n)]
+
+
+def stop_all(procs):
+    """SIGKILL each Popen's process group and reap it."""
+    for p in procs:
+        dt.kill_group(p)
+    for p in procs:
+        p.wait()
+
+
+def run_test(description, name, scenario, *more):
+    """A diag-record test's main: the paths (diag_record, diag_snap, the Python
+    fixtures forkpool and rereader, and `more`), the test as subreaper,
+    scenario(chk, tmp) in a temporary directory under /tmp that is removed after,
+    then no process of the run left."""
+    import shutil
+    import tempfile
+    import snaptest
+    setup(description, *sorted({"forkpool", "rereader"} | set(more)))
+    tool()
+    dt.set_subreaper()
+    chk = dt.Checker(name)
+    tmp = tempfile.mkdtemp(prefix="diag-%s." % name, dir="/tmp")
+    try:
+        scenario(chk, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    snaptest.no_children_left(chk, "after every run", wait=5.0)
+    chk.finish()
+
+
+def children(pid):
+    """Pids of the processes whose parent is pid (a recorder's diag-snap)."""
+    out = []
+    for d in os.listdir("/proc"):
+        st = dt.task_stat(int(d), int(d)) if d.isdigit() else None
+        if st and int(st[2][0]) == pid:
+            out.append(int(d))
+    return out

@@ -365,7 +365,8 @@ static void fire(struct trig *tr, const char *spec, const char *why, const pid_t
         sigset_t all;
         pid_t p;
 
-        if (strncmp(why, spec, strlen(spec)) == 0)
+        /* the checks of rec-trigger start their line with the spec already (PSI's does not) */
+        if (strncmp(why, spec, strlen(spec)) == 0 && why[strlen(spec)] == ':')
                 snprintf(e->text, sizeof e->text, "%s", why);
         else
                 snprintf(e->text, sizeof e->text, "%s: %s", spec, why);
