@@ -10,7 +10,7 @@
 
 #include "show-internal.h"
 
-#define WIDTH 100
+#define WIDTH 140
 
 /* A percentage or a plain figure: "-" when unknown. */
 const char *rs_fmt_num(char *buf, size_t n, double v, int decimals) {
