@@ -408,7 +408,8 @@ static void fill_host(struct diag_rec_writer *w) {
         char host[256] = "";
 
         gethostname(host, sizeof host - 1);
-        strncpy(w->hostname, host, sizeof w->hostname);
+        memset(w->hostname, 0, sizeof w->hostname);
+        memcpy(w->hostname, host, strnlen(host, sizeof w->hostname));
         memset(w->boot_id, 0, sizeof w->boot_id);
         if (diag_read_small_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", b, sizeof b) >= SEG_BOOTID_LEN)
                 memcpy(w->boot_id, b, SEG_BOOTID_LEN);
