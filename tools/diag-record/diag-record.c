@@ -572,7 +572,8 @@ static int record_main(void) {
                 return DIAG_EXIT_FAILURE;
         }
         /* one recorder per directory */
-        snprintf(lockpath, sizeof lockpath, "%s/.lock", arg.dir);
+        if ((size_t) snprintf(lockpath, sizeof lockpath, "%s/.lock", arg.dir) >= sizeof lockpath)
+                return diag_usage_error("%s", "directory name too long");
         rc.lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (rc.lockfd < 0) {
                 log_error_errno(-errno, "cannot open %s: %m", lockpath);
