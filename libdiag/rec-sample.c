@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -59,6 +60,10 @@ struct pcache {
         uid_t uid;
         int64_t cpu, rd, wr;
         bool io_moved;
+        /* /proc/PID/stat kept open and read again with pread: an open, a read and a
+         * close per process and interval are most of the sampler's cost. The open
+         * file is the process's: once it is gone (or its pid reused) reads fail. */
+        int statfd;
 };
 #define REFRESH_EVERY 5
 
@@ -108,6 +113,7 @@ struct diag_rec_sampler {
         struct pcache *cache, *next;
         size_t ncache, nnext, acache, anext;
         uint64_t round;                 /* counts process scans */
+        size_t nstatfds, statfd_budget; /* stat files held open, and how many may be */
 
         /* cgroups */
         struct hier hier[CG_HIER_MAX];
@@ -816,6 +822,72 @@ static const struct pcache *cache_find(const struct diag_rec_sampler *s, pid_t p
         return NULL;
 }
 
+/* The cached entry of pid (whatever its start), to take its open stat file. */
+static struct pcache *cache_find_pid(struct diag_rec_sampler *s, pid_t pid) {
+        size_t lo = 0, hi = s->ncache;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (s->cache[mid].pid < pid)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < s->ncache && s->cache[lo].pid == pid ? &s->cache[lo] : NULL;
+}
+
+static void close_statfd(struct diag_rec_sampler *s, int *fd) {
+        if (*fd < 0)
+                return;
+        close(*fd);
+        *fd = -1;
+        s->nstatfds--;
+}
+
+static void close_cache_fds(struct diag_rec_sampler *s, struct pcache *c, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                close_statfd(s, &c[i].statfd);
+}
+
+/* Read /proc/PID/stat through the file kept open for pid, else a new one (kept when
+ * the budget allows: *fd then holds it, counted). Bytes read, or -ESRCH. */
+static ssize_t read_stat(struct diag_rec_sampler *s, const char *name, pid_t pid, char *buf, size_t size, int *fd) {
+        struct pcache *old = cache_find_pid(s, pid);
+        char path[48];
+        ssize_t n;
+
+        *fd = -1;
+        if (old && old->statfd >= 0) {
+                *fd = old->statfd;
+                old->statfd = -1;
+                do
+                        n = pread(*fd, buf, size - 1, 0);
+                while (n < 0 && errno == EINTR);
+                if (n > 0) {
+                        buf[n] = 0;
+                        return n;
+                }
+                close_statfd(s, fd);    /* gone, or its pid is another process's now */
+        }
+        snprintf(path, sizeof path, "%s/stat", name);
+        *fd = openat(s->procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (*fd < 0)
+                return -ESRCH;
+        do
+                n = read(*fd, buf, size - 1);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0 || s->nstatfds >= s->statfd_budget) {
+                close(*fd);
+                *fd = -1;
+        } else {
+                s->nstatfds++;
+        }
+        if (n <= 0)
+                return -ESRCH;
+        buf[n] = 0;
+        return n;
+}
+
 /* The command line, NULs as spaces, at most DIAG_REC_CMD_MAX bytes; "[comm]" when empty. */
 static int read_cmd(struct diag_rec_sampler *s, const char *pid, const char *comm, struct diag_rec_strings *strings,
                     uint32_t *ret) {
@@ -922,8 +994,8 @@ static int cache_room(struct diag_rec_sampler *s) {
 }
 
 /* One process; -ESRCH when it went away while read (left out). */
-static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv, const char *name, pid_t pid,
-                       bool dstate) {
+static int sample_proc_fd(struct diag_rec_sampler *s, struct diag_rec_interval *iv, const char *name, pid_t pid,
+                          bool dstate, int *statfd) {
         char path[48], buf[1024];
         struct diag_stat st;
         struct stat sb;
@@ -933,13 +1005,12 @@ static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv,
         ssize_t n, row;
         int r;
 
-        snprintf(path, sizeof path, "%s/stat", name);
-        n = read_at(s->procfd, path, buf, sizeof buf);
+        n = read_stat(s, name, pid, buf, sizeof buf, statfd);
         if (n <= 0)
                 return -ESRCH;
         if (diag_stat_parse(buf, &st) < 0 || st.n < 21)
                 return -EINVAL;
-        e = (struct pcache) { .pid = pid, .start = sat(DIAG_STAT_FIELD(&st, 22)) };
+        e = (struct pcache) { .pid = pid, .start = sat(DIAG_STAT_FIELD(&st, 22)), .statfd = -1 };
         e.cpu = sat(DIAG_STAT_FIELD(&st, 14)) + sat(DIAG_STAT_FIELD(&st, 15));
         e.comm = diag_rec_intern(iv->strings, st.comm, strlen(st.comm));
         c = cache_find(s, pid, e.start);
@@ -981,6 +1052,8 @@ static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv,
         wr = e.wr;
         if (cache_room(s) < 0 || (row = diag_rec_add_row(iv, DIAG_REC_PROC)) < 0)
                 return -ENOMEM;
+        e.statfd = *statfd;             /* the entry holds it now */
+        *statfd = -1;
         s->next[s->nnext++] = e;
         DIAG_REC_STR(iv, DIAG_REC_PROC, row, PR_COMM) = e.comm;
         DIAG_REC_STR(iv, DIAG_REC_PROC, row, PR_CMD) = e.cmd;
@@ -1009,12 +1082,21 @@ static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv,
         return 0;
 }
 
+static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv, const char *name, pid_t pid,
+                       bool dstate) {
+        int fd = -1, r = sample_proc_fd(s, iv, name, pid, dstate, &fd);
+
+        close_statfd(s, &fd);           /* left out: its file is not kept */
+        return r;
+}
+
 static int sample_procs(struct diag_rec_sampler *s, struct diag_rec_interval *iv, bool dstate) {
         struct pcache *t;
         size_t tn;
 
         if (s->strings != iv->strings) {        /* ids of another interner mean nothing */
                 s->strings = iv->strings;
+                close_cache_fds(s, s->cache, s->ncache);
                 s->ncache = 0;
         }
         s->nnext = 0;
@@ -1047,6 +1129,8 @@ static int sample_procs(struct diag_rec_sampler *s, struct diag_rec_interval *iv
                         qsort(s->next, s->nnext, sizeof *s->next, cmp_pcache);
                         break;
                 }
+        /* the stat files of processes gone (not taken by this scan) */
+        close_cache_fds(s, s->cache, s->ncache);
         t = s->cache;
         s->cache = s->next;
         s->next = t;
@@ -1205,6 +1289,20 @@ int diag_rec_sampler_new(struct diag_rec_sampler **ret, const struct diag_rec_sa
         }
         diag_rec_interval_init(&s->pend, s->pend_strings);
         s->page_size = sysconf(_SC_PAGESIZE);
+        /* stat files kept open: room for them under the fd limit (raised to the hard
+         * limit, at most 65536), with 256 left for everything else */
+        {
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+                        if (rl.rlim_cur < want) {
+                                rl.rlim_cur = want;
+                                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                                        (void) getrlimit(RLIMIT_NOFILE, &rl);
+                        }
+                        s->statfd_budget = rl.rlim_cur > 512 && rl.rlim_cur != RLIM_INFINITY ? (size_t) rl.rlim_cur - 256 : 0;
+                }
+        }
         s->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         s->clk_tck = sysconf(_SC_CLK_TCK);
         if (s->ncpu <= 0)
@@ -1243,6 +1341,7 @@ void diag_rec_sampler_free(struct diag_rec_sampler *s) {
         diag_rec_interval_free(&s->pend);
         diag_rec_strings_free(s->pend_strings);
         free(s->big.p);
+        close_cache_fds(s, s->cache, s->ncache);
         free(s->cache);
         free(s->next);
         free(s->ent);
@@ -1253,6 +1352,7 @@ void diag_rec_sampler_free(struct diag_rec_sampler *s) {
 }
 
 void diag_rec_sampler_forget(struct diag_rec_sampler *s) {
+        close_cache_fds(s, s->cache, s->ncache);
         s->ncache = 0;
         s->strings = NULL;
 }

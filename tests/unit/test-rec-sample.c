@@ -6,6 +6,7 @@
  * a reused pid (clone3 set_tid, root) seen as another process; a memory cgroup
  * made here (root); an OOM kill and a hung task written to /dev/kmsg (root).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -389,6 +390,58 @@ static void test_kmsg(struct diag_rec_sampler *s, struct diag_rec_interval *iv) 
         CHECK(find_event(iv, DIAG_REC_EV_OOM, fake) < 0);
 }
 
+static int open_fds(void) {
+        int n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n - 1;   /* opendir's own */
+}
+
+/* The stat files kept open between samples: one per process seen, closed when it is
+ * gone (and the values read through them are the process's current ones). */
+static void test_statfds(struct diag_rec_sampler *s, struct diag_rec_interval *iv) {
+        enum { N = 20 };
+        pid_t kids[N];
+        int n1, n2, n3;
+        long r1, r2, r3;
+
+        CHECK_INT(diag_rec_sample(s, iv), 0);
+        n1 = open_fds();
+        r1 = (long) iv->t[DIAG_REC_PROC].nrows;
+        for (int i = 0; i < N; i++) {
+                kids[i] = fork();
+                if (kids[i] == 0) {
+                        pause();
+                        _exit(0);
+                }
+        }
+        CHECK_INT(diag_rec_sample(s, iv), 0);
+        n2 = open_fds();
+        r2 = (long) iv->t[DIAG_REC_PROC].nrows;
+        for (int i = 0; i < N; i++) {
+                kill(kids[i], SIGKILL);
+                waitpid(kids[i], NULL, 0);
+        }
+        CHECK_INT(diag_rec_sample(s, iv), 0);
+        n3 = open_fds();
+        r3 = (long) iv->t[DIAG_REC_PROC].nrows;
+        printf("stat files: %d fds open for %ld processes, %d for %ld (%d children more), %d for %ld (they are gone)\n",
+               n1, r1, n2, r2, N, n3, r3);
+        /* one file per process seen (other processes come and go meanwhile: compare
+         * with the rows of the same scan; a process may vanish between the two) */
+        CHECK(r2 >= r1 + N - 5);
+        CHECK(labs((n2 - r2) - (n1 - r1)) <= 2);
+        CHECK(labs((n3 - r3) - (n1 - r1)) <= 2);
+        for (int i = 0; i < N; i++)
+                CHECK(diag_rec_find_proc(iv, kids[i], -1) < 0);
+}
+
 static void test_timing(struct diag_rec_sampler *s, struct diag_rec_interval *iv) {
         struct timespec a, b;
         int n = 20;
@@ -507,6 +560,7 @@ int main(void) {
                 test_kmsg(s, &iv);
         else
                 printf("kmsg: skipped: not root\n");
+        test_statfds(s, &iv);
         test_timing(s, &iv);
 
         reap(sl);
