@@ -60,12 +60,18 @@ struct pcache {
         uid_t uid;
         int64_t cpu, rd, wr;
         bool io_moved;
+        bool had_dstate;                /* a thread of it was in D at the last look */
         /* /proc/PID/stat kept open and read again with pread: an open, a read and a
          * close per process and interval are most of the sampler's cost. The open
          * file is the process's: once it is gone (or its pid reused) reads fail. */
         int statfd;
 };
 #define REFRESH_EVERY 5
+/* The threads of a multi-threaded process are read every interval while the kernel
+ * counts tasks blocked on IO or one of them was in D; else every DSCAN_EVERY intervals
+ * (a D-state wait that is not IO, a hung FUSE read, is not counted by procs_blocked). */
+#define DSCAN_EVERY 5
+enum { DSTATE_NONE, DSTATE_SOME, DSTATE_ALL };
 
 /* The cgroup files read; an entry remembers those found missing until the next walk. */
 enum {
@@ -995,7 +1001,7 @@ static int cache_room(struct diag_rec_sampler *s) {
 
 /* One process; -ESRCH when it went away while read (left out). */
 static int sample_proc_fd(struct diag_rec_sampler *s, struct diag_rec_interval *iv, const char *name, pid_t pid,
-                          bool dstate, int *statfd) {
+                          int dstate, int *statfd) {
         char path[48], buf[1024];
         struct diag_stat st;
         struct stat sb;
@@ -1073,24 +1079,34 @@ static int sample_proc_fd(struct diag_rec_sampler *s, struct diag_rec_interval *
         v[PR_RSS] = sat(DIAG_STAT_FIELD(&st, 24) * (uint64_t) s->page_size);
         v[PR_READ_BYTES] = rd;
         v[PR_WRITE_BYTES] = wr;
-        if (dstate) {
-                if (v[PR_THREADS] > 1)
+        if (dstate != DSTATE_NONE) {
+                size_t before = iv->t[DIAG_REC_DSTATE].nrows;
+                const struct pcache *was = cache_find(s, pid, e.start);
+
+                if (v[PR_THREADS] <= 1) {
+                        if (st.state == 'D')
+                                add_dstate(s, iv, pid, pid, st.comm, strlen(st.comm));
+                } else if (dstate == DSTATE_ALL || st.state == 'D' || (was && was->had_dstate) ||
+                           (s->round + (uint64_t) pid) % DSCAN_EVERY == 0) {
                         scan_tasks(s, iv, pid);
-                else if (st.state == 'D')
-                        add_dstate(s, iv, pid, pid, st.comm, strlen(st.comm));
+                } else if (was) {
+                        s->next[s->nnext - 1].had_dstate = was->had_dstate;
+                        return 0;
+                }
+                s->next[s->nnext - 1].had_dstate = iv->t[DIAG_REC_DSTATE].nrows > before;
         }
         return 0;
 }
 
 static int sample_proc(struct diag_rec_sampler *s, struct diag_rec_interval *iv, const char *name, pid_t pid,
-                       bool dstate) {
+                       int dstate) {
         int fd = -1, r = sample_proc_fd(s, iv, name, pid, dstate, &fd);
 
         close_statfd(s, &fd);           /* left out: its file is not kept */
         return r;
 }
 
-static int sample_procs(struct diag_rec_sampler *s, struct diag_rec_interval *iv, bool dstate) {
+static int sample_procs(struct diag_rec_sampler *s, struct diag_rec_interval *iv, int dstate) {
         struct pcache *t;
         size_t tn;
 
@@ -1370,9 +1386,10 @@ int diag_rec_sample(struct diag_rec_sampler *s, struct diag_rec_interval *iv) {
         sample_net(s, iv);
         if (s->want_cgroups)
                 sample_cgroups(s, iv);
-        /* threads are looked at only when the kernel counts some blocked */
+        /* every thread is looked at when the kernel counts some blocked on IO */
         blocked = iv->t[DIAG_REC_HOST].nrows ? DIAG_REC_NUM(iv, DIAG_REC_HOST, 0, H_PROCS_BLOCKED) : DIAG_REC_NA;
-        rp = sample_procs(s, iv, s->want_dstate && (blocked == DIAG_REC_NA || blocked > 0));
+        rp = sample_procs(s, iv, !s->want_dstate ? DSTATE_NONE :
+                                 blocked == DIAG_REC_NA || blocked > 0 ? DSTATE_ALL : DSTATE_SOME);
         if (iv->t[DIAG_REC_HOST].nrows)
                 DIAG_REC_NUM(iv, DIAG_REC_HOST, 0, H_NR_PROCS) = (int64_t) iv->t[DIAG_REC_PROC].nrows;
         if (s->want_cgroups)
