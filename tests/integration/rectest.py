@@ -312,3 +312,102 @@ def children(pid):
         if st and int(st[2][0]) == pid:
             out.append(int(d))
     return out
+
+
+# ---- robustness: kills, damage, a full disk, reused pids, no privileges, children
+
+def temp_dir(what):
+    """A fresh directory under /tmp (the caller removes it)."""
+    import tempfile
+    return tempfile.mkdtemp(prefix="diag-record-%s." % what, dir="/tmp")
+
+
+def meminfo_total():
+    """MemTotal of /proc/meminfo in bytes (what host.mem_total records)."""
+    for line in (dt.read_file("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def sanitizer_report(text):
+    """The first line of an ASan/UBSan/LSan report in text, or None."""
+    for line in (text or "").splitlines():
+        if ("ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line or
+                "runtime error:" in line or "SUMMARY: UndefinedBehaviorSanitizer" in line):
+            return line.strip()
+    return None
+
+
+def runs_of(intervals):
+    """The dump split into the recorder's runs (interval seq starts at 0 in each run):
+    [[interval, ...], ...] in order."""
+    out = []
+    prev = None
+    for iv in intervals:
+        s = iv.get("seq")
+        if not out or s is None or prev is None or s <= prev:
+            out.append([])
+        out[-1].append(iv)
+        prev = s
+    return out
+
+
+def seq_holes(run):
+    """Missing seq numbers between a run's first and last interval."""
+    seqs = sorted(iv["seq"] for iv in run if isinstance(iv.get("seq"), int))
+    if not seqs:
+        return []
+    have = set(seqs)
+    return [s for s in range(seqs[0], seqs[-1] + 1) if s not in have]
+
+
+def segment_files(directory):
+    """The segment files of a recording, oldest first (names)."""
+    try:
+        return sorted(f for f in os.listdir(directory) if f.startswith("seg-") and f.endswith(".drec"))
+    except OSError:
+        return []
+
+
+def children_of(pid):
+    """[(pid, comm, argv)] of the processes whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = dt.task_stat(int(d), int(d))
+        if st and int(st[2][0]) == pid:
+            argv = (dt.read_file("/proc/%s/cmdline" % d) or "").split("\0")
+            out.append((int(d), st[0], [a for a in argv if a]))
+    return out
+
+
+def procs_running(exe_name):
+    """Pids of live processes (not zombies) whose argv[0] ends with exe_name."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        argv = (dt.read_file("/proc/%s/cmdline" % d) or "").split("\0")
+        if argv and argv[0] and os.path.basename(argv[0]) == exe_name and dt.task_state(int(d), int(d)) not in (None, "Z"):
+            out.append(int(d))
+    return out
+
+
+def same_interval(a, b):
+    """Two dumped intervals equal as recorded (whole JSON objects)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def dump_checked(chk, what, directory, timeout=120):
+    """dump(), checked: exit 0 or 4, no sanitizer report, every stdout line an interval
+    (the lines the views print for warnings and gaps, "warning ..." and "gap ...", aside).
+    (Result, [intervals])."""
+    r, ivs = dump(directory, timeout=timeout)
+    chk.check(r.rc in (0, 4), "%s: show --dump exits 0 or 4\n%s" % (what, r.describe()))
+    rep = sanitizer_report(r.err)
+    chk.check(rep is None, "%s: show --dump: sanitizer report: %s" % (what, rep))
+    bad = [iv["unparsed"] for iv in ivs if "unparsed" in iv and not iv["unparsed"].startswith(("warning ", "gap "))]
+    chk.check(not bad, "%s: lines of --dump that are not JSON: %r" % (what, bad[:2]))
+    return r, [iv for iv in ivs if "unparsed" not in iv]
