@@ -86,7 +86,8 @@ static void timeline(struct rec_show *s, const struct rs_buckets *b) {
                         continue;
                 }
                 double mp = k->mem_total > 0 ? k->mem_avail / k->mem_total * 100 : NAN;
-                fprintf(f, "%-8s %5s %5s %8s %5s %6s %6s %6s %6s %6s %6s %8s %7s %7s %6s %6u %6u %s\n",
+                marks(x[14], 24, k->marks);
+                fprintf(f, "%-8s %5s %5s %8s %5s %6s %6s %6s %6s %6s %6s %8s %7s %7s %6s %6u %6u%s%s\n",
                         rs_fmt_time(t, sizeof(t), k->from_ns), rs_fmt_num(x[0], 24, k->cpu_busy, 1),
                         rs_fmt_num(x[1], 24, k->iowait, 1), rs_fmt_size(x[2], 24, k->mem_avail), rs_fmt_num(x[3], 24, mp, 1),
                         rs_fmt_size(x[4], 24, k->swap_used), rs_fmt_num(x[5], 24, k->psi[RS_PSI_MEM_SOME], 2),
@@ -94,7 +95,7 @@ static void timeline(struct rec_show *s, const struct rs_buckets *b) {
                         rs_fmt_num(x[8], 24, k->psi[RS_PSI_IO_FULL], 2), rs_fmt_num(x[9], 24, k->psi[RS_PSI_CPU_SOME], 2),
                         rs_fmt_num(x[10], 24, k->majflt_s, 1), rs_fmt_size(x[12], 24, k->rd_bps),
                         rs_fmt_size(x[13], 24, k->wr_bps), rs_fmt_num(x[11], 24, k->load1, 2), k->nprocs, k->ndstate,
-                        marks(x[14], 24, k->marks));
+                        x[14][0] ? " " : "", x[14]);       /* no blank at the end of a line without a mark */
         }
 }
 
