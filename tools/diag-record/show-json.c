@@ -18,7 +18,12 @@
 struct json_object *rs_jnum(double v) {
         if (isnan(v) || isinf(v))
                 return NULL;
-        return json_object_new_double(round(v * 1000) / 1000);
+        char text[40];
+        double r = round(v * 1000) / 1000;
+
+        /* as the rounded number reads (json-c would print 17 digits: 74.757000000000005) */
+        snprintf(text, sizeof text, "%.15g", r);
+        return json_object_new_double_s(r, text);
 }
 
 void rs_jtime(struct json_object *o, const char *key, int64_t ns) {
@@ -68,7 +73,7 @@ static struct json_object *marks(uint8_t m) {
 
 static struct json_object *timeline(const struct rs_buckets *b) {
         struct json_object *o = json_object_new_object(), *a = json_object_new_array();
-        ADD(o, "step_s", json_object_new_double((double) b->step_ns / 1e9));
+        ADD(o, "step_s", rs_jnum((double) b->step_ns / 1e9));
         for (size_t i = 0; i < b->n; i++) {
                 const struct rs_bucket *k = &b->b[i];
                 struct json_object *e = json_object_new_object();
@@ -149,7 +154,7 @@ int rs_json_print(struct rec_show *s, const struct rs_buckets *b) {
         ADD(span, "interval_ms", json_object_new_int64(s->interval_ms));
         ADD(span, "intervals", json_object_new_int64((int64_t) s->npts));
         ADD(span, "gaps", json_object_new_int64((int64_t) s->ngaps));
-        ADD(span, "longest_gap_s", json_object_new_double(longest));
+        ADD(span, "longest_gap_s", rs_jnum(longest));
         ADD(root, "span", span);
         int r = 0;
         if (!s->o.at_ns) {

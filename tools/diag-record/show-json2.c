@@ -197,7 +197,7 @@ int rs_json_rest(struct rec_show *s, const struct rs_buckets *b, struct json_obj
                 struct json_object *g = json_object_new_object();
                 rs_jtime(g, "from", s->gaps[i].from_ns);
                 rs_jtime(g, "to", s->gaps[i].to_ns);
-                ADD(g, "duration_s", json_object_new_double((double) (s->gaps[i].to_ns - s->gaps[i].from_ns) / 1e9));
+                ADD(g, "duration_s", rs_jnum((double) (s->gaps[i].to_ns - s->gaps[i].from_ns) / 1e9));
                 ADD(g, "why", jstr(s, s->gaps[i].why));
                 json_object_array_add(gaps, g);
         }
