@@ -100,7 +100,8 @@ static int put_bytes(struct diag_rec_buf *b, const void *data, size_t len) {
         if (diag_rec_buf_reserve(b, VARINT_MAX + len) < 0)
                 return -ENOMEM;
         uint8_t *q = put_varint(b->data + b->len, len);
-        memcpy(q, data, len);
+        if (len)
+                memcpy(q, data, len);
         b->len = (size_t) (q - b->data) + len;
         return 0;
 }
@@ -397,7 +398,8 @@ int diag_rec_encode(struct diag_rec_encoder *e, const struct diag_rec_interval *
         q = put_varint(q, e->head.len + e->body.len);
         memcpy(q, e->head.data, e->head.len);
         q += e->head.len;
-        memcpy(q, e->body.data, e->body.len);
+        if (e->body.len)
+                memcpy(q, e->body.data, e->body.len);
         q += e->body.len;
         out->len = (size_t) (q - out->data);
 
@@ -639,14 +641,16 @@ static int decode_body(struct diag_rec_decoder *d, const uint8_t *p, const uint8
                 if (!get_varint(&p, end, &v) || v != PAYLOAD_VERSION || !get_bytes(&p, end, SIZE_MAX, &schema, &len))
                         return -EBADMSG;
                 /* Mostly the same block as the last key's: map the names only when it changed. */
-                if (len != d->schema.len || memcmp(schema, d->schema.data, len) != 0) {
+                /* (an empty block compared with none: memcmp of NULL is undefined even for 0 bytes) */
+                if (len != d->schema.len || (len && memcmp(schema, d->schema.data, len) != 0)) {
                         d->schema.len = 0;
                         r = parse_schema(d, schema, schema + len);
                         if (r < 0)
                                 return r;
                         if (diag_rec_buf_reserve(&d->schema, len) < 0)
                                 return -ENOMEM;
-                        memcpy(d->schema.data, schema, len);
+                        if (len)
+                                memcpy(d->schema.data, schema, len);
                         d->schema.len = len;
                 }
                 diag_rec_strings_reset(d->strings);
