@@ -146,9 +146,10 @@ struct top_rows {
         struct top_row *rows;
         size_t n, alloc;
 };
-/* Build the listed rows of f (rows->rows reused). 0 or -ENOMEM. blocked_ms/pss/wait are
- * reset (-1, NA, NULL): wait.c fills them afterwards for the rows on screen. Sorting by
- * BLOCKED or WAIT uses what wait.c filled for the previous frame (kept by pid+start). */
+/* Build the listed rows of f (rows->rows reused), sorted. 0 or -ENOMEM. blocked_ms/pss/wait
+ * are reset (-1, NA, NULL): wait.c fills them afterwards for the rows on screen (for every
+ * row when sorting by BLOCKED, then top_rows_sort again); sorting by WAIT puts rows with a
+ * WAIT first, then by BLOCKED. */
 int top_rows_build(struct top_rows *rows, const struct top_frame *f, const struct top_rows_opts *o);
 /* Sort again (after wait.c filled BLOCKED and WAIT). */
 void top_rows_sort(struct top_rows *rows, const struct top_rows_opts *o);
@@ -161,6 +162,7 @@ struct top_wait_opts {
         bool chains;                    /* compute WAIT (false: BLOCKED only) */
         unsigned max_age_ms;            /* reuse a cached WAIT at most this long while the thread's
                                            system call is unchanged (default 10000) */
+        bool ascii;                     /* "<-" instead of the arrow U+2190 in WAIT */
 };
 int top_wait_new(struct top_wait **ret, const struct top_wait_opts *o);
 void top_wait_free(struct top_wait *w);
@@ -170,6 +172,8 @@ void top_wait_free(struct top_wait *w);
  * *ret_stuck. Never fails: what cannot be read stays unknown. */
 void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row *rows, size_t n,
                    unsigned *ret_stuck);
+/* BLOCKED only (no WAIT, no PSS), for sorting every row by BLOCKED. */
+void top_wait_fill_blocked(struct top_wait *w, const struct top_frame *f, struct top_row *rows, size_t n);
 /* How long the last fill took, microseconds (for -v and the benchmark). */
 uint64_t top_wait_last_us(const struct top_wait *w);
 
