@@ -18,9 +18,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import fuzzlib  # noqa: E402
 
-def log(msg):
-    print(msg, flush=True)
+
+log = fuzzlib.log
 
 
 def seeds(recgen, root):
@@ -69,11 +71,7 @@ def replay(exe, recgen):
                 with open(p, "wb") as g:
                     g.write(b)
                 more.append(p)
-        r = subprocess.run([exe] + files + more, capture_output=True, text=True)
-        log("%s: %s" % (os.path.basename(exe), r.stdout.strip()))
-        if r.returncode != 0:
-            log(r.stderr[-4000:])
-            log("FAIL: %s exit %d" % (exe, r.returncode))
+        if fuzzlib.replay(exe, files + more):
             return 1
         log("fuzz-replay: the target ran on %d inputs" % (len(files) + len(more)))
         return 0
@@ -82,39 +80,14 @@ def replay(exe, recgen):
 
 
 def libfuzzer(src, build, recgen, seconds, workdir, clang):
-    if not clang:
-        log("SKIP: clang is not installed (scripts/install-deps installs it): no libFuzzer run")
-        return 77
     os.makedirs(workdir, exist_ok=True)
-    s = seeds(recgen, workdir)
-    inc = ["-I", os.path.join(src, "libdiag", "include"), "-I", build]
+    s = seeds(recgen, workdir) if clang else None
     libs = [os.path.join(src, "libdiag", f) for f in ("recstore.c", "rec-codec.c", "rec-model.c", "util.c")]
-    exe = os.path.join(workdir, "fuzz-rec")
-    cmd = [clang, "-g", "-O1", "-std=gnu11", "-D_GNU_SOURCE", "-fsanitize=fuzzer,address,undefined",
-           "-fno-sanitize-recover=undefined"] + inc + [os.path.join(src, "tests", "record", "fuzz-rec.c")] + libs + \
-          ["-lzstd", "-o", exe]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        if "fuzzer" in r.stderr and ("unsupported" in r.stderr or "cannot find" in r.stderr):
-            log("SKIP: %s has no libFuzzer runtime: %s" % (clang, r.stderr.strip()[-300:]))
-            return 77
-        log("FAIL: building fuzz-rec:\n%s" % r.stderr[-3000:])
-        return 1
-    corpus = os.path.join(workdir, "corpus")
-    os.makedirs(corpus, exist_ok=True)
-    art = os.path.join(workdir, "crash-rec-")
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
-    r = subprocess.run([exe, "-max_total_time=%d" % seconds, "-timeout=10", "-rss_limit_mb=2048",
-                        "-max_len=300000", "-artifact_prefix=" + art, "-print_final_stats=1", corpus, s],
-                       capture_output=True, text=True, env=env, cwd=workdir)
-    stats = [l for l in r.stderr.splitlines() if l.startswith("stat::number_of_executed_units") or "DONE" in l]
-    log("fuzz-rec: %ds, exit %d, %s" % (seconds, r.returncode, "; ".join(stats)))
-    if r.returncode != 0:
-        log(r.stderr[-6000:])
-        log("FAIL: fuzz-rec found a crash; input kept as %s*" % art)
-        return 1
-    log("libFuzzer: no crash in %d s" % seconds)
-    return 0
+    r = fuzzlib.libfuzzer(clang, "fuzz-rec", [os.path.join(src, "tests", "record", "fuzz-rec.c")] + libs,
+                          [os.path.join(src, "libdiag", "include"), build], ["-lzstd"], workdir, s, seconds, 300000)
+    if r == 0:
+        log("libFuzzer: no crash in %d s" % seconds)
+    return r
 
 
 def main():

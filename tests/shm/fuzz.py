@@ -17,13 +17,15 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import fuzzlib  # noqa: E402
+
 TARGETS = ["atbus", "proctext", "struct"]
 CASES = ["empty", "partial", "wrapped", "full", "crashed", "overwritten", "badhash",
          "bad-nodecount", "bad-magic", "bad-version", "bad-cursor"]
 
 
-def log(msg):
-    print(msg, flush=True)
+log = fuzzlib.log
 
 
 def seeds(shmwriter, root):
@@ -81,11 +83,7 @@ def replay(exes, shmwriter):
                 with open(p, "wb") as g:
                     g.write(b)
                 more.append(p)
-            r = subprocess.run([exe] + files + more, capture_output=True, text=True)
-            log("%s: %s" % (os.path.basename(exe), r.stdout.strip()))
-            if r.returncode != 0:
-                log(r.stderr[-4000:])
-                log("FAIL: %s exit %d" % (exe, r.returncode))
+            if fuzzlib.replay(exe, files + more):
                 return 1
         log("fuzz-replay: every target ran on every seed")
         return 0
@@ -94,40 +92,19 @@ def replay(exes, shmwriter):
 
 
 def libfuzzer(src, build, shmwriter, seconds, workdir, clang):
-    if not clang:
-        log("SKIP: clang is not installed (scripts/install-deps installs it): no libFuzzer run")
-        return 77
     os.makedirs(workdir, exist_ok=True)
-    s = seeds(shmwriter, workdir)
-    inc = ["-I", os.path.join(src, "libdiag", "include"), "-I", build]
+    s = seeds(shmwriter, workdir) if clang else None
+    inc = [os.path.join(src, "libdiag", "include"), build]
     libs = [os.path.join(src, "libdiag", f) for f in ("shm.c", "util.c", "mem.c", "bounded.c")]
+    fuzzdir = os.path.join(src, "tests", "shm", "fuzz")
     failed = 0
     for t in TARGETS:
-        exe = os.path.join(workdir, "fuzz-" + t)
-        cmd = [clang, "-g", "-O1", "-std=gnu11", "-D_GNU_SOURCE", "-fsanitize=fuzzer,address,undefined",
-               "-fno-sanitize-recover=undefined"] + inc + [os.path.join(src, "tests", "shm", "fuzz", "fuzz-%s.c" % t),
-                                                        os.path.join(src, "tests", "shm", "fuzz", "fuzz-stubs.c")] + libs + \
-              ["-ldw", "-lelf", "-o", exe]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            if "fuzzer" in r.stderr and ("unsupported" in r.stderr or "cannot find" in r.stderr):
-                log("SKIP: %s has no libFuzzer runtime: %s" % (clang, r.stderr.strip()[-300:]))
-                return 77
-            log("FAIL: building fuzz-%s:\n%s" % (t, r.stderr[-3000:]))
-            return 1
-        corpus = os.path.join(workdir, "corpus-" + t)
-        os.makedirs(corpus, exist_ok=True)
-        art = os.path.join(workdir, "crash-%s-" % t)
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
-        r = subprocess.run([exe, "-max_total_time=%d" % seconds, "-timeout=10", "-rss_limit_mb=2048",
-                            "-max_len=70000", "-artifact_prefix=" + art, "-print_final_stats=1", corpus, s[t]],
-                           capture_output=True, text=True, env=env, cwd=workdir)
-        stats = [l for l in r.stderr.splitlines() if l.startswith("stat::number_of_executed_units") or "DONE" in l]
-        log("fuzz-%s: %ds, exit %d, %s" % (t, seconds, r.returncode, "; ".join(stats)))
-        if r.returncode != 0:
-            log(r.stderr[-6000:])
-            log("FAIL: fuzz-%s found a crash; input kept as %s*" % (t, art))
-            failed = 1
+        r = fuzzlib.libfuzzer(clang, "fuzz-" + t, [os.path.join(fuzzdir, "fuzz-%s.c" % t),
+                                                   os.path.join(fuzzdir, "fuzz-stubs.c")] + libs,
+                              inc, ["-ldw", "-lelf"], workdir, s[t] if s else None, seconds, 70000)
+        if r == 77:
+            return 77
+        failed |= r
     if not failed:
         log("libFuzzer: no crash in %d s per target" % seconds)
     return failed
