@@ -97,12 +97,20 @@ static const struct top_proc *find(const struct top_frame *f, pid_t pid) {
         return NULL;
 }
 
-static void test_host(void) {
-        struct top_model *m;
+/* A model fed by top_model_push, and an interval of the test's interner to build. */
+static struct top_model *replay_model(struct diag_rec_interval *iv) {
+        struct top_model *m = NULL;
         struct top_model_opts o = { .live = false };
-        struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
+        diag_rec_interval_init(iv, hs);
         CHECK_INT(top_model_new(&m, &o), 0);
+        if (!m)
+                exit(99);
+        return m;
+}
+
+static void test_host(void) {
+        struct diag_rec_interval iv;
+        struct top_model *m = replay_model(&iv);
         CHECK(top_model_frame(m) == NULL);
         CHECK(top_model_kmsg_fd(m) == -1);
         CHECK_INT(top_model_sample(m), -EINVAL);
@@ -232,11 +240,8 @@ out:
 
 /* Growth against the oldest interval of the last minute that has the process. */
 static void test_growth(void) {
-        struct top_model *m;
-        struct top_model_opts o = { .live = false };
         struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
-        CHECK_INT(top_model_new(&m, &o), 0);
+        struct top_model *m = replay_model(&iv);
         const struct top_frame *f = NULL;
         for (int i = 0; i <= 14; i++) {
                 mkiv(&iv, 5.0 * i, true);
@@ -282,6 +287,37 @@ static void test_growth(void) {
         diag_rec_interval_free(&iv);
 }
 
+/* Processes come and go with command lines of their own: the interner is rebuilt from
+ * the ring rather than growing for ever, and the ring's figures survive it. */
+static void test_compact(void) {
+        struct diag_rec_interval iv;
+        struct top_model *m = replay_model(&iv);
+        char cmd[64];
+        for (int i = 0; i < 260; i++) {
+                mkiv(&iv, i, true);
+                add_proc(&iv, &(struct hproc) { .pid = 10, .start = 1, .rss = (int64_t) (100 + i) << 20,
+                                                .utime = 50 * i, .comm = "stable", .cmd = "stable --keep" });
+                for (int k = 0; k < 300; k++) {
+                        snprintf(cmd, sizeof(cmd), "job %d of %d", k, i);
+                        add_proc(&iv, &(struct hproc) { .pid = 1000 + k, .start = 10 + i, .comm = "job", .cmd = cmd });
+                }
+                CHECK_INT(top_model_push(m, &iv), 0);
+                diag_rec_strings_reset(hs);     /* the test's own interner stays small */
+        }
+        const struct top_frame *f = top_model_frame(m);
+        size_t count = diag_rec_strings_count(f->iv->strings);
+        printf("interner after 78,000 command lines: %zu strings\n", count);
+        CHECK(count < 65536);
+        const struct top_proc *p = find(f, 10);
+        CHECK(p && NEAR(p->rss_growth, 60 << 20, 1) && NEAR(p->cpu_pct, 50, 1e-9));
+        CHECK_STR(p ? p->cmd : NULL, "stable --keep");
+        p = find(f, 1299);
+        CHECK_STR(p ? p->cmd : NULL, "job 299 of 259");
+        CHECK(p && p->is_new);
+        top_model_free(m);
+        diag_rec_interval_free(&iv);
+}
+
 static void check_order(const struct top_rows *rows, const pid_t *want, size_t n, const char *what) {
         bool ok = rows->n == n;
         for (size_t i = 0; ok && i < n; i++)
@@ -314,11 +350,8 @@ static void test_rows(void) {
                 { .pid = 400, .ppid = 999, .start = 500, .uid = 1000, .comm = "orphan", .cmd = "orphan", .rss = 2 << 20 },
         };
         static const int64_t cpu[] = { 0, 0, 0, 50, 10, 30, 5, 20, 1 };   /* ticks in 1 s at 100 Hz: % */
-        struct top_model *m;
-        struct top_model_opts o = { .live = false };
         struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
-        CHECK_INT(top_model_new(&m, &o), 0);
+        struct top_model *m = replay_model(&iv);
         for (int k = 0; k < 2; k++) {
                 mkiv(&iv, 10 + k, true);
                 for (size_t i = 0; i < ELEMENTSOF(ps); i++) {
@@ -505,11 +538,8 @@ static void test_fmt(void) {
 /* 1,000 processes: a frame, then rows (plain, grouped, tree): well under a millisecond
  * each in a release build; the bound here is loose for the sanitizers. */
 static void test_speed(void) {
-        struct top_model *m;
-        struct top_model_opts o = { .live = false };
         struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
-        CHECK_INT(top_model_new(&m, &o), 0);
+        struct top_model *m = replay_model(&iv);
         char cmd[64];
         uint64_t push_ns = 0;
         for (int k = 0; k < 3; k++) {
@@ -902,6 +932,7 @@ int main(void) {
         test_fmt();
         test_host();
         test_growth();
+        test_compact();
         test_rows();
         test_speed();
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
