@@ -266,10 +266,15 @@ static void test_flock(void) {
 
         make_frame(&f, procs, pids, 3, rows);
         CHECK_INT(top_wait_new(&w, &(struct top_wait_opts) { .chains = true, .ascii = true }), 0);
+        /* blocked under a second: not walked yet (it may be gone by the next refresh) */
+        top_wait_fill(w, &f, rows, 3, &stuck);
+        for (size_t i = 0; i < 3; i++)
+                CHECK(rows[i].blocked_ms >= 1000 || rows[i].wait == NULL);
+        usleep(1100000);
         top_wait_fill(w, &f, rows, 3, &stuck);
         first_us = top_wait_last_us(w);
         scans = top_wait_scans(w);
-        CHECK_INT(scans, 1);
+        CHECK(scans == 1 || scans == 2);
         h = row_of(rows, 3, pids[1]);
         wr = row_of(rows, 3, pids[2]);
         l = row_of(rows, 3, pids[0]);
@@ -359,6 +364,7 @@ static void test_mutex(void) {
         holder = field(out, "holder");
         CHECK(pid == fx && holder > 0);
         make_frame(&f, procs, &pid, 1, rows);
+        usleep(1100000);
         CHECK_INT(top_wait_new(&w, &(struct top_wait_opts) { .chains = true, .ascii = true }), 0);
         top_wait_fill(w, &f, rows, 1, &stuck);
         printf("mutex: %s\n", rows[0].wait ? rows[0].wait : "-");
