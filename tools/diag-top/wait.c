@@ -42,7 +42,8 @@ struct wentry {
         int64_t start;
         char line[128];                 /* the thread's /proc syscall line, as read */
         char *wait;                     /* NULL: nothing to say */
-        uint64_t stuck;                 /* the chain's root when stuck, else 0 */
+        uint64_t stuck;                 /* the root of a chain that ends where it cannot go on, else 0 */
+        bool deadlock;                  /* stuck whatever the time */
         uint64_t made_ns;               /* CLOCK_MONOTONIC when walked */
         uint64_t used;                  /* the fill that last used it */
 };
@@ -365,7 +366,8 @@ static const char *verb3(const struct diag_chain_node *n) {
 }
 
 static void who(const struct diag_chain_node *start, const struct diag_chain_node *x, struct line *l) {
-        if (x->pid == start->pid || (x->tid && x->tid != x->pid && x->via_kind == DIAG_WAIT_FUTEX))
+        /* a lock word is held by a thread, a file lock or an fd by a process */
+        if (x->via_kind == DIAG_WAIT_FUTEX && x->tid && (x->pid == start->pid || x->tid != x->pid))
                 add(l, "tid %d", x->tid);
         else
                 add(l, "%d", x->pid);
@@ -487,11 +489,12 @@ static void render(const struct top_wait *w, const struct diag_chain *ch, struct
         }
 }
 
-/* The key of a stuck chain's root (0: not stuck): a deadlock by its lowest
- * tid, so that each of its threads' rows counts it once. */
+/* The key of the root of a chain that cannot go on by itself (0: none): a
+ * deadlock by its lowest tid, so that each of its threads' rows counts it once.
+ * Stuck is a deadlock, or such a chain blocked STUCK_MS or more (told at each
+ * fill: the answer is cached). */
 static uint64_t stuck_key(const struct diag_chain *ch) {
         const struct diag_chain_node *r, *t;
-        int64_t b = ch->nodes[0].blocked_ms;
 
         if (ch->root < 0)
                 return 0;
@@ -506,8 +509,6 @@ static uint64_t stuck_key(const struct diag_chain *ch) {
                 }
                 return STUCK_KEY(DIAG_END_CYCLE, lo);
         }
-        if (b < STUCK_MS)
-                return 0;
         t = r;
         while (t->kind != DIAG_NODE_THREAD && t->parent >= 0)
                 t = &ch->nodes[t->parent];
@@ -612,6 +613,7 @@ static void entry_set(struct top_wait *w, struct wentry *e, const struct thr *t,
         snprintf(e->line, sizeof e->line, "%s", t->line);
         e->wait = wait;
         e->stuck = stuck;
+        e->deadlock = false;
         e->made_ns = diag_now_ns(CLOCK_MONOTONIC);
 }
 
@@ -732,8 +734,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                         continue;
                 }
                 if (pk.best.state == 'D')
-                        entry_set(w, e, &pk.best, render_dstate(&pk.best),
-                                  pk.best.off_ms >= STUCK_MS ? STUCK_KEY(DIAG_END_DSTATE, pk.best.tid) : 0);
+                        entry_set(w, e, &pk.best, render_dstate(&pk.best), STUCK_KEY(DIAG_END_DSTATE, pk.best.tid));
                 else
                         pend[npend++] = (struct pending) { .row = i, .t = pk.best };
         }
@@ -770,6 +771,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                                         key = stuck_key(&ch);
                                 }
                                 entry_set(w, e, &pend[k].t, s, key);
+                                e->deadlock = ch.deadlock;
                                 diag_chain_clear(&ch);
                         }
                         diag_chain_ctx_free(ctx);
@@ -781,7 +783,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 if (!e)
                         continue;
                 rows[i].wait = e->wait;
-                if (e->wait)
+                if (e->wait && (e->deadlock || best[i].off_ms >= STUCK_MS))
                         add_key(keys, &nkeys, e->stuck);
         }
         entries_prune(w);
