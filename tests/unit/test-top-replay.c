@@ -361,8 +361,9 @@ static void test_damaged(const char *dir) {
 
         path[0] = 0;
         while (d && (de = readdir(d)))
-                if (strncmp(de->d_name, DIAG_REC_SEGMENT_PREFIX, 4) == 0)
-                        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+                if (strncmp(de->d_name, DIAG_REC_SEGMENT_PREFIX, 4) == 0 &&
+                    (size_t) snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path)
+                        path[0] = 0;
         if (d)
                 closedir(d);
         fd = open(path, O_RDWR | O_CLOEXEC);
@@ -669,8 +670,8 @@ static int rm_rf(const char *dir) {
         while (d && (de = readdir(d))) {
                 if (de->d_name[0] == '.')
                         continue;
-                snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-                unlink(path);
+                if ((size_t) snprintf(path, sizeof path, "%s/%s", dir, de->d_name) < sizeof path)
+                        unlink(path);
         }
         if (d)
                 closedir(d);
