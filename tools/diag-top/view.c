@@ -63,7 +63,7 @@ static const struct colspec {
 };
 #define NCOLS ELEMENTSOF(colspecs)
 /* Room wanted by WAIT and COMMAND together before a dropped column comes back. */
-#define FLEX_WANT       40
+#define FLEX_WANT       48
 
 static struct view {
         struct top_app *a;
@@ -193,7 +193,7 @@ static void colors_init(void) {
 
 /* Which columns fit in width w: the droppable ones go, highest drop rank first, until
  * WAIT and COMMAND have FLEX_WANT columns (or nothing is left to drop). */
-static void layout(int w) {
+static void layout(int w, bool any_wait) {
         int fixed = 0, flex, wait_w;
 
         for (size_t i = 0; i < NCOLS; i++) {
@@ -207,8 +207,9 @@ static void layout(int w) {
                                 V.width[i] = 0;
                         }
         flex = MAX(w - fixed, 2);
-        /* WAIT says what the process waits for: the larger share; at least 4 for its name */
-        wait_w = MAX(flex * 11 / 20, 4);
+        /* WAIT says what the process waits for: the larger share when a row on screen
+         * has one, else just its name */
+        wait_w = any_wait ? MAX(flex * 11 / 20, 4) : 4;
         if (wait_w > 70)
                 wait_w = 70;
         V.width[NCOLS - 2] = wait_w;
@@ -649,28 +650,35 @@ static void fill_wait(size_t first, size_t n) {
         V.waited_n = n;
 }
 
+/* The column header at y, then h rows. */
 static void list(int y, int h, int w) {
         struct top_app *a = V.a;
-        size_t n = a->rows.n;
+        size_t n = a->rows.n, shown;
+        bool any_wait = false;
 
-        V.list_y = y;
+        V.list_y = y + 1;
         V.list_h = h;
-        if (h <= 0)
+        if (h < 0)
                 return;
         if (V.sel >= n)
                 V.sel = n ? n - 1 : 0;
         if (V.sel < V.top)
                 V.top = V.sel;
-        if (V.sel >= V.top + (size_t) h)
+        if (h > 0 && V.sel >= V.top + (size_t) h)
                 V.top = V.sel - (size_t) h + 1;
         if (V.top + (size_t) h > n)
                 V.top = n > (size_t) h ? n - (size_t) h : 0;
-        fill_wait(V.top, MIN((size_t) h, n - V.top));
-        a->rows_on_screen = (unsigned) MIN((size_t) h, n - V.top);
-        for (int i = 0; i < h && V.top + (size_t) i < n; i++)
-                list_row(y + i, w, &a->rows.rows[V.top + (size_t) i], V.top + (size_t) i == V.sel);
-        if (!n)
-                put(y, 0, w, a->filter[0] ? "  (no process matches the filter)" : "  (no process)", false);
+        shown = MIN((size_t) h, n - V.top);
+        fill_wait(V.top, shown);
+        a->rows_on_screen = (unsigned) shown;
+        for (size_t i = 0; i < shown; i++)
+                any_wait |= a->rows.rows[V.top + i].wait != NULL;
+        layout(w, any_wait);
+        column_header(y, w);
+        for (size_t i = 0; i < shown; i++)
+                list_row(y + 1 + (int) i, w, &a->rows.rows[V.top + i], V.top + i == V.sel);
+        if (!n && h > 0)
+                put(y + 1, 0, w, a->filter[0] ? "  (no process matches the filter)" : "  (no process)", false);
 }
 
 /* ---- the drill-down pane ---- */
@@ -779,6 +787,19 @@ static void key_line(int y, int w) {
                 put(y, 0, w, V.msg, false);
                 return;
         }
+        /* the selected row's WAIT in full when its column cut it */
+        {
+                const struct top_row *r = V.sel < V.a->rows.n ? &V.a->rows.rows[V.sel] : NULL;
+                int ww = V.width[NCOLS - 2];
+
+                if (r && r->wait && V.d.kind == DRILL_NONE && (int) strlen(r->wait) > ww) {
+                        attr(PAIR_WAIT, A_BOLD);
+                        x += putf(y, 0, w, "%d waits: ", r->p->pid);
+                        unattr(PAIR_WAIT, A_BOLD);
+                        put(y, x, w - x, r->wait, false);
+                        return;
+                }
+        }
         for (size_t i = 0; i < nkeys && x < w; i++) {
                 attr(PAIR_KEY, A_REVERSE);
                 x += put(y, x, w - x, keys[i][0], false);
@@ -864,7 +885,6 @@ static void draw(void) {
                 help(w, h);
                 goto out;
         }
-        layout(w);
         y = header(w, h);
         body = h - y - 2;       /* the column header and the key line */
         if (V.d.kind != DRILL_NONE) {
@@ -872,8 +892,7 @@ static void draw(void) {
                 body -= pane_h;
         }
         if (body >= 0 && !(V.pane_full && V.d.kind != DRILL_NONE)) {
-                column_header(y, w);
-                list(y + 1, body, w);
+                list(y, body, w);
                 y += 1 + body;
         } else {
                 a->rows_on_screen = 0;
