@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <langinfo.h>
 #include <locale.h>
 #include <math.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -366,7 +368,13 @@ static int open_replay(struct top_app *a) {
 static int run(void) {
         struct top_app *a = &arg.app;
         struct top_model_opts mo = { .live = !a->replay_dir, .kmsg = !a->replay_dir };
-        struct top_wait_opts wo = { .chains = true, .max_age_ms = 10000, .ascii = a->ascii };
+        const char *cs = nl_langinfo(CODESET);
+        /* the arrow in WAIT only where the locale can show it (and in batch frames, which
+         * go to a file or a pipe, likewise by the locale) */
+        struct top_wait_opts wo = {
+                .chains = true, .max_age_ms = 10000,
+                .ascii = a->ascii || !cs || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0),
+        };
         int r, ex;
 
         r = top_model_new(&a->model, &mo);

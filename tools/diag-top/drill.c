@@ -602,7 +602,8 @@ void drill_recorded_threads(struct drill *d, const struct top_frame *f, pid_t pi
                 if (localtime_r(&t, &tm))
                         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
         }
-        addf(d, "recorded at %s (a recording keeps the threads in D state only, with their wait channel)", when);
+        addf(d, "recorded at %s", when);
+        addf(d, "(a recording keeps the threads in D state only, with their wait channel)");
         addf(d, "%8s %-15s S %s", "TID", "NAME", "WCHAN");
         for (size_t i = 0; i < iv->t[DIAG_REC_DSTATE].nrows; i++) {
                 if (DIAG_REC_NUM(iv, DIAG_REC_DSTATE, i, DS_PID) != pid)

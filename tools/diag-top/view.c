@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <wchar.h>
 
@@ -192,7 +193,8 @@ static void colors_init(void) {
 }
 
 /* Which columns fit in width w: the droppable ones go, highest drop rank first, until
- * WAIT and COMMAND have FLEX_WANT columns (or nothing is left to drop). */
+ * WAIT and COMMAND have FLEX_WANT columns (or nothing is left to drop). The column
+ * sorted by stays. */
 static void layout(int w, bool any_wait) {
         int fixed = 0, flex, wait_w;
 
@@ -202,7 +204,7 @@ static void layout(int w, bool any_wait) {
         }
         for (int rank = 8; rank >= 1 && w - fixed < FLEX_WANT; rank--)
                 for (size_t i = 0; i < NCOLS; i++)
-                        if (colspecs[i].drop == rank && V.width[i]) {
+                        if (colspecs[i].drop == rank && V.width[i] && colspecs[i].col != V.a->ro.sort) {
                                 fixed -= V.width[i] + 1;
                                 V.width[i] = 0;
                         }
@@ -293,8 +295,6 @@ static int header_title(int y, int w) {
         x += putf(y, x, w - x, "%s", t);
         if (a->paused)
                 x += putf(y, x, w - x, " [paused]");
-        x += putf(y, x, w - x, "  load %.2f %.2f %.2f", h->load[0], h->load[1], h->load[2]);
-        x += putf(y, x, w - x, "  %u procs %u thr %u run", h->nprocs, h->nthreads, h->nrunning);
         x += 2;
         if (h->dstate_threads)
                 attr(PAIR_DSTATE, A_BOLD);
@@ -307,6 +307,9 @@ static int header_title(int y, int w) {
         x += putf(y, x, w - x, "stuck %u", a->stuck_chains);
         if (a->stuck_chains)
                 unattr(PAIR_DSTATE, A_BOLD);
+        /* what matters most first: a narrow screen cuts the rest */
+        x += putf(y, x, w - x, "  load %.2f %.2f %.2f", h->load[0], h->load[1], h->load[2]);
+        x += putf(y, x, w - x, "  %u procs %u thr %u run", h->nprocs, h->nthreads, h->nrunning);
         return x;
 }
 
@@ -850,6 +853,15 @@ static const char *const help_text[] = {
 static void help(int w, int h) {
         size_t n = ELEMENTSOF(help_text);
 
+        if (n > (size_t) h && h > 2) {
+                /* the last line says there is more */
+                h--;
+                attron(A_REVERSE);
+                put(h, 0, w, V.help_top + (size_t) h < n ? " more: Down, PgDn; any other key returns "
+                                                         : " Up, PgUp: back; any other key returns ", false);
+                attroff(A_REVERSE);
+        }
+
         if (V.help_top + (size_t) h > n)
                 V.help_top = n > (size_t) h ? n - (size_t) h : 0;
         for (int i = 0; i < h && V.help_top + (size_t) i < n; i++) {
@@ -874,10 +886,19 @@ static void draw(void) {
         if (w < MIN_W || h < MIN_H) {
                 char m[80];
 
+                int l = 0;
+
                 snprintf(m, sizeof m, "terminal too small (%dx%d, need %dx%d)", w, h, MIN_W, MIN_H);
-                put(0, 0, w, m, false);
-                if (h > 1)
-                        put(1, 0, w, "q quits", false);
+                if ((int) strlen(m) <= w)
+                        put(l++, 0, w, m, false);
+                else {
+                        /* in two lines rather than cut */
+                        put(l++, 0, w, "terminal too small", false);
+                        if (h > l)
+                                putf(l++, 0, w, "(%dx%d, need %dx%d)", w, h, MIN_W, MIN_H);
+                }
+                if (h > l)
+                        put(l, 0, w, "q quits", false);
                 a->rows_on_screen = 0;
                 goto out;
         }
@@ -954,6 +975,14 @@ static void rebuild(void) {
         restore_selection();
 }
 
+/* The order or the set changed by a key: the list is shown from its top again (a
+ * refresh keeps the selected process instead). */
+static void rebuild_top(void) {
+        top_app_rows(V.a);
+        V.sel = V.top = 0;
+        remember_selection();
+}
+
 static void move_selection(long delta) {
         size_t n = V.a->rows.n;
         long s = (long) V.sel + delta;
@@ -980,7 +1009,7 @@ static void set_sort(enum top_col c) {
         ro->sort = c;
         ro->ascending = c == TOP_COL_PID || c == TOP_COL_USER || c == TOP_COL_CMD;
         snprintf(V.msg, sizeof V.msg, "sorted by %s%s", top_col_name(c), ro->ascending ? ", ascending" : "");
-        rebuild();
+        rebuild_top();
 }
 
 /* The replay moved: the frame, the rows and a pane of recorded threads follow. */
@@ -1110,7 +1139,7 @@ static void key_filter(int ch) {
         } else if (!edit_input(ch))
                 return;
         snprintf(a->filter, sizeof a->filter, "%s", V.input);
-        rebuild();
+        rebuild_top();
 }
 
 static void key_time(int ch) {
@@ -1183,7 +1212,7 @@ static bool key_list(int ch) {
                 a->ro.ascending = !a->ro.ascending;
                 snprintf(V.msg, sizeof V.msg, "sorted by %s, %s", top_col_name(a->ro.sort),
                          a->ro.ascending ? "ascending" : "descending");
-                rebuild();
+                rebuild_top();
                 break;
         case '/':
                 V.mode = MODE_FILTER;
@@ -1194,13 +1223,13 @@ static bool key_list(int ch) {
                 a->ro.tree = !a->ro.tree;
                 snprintf(V.msg, sizeof V.msg, "tree %s%s", a->ro.tree ? "on" : "off",
                          a->ro.tree && a->ro.group ? " (after g: folded rows have no tree)" : "");
-                rebuild();
+                rebuild_top();
                 break;
         case 'g':
                 a->ro.group = !a->ro.group;
                 snprintf(V.msg, sizeof V.msg, "%s", a->ro.group ? "folded by command line: xN is the count, RSS the total PSS"
                                                                 : "one row per process");
-                rebuild();
+                rebuild_top();
                 break;
         case ' ':
                 if (a->replay) {
