@@ -256,6 +256,8 @@ void top_app_fill_wait(struct top_app *a, size_t first, size_t n) {
         n = MIN(n, a->rows.n - first);
         top_wait_fill(a->wait, a->frame, a->rows.rows + first, n, &stuck);
         a->stuck_chains = stuck;
+        /* the header's count (the model's frame, const only to the drawing) for batch frames */
+        ((struct top_frame *) a->frame)->h.stuck_chains = stuck;
         a->wait_us = top_now_us() - t0;
 }
 

@@ -52,13 +52,23 @@ static void children_reap(void) {
 }
 
 void drill_kill_all(void) {
+        bool left = false;
+
         for (size_t i = 0; i < ELEMENTSOF(children); i++)
                 if (children[i] > 0) {
                         kill(-children[i], SIGKILL);
                         kill(children[i], SIGKILL);
-                        if (waitpid(children[i], NULL, WNOHANG) != 0)
-                                children[i] = 0;
+                        left = true;
                 }
+        /* reaped if they die soon (one in D state may not: it is left to init) */
+        for (int tries = 0; left && tries < 20; tries++) {
+                children_reap();
+                left = false;
+                for (size_t i = 0; i < ELEMENTSOF(children); i++)
+                        left |= children[i] > 0;
+                if (left)
+                        usleep(10000);
+        }
 }
 
 void drill_init(struct drill *d) {
@@ -400,6 +410,8 @@ bool drill_pump(struct drill *d) {
         bool changed = false;
         char buf[16384];
         int st;
+
+        children_reap();                /* the ones killed when their pane closed */
 
         if (d->fd >= 0) {
                 for (int rounds = 0; rounds < 16; rounds++) {
