@@ -706,6 +706,15 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
         struct thr *best = calloc(n + 1, sizeof *best);
         size_t nkeys = 0, npend = 0;
 
+        if (!w || !f) {
+                if (ret_stuck)
+                        *ret_stuck = 0;
+                free(keys);
+                free(pend);
+                free(used);
+                free(best);
+                return;
+        }
         fill_begin(w);
         if (!keys || !pend || !used || !best)
                 goto done;
@@ -813,6 +822,8 @@ done:
 void top_wait_fill_blocked(struct top_wait *w, const struct top_frame *f, struct top_row *rows, size_t n) {
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
 
+        if (!w || !f)
+                return;
         if (f->replay)
                 fill_replay(w, f, rows, n, false, NULL, NULL);
         else
