@@ -392,17 +392,18 @@ static void test_mutex(void) {
 /* Two processes each waiting for the other's flock: one stuck chain, however
  * many of its rows are walked. */
 static void test_cycle(void) {
-        char out[256], a[32], b[32];
-        pid_t fx = start_fixture("cycle", out, sizeof out), pids[2];
-        struct top_wait *w = NULL;
-        struct top_frame f;
+        unsigned stuck = 99;
         struct top_proc procs[2];
         struct top_row rows[2];
-        unsigned stuck = 99;
+        struct top_frame f;
+        struct top_wait *w = NULL;
+        char out[256], a[32], b[32];
+        pid_t pids[2], fx = start_fixture("cycle", out, sizeof out);
 
-        CHECK(fx > 0);
-        if (fx <= 0)
+        if (fx <= 0) {
+                CHECK(fx > 0);
                 return;
+        }
         pids[0] = (pid_t) field(out, "p1");
         pids[1] = (pid_t) field(out, "p2");
         CHECK(pids[0] > 0 && pids[1] > 0);

@@ -9,8 +9,10 @@
  * process's fds and sockets, the expensive part: its answer is cached per
  * (pid, start, tid, the thread's /proc syscall line) and the scan is made again
  * only for rows whose waiting thread's call changed or whose answer is older
- * than max_age_ms. A thread in D state, or in a call that waits for nothing
- * another process holds (a sleep, pause, a child), gets its answer without it.
+ * than max_age_ms, at most once per quarter of max_age_ms, and only for threads
+ * blocked for a second or more. A thread in D state, or in a call that waits
+ * for nothing another process holds (a sleep, pause, a child), gets its answer
+ * without it.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -58,6 +60,7 @@ struct top_wait {
         size_t nold, aold, nolder, aolder;
         uint64_t fill;                  /* fills so far */
         uint64_t scans;                 /* chain scans made */
+        uint64_t last_scan_ns;          /* CLOCK_MONOTONIC of the last one */
         uint64_t last_us;
 };
 
@@ -703,6 +706,15 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
         struct thr *best = calloc(n + 1, sizeof *best);
         size_t nkeys = 0, npend = 0;
 
+        if (!w || !f) {
+                if (ret_stuck)
+                        *ret_stuck = 0;
+                free(keys);
+                free(pend);
+                free(used);
+                free(best);
+                return;
+        }
         fill_begin(w);
         if (!keys || !pend || !used || !best)
                 goto done;
@@ -738,12 +750,22 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 else
                         pend[npend++] = (struct pending) { .row = i, .t = pk.best };
         }
+        /* Processes whose calls change every few seconds would have a scan each
+         * refresh: at most one per quarter of max_age_ms (the first at once);
+         * until then their rows have no WAIT rather than one about a call they
+         * left. */
+        if (npend && w->scans && now - w->last_scan_ns < (uint64_t) w->o.max_age_ms * 250000ULL) {
+                for (size_t k = 0; k < npend; k++)
+                        used[pend[k].row].pid = 0;
+                npend = 0;
+        }
         if (npend) {
                 struct diag_chain_ctx *ctx = NULL;
 
                 /* the scan of every process's fds and sockets, once for all the walks */
                 if (diag_chain_ctx_new(0, &ctx) >= 0) {
                         w->scans++;
+                        w->last_scan_ns = now;
                         /* answers half their age old are walked again with this
                          * scan: their next one is then not a scan of its own */
                         for (size_t i = 0; i < n; i++) {
@@ -800,6 +822,8 @@ done:
 void top_wait_fill_blocked(struct top_wait *w, const struct top_frame *f, struct top_row *rows, size_t n) {
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
 
+        if (!w || !f)
+                return;
         if (f->replay)
                 fill_replay(w, f, rows, n, false, NULL, NULL);
         else
