@@ -657,6 +657,15 @@ static int bench(const char *dir) {
                        *key == 'T' ? "random" : (char[]) { *key, 0 }, ms[PRESSES / 2], ms[PRESSES * 9 / 10],
                        ms[PRESSES - 1], PRESSES);
         }
+        {
+                char line[256];
+                FILE *f = fopen("/proc/self/status", "re");
+                while (f && fgets(line, sizeof line, f))
+                        if (strncmp(line, "VmHWM:", 6) == 0)
+                                printf("peak RSS: %s", line + 6);
+                if (f)
+                        fclose(f);
+        }
         top_replay_close(r);
         top_model_free(m);
         return 0;
