@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # bash completion for diagkit: diag, diag-stack, diag-fds, diag-locks, diag-chain,
-# diag-core, diag-sample, diag-snap, diag-record and shmdump. Installed once and linked under each command's name.
+# diag-core, diag-sample, diag-snap, diag-record, diag-top and shmdump. Installed once and linked under each command's name.
 #
 # Nothing here lists an option or a column: options and what their arguments are
 # come from the tool's own --help, columns from its -H, at completion time, so the
@@ -185,7 +185,7 @@ _diagkit_tool() {
         _diagkit_reply "$cur" "${opts[@]}"
 }
 
-# diag-stack, diag-fds, diag-locks, diag-chain, diag-core, diag-sample, diag-snap, shmdump
+# diag-stack, diag-fds, diag-locks, diag-chain, diag-core, diag-sample, diag-snap, diag-top, shmdump
 _diagkit() {
         _diagkit_tool 1
 }
@@ -238,6 +238,6 @@ _diag() {
         _diagkit_reply "$cur" "${verbs[@]}"
 }
 
-complete -F _diagkit diag-stack diag-fds diag-locks diag-chain diag-core diag-sample diag-snap shmdump
+complete -F _diagkit diag-stack diag-fds diag-locks diag-chain diag-core diag-sample diag-snap diag-top shmdump
 complete -F _diag diag
 complete -F _diag_record diag-record

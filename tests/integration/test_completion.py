@@ -11,10 +11,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diagtest as dt  # noqa: E402
 
 COMMANDS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-sample", "diag-snap",
-            "diag-record", "shmdump"]
+            "diag-record", "diag-top", "shmdump"]
 TOOLS = {"diag_stack": "diag-stack", "diag_fds": "diag-fds", "diag_locks": "diag-locks",
          "diag_chain": "diag-chain", "diag_core": "diag-core", "diag_sample": "diag-sample", "diag_snap": "diag-snap",
-         "diag_record": "diag-record", "shmdump": "shmdump"}
+         "diag_record": "diag-record", "diag_top": "diag-top", "shmdump": "shmdump"}
 
 _RUN = r'''
 source "$0" || exit 99
@@ -155,9 +155,22 @@ def check_record(chk, script, rec, diag):
     chk.check(got and all(g.startswith("/") for g in got), "diag record show --svg /<TAB> completes files: %s" % got)
 
 
+def check_top(chk, script, top, diag):
+    """diag-top: options from --help, pids after -p, files after -r, no operand."""
+    got, r = complete(script, [top, "--del"])
+    chk.eq(got, ["--delay"], "diag-top --del<TAB> (%s)" % r.err)
+    got, r = complete(script, [top, "-p", str(os.getpid())[:-1]])
+    chk.check(any(g.split()[0] == str(os.getpid()) for g in got if g),
+              "diag-top -p <TAB> offers pids, this one among them: %s" % got[:10])
+    got, r = complete(script, [diag, "top", "-r", "/"])
+    chk.check(got and all(g.startswith("/") for g in got), "diag top -r /<TAB> completes files: %s" % got)
+    got, r = complete(script, [top, ""])
+    chk.check(got and all(g.startswith("-") for g in got), "diag-top <TAB> offers options only: %s" % got[:10])
+
+
 def main():
     dt.setup(__doc__, "diag_fds", "diag_locks", "diag_chain", "diag_core", "diag_sample", "diag_snap", "diag_record",
-             "shmdump", "completion")
+             "diag_top", "shmdump", "completion")
     bash = dt.need_program("bash")
     script = dt.paths.completion
     if not script or not os.path.exists(script):
@@ -173,6 +186,7 @@ def main():
     chk.eq(r.returncode, 0, "bash -n %s: %s" % (script, r.stderr))
 
     check_record(chk, script, tools["diag-record"], diag)
+    check_top(chk, script, tools["diag-top"], diag)
     with dt.Fixture(["--roles", "sleep,idle", "--idle", 1]) as fx:
         check_all(chk, script, tools, diag, fx)
     chk.finish()

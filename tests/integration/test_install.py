@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diagtest as dt  # noqa: E402
 import test_completion as tc  # noqa: E402
 
-PROGRAMS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-snap", "diag-record",
+PROGRAMS = ["diag", "diag-stack", "diag-fds", "diag-locks", "diag-chain", "diag-core", "diag-snap", "diag-record", "diag-top",
             "shmdump"]
 
 

@@ -38,7 +38,7 @@ static const struct verb {
         { "sample", "what a spinning or slow process does over seconds: hot stacks, waits, system calls" },
         { "snap",  "a snapshot of everything, before the evidence is gone" },
         { "record", "a flight recorder: the host and every process every few seconds, snapshots on triggers" },
-        { "top",   "live view of blocked and busy threads" },
+        { "top",   "the live incident screen: who spins, grows, thrashes or waits, and on what; replays a recording" },
 };
 
 static char self_dir[PATH_MAX];
