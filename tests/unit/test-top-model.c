@@ -257,6 +257,9 @@ static void test_growth(void) {
                                                         .comm = "l", .cmd = "l" });
                 if (i == 14)
                         add_proc(&iv, &(struct hproc) { .pid = 6000, .start = 4, .rss = 50 << 20, .comm = "o", .cmd = "o" });
+                if (i >= 13)
+                        add_proc(&iv, &(struct hproc) { .pid = 78, .start = 9, .rss = (int64_t) (i - 12) << 24,
+                                                        .comm = "y", .cmd = "y" });
                 diag_rec_sort(&iv, DIAG_REC_PROC);
                 CHECK_INT(top_model_push(m, &iv), 0);
                 f = top_model_frame(m);
@@ -267,6 +270,8 @@ static void test_growth(void) {
         CHECK(p && NEAR(p->rss_growth, (8 << 20) * 3, 1));     /* 8 MiB in 20 s */
         p = find(f, 77);
         CHECK(p && NEAR(p->rss_growth, (2 << 20) * 6, 1));     /* 2 MiB in 10 s, found by search */
+        p = find(f, 78);
+        CHECK(p && p->rss_growth == 0);                         /* seen 5 s only: too young for a figure */
         p = find(f, 6000);
         CHECK(p && p->rss_growth == 0 && p->is_new);
         p = find(f, 1100);

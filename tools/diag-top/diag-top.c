@@ -75,8 +75,9 @@ static void usage(void) {
                " -V, --version            display version\n"
                "\n"
                "Keys: q quit, h help, arrows select, < > sort, / filter, t tree, g fold by command\n"
-               "line, space pause; Enter threads, c chain, s stacks, f fds, l locks, p sample,\n"
-               "m memory map; replay: [ ] step, { } a minute, T time, o O next/previous event.\n"
+               "line, K kernel threads, space pause; Enter threads, c chain, s stacks, f fds,\n"
+               "l locks, p sample, m memory map; replay: [ ] step, { } a minute, T time,\n"
+               "o O next/previous event.\n"
                "\n"
                "Exit status: 0 ok, 1 failure (no recording, /proc unreadable, no terminal),\n"
                "2 bad usage.\n"
@@ -358,7 +359,9 @@ static int open_replay(struct top_app *a) {
         if (r < 0)
                 return log_error_errno(r, "cannot read the recording in %s: %m", a->replay_dir), DIAG_EXIT_FAILURE;
         top_replay_span(a->replay, &a->span_first_ns, &a->span_last_ns);
-        t = a->span_first_ns;
+        /* the screen opens at the end (the moment before the recorder stopped, or
+         * now); batch frames run forward from the start */
+        t = arg.batch ? a->span_first_ns : a->span_last_ns;
         if (a->at && top_parse_time(a->at, a->span_first_ns, a->span_last_ns, &t) < 0)
                 return diag_usage_error("invalid time: '%s'", a->at);
         r = top_replay_seek(a->replay, t);

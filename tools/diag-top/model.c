@@ -22,6 +22,7 @@
 #define RING 64
 #define GROWTH_WINDOW_NS (60LL * 1000000000)
 #define GROWTH_SLOP_NS (250LL * 1000000)        /* a reading 60.1 s back still counts as a minute */
+#define GROWTH_LEAST_NS (10LL * 1000000000)     /* a growth figure needs this much of the process's history */
 #define COMPACT_MIN_STRINGS 65536
 
 struct top_model {
@@ -376,10 +377,15 @@ static void build_growth(struct top_model *m, const struct diag_rec_interval *cu
         for (size_t i = 0; i < n; i++)
                 m->open[i] = i;
         int64_t bound = GROWTH_WINDOW_NS + GROWTH_SLOP_NS;
+        /* a process seen for a few seconds only (a start-up's first allocations) has no
+         * growth yet, unless the model itself is that young */
+        int64_t least = m->n > 1 && iv_dt(at(m, 0), cur) >= GROWTH_LEAST_NS ? GROWTH_LEAST_NS : 1;
         for (size_t k = 0; k + 1 < m->n && nopen; k++) {
                 const struct diag_rec_interval *old = at(m, k);
                 int64_t dt = iv_dt(old, cur);
-                if (dt <= 0 || dt > bound)
+                if (dt < least)
+                        break;
+                if (dt > bound)
                         continue;
                 size_t rows = old->t[DIAG_REC_PROC].nrows, keep = 0;
                 bool few = nopen * 16 < rows;

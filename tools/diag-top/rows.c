@@ -173,7 +173,8 @@ static bool pid_set_has(const struct pid_set *s, pid_t pid) {
 }
 
 static bool passes(const struct top_filter *fl, const struct pid_set *ps, const struct top_proc *p) {
-        if (fl->hide_kernel && (!p->cmd || !*p->cmd))
+        /* kernel threads: kthreadd and its children (the recorder names them "[comm]") */
+        if (fl->hide_kernel && (!p->cmd || !*p->cmd || p->pid == 2 || p->ppid == 2))
                 return false;
         if (fl->have_uid && p->uid != fl->uid)
                 return false;

@@ -824,6 +824,7 @@ static const char *const help_text[] = {
         "  /            filter by command line or name (Enter keeps, Esc clears)",
         "  t            tree (parents before children)    g   fold by command line",
         "  space        pause the refresh                 ^L  redraw the screen",
+        "  K            show or hide kernel threads (hidden at the start)",
         "",
         "Drill-down on the selected process, in a pane (z: full screen, Esc: close):",
         "  Enter        threads: state, system call, wait channel, blocked for",
@@ -1225,6 +1226,11 @@ static bool key_list(int ch) {
                          a->ro.tree && a->ro.group ? " (after g: folded rows have no tree)" : "");
                 rebuild_top();
                 break;
+        case 'K':
+                a->ro.filter.hide_kernel = !a->ro.filter.hide_kernel;
+                snprintf(V.msg, sizeof V.msg, "%s", a->ro.filter.hide_kernel ? "kernel threads hidden" : "kernel threads shown");
+                rebuild_top();
+                break;
         case 'g':
                 a->ro.group = !a->ro.group;
                 snprintf(V.msg, sizeof V.msg, "%s", a->ro.group ? "folded by command line: xN is the count, RSS the total PSS"
@@ -1397,7 +1403,7 @@ static int screen_begin(struct top_app *a) {
         set_term(screen);
         atexit(screen_end);
         V.utf8 = cs && (!strcasecmp(cs, "UTF-8") || !strcasecmp(cs, "utf8"));
-        V.color = a->color && has_colors() && strcmp(getenv("TERM"), "dumb") != 0;
+        V.color = a->color && has_colors() && !getenv("NO_COLOR") && strcmp(getenv("TERM") ?: "dumb", "dumb") != 0;
         cbreak();
         noecho();
         nonl();

@@ -495,7 +495,8 @@ static void render(const struct top_wait *w, const struct diag_chain *ch, struct
 /* The key of the root of a chain that cannot go on by itself (0: none): a
  * deadlock by its lowest tid, so that each of its threads' rows counts it once.
  * Stuck is a deadlock, or such a chain blocked STUCK_MS or more (told at each
- * fill: the answer is cached). */
+ * fill: the answer is cached); so is a wait behind another thread that is itself
+ * blocked (not idle in an event loop that owes no reply), counted by that thread. */
 static uint64_t stuck_key(const struct diag_chain *ch) {
         const struct diag_chain_node *r, *t;
 
@@ -518,8 +519,12 @@ static uint64_t stuck_key(const struct diag_chain *ch) {
         switch (r->end) {
         case DIAG_END_REMOTE: case DIAG_END_DSTATE: case DIAG_END_NO_PEER: case DIAG_END_NO_OWNER:
                 return STUCK_KEY(r->end, t->tid);
-        default:
+        case DIAG_END_IDLE: case DIAG_END_NOT_BLOCKED: case DIAG_END_GONE:
                 return 0;
+        default:
+                /* waiting on another thread that waits itself (a lock holder polling a
+                 * backend that never answers): stuck behind that one */
+                return r->depth > 0 ? STUCK_KEY(r->end, t->tid) : 0;
         }
 }
 
