@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "diag/log.h"
@@ -298,8 +299,32 @@ static void nap(uint64_t ms) {
         }
 }
 
-static int batch_run(struct top_app *a) {
-        struct top_batch_opts bo = { .json = arg.json, .out = stdout };
+/* One frame into a buffer, then written with every line cut at width columns (bytes:
+ * the terminal that needs this is an ASCII one). */
+static int frame_cut(struct top_batch_opts *bo, struct top_app *a, unsigned width) {
+        char *buf = NULL, *line, *save = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&buf, &len);
+        int r;
+
+        if (!mem)
+                return -ENOMEM;
+        bo->out = mem;
+        r = top_batch_frame(bo, a->frame, &a->rows, &a->ro);
+        bo->out = stdout;
+        if (fclose(mem) != 0 && r == 0)
+                r = -ENOMEM;
+        for (line = r == 0 ? strtok_r(buf, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+                printf("%.*s\n", (int) width, line);
+        free(buf);
+        if (r == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+                r = errno == EPIPE ? -EPIPE : -EIO;
+        return r;
+}
+
+/* Frames every DELAY (max_rows, width: the dumb terminal's size, else 0). */
+static int batch_run(struct top_app *a, unsigned max_rows, unsigned width) {
+        struct top_batch_opts bo = { .json = arg.json, .out = stdout, .max_rows = max_rows };
         unsigned long long done = 0;
         int r;
 
@@ -320,7 +345,7 @@ static int batch_run(struct top_app *a) {
                 } else if ((r = top_app_refresh(a)) < 0)
                         return log_error_errno(r, "cannot read the recording: %m"), DIAG_EXIT_FAILURE;
                 top_app_fill_wait(a, 0, a->rows.n);
-                r = top_batch_frame(&bo, a->frame, &a->rows, &a->ro);
+                r = width ? frame_cut(&bo, a, width) : top_batch_frame(&bo, a->frame, &a->rows, &a->ro);
                 if (r == -EPIPE)
                         return DIAG_EXIT_OK;
                 if (r < 0)
@@ -392,11 +417,25 @@ static int run(void) {
         if (a->replay_dir && (ex = open_replay(a)) >= 0)
                 return ex;
         if (arg.batch)
-                return batch_run(a);
+                return batch_run(a, 0, 0);
         if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
                 log_error("standard input and output must be a terminal (use -b for text frames)");
                 return DIAG_EXIT_FAILURE;
         }
+        r = top_view_terminal();
+        if (r == -EOPNOTSUPP) {
+                /* TERM=dumb (an editor's shell, a serial console): no screen to draw on,
+                 * but frames as text, as many rows as fit, until Ctrl-C */
+                struct winsize ws = {};
+                bool sized = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0;
+                unsigned rows = sized && ws.ws_row > 12 ? ws.ws_row - 11u : 13u;
+                unsigned cols = sized && ws.ws_col >= 40 ? ws.ws_col : 80u;
+                log_warn("terminal type '%s' cannot move the cursor: printing frames as -b does (Ctrl-C quits)",
+                         getenv("TERM"));
+                return batch_run(a, rows, cols);
+        }
+        if (r < 0)
+                return DIAG_EXIT_FAILURE;
 
         if (!a->replay) {
                 r = top_app_refresh(a);

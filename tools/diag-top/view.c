@@ -1365,9 +1365,9 @@ static void screen_end(void) {
                 endwin();
 }
 
-/* A terminal that cannot address the cursor (dumb, or not in terminfo) gets one line
- * saying so, before anything is drawn on it. */
-static int terminal_check(void) {
+/* A terminal unknown to terminfo gets one line saying so, before anything is drawn on
+ * it; one that cannot address the cursor (dumb) -EOPNOTSUPP, said by the caller. */
+int top_view_terminal(void) {
         const char *term = getenv("TERM");
         char *cup;
         int err = 0;
@@ -1382,18 +1382,15 @@ static int terminal_check(void) {
         }
         cup = tigetstr("cup");
         del_curterm(cur_term);
-        if (!cup || cup == (char *) -1) {
-                log_error("terminal type '%s' cannot move the cursor: set TERM (TERM=vt100) or use -b for text frames",
-                          term);
-                return -EINVAL;
-        }
+        if (!cup || cup == (char *) -1)
+                return -EOPNOTSUPP;
         return 0;
 }
 
 static int screen_begin(struct top_app *a) {
         const char *cs = nl_langinfo(CODESET);
 
-        if (terminal_check() < 0)
+        if (top_view_terminal() < 0)
                 return -EINVAL;
         screen = newterm(NULL, stdout, stdin);
         if (!screen) {

@@ -62,6 +62,9 @@ uint64_t top_now_us(void);
 
 /* view.c: the interactive screen until q or a signal. Returns an exit status. */
 int top_view_run(struct top_app *a);
+/* Whether the terminal on stdout can hold the screen: 0 yes, -EOPNOTSUPP it cannot move
+ * the cursor (TERM=dumb: frames are printed instead), -EINVAL no usable TERM (said). */
+int top_view_terminal(void);
 
 /* ---- drill.c: the lower pane's content ---- */
 
