@@ -59,6 +59,8 @@ struct pcache {
          * sleeps in D, or its turn comes (every REFRESH_EVERY intervals) */
         uid_t uid;
         int64_t cpu, rd, wr;
+        int64_t rss;                    /* statm's resident pages, bytes; NA when unread */
+        int64_t stat_rss;               /* stat's rss field when statm was read (pages) */
         bool io_moved;
         bool had_dstate;                /* a thread of it was in D at the last look */
         /* /proc/PID/stat kept open and read again with pread: an open, a read and a
@@ -1030,12 +1032,15 @@ static int sample_proc_fd(struct diag_rec_sampler *s, struct diag_rec_interval *
                     (r = read_cgroup(s, name, iv->strings, &e.cgroup)) < 0)
                         return gone(r) ? -ESRCH : r;
         }
-        /* /proc/PID/io and the owner cost as much as stat: an idle process's are kept */
-        if (c && c->cpu == e.cpu && !c->io_moved && st.state != 'D' &&
+        /* /proc/PID/io, statm and the owner cost as much as stat: an idle process's are
+         * kept (while stat's rss, which lags but moves, stays the same) */
+        e.stat_rss = sat(DIAG_STAT_FIELD(&st, 24));
+        if (c && c->cpu == e.cpu && !c->io_moved && st.state != 'D' && c->stat_rss == e.stat_rss &&
             (s->round + (uint64_t) pid) % REFRESH_EVERY != 0) {
                 e.uid = c->uid;
                 e.rd = c->rd;
                 e.wr = c->wr;
+                e.rss = c->rss;
         } else {
                 if (fstatat(s->procfd, name, &sb, 0) < 0)
                         return -ESRCH;
@@ -1053,6 +1058,17 @@ static int sample_proc_fd(struct diag_rec_sampler *s, struct diag_rec_interval *
                 e.rd = rd;
                 e.wr = wr;
                 e.io_moved = c && (c->rd != rd || c->wr != wr);
+                /* stat's rss lags by the per-CPU counters' batches (hundreds of KiB, a
+                 * fifth of a small process); statm sums them, as VmRSS does */
+                e.rss = DIAG_REC_NA;
+                snprintf(path, sizeof path, "%s/statm", name);
+                n = read_at(s->procfd, path, buf, sizeof buf);
+                if (n > 0) {
+                        unsigned long long size, resident;
+                        if (sscanf(buf, "%llu %llu", &size, &resident) == 2)
+                                e.rss = sat(resident * (uint64_t) s->page_size);
+                } else if (gone((int) n))
+                        return -ESRCH;
         }
         rd = e.rd;
         wr = e.wr;
@@ -1076,7 +1092,7 @@ static int sample_proc_fd(struct diag_rec_sampler *s, struct diag_rec_interval *
         v[PR_MAJFLT] = sat(DIAG_STAT_FIELD(&st, 12));
         v[PR_THREADS] = sat(DIAG_STAT_FIELD(&st, 20));
         v[PR_VSZ] = sat(DIAG_STAT_FIELD(&st, 23));
-        v[PR_RSS] = sat(DIAG_STAT_FIELD(&st, 24) * (uint64_t) s->page_size);
+        v[PR_RSS] = e.rss != DIAG_REC_NA ? e.rss : sat(DIAG_STAT_FIELD(&st, 24) * (uint64_t) s->page_size);
         v[PR_READ_BYTES] = rd;
         v[PR_WRITE_BYTES] = wr;
         if (dstate != DSTATE_NONE) {

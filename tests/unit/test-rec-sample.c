@@ -511,6 +511,14 @@ int main(void) {
                 CHECK(num(&iv, DIAG_REC_PROC, r, PR_STATE) == 'S');
                 CHECK(num(&iv, DIAG_REC_PROC, r, PR_VSZ) > 0);
         }
+        /* a small idle process's RSS is exact (stat's rss field lags by the per-CPU
+         * counters' batches, a fifth of a process this size) */
+        r = find_proc(&iv, sl);
+        if (r >= 0) {
+                long long rss = num(&iv, DIAG_REC_PROC, r, PR_RSS), oracle = child_rss(sl);
+                printf("sleeper: rss %lld, statm %lld\n", rss, oracle);
+                CHECK_INT(rss, oracle);
+        }
         r = find_proc(&iv, big);
         CHECK(r >= 0);
         if (r >= 0) {
