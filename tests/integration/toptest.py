@@ -95,7 +95,7 @@ class Screen:
                     "set -g exit-empty on\nset -g remain-on-exit off\nset -g escape-time 10\n"
                     % shlex.quote(self.term))
         envs = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(self.env.items()))
-        script = ("while [ ! -e %s ]; do sleep 0.02; done; env %s %s; echo \"[diag-top exit $?]\"; "
+        script = ("trap : INT; while [ ! -e %s ]; do sleep 0.02; done; env %s %s; echo \"[diag-top exit $?]\"; "
                   "exec sleep 100000" % (shlex.quote(self.go), envs, " ".join(shlex.quote(a) for a in self.argv)))
         _screens.append(self)
         self.tmux("new-session", "-d", "-s", "top", "-x", self.width, "-y", self.height, "sh", "-c", script)
