@@ -176,6 +176,8 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
 void top_wait_fill_blocked(struct top_wait *w, const struct top_frame *f, struct top_row *rows, size_t n);
 /* How long the last fill took, microseconds (for -v and the benchmark). */
 uint64_t top_wait_last_us(const struct top_wait *w);
+/* How many times the fills made the chain scan (every process's fds and sockets). */
+uint64_t top_wait_scans(const struct top_wait *w);
 
 /* ---- replay.c ---- */
 
