@@ -220,27 +220,38 @@ def header_line(lines):
 def parse_rows(lines):
     """The process rows under the column line: dicts with the columns shown (their
     text), "line" (the row as shown), "pid" (int or None) and "count" (a group's xN).
-    Columns before WAIT are one word each; WAIT and COMMAND are cut at the column
-    line's positions."""
+    Each word before WAIT goes to the column whose name it overlaps most (else the
+    nearest: values are aligned under their names, a cell may hold two words as
+    BLOCKED's "4.0s D"); WAIT and COMMAND are cut at the column line's positions."""
     hi, head = header_line(lines)
     if hi is None:
         return []
-    labels = head.split()
-    wait_at = head.find(" WAIT") + 1 if " WAIT" in head else -1
-    cmd_at = head.find("COMMAND")
+    spans = [(m.group(0), m.start(), m.end()) for m in re.finditer(r"\S+", head)]
+    wait_at = next((a for n, a, _ in spans if n == "WAIT"), -1)
+    cmd_at = next((a for n, a, _ in spans if n == "COMMAND"), -1)
+    cols = [x for x in spans if x[0] not in ("WAIT", "COMMAND")]
     out = []
     for l in lines[hi + 1:]:
         if not l.strip():
             continue
-        first = l.split()[0] if l.split() else ""
+        first = l.split()[0]
         if not (first.isdigit() or re.match(r"^x\d+$", first) or first.startswith(("-", "|", "`"))):
             break           # the list ended (a pane, a footer)
         row = {"line": l}
         cut = [x for x in (wait_at, cmd_at) if x > 0]
         left = l[:min(cut)] if cut else l
-        words = left.split()
-        for lab, w in zip([x for x in labels if x not in ("WAIT", "COMMAND")], words):
-            row[lab] = w
+        cells = {}
+        for m in re.finditer(r"\S+", left):
+            a, b = m.start(), m.end()
+
+            def score(c):
+                ov = min(b, c[2]) - max(a, c[1])
+                return (ov, -min(abs(a - c[2]), abs(b - c[1]), abs(b - c[2])))
+            name = max(cols, key=score)[0] if cols else None
+            if name:
+                cells.setdefault(name, []).append(m.group(0))
+        for k, v in cells.items():
+            row[k] = " ".join(v)
         if wait_at > 0:
             row["WAIT"] = l[wait_at:cmd_at if cmd_at > wait_at else None].strip()
         if cmd_at > 0:
@@ -276,7 +287,7 @@ def parse_bytes(s):
 
 def parse_ms(s):
     """"4.0s", "2m03s", "1h02m", "3d04h", "850ms" -> milliseconds; None for "-" or junk."""
-    s = (s or "").strip()
+    s = (s or "").split()[0] if (s or "").split() else ""     # BLOCKED may add the state: "4.0s D"
     units = {"d": 86400000, "h": 3600000, "m": 60000, "s": 1000, "ms": 1}
     parts = re.findall(r"([\d.]+)(ms|d|h|m|s)", s)
     if not parts or "".join(a + b for a, b in parts) != s:
