@@ -8,7 +8,6 @@ port, as diag-chain says of the same processes (-J); the header counts stuck cha
 import os
 import re
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,6 @@ the process's RSS equals what `diag-record show --dump DIR` recorded for it then
 (within the display's rounding: a neighbouring interval is 8 MiB away); o jumps
 to the trigger's event, O back."""
 import os
-import re
 import shutil
 import signal
 import subprocess
