@@ -31,6 +31,10 @@
 #define STUCK_MS 5000                   /* a chain blocked this long at a dead end is stuck */
 #define MAX_THREADS 4096                /* threads read per process */
 #define WAIT_MAX 200                    /* bytes of a WAIT line */
+/* A thread blocked for less than this is not walked: it comes and goes with
+ * the work (a shell reading a pipe, a build), and each walk of a new call
+ * would need the scan again. A stuck thread passes this by the next refresh. */
+#define MIN_WALK_MS 1000
 
 /* A rendered WAIT, kept while the thread stays in the same call. */
 struct wentry {
@@ -694,10 +698,11 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
         uint64_t *keys = calloc(n + 1, sizeof *keys);
         struct pending *pend = calloc(n + 1, sizeof *pend);
         struct { pid_t pid; int64_t start; } *used = calloc(n + 1, sizeof *used);
+        struct thr *best = calloc(n + 1, sizeof *best);
         size_t nkeys = 0, npend = 0;
 
         fill_begin(w);
-        if (!keys || !pend || !used)
+        if (!keys || !pend || !used || !best)
                 goto done;
         if (f->replay) {
                 fill_replay(w, f, rows, n, true, keys, &nkeys);
@@ -717,10 +722,15 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 if (!e)
                         continue;
                 e->used = w->fill;
+                best[i] = pk.best;
                 used[i].pid = e->pid;
                 used[i].start = e->start;
                 if (entry_fresh(w, e, &pk.best, now))
                         continue;
+                if (pk.best.state != 'D' && pk.best.off_ms < MIN_WALK_MS) {
+                        used[i].pid = 0;        /* not yet: no WAIT */
+                        continue;
+                }
                 if (pk.best.state == 'D')
                         entry_set(w, e, &pk.best, render_dstate(&pk.best),
                                   pk.best.off_ms >= STUCK_MS ? STUCK_KEY(DIAG_END_DSTATE, pk.best.tid) : 0);
@@ -733,6 +743,18 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 /* the scan of every process's fds and sockets, once for all the walks */
                 if (diag_chain_ctx_new(0, &ctx) >= 0) {
                         w->scans++;
+                        /* answers half their age old are walked again with this
+                         * scan: their next one is then not a scan of its own */
+                        for (size_t i = 0; i < n; i++) {
+                                struct wentry *e = used[i].pid ? entry_find(w, used[i].pid, used[i].start) : NULL;
+                                bool queued = false;
+                                if (!e || !e->made_ns || now - e->made_ns < (uint64_t) w->o.max_age_ms * 500000ULL)
+                                        continue;
+                                for (size_t k = 0; k < npend && !queued; k++)
+                                        queued = pend[k].row == i;
+                                if (!queued && best[i].tid == e->tid && best[i].state != 'D')
+                                        pend[npend++] = (struct pending) { .row = i, .t = best[i] };
+                        }
                         for (size_t k = 0; k < npend; k++) {
                                 struct diag_chain ch;
                                 struct wentry *e = entry_find(w, pend[k].t.pid, pend[k].t.start);
@@ -769,6 +791,7 @@ done:
         free(keys);
         free(pend);
         free(used);
+        free(best);
         w->last_us = (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1000;
 }
 
