@@ -62,7 +62,7 @@ static void fmt_i64(char *buf, size_t size, int64_t v) {
 /* ---- text ---- */
 
 static void text_header(FILE *out, const struct top_header *h) {
-        char when[48], a[16], b[16], c[16], d[16];
+        char when[48], a[32], b[32], c[32], d[32];
 
         fmt_iso(when, sizeof when, h->realtime_ns);
         fprintf(out, "diag-top - %s, interval %.1fs, %u CPUs, %u processes, %u threads, %u running\n", when,
