@@ -97,12 +97,20 @@ static const struct top_proc *find(const struct top_frame *f, pid_t pid) {
         return NULL;
 }
 
-static void test_host(void) {
-        struct top_model *m;
+/* A model fed by top_model_push, and an interval of the test's interner to build. */
+static struct top_model *replay_model(struct diag_rec_interval *iv) {
+        struct top_model *m = NULL;
         struct top_model_opts o = { .live = false };
-        struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
+        diag_rec_interval_init(iv, hs);
         CHECK_INT(top_model_new(&m, &o), 0);
+        if (!m)
+                exit(99);
+        return m;
+}
+
+static void test_host(void) {
+        struct diag_rec_interval iv;
+        struct top_model *m = replay_model(&iv);
         CHECK(top_model_frame(m) == NULL);
         CHECK(top_model_kmsg_fd(m) == -1);
         CHECK_INT(top_model_sample(m), -EINVAL);
@@ -232,11 +240,8 @@ out:
 
 /* Growth against the oldest interval of the last minute that has the process. */
 static void test_growth(void) {
-        struct top_model *m;
-        struct top_model_opts o = { .live = false };
         struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
-        CHECK_INT(top_model_new(&m, &o), 0);
+        struct top_model *m = replay_model(&iv);
         const struct top_frame *f = NULL;
         for (int i = 0; i <= 14; i++) {
                 mkiv(&iv, 5.0 * i, true);
@@ -282,6 +287,37 @@ static void test_growth(void) {
         diag_rec_interval_free(&iv);
 }
 
+/* Processes come and go with command lines of their own: the interner is rebuilt from
+ * the ring rather than growing for ever, and the ring's figures survive it. */
+static void test_compact(void) {
+        struct diag_rec_interval iv;
+        struct top_model *m = replay_model(&iv);
+        char cmd[64];
+        for (int i = 0; i < 260; i++) {
+                mkiv(&iv, i, true);
+                add_proc(&iv, &(struct hproc) { .pid = 10, .start = 1, .rss = (int64_t) (100 + i) << 20,
+                                                .utime = 50 * i, .comm = "stable", .cmd = "stable --keep" });
+                for (int k = 0; k < 300; k++) {
+                        snprintf(cmd, sizeof(cmd), "job %d of %d", k, i);
+                        add_proc(&iv, &(struct hproc) { .pid = 1000 + k, .start = 10 + i, .comm = "job", .cmd = cmd });
+                }
+                CHECK_INT(top_model_push(m, &iv), 0);
+                diag_rec_strings_reset(hs);     /* the test's own interner stays small */
+        }
+        const struct top_frame *f = top_model_frame(m);
+        size_t count = diag_rec_strings_count(f->iv->strings);
+        printf("interner after 78,000 command lines: %zu strings\n", count);
+        CHECK(count < 65536);
+        const struct top_proc *p = find(f, 10);
+        CHECK(p && NEAR(p->rss_growth, 60 << 20, 1) && NEAR(p->cpu_pct, 50, 1e-9));
+        CHECK_STR(p ? p->cmd : NULL, "stable --keep");
+        p = find(f, 1299);
+        CHECK_STR(p ? p->cmd : NULL, "job 299 of 259");
+        CHECK(p && p->is_new);
+        top_model_free(m);
+        diag_rec_interval_free(&iv);
+}
+
 static void check_order(const struct top_rows *rows, const pid_t *want, size_t n, const char *what) {
         bool ok = rows->n == n;
         for (size_t i = 0; ok && i < n; i++)
@@ -314,11 +350,8 @@ static void test_rows(void) {
                 { .pid = 400, .ppid = 999, .start = 500, .uid = 1000, .comm = "orphan", .cmd = "orphan", .rss = 2 << 20 },
         };
         static const int64_t cpu[] = { 0, 0, 0, 50, 10, 30, 5, 20, 1 };   /* ticks in 1 s at 100 Hz: % */
-        struct top_model *m;
-        struct top_model_opts o = { .live = false };
         struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
-        CHECK_INT(top_model_new(&m, &o), 0);
+        struct top_model *m = replay_model(&iv);
         for (int k = 0; k < 2; k++) {
                 mkiv(&iv, 10 + k, true);
                 for (size_t i = 0; i < ELEMENTSOF(ps); i++) {
@@ -505,11 +538,8 @@ static void test_fmt(void) {
 /* 1,000 processes: a frame, then rows (plain, grouped, tree): well under a millisecond
  * each in a release build; the bound here is loose for the sanitizers. */
 static void test_speed(void) {
-        struct top_model *m;
-        struct top_model_opts o = { .live = false };
         struct diag_rec_interval iv;
-        diag_rec_interval_init(&iv, hs);
-        CHECK_INT(top_model_new(&m, &o), 0);
+        struct top_model *m = replay_model(&iv);
         char cmd[64];
         uint64_t push_ns = 0;
         for (int k = 0; k < 3; k++) {
@@ -645,7 +675,7 @@ static void spinner(void) {
 
 static char *volatile touched[TOUCH_STEPS];      /* kept: the stores are not dead */
 
-static void toucher(int go) {
+static void toucher(int go, int done) {
         wait_byte(go);
         for (int i = 0; i < TOUCH_STEPS; i++) {
                 touched[i] = malloc(8 << 20);
@@ -654,6 +684,7 @@ static void toucher(int go) {
                 memset(touched[i], i + 1, 8 << 20);
                 sleep_ms(100);
         }
+        put_byte(done);
         pause();
         _exit(0);
 }
@@ -702,6 +733,23 @@ static ssize_t row_index(const struct top_rows *rows, pid_t pid) {
         return -1;
 }
 
+/* utime + stime of /proc/PID/stat, -1 when unreadable. */
+static long long cpu_ticks(pid_t pid) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        ssize_t n = diag_read_small_at(AT_FDCWD, path, buf, sizeof(buf));
+        char *p = n > 0 ? strrchr(buf, ')') : NULL;
+        long long ut = -1, st = -1;
+        for (int field = 2; p && *p && field <= 15; field++) {
+                if (field == 14)
+                        ut = strtoll(p, NULL, 10);
+                if (field == 15)
+                        st = strtoll(p, NULL, 10);
+                p = strchr(p + 1, ' ');
+        }
+        return ut >= 0 && st >= 0 ? ut + st : -1;
+}
+
 static bool cmdline_is(pid_t pid, const char *want) {
         char path[64], buf[256];
         snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
@@ -717,9 +765,9 @@ static uint64_t ms_since(uint64_t t0) {
 }
 
 static void test_live(void) {
-        int tgo[2], wgo[2], wdone[2], gp[2];
+        int tgo[2], tdone[2], wgo[2], wdone[2], gp[2];
         char dir[] = "top-model-XXXXXX", path[64], arg[32], cmd[64];
-        if (pipe(tgo) < 0 || pipe(wgo) < 0 || pipe(wdone) < 0 || pipe(gp) < 0 || !mkdtemp(dir)) {
+        if (pipe(tgo) < 0 || pipe(tdone) < 0 || pipe(wgo) < 0 || pipe(wdone) < 0 || pipe(gp) < 0 || !mkdtemp(dir)) {
                 perror("setup");
                 exit(99);
         }
@@ -732,7 +780,7 @@ static void test_live(void) {
                 spinner();
         pid_t touch = spawn();
         if (!touch)
-                toucher(tgo[0]);
+                toucher(tgo[0], tdone[1]);
         pid_t wr = spawn();
         if (!wr)
                 writer(wgo[0], wdone[1], path);
@@ -783,14 +831,17 @@ static void test_live(void) {
         sleep_ms(1000);
         uint64_t t1 = diag_now_ns(CLOCK_BOOTTIME);
         CHECK_INT(top_model_sample(m), 0);
+        long long spin0 = cpu_ticks(spin);
         long long io0 = io_write_bytes(wr);
         put_byte(wgo[1]);
         wait_byte(wdone[0]);
         long long io1 = io_write_bytes(wr);
+        wait_byte(tdone[0]);    /* its RSS stays put from now on */
         uint64_t el = ms_since(t1);
         sleep_ms(el < 1000 ? (long) (1000 - el) : 0);
         uint64_t ts = diag_now_ns(CLOCK_MONOTONIC);
         CHECK_INT(top_model_sample(m), 0);
+        long long spin1 = cpu_ticks(spin);
         uint64_t sample_us = (diag_now_ns(CLOCK_MONOTONIC) - ts) / 1000;
         long long vmrss = status_kb(touch, "VmRSS");
         f = top_model_frame(m);
@@ -808,14 +859,22 @@ static void test_live(void) {
         CHECK_INT(f->h.mem_total, meminfo_total());
         CHECK(f->h.nprocs >= nkids && f->h.nprocs == f->nprocs && f->h.ncpu >= 1);
         CHECK(f->h.psi[0][0] == -1 || (f->h.psi[0][0] >= 0 && f->h.psi[0][0] <= 100));
-        CHECK(f->h.oom_kills_seen == 0);
         CHECK(find(f, getpid()) != NULL);
 
         /* the spinner, the toucher, the writer */
         p = find(f, spin);
-        CHECK(p && p->cpu_pct > 30 && p->cpu_pct < 120 && !p->is_new && p->state == 'R');
+        CHECK(p && p->cpu_pct >= 0 && p->cpu_pct < 120 && !p->is_new && p->state == 'R');
+        /* the oracle: its ticks read by the test beside the samples; a spinner that got less
+         * than a third of a CPU means a machine too busy for the absolute bound */
+        double oracle = spin0 >= 0 && spin1 >= spin0 ?
+                        (double) (spin1 - spin0) / (double) sysconf(_SC_CLK_TCK) / (f->h.interval_ms / 1000.0) * 100 : -1;
         if (p)
-                printf("spinner: %.1f%% CPU\n", p->cpu_pct);
+                printf("spinner: %.1f%% CPU, /proc says %.1f%%\n", p->cpu_pct, oracle);
+        CHECK(p && oracle >= 0 && NEAR(p->cpu_pct, oracle, 10));
+        if (oracle >= 35)
+                CHECK(p && p->cpu_pct > 30);
+        else
+                printf("# the spinner got %.1f%% of a CPU: the machine is busy, no absolute check\n", oracle);
         p = find(f, touch);
         CHECK(p && p->rss_growth > 0);
         CHECK(p && vmrss > 0 && NEAR(p->rss, vmrss, MAX(vmrss / 20, 4 << 20)));
@@ -902,6 +961,7 @@ int main(void) {
         test_fmt();
         test_host();
         test_growth();
+        test_compact();
         test_rows();
         test_speed();
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)

@@ -39,6 +39,7 @@ struct top_model {
         bool have_frame;
         size_t procs_alloc;
         size_t *open;                           /* growth: rows still looking for an older reading */
+        size_t compact_at;                      /* interner size at which to look at compacting */
         size_t open_alloc;
 };
 
@@ -90,6 +91,7 @@ int top_model_new(struct top_model **ret, const struct top_model_opts *o) {
         }
         intern_names(m);
         m->oom_base = DIAG_REC_NA;
+        m->compact_at = COMPACT_MIN_STRINGS;
         m->frame.replay = !o->live;
         if (o->live) {
                 struct diag_rec_sampler_opts so = {
@@ -128,6 +130,7 @@ void top_model_reset(struct top_model *m) {
         if (m->sampler)
                 diag_rec_sampler_forget(m->sampler);
         intern_names(m);
+        m->compact_at = COMPACT_MIN_STRINGS;
 }
 
 const struct top_frame *top_model_frame(const struct top_model *m) {
@@ -171,15 +174,32 @@ static void drop_newest(struct top_model *m) {
 }
 
 /* Rebuild the interner from the ring when most of its strings are of processes gone:
- * every interval is copied into a new one (ids re-interned). Optional: on ENOMEM the
- * old interner stays. */
+ * every interval is copied into a new one (ids re-interned). Checked when the interner
+ * has grown past compact_at; optional: on ENOMEM the old interner stays. */
 static void maybe_compact(struct top_model *m) {
-        size_t count = diag_rec_strings_count(m->strings), cells = 0;
-        for (size_t i = 0; i < m->n; i++)
-                for (int t = 0; t < DIAG_REC_NTABLES; t++)
-                        cells += at(m, i)->t[t].nrows * diag_rec_schemas[t].nstr;
-        if (count <= COMPACT_MIN_STRINGS || count <= 4 * cells)
+        size_t count = diag_rec_strings_count(m->strings);
+        if (count < m->compact_at)
                 return;
+        uint64_t *seen = calloc((count + 63) / 64, sizeof(*seen));
+        if (!seen)
+                return;
+        size_t live = 0;
+        for (size_t i = 0; i < m->n; i++) {
+                const struct diag_rec_interval *iv = at(m, i);
+                for (int t = 0; t < DIAG_REC_NTABLES; t++)
+                        for (size_t c = 0; c < iv->t[t].nrows * diag_rec_schemas[t].nstr; c++) {
+                                uint32_t id = iv->t[t].str[c];
+                                if (id < count && !(seen[id / 64] & (1ULL << (id % 64)))) {
+                                        seen[id / 64] |= 1ULL << (id % 64);
+                                        live++;
+                                }
+                        }
+        }
+        free(seen);
+        if (live * 2 > count) {                 /* mostly alive: look again when it has doubled */
+                m->compact_at = count * 2;
+                return;
+        }
         struct diag_rec_strings *ns = diag_rec_strings_new();
         struct diag_rec_interval *tmp = calloc(m->n, sizeof(*tmp));
         size_t done = 0;
@@ -208,6 +228,7 @@ static void maybe_compact(struct top_model *m) {
         if (m->sampler)
                 diag_rec_sampler_forget(m->sampler);    /* its cached ids are of the old interner */
         intern_names(m);
+        m->compact_at = MAX(COMPACT_MIN_STRINGS, 4 * diag_rec_strings_count(ns));
 }
 
 static void build_header(struct top_model *m, const struct diag_rec_interval *cur,
