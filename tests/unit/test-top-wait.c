@@ -389,6 +389,43 @@ static void test_mutex(void) {
         kill_kid(fx);
 }
 
+/* Two processes each waiting for the other's flock: one stuck chain, however
+ * many of its rows are walked. */
+static void test_cycle(void) {
+        unsigned stuck = 99;
+        struct top_proc procs[2];
+        struct top_row rows[2];
+        struct top_frame f;
+        struct top_wait *w = NULL;
+        char out[256], a[32], b[32];
+        pid_t pids[2], fx = start_fixture("cycle", out, sizeof out);
+
+        if (fx <= 0) {
+                CHECK(fx > 0);
+                return;
+        }
+        pids[0] = (pid_t) field(out, "p1");
+        pids[1] = (pid_t) field(out, "p2");
+        CHECK(pids[0] > 0 && pids[1] > 0);
+        make_frame(&f, procs, pids, 2, rows);
+        usleep(1100000);
+        CHECK_INT(top_wait_new(&w, &(struct top_wait_opts) { .chains = true, .ascii = true }), 0);
+        top_wait_fill(w, &f, rows, 2, &stuck);
+        printf("cycle: %s | %s\n", rows[0].wait ? rows[0].wait : "-", rows[1].wait ? rows[1].wait : "-");
+        snprintf(a, sizeof a, "held by %d", rows[1].p->pid);
+        snprintf(b, sizeof b, "held by %d", rows[0].p->pid);
+        CHECK(has(rows[0].wait, a));
+        CHECK(has(rows[0].wait, "(deadlock)"));
+        CHECK(has(rows[1].wait, b));
+        CHECK(has(rows[1].wait, "(deadlock)"));
+        CHECK_INT(stuck, 1);
+        /* one row alone: the same one */
+        top_wait_fill(w, &f, rows + 1, 1, &stuck);
+        CHECK_INT(stuck, 1);
+        top_wait_free(w);
+        kill_kid(fx);
+}
+
 static int64_t pss_of(pid_t pid) {
         char path[64], buf[4096];
         unsigned long long kb;
@@ -560,6 +597,7 @@ int main(int argc, char **argv) {
         test_replay();
         test_flock();
         test_mutex();
+        test_cycle();
         test_sleepers();
         kill_all();
         for (size_t i = 0; i < nowned; i++)

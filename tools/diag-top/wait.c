@@ -9,8 +9,10 @@
  * process's fds and sockets, the expensive part: its answer is cached per
  * (pid, start, tid, the thread's /proc syscall line) and the scan is made again
  * only for rows whose waiting thread's call changed or whose answer is older
- * than max_age_ms. A thread in D state, or in a call that waits for nothing
- * another process holds (a sleep, pause, a child), gets its answer without it.
+ * than max_age_ms, at most once per quarter of max_age_ms, and only for threads
+ * blocked for a second or more. A thread in D state, or in a call that waits
+ * for nothing another process holds (a sleep, pause, a child), gets its answer
+ * without it.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -42,7 +44,8 @@ struct wentry {
         int64_t start;
         char line[128];                 /* the thread's /proc syscall line, as read */
         char *wait;                     /* NULL: nothing to say */
-        uint64_t stuck;                 /* the chain's root when stuck, else 0 */
+        uint64_t stuck;                 /* the root of a chain that ends where it cannot go on, else 0 */
+        bool deadlock;                  /* stuck whatever the time */
         uint64_t made_ns;               /* CLOCK_MONOTONIC when walked */
         uint64_t used;                  /* the fill that last used it */
 };
@@ -57,6 +60,7 @@ struct top_wait {
         size_t nold, aold, nolder, aolder;
         uint64_t fill;                  /* fills so far */
         uint64_t scans;                 /* chain scans made */
+        uint64_t last_scan_ns;          /* CLOCK_MONOTONIC of the last one */
         uint64_t last_us;
 };
 
@@ -365,7 +369,8 @@ static const char *verb3(const struct diag_chain_node *n) {
 }
 
 static void who(const struct diag_chain_node *start, const struct diag_chain_node *x, struct line *l) {
-        if (x->pid == start->pid || (x->tid && x->tid != x->pid && x->via_kind == DIAG_WAIT_FUTEX))
+        /* a lock word is held by a thread, a file lock or an fd by a process */
+        if (x->via_kind == DIAG_WAIT_FUTEX && x->tid && (x->pid == start->pid || x->tid != x->pid))
                 add(l, "tid %d", x->tid);
         else
                 add(l, "%d", x->pid);
@@ -487,11 +492,12 @@ static void render(const struct top_wait *w, const struct diag_chain *ch, struct
         }
 }
 
-/* The key of a stuck chain's root (0: not stuck): a deadlock by its lowest
- * tid, so that each of its threads' rows counts it once. */
+/* The key of the root of a chain that cannot go on by itself (0: none): a
+ * deadlock by its lowest tid, so that each of its threads' rows counts it once.
+ * Stuck is a deadlock, or such a chain blocked STUCK_MS or more (told at each
+ * fill: the answer is cached). */
 static uint64_t stuck_key(const struct diag_chain *ch) {
         const struct diag_chain_node *r, *t;
-        int64_t b = ch->nodes[0].blocked_ms;
 
         if (ch->root < 0)
                 return 0;
@@ -506,8 +512,6 @@ static uint64_t stuck_key(const struct diag_chain *ch) {
                 }
                 return STUCK_KEY(DIAG_END_CYCLE, lo);
         }
-        if (b < STUCK_MS)
-                return 0;
         t = r;
         while (t->kind != DIAG_NODE_THREAD && t->parent >= 0)
                 t = &ch->nodes[t->parent];
@@ -612,6 +616,7 @@ static void entry_set(struct top_wait *w, struct wentry *e, const struct thr *t,
         snprintf(e->line, sizeof e->line, "%s", t->line);
         e->wait = wait;
         e->stuck = stuck;
+        e->deadlock = false;
         e->made_ns = diag_now_ns(CLOCK_MONOTONIC);
 }
 
@@ -701,6 +706,15 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
         struct thr *best = calloc(n + 1, sizeof *best);
         size_t nkeys = 0, npend = 0;
 
+        if (!w || !f) {
+                if (ret_stuck)
+                        *ret_stuck = 0;
+                free(keys);
+                free(pend);
+                free(used);
+                free(best);
+                return;
+        }
         fill_begin(w);
         if (!keys || !pend || !used || !best)
                 goto done;
@@ -732,10 +746,18 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                         continue;
                 }
                 if (pk.best.state == 'D')
-                        entry_set(w, e, &pk.best, render_dstate(&pk.best),
-                                  pk.best.off_ms >= STUCK_MS ? STUCK_KEY(DIAG_END_DSTATE, pk.best.tid) : 0);
+                        entry_set(w, e, &pk.best, render_dstate(&pk.best), STUCK_KEY(DIAG_END_DSTATE, pk.best.tid));
                 else
                         pend[npend++] = (struct pending) { .row = i, .t = pk.best };
+        }
+        /* Processes whose calls change every few seconds would have a scan each
+         * refresh: at most one per quarter of max_age_ms (the first at once);
+         * until then their rows have no WAIT rather than one about a call they
+         * left. */
+        if (npend && w->scans && now - w->last_scan_ns < (uint64_t) w->o.max_age_ms * 250000ULL) {
+                for (size_t k = 0; k < npend; k++)
+                        used[pend[k].row].pid = 0;
+                npend = 0;
         }
         if (npend) {
                 struct diag_chain_ctx *ctx = NULL;
@@ -743,6 +765,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 /* the scan of every process's fds and sockets, once for all the walks */
                 if (diag_chain_ctx_new(0, &ctx) >= 0) {
                         w->scans++;
+                        w->last_scan_ns = now;
                         /* answers half their age old are walked again with this
                          * scan: their next one is then not a scan of its own */
                         for (size_t i = 0; i < n; i++) {
@@ -770,6 +793,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                                         key = stuck_key(&ch);
                                 }
                                 entry_set(w, e, &pend[k].t, s, key);
+                                e->deadlock = ch.deadlock;
                                 diag_chain_clear(&ch);
                         }
                         diag_chain_ctx_free(ctx);
@@ -781,7 +805,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 if (!e)
                         continue;
                 rows[i].wait = e->wait;
-                if (e->wait)
+                if (e->wait && (e->deadlock || best[i].off_ms >= STUCK_MS))
                         add_key(keys, &nkeys, e->stuck);
         }
         entries_prune(w);
@@ -798,6 +822,8 @@ done:
 void top_wait_fill_blocked(struct top_wait *w, const struct top_frame *f, struct top_row *rows, size_t n) {
         uint64_t t0 = diag_now_ns(CLOCK_MONOTONIC);
 
+        if (!w || !f)
+                return;
         if (f->replay)
                 fill_replay(w, f, rows, n, false, NULL, NULL);
         else
