@@ -657,6 +657,15 @@ static int bench(const char *dir) {
                        *key == 'T' ? "random" : (char[]) { *key, 0 }, ms[PRESSES / 2], ms[PRESSES * 9 / 10],
                        ms[PRESSES - 1], PRESSES);
         }
+        {
+                char line[256];
+                FILE *f = fopen("/proc/self/status", "re");
+                while (f && fgets(line, sizeof line, f))
+                        if (strncmp(line, "VmHWM:", 6) == 0)
+                                printf("peak RSS: %s", line + 6);
+                if (f)
+                        fclose(f);
+        }
         top_replay_close(r);
         top_model_free(m);
         return 0;
@@ -680,7 +689,7 @@ static int rm_rf(const char *dir) {
 
 int main(int argc, char **argv) {
         const char *tmp = getenv("TMPDIR");
-        char base[4096], good[4200], bad[4200];
+        char base[4096], good[4200], bad[4200], bad2[4200];
         int k;
 
         setenv("TZ", "UTC", 1);
@@ -694,16 +703,25 @@ int main(int argc, char **argv) {
         }
         snprintf(good, sizeof good, "%s/good", base);
         snprintf(bad, sizeof bad, "%s/bad", base);
+        snprintf(bad2, sizeof bad2, "%s/bad2", base);
         k = write_recording(good);
         CHECK_INT(k, 0);
         k = write_recording(bad);
         CHECK_INT(k, 0);
         test_replay(good);
+        /* again with only the newest frame kept in memory: seeks go through the reader */
+        setenv("DIAG_TOP_REPLAY_KEEP", "1", 1);
+        test_replay(good);
         test_damaged(bad);
+        unsetenv("DIAG_TOP_REPLAY_KEEP");
+        k = write_recording(bad2);
+        CHECK_INT(k, 0);
+        test_damaged(bad2);
         test_batch();
         test_epipe();
         rm_rf(good);
         rm_rf(bad);
+        rm_rf(bad2);
         rmdir(base);
         return TAP_DONE();
 }

@@ -168,9 +168,23 @@ static void text_rows(FILE *out, const struct top_rows *rows, const struct top_r
 
 /* ---- JSON ---- */
 
+/* A number written with at most 3 decimals (1.12, not 1.1200000000000001). */
+static struct json_object *jdouble(double v) {
+        char buf[64];
+        size_t l = (size_t) snprintf(buf, sizeof buf, "%.3f", v);
+
+        if (l >= sizeof buf || !(v > -1e15 && v < 1e15))
+                return json_object_new_double(v);
+        while (l > 1 && buf[l - 1] == '0')
+                buf[--l] = 0;
+        if (buf[l - 1] == '.')
+                buf[--l] = 0;
+        return json_object_new_double_s(v, buf);
+}
+
 /* A number, or null when unknown (negative). */
 static struct json_object *jnum(double v) {
-        return v < 0 ? NULL : json_object_new_double(v);
+        return v < 0 ? NULL : jdouble(v);
 }
 
 static struct json_object *jint(int64_t v) {
@@ -208,7 +222,7 @@ static struct json_object *json_header(const struct top_header *h) {
         if (h->load[0] >= 0) {
                 load = json_object_new_array();
                 for (int i = 0; i < 3; i++)
-                        json_object_array_add(load, json_object_new_double(h->load[i]));
+                        json_object_array_add(load, jdouble(h->load[i]));
         } else {
                 load = NULL;
         }
@@ -236,7 +250,7 @@ static struct json_object *json_row(const struct top_row *row) {
         json_object_object_add(o, "state", json_object_new_string(state));
         json_object_object_add(o, "cpu_pct", jnum(row->cpu_pct));
         json_object_object_add(o, "rss", jint(row->rss));
-        json_object_object_add(o, "rss_growth_per_min", json_object_new_double(row->rss_growth));
+        json_object_object_add(o, "rss_growth_per_min", jdouble(row->rss_growth));
         json_object_object_add(o, "majflt_s", jnum(row->majflt_s));
         json_object_object_add(o, "read_bps", jnum(row->read_s));
         json_object_object_add(o, "write_bps", jnum(row->write_s));
@@ -274,7 +288,7 @@ static int json_frame(FILE *out, const struct top_frame *f, const struct top_row
                 }
                 json_object_array_add(arr, r);
         }
-        fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), out);
+        fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), out);
         fputc('\n', out);
         json_object_put(o);
         return 0;

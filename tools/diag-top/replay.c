@@ -6,6 +6,12 @@
  * precedes it and pushing that minute into a reset model, so that rates and growth are
  * what they were live. One step forward needs no seek: the next interval is decoded
  * where the reader stands.
+ *
+ * The store's reader seeks by reading every frame header and then the whole segment
+ * (tens of MiB): too slow for a key press. So the frames read at open are kept in
+ * memory, compressed again with zstd's fastest level (about the recording's size on
+ * disk; the newest KEEP_MAX_BYTES of them), and a seek is a walk of that table; the
+ * reader is used again only for frames older than what is kept.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,13 +19,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zstd.h>
+
 #include "diag/recstore.h"
+#include "diag/util.h"
 #include "top.h"
 
 #define NS_PER_S                1000000000LL
 #define HISTORY_NS              (60 * NS_PER_S)         /* the model gets the minute before */
 #define FORWARD_MAX_NS          (90 * NS_PER_S)         /* decode on rather than seek up to this far */
 #define SNAPSHOT_NEAR_NS        (300 * NS_PER_S)
+#define KEEP_MAX_BYTES          (256ULL << 20)          /* frames kept in memory, compressed */
+#define KEEP_MAX_ENV            "DIAG_TOP_REPLAY_KEEP"  /* another cap in bytes (tests: the reader's path) */
+#define KEEP_ZSTD_LEVEL         1
+
+/* A frame handed out by the reader at open. */
+struct frame {
+        uint64_t seq, prev_seq;
+        bool key;
+        int64_t first_ns;
+        uint32_t raw_len, zlen;
+        uint8_t *z;                     /* its bytes compressed; NULL: no longer kept */
+};
 
 struct mark {
         struct top_event_mark m;
@@ -35,6 +56,7 @@ struct top_replay {
         void (*warn)(void *ud, const char *line);
         void *ud;
         bool quiet;                     /* the reader's warnings were given at open */
+        bool indexing;                  /* in top_replay_open: frames read are kept */
 
         int64_t *times;                 /* every interval, as read (increasing) */
         size_t ntimes, times_alloc;
@@ -42,7 +64,18 @@ struct top_replay {
         size_t nmarks, marks_alloc;
         struct top_event_mark *events;  /* marks[].m, for top_replay_events() */
 
-        /* where the reader stands */
+        struct frame *frames;           /* in the order read */
+        size_t nframes, frames_alloc;
+        size_t kept_from;               /* frames[kept_from..] have their bytes */
+        uint64_t kept_bytes, keep_max;
+        ZSTD_CCtx *cctx;
+        ZSTD_DCtx *dctx;
+        uint8_t *zbuf, *rawbuf;         /* scratch: compressed, decompressed */
+        size_t zbuf_alloc, rawbuf_alloc;
+
+        /* where the reading stands: in the kept frames (next: frames[fi]) or the reader */
+        bool from_memory;
+        size_t fi;
         const uint8_t *p, *end;         /* the rest of the frame handed out last */
         uint64_t last_seq;
         bool have_seq;
@@ -67,6 +100,93 @@ static void reader_warn(void *userdata, const char *fmt, ...) {
         r->warn(r->ud, line);
 }
 
+/* Room for one more element in *arr (n used of *alloc), doubling. 0 or -ENOMEM. */
+static int room(void *arr, size_t *alloc, size_t n, size_t elem) {
+        void **a = arr, *p;
+        size_t want = *alloc ? *alloc * 2 : 256;
+
+        if (n < *alloc)
+                return 0;
+        p = reallocarray(*a, want, elem);
+        if (!p)
+                return -ENOMEM;
+        *a = p;
+        *alloc = want;
+        return 0;
+}
+
+static int grow(uint8_t **buf, size_t *alloc, size_t need) {
+        uint8_t *p;
+
+        if (need <= *alloc)
+                return 0;
+        p = realloc(*buf, need);
+        if (!p)
+                return -ENOMEM;
+        *buf = p;
+        *alloc = need;
+        return 0;
+}
+
+/* Keep a copy (compressed) of a frame read at open; forget the oldest past the cap. */
+static int frame_keep(struct top_replay *r, const uint8_t *raw, size_t len, const struct diag_rec_frame_info *info) {
+        struct frame *f;
+        size_t zlen;
+        int k;
+
+        if ((k = room(&r->frames, &r->frames_alloc, r->nframes, sizeof *r->frames)) < 0)
+                return k;
+        f = &r->frames[r->nframes];
+        *f = (struct frame) { .seq = info->seq, .prev_seq = info->prev_seq, .key = info->key,
+                              .first_ns = info->first_ns, .raw_len = (uint32_t) len };
+        if ((k = grow(&r->zbuf, &r->zbuf_alloc, ZSTD_compressBound(len))) < 0)
+                return k;
+        zlen = ZSTD_compressCCtx(r->cctx, r->zbuf, r->zbuf_alloc, raw, len, KEEP_ZSTD_LEVEL);
+        if (ZSTD_isError(zlen))
+                return -ENOMEM;
+        f->z = malloc(zlen ? zlen : 1);
+        if (!f->z)
+                return -ENOMEM;
+        memcpy(f->z, r->zbuf, zlen);
+        f->zlen = (uint32_t) zlen;
+        r->kept_bytes += zlen;
+        r->nframes++;
+        while (r->kept_bytes > r->keep_max && r->kept_from < r->nframes - 1) {
+                struct frame *old = &r->frames[r->kept_from++];
+                r->kept_bytes -= old->zlen;
+                free(old->z);
+                old->z = NULL;
+        }
+        return 0;
+}
+
+/* The next frame, from the kept ones or the reader: 1, 0 at the end, negative errno. */
+static int next_frame(struct top_replay *r, const uint8_t **raw, size_t *len, struct diag_rec_frame_info *info) {
+        const struct frame *f;
+        size_t n;
+        int k;
+
+        if (!r->from_memory) {
+                k = diag_rec_reader_next(r->rd, raw, len, info);
+                if (k > 0 && r->indexing && (k = frame_keep(r, *raw, *len, info)) == 0)
+                        k = 1;
+                return k;
+        }
+        if (r->fi >= r->nframes)
+                return 0;
+        f = &r->frames[r->fi++];
+        if ((k = grow(&r->rawbuf, &r->rawbuf_alloc, f->raw_len ? f->raw_len : 1)) < 0)
+                return k;
+        n = ZSTD_decompressDCtx(r->dctx, r->rawbuf, f->raw_len, f->z, f->zlen);
+        if (ZSTD_isError(n) || n != f->raw_len)
+                return -EIO;
+        *info = (struct diag_rec_frame_info) { .seq = f->seq, .prev_seq = f->prev_seq, .key = f->key,
+                                               .first_ns = f->first_ns };
+        *raw = r->rawbuf;
+        *len = n;
+        return 1;
+}
+
 /* The next interval of the recording into r->iv: 1, 0 at the end, negative errno. */
 static int next_interval(struct top_replay *r) {
         for (;;) {
@@ -87,7 +207,7 @@ static int next_interval(struct top_replay *r) {
                         r->p = r->end = NULL;
                         continue;
                 }
-                k = diag_rec_reader_next(r->rd, &raw, &len, &info);
+                k = next_frame(r, &raw, &len, &info);
                 if (k <= 0)
                         return k;
                 if (r->have_seq && info.seq != r->last_seq + 1)
@@ -113,14 +233,8 @@ static int mark_add(struct top_replay *r, int64_t t, char kind, pid_t pid, size_
         struct mark *mk;
         va_list ap;
 
-        if (r->nmarks == r->marks_alloc) {
-                size_t n = r->marks_alloc ? r->marks_alloc * 2 : 64;
-                struct mark *p = realloc(r->marks, n * sizeof *p);
-                if (!p)
-                        return -ENOMEM;
-                r->marks = p;
-                r->marks_alloc = n;
-        }
+        if (room(&r->marks, &r->marks_alloc, r->nmarks, sizeof *r->marks) < 0)
+                return -ENOMEM;
         mk = &r->marks[r->nmarks];
         *mk = (struct mark) { .m = { .realtime_ns = t, .kind = kind, .pid = pid }, .ivx = ivx, .order = r->nmarks };
         va_start(ap, fmt);
@@ -192,14 +306,8 @@ static void fmt_span(char *buf, size_t size, int64_t ns) {
 }
 
 static int times_add(struct top_replay *r, int64_t t) {
-        if (r->ntimes == r->times_alloc) {
-                size_t n = r->times_alloc ? r->times_alloc * 2 : 1024;
-                int64_t *p = realloc(r->times, n * sizeof *p);
-                if (!p)
-                        return -ENOMEM;
-                r->times = p;
-                r->times_alloc = n;
-        }
+        if (room(&r->times, &r->times_alloc, r->ntimes, sizeof *r->times) < 0)
+                return -ENOMEM;
         r->times[r->ntimes++] = t;
         return 0;
 }
@@ -253,15 +361,39 @@ static size_t index_at(const struct top_replay *r, int64_t t) {
         return lo ? lo - 1 : 0;
 }
 
+/* The frame to start from for t: the last key frame whose first interval
+ * is at or before t, else the first frame (as diag_rec_reader_seek() chooses). */
+static size_t key_frame_before(const struct top_replay *r, int64_t t) {
+        size_t lo = 0, hi = r->nframes;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (r->frames[mid].first_ns <= t)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        while (lo > 0 && !r->frames[lo - 1].key)
+                lo--;
+        return lo ? lo - 1 : 0;
+}
+
 /* Show interval idx from scratch: seek, reset the model, push the minute before and it. */
 static int show_index(struct top_replay *r, size_t idx) {
         int64_t target = r->times[idx], prev = INT64_MIN;
+        size_t fk;
         int k;
 
         r->positioned = false;
-        k = diag_rec_reader_seek(r->rd, target - HISTORY_NS);
-        if (k < 0)
-                return k;
+        fk = key_frame_before(r, target - HISTORY_NS);
+        r->from_memory = fk >= r->kept_from && fk < r->nframes;
+        if (r->from_memory) {
+                r->fi = fk;
+        } else {
+                k = diag_rec_reader_seek(r->rd, target - HISTORY_NS);
+                if (k < 0)
+                        return k;
+        }
         diag_rec_decoder_reset(r->dec);
         r->p = r->end = NULL;
         r->have_seq = false;
@@ -329,6 +461,13 @@ void top_replay_close(struct top_replay *r) {
         diag_rec_interval_free(&r->iv);
         diag_rec_decoder_free(r->dec);
         diag_rec_reader_close(r->rd);
+        for (size_t i = 0; i < r->nframes; i++)
+                free(r->frames[i].z);
+        free(r->frames);
+        ZSTD_freeCCtx(r->cctx);
+        ZSTD_freeDCtx(r->dctx);
+        free(r->zbuf);
+        free(r->rawbuf);
         free(r->times);
         free(r->marks);
         free(r->events);
@@ -338,6 +477,7 @@ void top_replay_close(struct top_replay *r) {
 int top_replay_open(struct top_replay **ret, const char *dir, struct top_model *m,
                     void (*warn)(void *ud, const char *line), void *ud) {
         struct top_replay *r = calloc(1, sizeof *r);
+        uint64_t keep;
         int k;
 
         if (!r)
@@ -355,7 +495,18 @@ int top_replay_open(struct top_replay **ret, const char *dir, struct top_model *
                 goto fail;
         }
         r->iv.strings = diag_rec_decoder_strings(r->dec);
+        r->cctx = ZSTD_createCCtx();
+        r->dctx = ZSTD_createDCtx();
+        if (!r->cctx || !r->dctx) {
+                k = -ENOMEM;
+                goto fail;
+        }
+        r->keep_max = KEEP_MAX_BYTES;
+        if (getenv(KEEP_MAX_ENV) && diag_parse_size(getenv(KEEP_MAX_ENV), &keep) == 0)
+                r->keep_max = keep;
+        r->indexing = true;
         k = build_index(r);
+        r->indexing = false;
         if (k < 0)
                 goto fail;
         if (!r->ntimes) {
