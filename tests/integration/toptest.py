@@ -27,9 +27,13 @@ EXIT_RE = re.compile(r"\[diag-top exit (\d+)\]")
 _screens = []
 
 
+PATHS = ("diag_top", "diag_chain", "diag_record", "diag_snap", "demo_worker", "spinfix", "fusehang", "forkpool")
+
+
 def setup(description, *more):
-    """dt.setup() with --diag-top (and what `more` names); skips (77) without tmux."""
-    ns = dt.setup(description, "diag_top", *more)
+    """dt.setup() with every path the diag-top tests are given (each uses some);
+    skips (77) without tmux."""
+    ns = dt.setup(description, *sorted(set(PATHS) | set(more)))
     dt.need_program("tmux")
     dt.need_path("diag_top")
     return ns
