@@ -27,9 +27,9 @@ def chain_facts(chk, pid):
 
 
 def stuck_count(head):
-    """The header's stuck-chain count: "N stuck" / "stuck N" / "stuck chains: N"."""
-    m = re.search(r"(\d+)\s+stuck|stuck(?: chains)?:?\s+(\d+)", head, re.I)
-    return int(m.group(1) or m.group(2)) if m else None
+    """The header's stuck-chain count: "stuck N" / "stuck chains: N"."""
+    m = re.search(r"\bstuck(?: chains)?:?\s+(\d+)", head, re.I)
+    return int(m.group(1)) if m else None
 
 
 def main():

@@ -20,8 +20,8 @@ import toptest as tt  # noqa: E402
 
 
 def dstate_count(head):
-    """The header's D-state thread count: "D-state 3", "3 D-state", "D: 3", "3 in D"."""
-    for rx in (r"D[- ]state[^\d\n]{0,12}(\d+)", r"(\d+)\s+(?:threads? )?(?:in )?D(?:[- ]state)?\b", r"\bD:\s*(\d+)"):
+    """The header's D-state thread count: "D-state threads: 3" (batch), "D 3" (screen)."""
+    for rx in (r"\bD-state(?: threads)?:?\s+(\d+)", r"(?:^|\s)D:?\s+(\d+)\b"):
         m = re.search(rx, head)
         if m:
             return int(m.group(1))
