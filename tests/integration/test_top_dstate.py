@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""diag-top on a process in D state: fusehang mounts a FUSE file system that stops
-answering and its holder reads a file on it (D, waiting for an answer that never
-comes). With diag-top at -d 1 filtered to the holder (-p): its S is D, its BLOCKED
-grows from one refresh to the next by about the time between them and is at least
-the time since the holder blocked, less a second; the header's count of D-state
+"""diag-top on a process with a thread in D state: chainfix --case dstate mounts a
+FUSE file system that stops answering; its thread O reads a page of a file on it (D,
+the page locked by a read that is never answered). With diag-top at -d 1 filtered to
+that process (-p): its BLOCKED (the longest of its threads') grows from one refresh to the next by about the time between them and is at least
+the time since O blocked, less a second; the header's count of D-state
 threads includes it (at least 1, and not below the count /proc gives at the same
 moment less the threads that left D). The mount is always taken down. Needs root
 and /dev/fuse (else skipped)."""
@@ -39,30 +39,32 @@ def proc_dstate_threads():
 
 
 def main():
-    tt.setup(__doc__, "fusehang")
+    tt.setup(__doc__)
     if not os.path.exists("/dev/fuse"):
         dt.skip("/dev/fuse does not exist")
     dt.need_root("mounting a FUSE file system")
-    dt.need_path("fusehang")
+    dt.need_path("chainfix")
     dt.set_subreaper()
     chk = dt.Checker("top-dstate")
-    fx = dt.KVFixture("fusehang", ready_timeout=20, term_timeout=10, pdeathsig=signal.SIGTERM)
+    fx = dt.KVFixture("chainfix", ["--case", "dstate"], ready_timeout=20, term_timeout=10,
+                      pdeathsig=signal.SIGTERM)
     mnt = conn = None
     try:
         fx.__enter__()
-        fu = fx.fact("fuse")
-        mnt, conn = fu["mnt"], fu.get("conn")
-        run(chk, fx, fu["holder_pid"])
+        f = fx.fact("chain")
+        mnt, conn = f["mnt"], f.get("conn") or None
+        (pid, _), (_, o) = dt.pid_tid(f["W"]), dt.pid_tid(f["O"])
+        run(chk, fx, pid, o)
     finally:
         dt.close_fuse(chk, fx, mnt, conn, point_removed=True)
         dt.reap_orphans()
     chk.finish()
 
 
-def run(chk, fx, holder):
+def run(chk, fx, holder, o):
     blocked_since = fx.ready_time
-    if not rt_wait(lambda: dt.task_state(holder, holder) == "D", 5):
-        dt.harness_error("the holder %d is not in D state: %s" % (holder, dt.task_state(holder, holder)))
+    if not rt_wait(lambda: dt.task_state(holder, o) == "D", 5):
+        dt.harness_error("thread %d of %d is not in D state: %s" % (o, holder, dt.task_state(holder, o)))
     with tt.Screen(["-d", "1", "-p", holder], width=160, height=30) as s:
         def blocked_shown(lines):
             r = tt.row_of(lines, holder)
@@ -70,18 +72,17 @@ def run(chk, fx, holder):
         lines = s.wait_until(blocked_shown, 15) or s.capture()
         t1 = time.monotonic()
         r1 = tt.row_of(lines, holder)
-        if not chk.check(r1, "the holder %d is listed with a BLOCKED\n%s" % (holder, s.describe())):
+        if not chk.check(r1, "process %d is listed with a BLOCKED\n%s" % (holder, s.describe())):
             return
         b1 = tt.parse_ms(r1.get("BLOCKED"))
-        chk.eq(r1.get("S"), "D", "the holder's S")
         low = (t1 - blocked_since) * 1000 - 1500
-        chk.check(b1 is not None and b1 >= low, "BLOCKED %r (%s) at least the time since the holder blocked (%d ms)"
+        chk.check(b1 is not None and b1 >= low, "BLOCKED %r (%s) at least the time since O blocked (%d ms)"
                   % (b1, r1.get("BLOCKED"), low))
         head = tt.header_text(lines)
         n = dstate_count(head)
         now = proc_dstate_threads()
         chk.check(n is not None and n >= 1 and n >= now - 2,
-                  "the header's D-state count %r includes the holder (/proc has %d now)\n%s" % (n, now, head))
+                  "the header's D-state count %r includes O (/proc has %d now)\n%s" % (n, now, head))
         time.sleep(3.2)
 
         def grown(lines):
@@ -97,7 +98,7 @@ def run(chk, fx, holder):
                   % (r1.get("BLOCKED"), r2.get("BLOCKED"), t2 - t1, s.describe()))
         n2 = dstate_count(tt.header_text(lines))
         chk.check(n2 is not None and n2 >= 1, "the header's D-state count later: %r" % n2)
-        chk.eq(dt.task_state(holder, holder), "D", "the holder is still in D (diag-top woke nothing)")
+        chk.eq(dt.task_state(holder, o), "D", "thread %d is still in D (diag-top woke nothing)" % o)
         s.keys("q")
         chk.eq(s.exited(), 0, "diag-top's exit status after q")
 

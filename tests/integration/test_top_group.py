@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,9 +33,10 @@ def members(cmd):
 
 
 def group_pss(row):
-    """The group row's total PSS: a size after "PSS" on the row, else None."""
+    """The group row's total PSS: in its RSS column (as the help screen says), or a
+    size after "PSS" on the row; None when neither."""
     m = re.search(r"PSS[\s:=]*([\d.]+[KMGT]?)", row["line"])
-    return tt.parse_bytes(m.group(1)) if m else None
+    return tt.parse_bytes(m.group(1) if m else row.get("RSS"))
 
 
 def main():
@@ -74,6 +76,7 @@ def run(chk, python, tmp, fixtures):
             fixtures.append(fx)
             fx.__enter__()
             want = members(cmd)
+            time.sleep(2.2)     # a refresh begun after READY: the workers done dirtying their pages
             chk.eq(len(want), (i + 1) * (WORKERS + 1), "start %d: processes with the pool's command line" % (i + 1))
 
             def grouped(lines):

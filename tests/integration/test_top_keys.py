@@ -141,7 +141,7 @@ def check_tree(chk, s, demo):
         _, head = tt.header_line(lines)
         at = head.find("COMMAND")
         rows = {r["pid"]: r["line"] for r in tt.parse_rows(lines)}
-        lead = {p: len(l[at:]) - len(l[at:].lstrip(" |`-+\\")) for p, l in rows.items()}
+        lead = {p: len(l[at:]) - len(l[at:].lstrip(" |`-+\\\u2514\u2500\u251c\u2502")) for p, l in rows.items()}
         chk.check(all(lead[k] > lead[demo.pid] for k in kids),
                   "t: the children's COMMAND indented past the parent's: %s\n%s"
                   % ({p: lead[p] for p in kids | {demo.pid}}, s.describe()))

@@ -25,9 +25,10 @@ COLUMNS = ("PID", "USER", "S", "CPU%", "RSS", "GROW/m", "MAJFLT/s", "READ/s", "W
 EXIT_RE = re.compile(r"\[diag-top exit (\d+)\]")
 
 _screens = []
+_serial = [0]
 
 
-PATHS = ("diag_top", "diag_chain", "diag_record", "diag_snap", "demo_worker", "spinfix", "fusehang", "forkpool")
+PATHS = ("diag_top", "diag_chain", "diag_record", "diag_snap", "demo_worker", "spinfix", "fusehang", "forkpool", "chainfix")
 
 
 def setup(description, *more):
@@ -64,7 +65,8 @@ class Screen:
         self.env = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         self.env.update(env or {})
         self.tmp = tempfile.mkdtemp(prefix="diag-top-test.", dir="/tmp")
-        self.sock = "diagtop%d-%d" % (os.getpid(), len(_screens))
+        _serial[0] += 1
+        self.sock = "diagtop%d-%d" % (os.getpid(), _serial[0])
         self.go = os.path.join(self.tmp, "go")
         self.raw_path = os.path.join(self.tmp, "raw")
         self.started = False
