@@ -264,7 +264,7 @@ def part_replay(args, top, work):
     s = Tmux("replay", [top, "-r", gendir, "--timings", tfile])
     try:
         t = time.monotonic()
-        while not timings(tfile)[0]:
+        while "COMMAND" not in s.screen() and not any(timings(tfile)):
             if time.monotonic() - t > 120:
                 raise BenchError("diag-top -r drew nothing in 120 s:\n%s" % s.screen())
             time.sleep(0.05)
@@ -333,9 +333,12 @@ def report(args, live, replay, top):
                 "recgen: %.1f s; diag-top -r drew its first screen after %.2f s." % (replay["gen_secs"],
                                                                                  replay["open_secs"]), "",
                 "| key | presses | median ms | worst ms | target | |", "|---|---:|---:|---:|---:|---|"]
+        names = {"]": "`]` interval", "[": "`[` interval back", "}": "`}` minute", "{": "`{` minute back",
+                 "^M": "`T` jump (its Enter)", "Enter": "`T` jump (its Enter)"}
         for k, (n, med, worst) in replay["keys"].items():
-            out.append("| `%s` | %d | %.1f | %.1f | <= 50 | %s |" % (k, n, med, worst, verdict(worst, 50)))
-        out += ["", "T jumps: T, then `@EPOCH` typed and Enter (the Enter line is the jump)."]
+            if k in names:      # the keys typed into T's prompt are left out
+                out.append("| %s | %d | %.1f | %.1f | <= 50 | %s |" % (names[k], n, med, worst, verdict(worst, 50)))
+        out += ["", "T jumps: T, then `@EPOCH` (a random instant of the day) typed and Enter; the Enter's time is the jump."]
     return "\n".join(out) + "\n"
 
 
