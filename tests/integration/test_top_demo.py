@@ -4,7 +4,7 @@ of the flock on sess_42 polling a backend that never answers, three workers pile
 up on the flock). Filtered to the workers ('/' demo-worker), at 200x50: every
 waiter's WAIT names the holder's pid and the backend's port, the holder's names the
 port, as diag-chain says of the same processes (-J); the header counts stuck chains
-(at least one). Nothing of the pool is stopped or traced while diag-top runs."""
+(at least one, once the workers have waited 5 s). Nothing of the pool is stopped or traced while diag-top runs."""
 import os
 import re
 import sys
@@ -77,9 +77,12 @@ def run(chk, demo):
             chk.check("sess_42" in wt or "flock" in wt.lower(), "waiter %d: WAIT %r says the flock" % (w, wt))
         ht = rows.get(holder, {}).get("WAIT", "")
         chk.check(port_in(ht, port), "holder %d: WAIT %r names the port %d" % (holder, ht, port))
+        # stuck: the workers blocked 5 s or more behind the holder (the pool may be younger)
+        lines = s.wait_until(lambda l: (stuck_count(tt.header_text(l)) or 0) >= 1, 15) or s.capture()
         head = tt.header_text(lines)
         n = stuck_count(head)
-        chk.check(n is not None and n >= 1, "the header counts stuck chains (>= 1): %r\n%s" % (n, head))
+        chk.check(n is not None and n >= 1, "the header counts stuck chains (>= 1) once the workers waited 5 s: %r\n%s"
+                  % (n, head))
         bad = [p for p in pool if dt.stopped_or_traced(p)]
         chk.check(not bad, "processes of the pool stopped or traced while diag-top ran: %s" % bad)
         s.keys("q")

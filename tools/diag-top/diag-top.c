@@ -287,15 +287,31 @@ void top_app_timing_key(struct top_app *a, const char *key, uint64_t us) {
 
 /* ---- batch ---- */
 
+/* On a terminal that cannot draw the screen, stdin is read for a line "q" (or its end). */
+static bool dumb_keys;
+
+static void read_quit_line(void) {
+        char buf[256];
+        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                top_quit = 1;
+        for (ssize_t i = 0; i < n; i++)
+                if (buf[i] == 'q' || buf[i] == 'Q')
+                        top_quit = 1;
+}
+
 /* Sleep ms, or less when a signal asks to quit. */
 static void nap(uint64_t ms) {
         uint64_t end = diag_now_ns(CLOCK_MONOTONIC) + ms * 1000000;
 
         while (!top_quit) {
                 uint64_t now = diag_now_ns(CLOCK_MONOTONIC);
+                struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
                 if (now >= end)
                         break;
-                (void) poll(NULL, 0, (int) MIN((end - now) / 1000000 + 1, 1000));
+                if (poll(&p, dumb_keys ? 1 : 0, (int) MIN((end - now) / 1000000 + 1, 1000)) > 0 && p.revents)
+                        read_quit_line();
         }
 }
 
@@ -405,8 +421,16 @@ static int run(void) {
                 .chains = true, .max_age_ms = 10000,
                 .ascii = a->ascii || !cs || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0),
         };
-        int r, ex;
+        int r, ex, term = 0;
 
+        if (!arg.batch && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+                term = top_view_terminal();
+                if (term == -EINVAL)
+                        return DIAG_EXIT_FAILURE;
+                /* a terminal that cannot move the cursor is not trusted with more than ASCII */
+                if (term == -EOPNOTSUPP)
+                        wo.ascii = true;
+        }
         r = top_model_new(&a->model, &mo);
         if (r < 0)
                 return log_error_errno(r, a->replay_dir ? "cannot set up the model: %m" : "cannot read /proc: %m"),
@@ -422,20 +446,18 @@ static int run(void) {
                 log_error("standard input and output must be a terminal (use -b for text frames)");
                 return DIAG_EXIT_FAILURE;
         }
-        r = top_view_terminal();
-        if (r == -EOPNOTSUPP) {
+        if (term == -EOPNOTSUPP) {
                 /* TERM=dumb (an editor's shell, a serial console): no screen to draw on,
                  * but frames as text, as many rows as fit, until Ctrl-C */
                 struct winsize ws = {};
                 bool sized = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0;
                 unsigned rows = sized && ws.ws_row > 12 ? ws.ws_row - 11u : 13u;
                 unsigned cols = sized && ws.ws_col >= 40 ? ws.ws_col : 80u;
-                log_warn("terminal type '%s' cannot move the cursor: printing frames as -b does (Ctrl-C quits)",
+                log_warn("terminal type '%s' cannot move the cursor: printing frames as -b does (q Enter or Ctrl-C quits)",
                          getenv("TERM"));
+                dumb_keys = true;
                 return batch_run(a, rows, cols);
         }
-        if (r < 0)
-                return DIAG_EXIT_FAILURE;
 
         if (!a->replay) {
                 r = top_app_refresh(a);
