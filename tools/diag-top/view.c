@@ -211,7 +211,7 @@ static void layout(int w, bool any_wait) {
         flex = MAX(w - fixed, 2);
         /* WAIT says what the process waits for: the larger share when a row on screen
          * has one, else just its name */
-        wait_w = any_wait ? MAX(flex * 11 / 20, 4) : 4;
+        wait_w = any_wait ? MAX(flex - MAX(flex * 3 / 10, 16) - 1, 4) : 4;
         if (wait_w > 70)
                 wait_w = 70;
         V.width[NCOLS - 2] = wait_w;
@@ -552,9 +552,20 @@ static void cell(const struct top_row *r, enum top_col c, char *buf, size_t size
                                 o += (size_t) snprintf(buf + o, size - o, "  ");
                         o += (size_t) snprintf(buf + o, size - o, "%s", glyph("\u2514\u2500", "`-"));
                 }
-                if (o < size)
-                        snprintf(buf + o, size - o, p->cmd && p->cmd[0] ? "%s" : "[%s]",
-                                 p->cmd && p->cmd[0] ? p->cmd : p->comm);
+                if (o < size) {
+                        const char *cmd = p->cmd && p->cmd[0] ? p->cmd : NULL;
+                        /* a command line cut by its column loses the program's directory
+                         * first: "/srv/app/releases/42/bin/worker -c x" is "worker -c x" */
+                        if (cmd && cmd[0] == '/' && strlen(cmd) + o > (size_t) V.width[NCOLS - 1]) {
+                                const char *sp = strchr(cmd, ' '), *sl = cmd;
+                                for (const char *q = cmd; *q && (!sp || q < sp); q++)
+                                        if (*q == '/')
+                                                sl = q + 1;
+                                if (*sl && sl != sp)
+                                        cmd = sl;
+                        }
+                        snprintf(buf + o, size - o, cmd ? "%s" : "[%s]", cmd ? cmd : p->comm);
+                }
                 break;
         }
         default:
