@@ -301,10 +301,8 @@ static void read_quit_line(void) {
                         top_quit = 1;
 }
 
-/* Sleep ms, or less when a signal asks to quit. */
-static void nap(uint64_t ms) {
-        uint64_t end = diag_now_ns(CLOCK_MONOTONIC) + ms * 1000000;
-
+/* Sleep until end (CLOCK_MONOTONIC), or less when a signal asks to quit. */
+static void nap_until(uint64_t end) {
         while (!top_quit) {
                 uint64_t now = diag_now_ns(CLOCK_MONOTONIC);
                 struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
@@ -342,6 +340,7 @@ static int frame_cut(struct top_batch_opts *bo, struct top_app *a, unsigned widt
 static int batch_run(struct top_app *a, unsigned max_rows, unsigned width) {
         struct top_batch_opts bo = { .json = arg.json, .out = stdout, .max_rows = max_rows };
         unsigned long long done = 0;
+        uint64_t next = diag_now_ns(CLOCK_MONOTONIC);
         int r;
 
         if (!a->replay) {
@@ -349,7 +348,8 @@ static int batch_run(struct top_app *a, unsigned max_rows, unsigned width) {
                 r = top_app_refresh(a);
                 if (r < 0)
                         return log_error_errno(r, "cannot read /proc: %m"), DIAG_EXIT_FAILURE;
-                nap(MIN(a->delay_ms, 1000));
+                next = diag_now_ns(CLOCK_MONOTONIC) + MIN(a->delay_ms, 1000) * 1000000;
+                nap_until(next);
         }
         while (!top_quit) {
                 if (!a->replay || done > 0) {
@@ -368,8 +368,15 @@ static int batch_run(struct top_app *a, unsigned max_rows, unsigned width) {
                         return log_error_errno(r, "write error on standard output: %m"), DIAG_EXIT_FAILURE;
                 if (++done == arg.count)
                         break;
-                if (!a->replay)
-                        nap(a->delay_ms);
+                /* frames on an absolute schedule: the time a frame took (WAIT of every
+                 * row) does not stretch the interval; one that overran starts the next now */
+                if (!a->replay) {
+                        uint64_t now = diag_now_ns(CLOCK_MONOTONIC);
+                        next += a->delay_ms * 1000000;
+                        if (next < now)
+                                next = now;
+                        nap_until(next);
+                }
         }
         return diag_close_stdout() < 0 ? DIAG_EXIT_FAILURE : DIAG_EXIT_OK;
 }
