@@ -4,7 +4,10 @@
 v2 of the test's own, psi:cpu:some>5% at the default window (the kernel may make
 it 2s without CAP_SYS_RESOURCE, and the recorder says so): the cgroup, not the
 host, so that only the test's load counts on a machine busy with other work. Twice
-as many busy loops as CPUs are started in it: the trigger must fire within 5 s,
+as many busy loops as CPUs are started in it: the trigger must fire within 5 s
+(within 9 s when the kernel checks it only in its 2 s averaging pass, as it does
+for a trigger set without CAP_SYS_RESOURCE: up to a pass before the first look,
+and on a loaded machine the window's growth may be seen a pass or two late),
 its event (kind "trigger", text naming the spec) giving a bundle that is complete
 (index.json, diag-snap's layout); held for several windows more, it must not fire
 again within the cooldown. SIGUSR1 makes a bundle by hand (text naming SIGUSR1),
@@ -23,6 +26,7 @@ import rectest as rt  # noqa: E402
 import snaptest as st  # noqa: E402
 
 FIRE_S = 5.0            # the PSI trigger fires within this of the pressure starting
+FIRE_AVGS_S = 9.0       # the same when the kernel checks it in its 2 s averaging pass
 BUNDLE_S = 6.0          # a bundle (diag-snap --timeout 3s) is complete within this
 PSI_BUNDLE_S = 15.0     # the same with the CPUs held busy by the pressure
 HOLD_S = 6.0            # pressure held after the first firing: several 2 s windows
@@ -88,7 +92,7 @@ def scenario(chk, tmp):
             t_press = time.time_ns()
             m0 = time.monotonic()
             loops = rt.busy_loops(2 * ncpu, g.preexec())
-            psi_name = wait_bundle(snap_dir, [], FIRE_S + PSI_BUNDLE_S)
+            psi_name = wait_bundle(snap_dir, [], FIRE_AVGS_S + PSI_BUNDLE_S)
             psi_took = time.monotonic() - m0
             if chk.check(psi_name, "the PSI trigger gave a bundle\n%s" % rt.log_tail(rec)):
                 st.check_bundle(chk, os.path.join(snap_dir, psi_name), "psi bundle")
@@ -137,9 +141,13 @@ def scenario(chk, tmp):
     if chk.eq(len(evs), 1, "the PSI trigger fired once within the cooldown (pressure held %.0f s more)" % HOLD_S):
         e = evs[0]
         delay = (e["time_ns"] - t_press) / 1e9
-        dt.log("psi: fired %.2f s after the pressure started" % delay)
-        chk.check(0 <= delay <= FIRE_S, "the PSI trigger fired %.2f s after the pressure started (at most %.0f s)"
-                  % (delay, FIRE_S))
+        # the recorder says when the kernel made the window 2 s: an unprivileged trigger
+        avgs = any("without CAP_SYS_RESOURCE" in l for l in rec.output().splitlines())
+        bound = FIRE_AVGS_S if avgs else FIRE_S
+        dt.log("psi: fired %.2f s after the pressure started (%s trigger, at most %.0f s)"
+               % (delay, "an unprivileged" if avgs else "a privileged", bound))
+        chk.check(0 <= delay <= bound, "the PSI trigger fired %.2f s after the pressure started (at most %.0f s)"
+                  % (delay, bound))
         chk.eq(e.get("path"), os.path.join(snap_dir, psi_name or "?"), "the PSI event's bundle path")
         chk.check(psi_took <= delay + PSI_BUNDLE_S, "the PSI bundle was complete %.2f s after the pressure, %.2f s after"
                   " the firing (at most %.0f s: the busy loops hold both CPUs)" % (psi_took, psi_took - delay, PSI_BUNDLE_S))
