@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -116,6 +117,10 @@ struct sched_ref {
         uint64_t mono_ns;       /* CLOCK_MONOTONIC when read */
 };
 
+/* The cache is shared by the threads of a program (diag-top walks chains on a
+ * thread of its own while its main thread reads BLOCKED): under a lock. Pinning
+ * moves only the calling thread. */
+static pthread_mutex_t sched_refs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sched_ref *sched_refs;
 static int n_sched_refs;
 
@@ -134,7 +139,7 @@ static int last_cpu_of(pid_t pid, pid_t tid) {
         return cpu;
 }
 
-static int sched_now_ms(int cpu, double *ret) {
+static int sched_now_ms_locked(int cpu, double *ret) {
         uint64_t mono = diag_now_ns(CLOCK_MONOTONIC);
         cpu_set_t old, one;
         bool pinned = false;
@@ -171,7 +176,20 @@ static int sched_now_ms(int cpu, double *ret) {
         return 0;
 }
 
+static int sched_now_ms(int cpu, double *ret) {
+        int r;
+
+        pthread_mutex_lock(&sched_refs_lock);
+        r = sched_now_ms_locked(cpu, ret);
+        pthread_mutex_unlock(&sched_refs_lock);
+        return r;
+}
+
 int diag_task_read_offcpu_ms(pid_t pid, pid_t tid, int64_t *ret_ms) {
+        return diag_task_offcpu_ms_on(pid, tid, last_cpu_of(pid, tid), ret_ms);
+}
+
+int diag_task_offcpu_ms_on(pid_t pid, pid_t tid, int cpu, int64_t *ret_ms) {
         char path[96];
         double start, now;
         int r;
@@ -183,7 +201,7 @@ int diag_task_read_offcpu_ms(pid_t pid, pid_t tid, int64_t *ret_ms) {
         r = sched_exec_start_ms(AT_FDCWD, path, &start);
         if (r < 0)
                 return r;
-        r = sched_now_ms(last_cpu_of(pid, tid), &now);
+        r = sched_now_ms(cpu, &now);
         if (r < 0)
                 return r;
         *ret_ms = now > start ? (int64_t) (now - start) : 0;
@@ -220,6 +238,12 @@ int diag_stat_parse(const char *text, struct diag_stat *ret) {
 }
 
 int diag_task_read_state(pid_t pid, pid_t tid, char *ret_state) {
+        int cpu;
+
+        return diag_task_read_state_cpu(pid, tid, ret_state, &cpu);
+}
+
+int diag_task_read_state_cpu(pid_t pid, pid_t tid, char *ret_state, int *ret_cpu) {
         char buf[1024];
         struct diag_stat st;
         int r = task_read_small(pid, tid, "stat", buf, sizeof buf);
@@ -229,6 +253,7 @@ int diag_task_read_state(pid_t pid, pid_t tid, char *ret_state) {
         if (diag_stat_parse(buf, &st) < 0)
                 return -EINVAL;
         *ret_state = st.state;
+        *ret_cpu = st.n > 39 - 4 && DIAG_STAT_FIELD(&st, 39) < CPU_SETSIZE ? (int) DIAG_STAT_FIELD(&st, 39) : -1;
         return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "diag/sym.h"
 #include "diag/util.h"
+#include "unwind-internal.h"
 
 struct load_seg {
         uint64_t offset, filesz, memsz, vaddr;
@@ -48,7 +49,7 @@ struct diag_symcache {
 static char *debuginfo_path;
 static const Dwfl_Callbacks offline_callbacks = {
         .find_elf = dwfl_build_id_find_elf,
-        .find_debuginfo = dwfl_standard_find_debuginfo,
+        .find_debuginfo = diag_find_debuginfo,
         .section_address = dwfl_offline_section_address,
         .debuginfo_path = &debuginfo_path,
 };

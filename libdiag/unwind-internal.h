@@ -1,7 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <elfutils/libdwfl.h>
+
 #include "diag/unwind.h"
+
+/* Dwfl_Callbacks.find_debuginfo for every Dwfl of libdiag: Debian's compressed
+ * debug files through their decompressed copy; then libdw's standard search,
+ * only where it can find something (without DEBUGINFOD_URLS its debuginfod
+ * fallback would load libcurl and its TLS libraries for nothing). */
+int diag_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
+                        const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                        char **debuginfo_file_name);
 
 /*
  * For sampled stacks (perf.c): unwind one thread's registers and stack copy taken

@@ -94,9 +94,9 @@ static bool worth_searching(const char *file_name, const char *debuglink, const 
  * before the standard search: that one keeps the ELF handle of the file it
  * found, so an fd returned after it would not be used. The name stays the
  * debug file's: libdw looks for a dwz file next to it. */
-static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
-                          const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
-                          char **debuginfo_file_name) {
+int diag_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
+                        const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                        char **debuginfo_file_name) {
         const unsigned char *bits;
         GElf_Addr vaddr;
         char id[41], path[128];
@@ -122,7 +122,7 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 
 static const Dwfl_Callbacks proc_callbacks = {
         .find_elf = dwfl_linux_proc_find_elf,
-        .find_debuginfo = find_debuginfo,
+        .find_debuginfo = diag_find_debuginfo,
         .debuginfo_path = &debuginfo_path,
 };
 

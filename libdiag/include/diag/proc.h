@@ -202,4 +202,8 @@ int diag_task_read_syscall(pid_t pid, pid_t tid, struct diag_syscall_state *ret)
 int diag_task_read_wchan(pid_t pid, pid_t tid, char *buf, size_t size);
 int diag_task_read_kstack(pid_t pid, pid_t tid, char **ret);
 int diag_task_read_offcpu_ms(pid_t pid, pid_t tid, int64_t *ret_ms);
+/* The same when the CPU the thread last ran on is known (stat's field 39; -1: not). */
+int diag_task_offcpu_ms_on(pid_t pid, pid_t tid, int cpu, int64_t *ret_ms);
 int diag_task_read_state(pid_t pid, pid_t tid, char *ret_state);
+/* State and the CPU it last ran on (-1 unknown), from one read of stat. */
+int diag_task_read_state_cpu(pid_t pid, pid_t tid, char *ret_state, int *ret_cpu);
