@@ -15,7 +15,9 @@ Two parts (--only picks one):
           start and the end of the window; ratio diag-top / htop (target <= 1). From
           diag-top's --timings lines of the window: scan + rows + wait + draw per refresh,
           median and p95 (target <= 30 ms), and wait_us alone, the WAIT of the rows on
-          screen (target <= 10 ms for 40 visible rows).
+          screen (target <= 10 ms for 40 visible rows). The chain walks behind WAIT run
+          on a thread of their own: their batches (walk_us, each counted once) are
+          reported beside, with the time from start to the first WAIT on screen.
   replay  bench/recgen writes 24 h at 5 s of --gen-procs processes (17,280 intervals);
           diag-top -r DIR --timings FILE in tmux at 200x50; --keys (default 50) each of
           ] [ } { and of T jumps to a random instant of the day (typed "@EPOCH", Enter),
@@ -203,9 +205,18 @@ def part_live(args, top, work):
         res["population"] = population()
         home = os.path.join(work, "htop-home")
         os.makedirs(home, exist_ok=True)
+        started = time.monotonic()
         a = Tmux("top", [top, "--timings", tfile])
         b = Tmux("htop", [args.htop, "-d", "20"], env={"HOME": home, "XDG_CONFIG_HOME": home})
-        time.sleep(5)
+        # the first WAIT on screen (the walking thread's first answers), within the warm-up
+        res["first_wait"] = None
+        while time.monotonic() - started < 5:
+            scr = a.screen()
+            if "\u2190" in scr or " <- " in scr:
+                res["first_wait"] = time.monotonic() - started
+                break
+            time.sleep(0.02)
+        time.sleep(max(0.0, 5 - (time.monotonic() - started)))
         t0 = time.monotonic()
         c0 = (cpu_seconds(a.pid), cpu_seconds(b.pid))
         n0 = len(timings(tfile)[0])
@@ -232,6 +243,12 @@ def part_live(args, top, work):
         res["nprocs"] = statistics.median([r.get("nprocs", 0) for r in refresh])
         for k in ("scan_us", "rows_us", "draw_us"):
             res[k] = statistics.median([r.get(k, 0) / 1000 for r in refresh])
+        # the walking thread's batches (scan of fds and sockets + walks), each once
+        walks = [refresh[i]["walk_us"] / 1000 for i in range(1, len(refresh))
+                 if refresh[i].get("walks", 0) > refresh[i - 1].get("walks", 0)]
+        res["walks"] = len(walks)
+        res["walk_med"] = statistics.median(walks) if walks else None
+        res["walk_max"] = max(walks) if walks else None
     finally:
         close_all()
         lockpop_stop(pop)
@@ -325,6 +342,10 @@ def report(args, live, replay, top):
                 "| WAIT of the rows on screen, median ms | %.1f | <= 10 | %s |"
                 % (live["wait_med"], verdict(live["wait_med"], 10)),
                 "| WAIT, p95 ms | %.1f | <= 10 | %s |" % (live["wait_p95"], verdict(live["wait_p95"], 10)),
+                "| walks on the walking thread (not in a refresh): batches, median ms, worst ms | %s | | |"
+                % ("%d, %.1f, %.1f" % (live["walks"], live["walk_med"], live["walk_max"]) if live["walks"] else "0"),
+                "| first WAIT on screen after start, s | %s | | |"
+                % ("%.2f" % live["first_wait"] if live["first_wait"] is not None else "not within 5 s"),
                 "| rows on screen (median) | %d | 40 | |" % live["rows_on_screen"],
                 "| processes in a frame (median) | %d | | |" % live["nprocs"],
                 "| refreshes in the window | %d | | |" % live["refreshes"], ""]

@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -238,6 +239,81 @@ static bool has(const char *s, const char *word) {
 
 /* ---- the scenes ---- */
 
+/* The walking thread's signal mask, from /proc: every signal blocked (they are
+ * the main thread's, whose poll() must return for them). */
+static bool other_threads_block_all(void) {
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t nt = 0;
+        int others = 0;
+        bool all = true;
+
+        if (diag_proc_list_tids(getpid(), &tids, &nt) < 0)
+                return false;
+        for (size_t k = 0; k < nt; k++) {
+                char path[64], buf[4096];
+                unsigned long long blk = 0;
+                if (tids[k] == getpid())
+                        continue;
+                snprintf(path, sizeof path, "/proc/self/task/%d/status", tids[k]);
+                if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 ||
+                    diag_status_field(buf, "SigBlk", 16, &blk) < 0)
+                        continue;
+                /* the watcher thread of this test blocks nothing; the walker blocks SIGINT..SIGWINCH at least */
+                if ((blk & (1ULL << (SIGINT - 1))) && (blk & (1ULL << (SIGTERM - 1))) &&
+                    (blk & (1ULL << (SIGHUP - 1))) && (blk & (1ULL << (SIGWINCH - 1))))
+                        others++;
+        }
+        if (others != 1) {
+                fprintf(stderr, "%d threads block SIGINT, SIGHUP, SIGTERM and SIGWINCH, want 1 (the walker)\n", others);
+                all = false;
+        }
+        return all;
+}
+
+/* The live screen's mode: walks on a thread of their own. A fill posts and never
+ * waits; the fd wakes the caller; the next fill shows what the synchronous fill
+ * said; freeing while a walk runs returns. */
+static void test_background(const struct top_frame *f, struct top_row *rows, const pid_t *pids,
+                            const char *sync_wait, const char *holder_word) {
+        struct top_wait *w = NULL;
+        struct pollfd p;
+        unsigned stuck = 99;
+        struct top_row *wr, *h;
+        uint64_t batches = 0;
+        int n;
+
+        CHECK_INT(top_wait_new(&w, &(struct top_wait_opts) { .chains = true, .ascii = true, .background = true }), 0);
+        CHECK(top_wait_fd(w) >= 0);
+        CHECK(other_threads_block_all());
+        top_wait_fill(w, f, rows, 3, &stuck);
+        wr = row_of(rows, 3, pids[2]);
+        /* posted, not walked in the fill: no WAIT yet (nothing cached of this call) */
+        CHECK(wr->wait == NULL);
+        CHECK_INT(top_wait_scans(w), 1);
+        p = (struct pollfd) { .fd = top_wait_fd(w), .events = POLLIN };
+        n = poll(&p, 1, 20000);
+        CHECK_INT(n, 1);
+        CHECK(top_wait_answers(w));
+        CHECK(top_wait_walk_us(w, &batches) > 0);
+        CHECK_INT(batches, 1);
+        top_wait_fill(w, f, rows, 3, &stuck);
+        wr = row_of(rows, 3, pids[2]);
+        h = row_of(rows, 3, pids[1]);
+        printf("background: waiter: %s\n", wr->wait ? wr->wait : "-");
+        CHECK_STR(wr->wait ? wr->wait : "", sync_wait);
+        CHECK(has(h->wait, holder_word));
+        /* answered from the cache: no second scan, the fd stays quiet */
+        CHECK_INT(top_wait_scans(w), 1);
+        CHECK_INT(poll(&p, 1, 0), 0);
+        CHECK(!top_wait_answers(w));
+        top_wait_free(w);
+
+        /* freed with a walk posted (max_age 1 ms: every fill walks again) */
+        CHECK_INT(top_wait_new(&w, &(struct top_wait_opts) { .chains = true, .max_age_ms = 1, .background = true }), 0);
+        top_wait_fill(w, f, rows, 3, &stuck);
+        top_wait_free(w);
+}
+
 static void test_flock(void) {
         char out[1024], word[3][64];
         pid_t fx = start_fixture("flock", out, sizeof out), pids[3];
@@ -310,7 +386,15 @@ static void test_flock(void) {
         /* nothing changed: the cache answers, no scan */
         for (size_t i = 0; i < 3; i++)
                 rows[i].wait = NULL;
-        top_wait_fill(w, &f, rows, 3, &stuck);
+        {
+                uint64_t reads0, hits0 = top_wait_thread_hits(w, &reads0), reads1, hits1;
+                top_wait_fill(w, &f, rows, 3, &stuck);
+                hits1 = top_wait_thread_hits(w, &reads1);
+                /* none of the fixture's threads ran: each is taken as read before */
+                printf("threads: %llu read again, %llu from the last reading\n",
+                       (unsigned long long) (reads1 - reads0), (unsigned long long) (hits1 - hits0));
+                CHECK(hits1 - hits0 >= 3);
+        }
         CHECK_INT(top_wait_scans(w), scans);
         printf("fill: first %llu us, second %llu us\n", (unsigned long long) first_us,
                (unsigned long long) top_wait_last_us(w));
@@ -339,6 +423,8 @@ static void test_flock(void) {
         }
         top_wait_free(wu);
         top_wait_free(w);
+
+        test_background(&f, rows, pids, first_wait, word[2]);
 
         __atomic_store_n(&watching, 0, __ATOMIC_SEQ_CST);
         pthread_join(th, NULL);

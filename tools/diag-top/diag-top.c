@@ -264,12 +264,17 @@ void top_app_fill_wait(struct top_app *a, size_t first, size_t n) {
 }
 
 void top_app_timing_refresh(struct top_app *a) {
+        uint64_t batches, walk_us = top_wait_walk_us(a->wait, &batches);
+
         if (!a->timings)
                 return;
+        /* walk_us: the last batch of the walking thread (not part of the refresh), and
+         * walks: batches done so far, so that each batch is counted once */
         fprintf(a->timings, "{\"scan_us\":%" PRIu64 ",\"rows_us\":%" PRIu64 ",\"wait_us\":%" PRIu64
-                ",\"draw_us\":%" PRIu64 ",\"nprocs\":%zu,\"rows_on_screen\":%u}\n",
-                a->scan_us, a->rows_us, a->wait_us, a->draw_us, a->frame ? a->frame->nprocs : (size_t) 0,
-                a->rows_on_screen);
+                ",\"draw_us\":%" PRIu64 ",\"walk_us\":%" PRIu64 ",\"walks\":%" PRIu64
+                ",\"nprocs\":%zu,\"rows_on_screen\":%u}\n",
+                a->scan_us, a->rows_us, a->wait_us, a->draw_us, walk_us, batches,
+                a->frame ? a->frame->nprocs : (size_t) 0, a->rows_on_screen);
 }
 
 void top_app_timing_key(struct top_app *a, const char *key, uint64_t us) {
@@ -426,6 +431,8 @@ static int run(void) {
          * go to a file or a pipe, likewise by the locale) */
         struct top_wait_opts wo = {
                 .chains = true, .max_age_ms = 10000,
+                /* the screen never waits for a walk; batch frames do, so each says it all */
+                .background = !arg.batch,
                 .ascii = a->ascii || !cs || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0),
         };
         int r, ex, term = 0;

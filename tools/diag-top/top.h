@@ -163,6 +163,8 @@ struct top_wait_opts {
         unsigned max_age_ms;            /* reuse a cached WAIT at most this long while the thread's
                                            system call is unchanged (default 10000) */
         bool ascii;                     /* "<-" instead of the arrow U+2190 in WAIT */
+        bool background;                /* walk on a thread of its own: a fill never waits for a
+                                           walk, its answers show at a later fill (top_wait_fd) */
 };
 int top_wait_new(struct top_wait **ret, const struct top_wait_opts *o);
 void top_wait_free(struct top_wait *w);
@@ -178,6 +180,16 @@ void top_wait_fill_blocked(struct top_wait *w, const struct top_frame *f, struct
 uint64_t top_wait_last_us(const struct top_wait *w);
 /* How many times the fills made the chain scan (every process's fds and sockets). */
 uint64_t top_wait_scans(const struct top_wait *w);
+/* Threads' looks answered by what was read at an earlier fill (the thread had not
+ * run since), and those read in full. */
+uint64_t top_wait_thread_hits(const struct top_wait *w, uint64_t *ret_reads);
+/* Background walks: how long the last batch (its scan and walks) took, microseconds,
+ * and how many batches were done. */
+uint64_t top_wait_walk_us(struct top_wait *w, uint64_t *ret_batches);
+/* Readable when the walking thread has answers for the next fill; -1 without the thread. */
+int top_wait_fd(const struct top_wait *w);
+/* Clear top_wait_fd; true when answers wait (fill the rows on screen again to show them). */
+bool top_wait_answers(struct top_wait *w);
 
 /* ---- replay.c ---- */
 

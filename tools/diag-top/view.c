@@ -1469,7 +1469,7 @@ int top_view_run(struct top_app *a) {
         if (a->nwarnings)
                 snprintf(V.msg, sizeof V.msg, "recording damaged: %s", a->warning);
         while (!top_quit) {
-                struct pollfd p[3] = { { .fd = STDIN_FILENO, .events = POLLIN } };
+                struct pollfd p[4] = { { .fd = STDIN_FILENO, .events = POLLIN } };
                 nfds_t np = 1;
                 int kmsg = a->replay ? -1 : top_model_kmsg_fd(a->model), ch;
                 uint64_t now;
@@ -1485,6 +1485,9 @@ int top_view_run(struct top_app *a) {
                 /* an OOM kill in the kernel log brings the refresh forward, at most twice a second */
                 if (kmsg >= 0 && !a->paused && diag_now_ns(CLOCK_MONOTONIC) >= last_refresh + 500000000)
                         p[np++] = (struct pollfd) { .fd = kmsg, .events = POLLIN };
+                /* the walking thread's answers: the rows on screen are filled again */
+                if (top_wait_fd(a->wait) >= 0)
+                        p[np++] = (struct pollfd) { .fd = top_wait_fd(a->wait), .events = POLLIN };
                 if (poll(p, np, poll_timeout(a)) < 0 && errno != EINTR)
                         break;
                 if (top_quit)
@@ -1502,9 +1505,14 @@ int top_view_run(struct top_app *a) {
                 if (drill_pump(&V.d) || V.d.child > 0)
                         dirty = true;
                 now = diag_now_ns(CLOCK_MONOTONIC);
-                for (nfds_t i = 1; i < np; i++)
+                for (nfds_t i = 1; i < np; i++) {
                         if (p[i].fd == kmsg && (p[i].revents & POLLIN))
                                 a->next_refresh_ns = now;
+                        if (p[i].fd == top_wait_fd(a->wait) && (p[i].revents & POLLIN) && top_wait_answers(a->wait)) {
+                                V.waited_gen = 0;       /* fill again at the next draw */
+                                dirty = true;
+                        }
+                }
                 if (!a->replay && !a->paused && now >= a->next_refresh_ns) {
                         refresh_now(a);
                         last_refresh = now;

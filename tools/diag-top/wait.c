@@ -13,15 +13,26 @@
  * blocked for a second or more. A thread in D state, or in a call that waits
  * for nothing another process holds (a sleep, pause, a child), gets its answer
  * without it.
+ *
+ * On the live screen (opts.background) the scan and the walks run on a thread
+ * of their own: a fill posts the rows it needs walked and draws what the cache
+ * has; the thread's answers go into the cache at the next fill, and top_wait_fd
+ * wakes the screen to make that fill at once. A refresh (or a key) never waits
+ * for a scan. Batch frames walk in the fill itself, so that every frame says
+ * what its rows wait for. The thread shares nothing with the rest but the queue
+ * under w->mu: rows' strings are made by it and owned by the cache once taken.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 #include "diag/chain.h"
 #include "diag/fdname.h"
@@ -37,6 +48,33 @@
  * the work (a shell reading a pipe, a build), and each walk of a new call
  * would need the scan again. A stuck thread passes this by the next refresh. */
 #define MIN_WALK_MS 1000
+
+/* What a row's threads do, as read now. */
+struct thr {
+        pid_t pid, tid;
+        int64_t start;
+        char state;
+        int64_t off_ms;                 /* -1 unknown */
+        bool have_sc;
+        struct diag_syscall_state sc;
+        enum diag_sc_class cls;
+        char line[128];
+};
+
+/* A thread as last read. One that has not run since (the same time on CPU in
+ * schedstat) is in the same state and the same call: only its off-CPU time has
+ * grown, by the time since. A full read at least every REUSE_MAX+1 fills keeps
+ * that time from drifting (CPUs' scheduler clocks leave out IRQ and steal time). */
+#define REUSE_MAX 9
+struct tcached {
+        pid_t tid;                      /* 0: empty slot */
+        bool with_sc;                   /* t.line and t.sc were read */
+        uint8_t reuses;
+        uint64_t run_ns;                /* schedstat's first field */
+        uint64_t read_ns;               /* CLOCK_MONOTONIC when t was read */
+        uint64_t seen;                  /* the fill that last looked it up */
+        struct thr t;
+};
 
 /* A rendered WAIT, kept while the thread stays in the same call. */
 struct wentry {
@@ -59,21 +97,35 @@ struct top_wait {
         char **old, **older;
         size_t nold, aold, nolder, aolder;
         uint64_t fill;                  /* fills so far */
+        struct tcached *tc;             /* threads as last read, open addressing by tid */
+        size_t tc_cap, tc_n;
+        uint64_t tc_hits, tc_reads;     /* lookups answered from it / read in full */
         uint64_t scans;                 /* chain scans made */
         uint64_t last_scan_ns;          /* CLOCK_MONOTONIC of the last one */
         uint64_t last_us;
+        /* the walking thread (opts.background) */
+        pthread_t th;
+        bool th_started;
+        int efd;                        /* eventfd: answers are waiting; -1 none */
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        /* under mu */
+        struct thr *req;                /* posted, not yet taken; NULL none */
+        size_t nreq;
+        bool busy;                      /* a batch posted or being walked */
+        bool quit;
+        struct answer *ans;             /* walked, not yet taken by a fill */
+        size_t nans, aans;
+        uint64_t walk_us, walk_batches; /* the last batch's time (scan + walks), batches done */
 };
 
-/* What a row's threads do, as read now. */
-struct thr {
-        pid_t pid, tid;
-        int64_t start;
-        char state;
-        int64_t off_ms;                 /* -1 unknown */
-        bool have_sc;
-        struct diag_syscall_state sc;
-        enum diag_sc_class cls;
-        char line[128];
+/* What a walk of one thread said. */
+struct answer {
+        struct thr t;
+        bool ok;                        /* walked (else: gone or unreadable, nothing to say) */
+        char *wait;
+        uint64_t stuck;
+        bool deadlock;
 };
 
 struct pick {
@@ -83,6 +135,8 @@ struct pick {
         bool have_best;
         struct thr best;                /* the thread WAIT follows */
 };
+
+static int walker_start(struct top_wait *w);
 
 int top_wait_new(struct top_wait **ret, const struct top_wait_opts *o) {
         struct top_wait *w = calloc(1, sizeof *w);
@@ -95,6 +149,12 @@ int top_wait_new(struct top_wait **ret, const struct top_wait_opts *o) {
                 w->o.chains = true;
         if (!w->o.max_age_ms)
                 w->o.max_age_ms = 10000;
+        w->efd = -1;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        /* without the thread, fills walk for themselves */
+        if (w->o.background && w->o.chains)
+                (void) walker_start(w);
         *ret = w;
         return 0;
 }
@@ -105,9 +165,30 @@ static void strv_drop(char **v, size_t *n) {
         *n = 0;
 }
 
+static void answers_drop(struct answer *a, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(a[i].wait);
+}
+
 void top_wait_free(struct top_wait *w) {
         if (!w)
                 return;
+        if (w->th_started) {
+                /* it ends after the walk it is in (a scan is not cut short) */
+                pthread_mutex_lock(&w->mu);
+                w->quit = true;
+                pthread_cond_signal(&w->cv);
+                pthread_mutex_unlock(&w->mu);
+                pthread_join(w->th, NULL);
+        }
+        free(w->req);
+        answers_drop(w->ans, w->nans);
+        free(w->ans);
+        if (w->efd >= 0)
+                close(w->efd);
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        free(w->tc);
         for (size_t i = 0; i < w->n; i++)
                 free(w->e[i].wait);
         free(w->e);
@@ -124,6 +205,41 @@ uint64_t top_wait_last_us(const struct top_wait *w) {
 
 uint64_t top_wait_scans(const struct top_wait *w) {
         return w ? w->scans : 0;
+}
+
+uint64_t top_wait_thread_hits(const struct top_wait *w, uint64_t *ret_reads) {
+        *ret_reads = w ? w->tc_reads : 0;
+        return w ? w->tc_hits : 0;
+}
+
+uint64_t top_wait_walk_us(struct top_wait *w, uint64_t *ret_batches) {
+        uint64_t us, b;
+
+        if (!w)
+                return *ret_batches = 0, 0;
+        pthread_mutex_lock(&w->mu);
+        us = w->walk_us;
+        b = w->walk_batches;
+        pthread_mutex_unlock(&w->mu);
+        *ret_batches = b;
+        return us;
+}
+
+int top_wait_fd(const struct top_wait *w) {
+        return w ? w->efd : -1;
+}
+
+bool top_wait_answers(struct top_wait *w) {
+        uint64_t v;
+        bool any;
+
+        if (!w || w->efd < 0)
+                return false;
+        (void) !read(w->efd, &v, sizeof v);
+        pthread_mutex_lock(&w->mu);
+        any = w->nans > 0;
+        pthread_mutex_unlock(&w->mu);
+        return any;
 }
 
 /* A string rows may still point to: freed after the next fill. */
@@ -207,10 +323,121 @@ static void consider(struct pick *pk, const struct thr *t) {
         }
 }
 
+/* ---- threads as last read ---- */
+
+static size_t tc_slot(const struct tcached *v, size_t cap, pid_t tid) {
+        size_t i = ((size_t) (uint32_t) tid * 2654435761u) & (cap - 1);
+
+        while (v[i].tid && v[i].tid != tid)
+                i = (i + 1) & (cap - 1);
+        return i;
+}
+
+/* Rebuild the table with room for more, keeping the threads looked up in the
+ * last two fills. -ENOMEM leaves it as it was. */
+static int tc_rehash(struct top_wait *w, size_t want) {
+        size_t cap = 64, n = 0;
+        struct tcached *v;
+
+        for (size_t i = 0; i < w->tc_cap; i++)
+                if (w->tc[i].tid && w->tc[i].seen + 2 >= w->fill)
+                        want++;
+        while (cap < 2 * want)
+                cap *= 2;
+        v = calloc(cap, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->tc_cap; i++)
+                if (w->tc[i].tid && w->tc[i].seen + 2 >= w->fill) {
+                        v[tc_slot(v, cap, w->tc[i].tid)] = w->tc[i];
+                        n++;
+                }
+        free(w->tc);
+        w->tc = v;
+        w->tc_cap = cap;
+        w->tc_n = n;
+        return 0;
+}
+
+static struct tcached *tc_find(struct top_wait *w, pid_t tid) {
+        struct tcached *c;
+
+        if (!w->tc_cap)
+                return NULL;
+        c = &w->tc[tc_slot(w->tc, w->tc_cap, tid)];
+        return c->tid ? c : NULL;
+}
+
+static struct tcached *tc_add(struct top_wait *w, pid_t tid) {
+        struct tcached *c;
+
+        if ((w->tc_n + 1) * 2 > w->tc_cap && tc_rehash(w, w->tc_n + 1) < 0)
+                return NULL;
+        c = &w->tc[tc_slot(w->tc, w->tc_cap, tid)];
+        if (!c->tid)
+                w->tc_n++;
+        *c = (struct tcached) { .tid = tid };
+        return c;
+}
+
+/* The thread's time on CPU (ns), 0 when unknown (no schedstat: CONFIG_SCHED_INFO off). */
+static uint64_t read_run_ns(pid_t pid, pid_t tid) {
+        char path[64], buf[128];
+        unsigned long long ns;
+
+        snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", pid, tid);
+        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu", &ns) != 1)
+                return 0;
+        return ns;
+}
+
+/* One thread in full: state, off-CPU time (S and D), the system call (want_sc). */
+static void read_thread(struct thr *t, bool want_sc) {
+        int cpu;
+
+        if (diag_task_read_state_cpu(t->pid, t->tid, &t->state, &cpu) < 0) {
+                t->state = 0;
+                return;
+        }
+        if (t->state != 'S' && t->state != 'D')
+                return;
+        if (diag_task_offcpu_ms_on(t->pid, t->tid, cpu, &t->off_ms) < 0)
+                t->off_ms = -1;
+        if (want_sc && read_syscall_line(t->pid, t->tid, t->line, sizeof t->line) == 0 &&
+            diag_syscall_parse_proc(t->line, &t->sc) == 0) {
+                t->have_sc = true;
+                t->cls = t->sc.kind == DIAG_SC_IN ? diag_syscall_class(diag_arch_native(), &t->sc) : DIAG_SCC_OTHER;
+        }
+}
+
+/* A thread now: from the cache when it has not run since it was read there,
+ * else read in full (and kept). */
+static void get_thread(struct top_wait *w, struct thr *t, bool want_sc) {
+        uint64_t run = read_run_ns(t->pid, t->tid), now = diag_now_ns(CLOCK_MONOTONIC);
+        struct tcached *c = tc_find(w, t->tid);
+
+        if (c && run && c->run_ns == run && c->t.pid == t->pid && c->t.start == t->start &&
+            (c->with_sc || !want_sc) && c->reuses < REUSE_MAX) {
+                *t = c->t;
+                if (t->off_ms >= 0)
+                        t->off_ms += (int64_t) ((now - c->read_ns) / 1000000);
+                c->seen = w->fill;
+                c->reuses++;
+                w->tc_hits++;
+                return;
+        }
+        read_thread(t, want_sc);
+        w->tc_reads++;
+        if (!run || !t->state || !(c = c ? c : tc_add(w, t->tid)))
+                return;
+        *c = (struct tcached) { .tid = t->tid, .with_sc = want_sc, .run_ns = run, .read_ns = now, .seen = w->fill,
+                                .t = *t };
+}
+
 /* Read the threads of one process into pk: state and off-CPU time (and the
- * system call when want_sc). Nothing is stopped: stat, sched and syscall are
- * plain reads. */
-static void read_proc_threads(const struct top_proc *p, bool want_sc, struct pick *pk) {
+ * system call when want_sc). Nothing is stopped: stat, sched, schedstat and
+ * syscall are plain reads. */
+static void read_proc_threads(struct top_wait *w, const struct top_proc *p, bool want_sc, struct pick *pk) {
         char path[48];
         DIR *d;
         struct dirent *de;
@@ -226,24 +453,17 @@ static void read_proc_threads(const struct top_proc *p, bool want_sc, struct pic
                 if (diag_parse_pid(de->d_name, &t.tid) < 0)
                         continue;
                 n++;
-                if (diag_task_read_state(p->pid, t.tid, &t.state) < 0 || (t.state != 'S' && t.state != 'D'))
+                get_thread(w, &t, want_sc);
+                if (t.state != 'S' && t.state != 'D')
                         continue;
-                if (diag_task_read_offcpu_ms(p->pid, t.tid, &t.off_ms) < 0)
-                        t.off_ms = -1;
                 if (t.off_ms > pk->blocked_ms || (t.off_ms == pk->blocked_ms && t.state == 'D') || !pk->blocked_state) {
                         pk->blocked_ms = t.off_ms;
                         pk->blocked_state = t.state;
                 }
                 if (t.state == 'D')
                         pk->any_d = true;
-                if (!want_sc)
-                        continue;
-                if (read_syscall_line(p->pid, t.tid, t.line, sizeof t.line) == 0 &&
-                    diag_syscall_parse_proc(t.line, &t.sc) == 0) {
-                        t.have_sc = true;
-                        t.cls = t.sc.kind == DIAG_SC_IN ? diag_syscall_class(diag_arch_native(), &t.sc) : DIAG_SCC_OTHER;
-                }
-                consider(pk, &t);
+                if (want_sc)
+                        consider(pk, &t);
         }
         closedir(d);
 }
@@ -528,6 +748,141 @@ static uint64_t stuck_key(const struct diag_chain *ch) {
         }
 }
 
+/* ---- walking: one scan, then each thread's chain ---- */
+
+static bool quitting(struct top_wait *w) {
+        bool q;
+
+        pthread_mutex_lock(&w->mu);
+        q = w->quit;
+        pthread_mutex_unlock(&w->mu);
+        return q;
+}
+
+/* Walk the chains of t[0..n) with one scan; what each said in out[0..n). On the
+ * walking thread (bg) it stops early when told to quit. */
+static void walk_batch(struct top_wait *w, const struct thr *t, size_t n, struct answer *out, bool bg) {
+        struct diag_chain_ctx *ctx = NULL;
+
+        for (size_t k = 0; k < n; k++)
+                out[k] = (struct answer) { .t = t[k] };
+        /* the scan of every process's fds and sockets, once for all the walks */
+        if (diag_chain_ctx_new(0, &ctx) < 0)
+                return;
+        for (size_t k = 0; k < n && !(bg && quitting(w)); k++) {
+                struct diag_chain ch;
+                struct line l = {};
+
+                if (diag_chain_walk(ctx, t[k].pid, t[k].tid, NULL, &ch) < 0)
+                        continue;
+                out[k].ok = true;
+                if (ch.n && chain_says(&ch)) {
+                        render(w, &ch, &l);
+                        out[k].wait = l.len ? strdup(l.s) : NULL;
+                        out[k].stuck = stuck_key(&ch);
+                }
+                out[k].deadlock = ch.deadlock;
+                diag_chain_clear(&ch);
+        }
+        diag_chain_ctx_free(ctx);
+}
+
+static void *walker(void *arg) {
+        struct top_wait *w = arg;
+
+        pthread_mutex_lock(&w->mu);
+        for (;;) {
+                struct thr *req;
+                struct answer *out;
+                size_t n;
+                uint64_t t0;
+
+                while (!w->quit && !w->req)
+                        pthread_cond_wait(&w->cv, &w->mu);
+                if (w->quit)
+                        break;
+                req = w->req, n = w->nreq;
+                w->req = NULL, w->nreq = 0;
+                pthread_mutex_unlock(&w->mu);
+
+                t0 = diag_now_ns(CLOCK_MONOTONIC);
+                out = calloc(n, sizeof *out);
+                if (out)
+                        walk_batch(w, req, n, out, true);
+                free(req);
+
+                pthread_mutex_lock(&w->mu);
+                if (out && DIAG_GROW(w->ans, w->aans, w->nans + n) >= 0) {
+                        memcpy(w->ans + w->nans, out, n * sizeof *out);
+                        w->nans += n;
+                } else if (out)
+                        answers_drop(out, n);
+                free(out);
+                w->busy = false;
+                w->walk_us = (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1000;
+                w->walk_batches++;
+                if (w->efd >= 0) {
+                        uint64_t one = 1;
+                        (void) !write(w->efd, &one, sizeof one);
+                }
+        }
+        pthread_mutex_unlock(&w->mu);
+        return NULL;
+}
+
+/* The walking thread, with every signal blocked: they are the main thread's (its
+ * poll() must return for SIGINT, SIGHUP, SIGTERM and SIGWINCH). */
+static int walker_start(struct top_wait *w) {
+        sigset_t all, old;
+        int r;
+
+        w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->efd < 0)
+                return -errno;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        r = pthread_create(&w->th, NULL, walker, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0) {
+                close(w->efd);
+                w->efd = -1;
+                return -r;
+        }
+        w->th_started = true;
+        return 0;
+}
+
+/* Hand the thread a batch; false when it is still walking the last one. */
+static bool walker_post(struct top_wait *w, const struct thr *t, size_t n) {
+        struct thr *req = malloc(n * sizeof *req);
+
+        if (!req)
+                return false;
+        memcpy(req, t, n * sizeof *req);
+        pthread_mutex_lock(&w->mu);
+        if (w->busy) {
+                pthread_mutex_unlock(&w->mu);
+                free(req);
+                return false;
+        }
+        w->req = req, w->nreq = n;
+        w->busy = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        return true;
+}
+
+static bool walker_busy(struct top_wait *w) {
+        bool b;
+
+        if (!w->th_started)
+                return false;
+        pthread_mutex_lock(&w->mu);
+        b = w->busy;
+        pthread_mutex_unlock(&w->mu);
+        return b;
+}
+
 /* A thread in D state: what the kernel waits in and on which file, without the
  * scan: "D: nfs_wait_bit_killable (read /mnt/x)". */
 static char *render_dstate(const struct thr *t) {
@@ -562,7 +917,8 @@ static int64_t read_pss(pid_t pid) {
 
 /* BLOCKED of a row (and, with want_sc, the thread WAIT follows; with pss, the
  * group's PSS): each member's threads. */
-static void read_row(const struct top_frame *f, struct top_row *r, bool want_sc, bool pss, struct pick *pk) {
+static void read_row(struct top_wait *w, const struct top_frame *f, struct top_row *r, bool want_sc, bool pss,
+                     struct pick *pk) {
         size_t nmem = 0;
 
         *pk = (struct pick) { .blocked_ms = -1 };
@@ -575,7 +931,7 @@ static void read_row(const struct top_frame *f, struct top_row *r, bool want_sc,
                 if (r->count > 1 && !same_group(p, r->p))
                         continue;
                 nmem++;
-                read_proc_threads(p, want_sc, &m);
+                read_proc_threads(w, p, want_sc, &m);
                 if (m.blocked_state && (m.blocked_ms > pk->blocked_ms || !pk->blocked_state)) {
                         pk->blocked_ms = m.blocked_ms;
                         pk->blocked_state = m.blocked_state;
@@ -642,6 +998,35 @@ static void entries_prune(struct top_wait *w) {
                 w->e[k++] = w->e[i];
         }
         w->n = k;
+}
+
+/* Walked answers into the cache (those of entries pruned meanwhile go). */
+static void apply(struct top_wait *w, struct answer *a, size_t n) {
+        for (size_t k = 0; k < n; k++) {
+                struct wentry *e = a[k].ok ? entry_find(w, a[k].t.pid, a[k].t.start) : NULL;
+
+                if (!e) {
+                        free(a[k].wait);
+                        continue;
+                }
+                entry_set(w, e, &a[k].t, a[k].wait, a[k].stuck);
+                e->deadlock = a[k].deadlock;
+        }
+}
+
+/* What the walking thread has answered since the last fill. */
+static void collect(struct top_wait *w) {
+        struct answer *a;
+        size_t n;
+
+        if (!w->th_started)
+                return;
+        pthread_mutex_lock(&w->mu);
+        a = w->ans, n = w->nans;
+        w->ans = NULL, w->nans = w->aans = 0;
+        pthread_mutex_unlock(&w->mu);
+        apply(w, a, n);
+        free(a);
 }
 
 static void add_key(uint64_t *keys, size_t *n, uint64_t k) {
@@ -721,6 +1106,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 return;
         }
         fill_begin(w);
+        collect(w);
         if (!keys || !pend || !used || !best)
                 goto done;
         if (f->replay) {
@@ -734,7 +1120,7 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 struct wentry *e;
 
                 r->wait = NULL;
-                read_row(f, r, w->o.chains, true, &pk);
+                read_row(w, f, r, w->o.chains, true, &pk);
                 if (!w->o.chains || !pk.have_best || thread_rank(&pk.best) < 2)
                         continue;       /* nothing blocked, or asleep by choice (a sleep, a child, pause) */
                 e = entry_get(w, &pk.best);
@@ -764,45 +1150,49 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                         used[pend[k].row].pid = 0;
                 npend = 0;
         }
+        /* one batch at a time on the walking thread: rows that need a walk while it
+         * is busy wait for the next */
+        if (npend && walker_busy(w)) {
+                for (size_t k = 0; k < npend; k++)
+                        used[pend[k].row].pid = 0;
+                npend = 0;
+        }
         if (npend) {
-                struct diag_chain_ctx *ctx = NULL;
+                size_t nnew = npend;
+                struct thr *t;
 
-                /* the scan of every process's fds and sockets, once for all the walks */
-                if (diag_chain_ctx_new(0, &ctx) >= 0) {
-                        w->scans++;
-                        w->last_scan_ns = now;
-                        /* answers half their age old are walked again with this
-                         * scan: their next one is then not a scan of its own */
-                        for (size_t i = 0; i < n; i++) {
-                                struct wentry *e = used[i].pid ? entry_find(w, used[i].pid, used[i].start) : NULL;
-                                bool queued = false;
-                                if (!e || !e->made_ns || now - e->made_ns < (uint64_t) w->o.max_age_ms * 500000ULL)
-                                        continue;
-                                for (size_t k = 0; k < npend && !queued; k++)
-                                        queued = pend[k].row == i;
-                                if (!queued && best[i].tid == e->tid && best[i].state != 'D')
-                                        pend[npend++] = (struct pending) { .row = i, .t = best[i] };
-                        }
-                        for (size_t k = 0; k < npend; k++) {
-                                struct diag_chain ch;
-                                struct wentry *e = entry_find(w, pend[k].t.pid, pend[k].t.start);
-                                struct line l = {};
-                                char *s = NULL;
-                                uint64_t key = 0;
-
-                                if (!e || diag_chain_walk(ctx, pend[k].t.pid, pend[k].t.tid, NULL, &ch) < 0)
-                                        continue;
-                                if (ch.n && chain_says(&ch)) {
-                                        render(w, &ch, &l);
-                                        s = l.len ? strdup(l.s) : NULL;
-                                        key = stuck_key(&ch);
-                                }
-                                entry_set(w, e, &pend[k].t, s, key);
-                                e->deadlock = ch.deadlock;
-                                diag_chain_clear(&ch);
-                        }
-                        diag_chain_ctx_free(ctx);
+                w->scans++;
+                w->last_scan_ns = now;
+                /* answers half their age old are walked again with this scan: their
+                 * next one is then not a scan of its own */
+                for (size_t i = 0; i < n; i++) {
+                        struct wentry *e = used[i].pid ? entry_find(w, used[i].pid, used[i].start) : NULL;
+                        bool queued = false;
+                        if (!e || !e->made_ns || now - e->made_ns < (uint64_t) w->o.max_age_ms * 500000ULL)
+                                continue;
+                        for (size_t k = 0; k < npend && !queued; k++)
+                                queued = pend[k].row == i;
+                        if (!queued && best[i].tid == e->tid && best[i].state != 'D')
+                                pend[npend++] = (struct pending) { .row = i, .t = best[i] };
                 }
+                t = calloc(npend, sizeof *t);
+                for (size_t k = 0; t && k < npend; k++)
+                        t[k] = pend[k].t;
+                if (t && w->th_started) {
+                        /* answered at a later fill; until then the rows whose call
+                         * changed have no WAIT, those walked again keep theirs */
+                        if (walker_post(w, t, npend))
+                                for (size_t k = 0; k < nnew; k++)
+                                        used[pend[k].row].pid = 0;
+                } else if (t) {
+                        struct answer *a = calloc(npend, sizeof *a);
+                        if (a) {
+                                walk_batch(w, t, npend, a, false);
+                                apply(w, a, npend);
+                        }
+                        free(a);
+                }
+                free(t);
         }
         /* every row's answer, from the cache (walked now or before) */
         for (size_t i = 0; i < n; i++) {
@@ -834,7 +1224,7 @@ void top_wait_fill_blocked(struct top_wait *w, const struct top_frame *f, struct
         else
                 for (size_t i = 0; i < n; i++) {
                         struct pick pk;
-                        read_row(f, &rows[i], false, false, &pk);
+                        read_row(w, f, &rows[i], false, false, &pk);
                 }
         w->last_us = (diag_now_ns(CLOCK_MONOTONIC) - t0) / 1000;
 }
