@@ -83,7 +83,9 @@ def select(s, order, pid):
 
 
 def pane_shows(s, rx, timeout=10):
-    return s.wait_for(rx, timeout)
+    """Until the pane (not the list above it, whose WAIT column names the same locks
+    and ports) matches rx."""
+    return s.wait_until(lambda l: re.search(rx, "\n".join(tt.pane_lines(l))), timeout)
 
 
 def run(chk, spin, demo):
@@ -116,6 +118,7 @@ def run(chk, spin, demo):
         s.keys("Escape")
         lines = s.wait_until(lambda l: [r["pid"] for r in tt.parse_rows(l)] == order, 5)
         chk.check(lines, "/ then Esc: the filter cleared\n%s" % s.describe())
+        check_mouse(chk, s, demo)
         check_tree(chk, s, demo)
         check_drills(chk, s, spin, demo, order)
         check_stacks(chk, s, demo, order, pool)
@@ -127,6 +130,43 @@ def run(chk, spin, demo):
         if s.exited(3) is None:
             s.keys("q")
         chk.eq(s.exited(), 0, "diag-top's exit status after q")
+
+
+def row_y(s, pid):
+    """The screen line of pid's row, or None."""
+    for y, l in enumerate(s.capture()):
+        if re.match(r"\s*%d\s" % pid, l) and tt.row_of([l for l in s.capture()], pid):
+            return y
+    return None
+
+
+def check_mouse(chk, s, demo):
+    """A click selects the row under it: a drill-down then opens on that process. The
+    wheel moves the selection."""
+    w = demo.waiters[0]
+    for pid, key, rx, what in ((w, "c", r"(?s)sess_42.*\b%d\b|\b%d\b.*sess_42" % (demo.holder, demo.holder),
+                                "the chain names the flock and the holder %d" % demo.holder),
+                               (demo.holder, "f", r"(?s):%d\b.*sess_42|sess_42.*:%d\b" % (demo.port, demo.port),
+                                "its fds name the port %d" % demo.port)):
+        y = row_y(s, pid)
+        if not chk.check(y is not None, "the row of %d is on screen\n%s" % (pid, s.describe())):
+            return
+        s.mouse(0, 3, y)
+        s.keys(key)
+        chk.check(pane_shows(s, rx, 15), "click on %d, then %s: %s\n%s" % (pid, key, what, s.describe()))
+        s.keys("Escape")
+        s.wait_until(lambda l: row_y(s, demo.holder) is not None, 5)
+    # the selection is on the holder: the wheel down moves it 3 rows, up back
+    rows = [r["pid"] for r in tt.parse_rows(s.capture())]
+    i = rows.index(demo.holder) if demo.holder in rows else -1
+    if i >= 0 and i + 3 < len(rows):
+        y = row_y(s, demo.holder)
+        s.mouse(65, 3, y, release=False)
+        s.keys("c")
+        below = rows[i + 3]
+        chk.check(pane_shows(s, r"\bpid %d\b|\b%d\b" % (below, below), 15),
+                  "wheel down from %d: the chain pane is about %d\n%s" % (demo.holder, below, s.describe()))
+        s.keys("Escape")
 
 
 def check_tree(chk, s, demo):
@@ -169,6 +209,9 @@ def check_drills(chk, s, spin, demo, order):
     s.keys("f")
     chk.check(pane_shows(s, r"(?s):%d\b.*sess_42|sess_42.*:%d\b" % (demo.port, demo.port), 15),
               "f on the holder: its fds name the port %d and the session file\n%s" % (demo.port, s.describe()))
+    # the pane's status line says the tool ended, well before its 10 s timeout
+    chk.check(pane_shows(s, r"diag-fds %d: done in" % demo.holder, 8),
+              "f on the holder: the pane says diag-fds is done\n%s" % s.describe())
     s.keys("Escape")
     s.keys("l")
     chk.check(pane_shows(s, r"(?is)flock.*sess_42|sess_42.*flock", 15),

@@ -139,6 +139,27 @@ class Screen:
     def text(self, s, pause=0.15):
         self.keys(s, literal=True, pause=pause)
 
+    def mouse(self, button, x, y, release=True):
+        """A mouse event at the cell x, y (from 0) as a terminal sends it: button 0 is the
+        left one (pressed, then released), 64 and 65 the wheel up and down. In the encoding
+        of the TERM diag-top runs with (its terminfo kmous): SGR (1006) or the X10 bytes."""
+        term = self.env.get("TERM", self.term)
+        p = subprocess.run(["infocmp", "-1", term], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
+        m = re.search(r"kmous=([^,]*),", p.stdout.decode("utf-8", "replace"))
+        if not m:
+            dt.harness_error("no kmous in the terminfo of %s: no mouse to send" % term)
+        if m.group(1) == r"\E[<":
+            seq = [b"\x1b[<%d;%d;%dM" % (button, x + 1, y + 1)]
+            if release:
+                seq.append(b"\x1b[<%d;%d;%dm" % (button, x + 1, y + 1))
+        else:
+            seq = [b"\x1b[M" + bytes([32 + button, 33 + x, 33 + y])]
+            if release:
+                seq.append(b"\x1b[M" + bytes([32 + 3, 33 + x, 33 + y]))
+        for b in seq:
+            self.tmux("send-keys", "-t", "top", "-H", *["%02x" % c for c in b])
+        time.sleep(0.15)
+
     def capture(self):
         """The pane's text now (capture-pane -p), one string per row."""
         return self.tmux("capture-pane", "-p", "-t", "top").split("\n")[:self.height]
@@ -221,6 +242,22 @@ def header_line(lines):
         if len(w) >= 3 and w[0] == "PID" and ("USER" in w or "S" in w or "COMMAND" in w):
             return i, l
     return None, None
+
+
+def pane_lines(lines):
+    """The drill-down pane's lines: what follows the process list's rows (all the lines
+    when no list is shown: a full-screen pane). The list's WAIT and COMMAND columns are
+    left out, so that a pattern looked for in the pane cannot match them."""
+    hi, _ = header_line(lines)
+    if hi is None:
+        return list(lines)
+    i = hi + 1
+    while i < len(lines):
+        w = lines[i].split()
+        if w and not (w[0].isdigit() or re.match(r"^x\d+$", w[0]) or w[0].startswith(("-", "|", "`"))):
+            break
+        i += 1
+    return list(lines[i:])
 
 
 def parse_rows(lines):

@@ -44,10 +44,11 @@ static void child_add(pid_t p) {
                 }
 }
 
-/* Reap what has ended among the children (killed ones that took time to die). */
-static void children_reap(void) {
+/* Reap what has ended among the children (killed ones that took time to die),
+ * but keep: the pane's running child, whose status its pump reads. */
+static void children_reap(pid_t keep) {
         for (size_t i = 0; i < ELEMENTSOF(children); i++)
-                if (children[i] && waitpid(children[i], NULL, WNOHANG) != 0)
+                if (children[i] && children[i] != keep && waitpid(children[i], NULL, WNOHANG) != 0)
                         children[i] = 0;
 }
 
@@ -62,7 +63,7 @@ void drill_kill_all(void) {
                 }
         /* reaped if they die soon (one in D state may not: it is left to init) */
         for (int tries = 0; left && tries < 20; tries++) {
-                children_reap();
+                children_reap(0);
                 left = false;
                 for (size_t i = 0; i < ELEMENTSOF(children); i++)
                         left |= children[i] > 0;
@@ -88,13 +89,13 @@ void drill_close(struct drill *d) {
         if (d->child > 0) {
                 kill(-d->child, SIGKILL);
                 kill(d->child, SIGKILL);
-                children_reap();
+                children_reap(0);
         }
         if (d->fd >= 0)
                 close(d->fd);
         lines_free(d);
         drill_init(d);
-        children_reap();
+        children_reap(0);
 }
 
 /* One line into the pane: tabs expanded, control characters shown as '?'. */
@@ -411,7 +412,7 @@ bool drill_pump(struct drill *d) {
         char buf[16384];
         int st;
 
-        children_reap();                /* the ones killed when their pane closed */
+        children_reap(d->child);        /* the ones killed when their pane closed */
 
         if (d->fd >= 0) {
                 for (int rounds = 0; rounds < 16; rounds++) {
@@ -456,7 +457,7 @@ bool drill_pump(struct drill *d) {
                         kill(-d->child, SIGKILL);
                         kill(d->child, SIGKILL);
                         child_done(d, 0, true);
-                        children_reap();
+                        children_reap(0);
                         if (d->fd >= 0) {
                                 close(d->fd);
                                 d->fd = -1;

@@ -1370,6 +1370,22 @@ static bool key(int ch) {
 
 static SCREEN *screen;
 
+/* Home and End as terminals send them whatever their TERM says: PuTTY, rxvt, screen
+ * and tmux send ESC [ 1 ~ and ESC [ 4 ~ under TERM=xterm, whose terminfo has ESC O H
+ * and ESC O F; unmatched, the ESC would close the pane and the rest be keys of their
+ * own. Each is defined only where terminfo left it free. */
+static void keys_extra(void) {
+        static const struct { const char *seq; int key; } extra[] = {
+                { "\033[1~", KEY_HOME }, { "\033[7~", KEY_HOME }, { "\033[H", KEY_HOME }, { "\033OH", KEY_HOME },
+                { "\033[4~", KEY_END }, { "\033[8~", KEY_END }, { "\033[F", KEY_END }, { "\033OF", KEY_END },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(extra); i++)
+                if (key_defined(extra[i].seq) == 0)
+                        define_key(extra[i].seq, extra[i].key);
+}
+
+
 static void screen_end(void) {
         drill_kill_all();
         if (screen && !isendwin())
@@ -1417,6 +1433,7 @@ static int screen_begin(struct top_app *a) {
         nonl();
         intrflush(stdscr, FALSE);
         keypad(stdscr, TRUE);
+        keys_extra();
         nodelay(stdscr, TRUE);
         set_escdelay(25);
         if (V.color)
