@@ -431,8 +431,9 @@ static int run(void) {
          * go to a file or a pipe, likewise by the locale) */
         struct top_wait_opts wo = {
                 .chains = true, .max_age_ms = 10000,
-                /* the screen never waits for a walk; batch frames do, so each says it all */
-                .background = !arg.batch,
+                /* the screen never waits for a walk; batch frames do, so each says it all;
+                 * a replay walks nothing */
+                .background = !arg.batch && !a->replay_dir,
                 .ascii = a->ascii || !cs || (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "utf8") != 0),
         };
         int r, ex, term = 0;
