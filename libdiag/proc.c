@@ -125,18 +125,10 @@ static struct sched_ref *sched_refs;
 static int n_sched_refs;
 
 static int last_cpu_of(pid_t pid, pid_t tid) {
-        char buf[1024];
-        const char *p;
+        char state;
         int cpu;
 
-        if (task_read_small(pid, tid, "stat", buf, sizeof buf) < 0 || !(p = strrchr(buf, ')')))
-                return -1;
-        /* processor is field 39; after "comm)" field 3 starts */
-        for (int field = 2; field < 39 && p; field++)
-                p = strchr(p + 1, ' ');
-        if (!p || sscanf(p + 1, "%d", &cpu) != 1)
-                return -1;
-        return cpu;
+        return diag_task_read_state_cpu(pid, tid, &state, &cpu) < 0 ? -1 : cpu;
 }
 
 static int sched_now_ms_locked(int cpu, double *ret) {
@@ -460,10 +452,24 @@ static int task_read_cpu(pid_t pid, pid_t tid, uint64_t *ret_ms, double *ret_lif
         return 0;
 }
 
-int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns) {
+int diag_task_read_schedstat_ns(pid_t pid, pid_t tid, uint64_t *ret_ns) {
         char buf[128];
         unsigned long long ns;
         int r = task_read_small(pid, tid, "schedstat", buf, sizeof buf);
+
+        if (r < 0)
+                return r;
+        if (sscanf(buf, "%llu", &ns) != 1)
+                return -EINVAL;
+        /* "0 0 0": the kernel keeps no scheduler statistics */
+        if (ns == 0)
+                return -EOPNOTSUPP;
+        *ret_ns = ns;
+        return 0;
+}
+
+int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns) {
+        int r = diag_task_read_schedstat_ns(pid, tid, ret_ns);
 
         if (r == -ENOENT || r == -ESRCH) {
                 /* no schedstat (CONFIG_SCHED_INFO off) or gone: tell which */
@@ -482,12 +488,7 @@ int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns) {
                 *ret_ns = ms * 1000000ULL;
                 return 0;
         }
-        if (r < 0)
-                return r;
-        if (sscanf(buf, "%llu", &ns) != 1)
-                return -EINVAL;
-        *ret_ns = ns;
-        return 0;
+        return r;
 }
 
 void diag_cpu_rates_done(struct diag_cpu_rates *r) {

@@ -380,17 +380,6 @@ static struct tcached *tc_add(struct top_wait *w, pid_t tid) {
         return c;
 }
 
-/* The thread's time on CPU (ns), 0 when unknown (no schedstat: CONFIG_SCHED_INFO off). */
-static uint64_t read_run_ns(pid_t pid, pid_t tid) {
-        char path[64], buf[128];
-        unsigned long long ns;
-
-        snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", pid, tid);
-        if (diag_read_small_at(AT_FDCWD, path, buf, sizeof buf) <= 0 || sscanf(buf, "%llu", &ns) != 1)
-                return 0;
-        return ns;
-}
-
 /* One thread in full: state, off-CPU time (S and D), the system call (want_sc). */
 static void read_thread(struct thr *t, bool want_sc) {
         int cpu;
@@ -413,8 +402,11 @@ static void read_thread(struct thr *t, bool want_sc) {
 /* A thread now: from the cache when it has not run since it was read there,
  * else read in full (and kept). */
 static void get_thread(struct top_wait *w, struct thr *t, bool want_sc) {
-        uint64_t run = read_run_ns(t->pid, t->tid), now = diag_now_ns(CLOCK_MONOTONIC);
+        uint64_t run = 0, now = diag_now_ns(CLOCK_MONOTONIC);
         struct tcached *c = tc_find(w, t->tid);
+
+        /* unknown (no schedstat, or gone): 0, and read in full */
+        (void) diag_task_read_schedstat_ns(t->pid, t->tid, &run);
 
         if (c && run && c->run_ns == run && c->t.pid == t->pid && c->t.start == t->start &&
             (c->with_sc || !want_sc) && c->reuses < REUSE_MAX) {
@@ -852,24 +844,14 @@ static int walker_start(struct top_wait *w) {
         return 0;
 }
 
-/* Hand the thread a batch; false when it is still walking the last one. */
-static bool walker_post(struct top_wait *w, const struct thr *t, size_t n) {
-        struct thr *req = malloc(n * sizeof *req);
-
-        if (!req)
-                return false;
-        memcpy(req, t, n * sizeof *req);
+/* Hand the idle thread a batch (walker_busy() said false: only this thread sets
+ * busy); it owns t from here. */
+static void walker_post(struct top_wait *w, struct thr *t, size_t n) {
         pthread_mutex_lock(&w->mu);
-        if (w->busy) {
-                pthread_mutex_unlock(&w->mu);
-                free(req);
-                return false;
-        }
-        w->req = req, w->nreq = n;
+        w->req = t, w->nreq = n;
         w->busy = true;
         pthread_cond_signal(&w->cv);
         pthread_mutex_unlock(&w->mu);
-        return true;
 }
 
 static bool walker_busy(struct top_wait *w) {
@@ -1181,9 +1163,9 @@ void top_wait_fill(struct top_wait *w, const struct top_frame *f, struct top_row
                 if (t && w->th_started) {
                         /* answered at a later fill; until then the rows whose call
                          * changed have no WAIT, those walked again keep theirs */
-                        if (walker_post(w, t, npend))
-                                for (size_t k = 0; k < nnew; k++)
-                                        used[pend[k].row].pid = 0;
+                        walker_post(w, TAKE_PTR(t), npend);
+                        for (size_t k = 0; k < nnew; k++)
+                                used[pend[k].row].pid = 0;
                 } else if (t) {
                         struct answer *a = calloc(npend, sizeof *a);
                         if (a) {

@@ -194,8 +194,11 @@ double diag_cpu_rates_get(const struct diag_cpu_rates *r, pid_t tid);
 void diag_cpu_rates_done(struct diag_cpu_rates *r);
 /* Copy the rates into p (tasks' cpu_rate_pct, p->cpu_rate_pct, window). */
 void diag_proc_set_cpu_rates(struct diag_proc *p, const struct diag_cpu_rates *r);
-/* Time on CPU of one thread, ns (schedstat's first field). */
+/* Time on CPU of one thread, ns (schedstat's first field; clock ticks where the
+ * kernel keeps no schedstat). */
 int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns);
+/* schedstat's first field alone, exact: -EOPNOTSUPP where the kernel keeps none. */
+int diag_task_read_schedstat_ns(pid_t pid, pid_t tid, uint64_t *ret_ns);
 
 /* Per-task direct readers. pid may be the tid's process or 0 (use /proc/TID). */
 int diag_task_read_syscall(pid_t pid, pid_t tid, struct diag_syscall_state *ret);
