@@ -134,10 +134,9 @@ def run(chk, spin, demo):
 
 def row_y(s, pid):
     """The screen line of pid's row, or None."""
-    for y, l in enumerate(s.capture()):
-        if re.match(r"\s*%d\s" % pid, l) and tt.row_of([l for l in s.capture()], pid):
-            return y
-    return None
+    lines = s.capture()
+    row = tt.row_of(lines, pid)
+    return lines.index(row["line"]) if row else None
 
 
 def check_mouse(chk, s, demo):

@@ -252,12 +252,15 @@ def pane_lines(lines):
     if hi is None:
         return list(lines)
     i = hi + 1
-    while i < len(lines):
-        w = lines[i].split()
-        if w and not (w[0].isdigit() or re.match(r"^x\d+$", w[0]) or w[0].startswith(("-", "|", "`"))):
-            break
+    while i < len(lines) and (not lines[i].strip() or _row_start(lines[i].split()[0])):
         i += 1
     return list(lines[i:])
+
+
+def _row_start(first):
+    """Does a line whose first word is this belong to the process list (a pid, a group's
+    xN, a tree's branch)?"""
+    return first.isdigit() or re.match(r"^x\d+$", first) is not None or first.startswith(("-", "|", "`"))
 
 
 def parse_rows(lines):
@@ -277,8 +280,7 @@ def parse_rows(lines):
     for l in lines[hi + 1:]:
         if not l.strip():
             continue
-        first = l.split()[0]
-        if not (first.isdigit() or re.match(r"^x\d+$", first) or first.startswith(("-", "|", "`"))):
+        if not _row_start(l.split()[0]):
             break           # the list ended (a pane, a footer)
         row = {"line": l}
         cut = [x for x in (wait_at, cmd_at) if x > 0]

@@ -1385,7 +1385,6 @@ static void keys_extra(void) {
                         define_key(extra[i].seq, extra[i].key);
 }
 
-
 static void screen_end(void) {
         drill_kill_all();
         if (screen && !isendwin())
