@@ -27,10 +27,11 @@ import toptest as tt  # noqa: E402
 
 class Watch:
     """Polls, every 5 ms: the states of pids' threads (stopped or traced) and any
-    process named diag-stack."""
+    diag-stack that diag-top (pid top) started. Another test of the suite may run
+    a diag-stack of its own beside this one: only diag-top's children count."""
 
-    def __init__(self, pids):
-        self.pids, self.stopped, self.stacks = pids, [], set()
+    def __init__(self, pids, top):
+        self.pids, self.top, self.stopped, self.stacks = pids, top, [], set()
         self.done = threading.Event()
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
@@ -44,7 +45,7 @@ class Watch:
             for d in os.listdir("/proc"):
                 if d.isdigit():
                     st = dt.task_stat(int(d), int(d))
-                    if st and st[0] == "diag-stack":
+                    if st and st[0] == "diag-stack" and int(st[2][0]) == self.top:
                         self.stacks.add(int(d))
             time.sleep(0.005)
 
@@ -224,7 +225,10 @@ def check_drills(chk, s, spin, demo, order):
 
 
 def check_stacks(chk, s, demo, order, pool):
-    watch = Watch(pool)
+    top = s.pid()
+    if not chk.check(top, "diag-top's pid is found\n%s" % s.describe()):
+        return
+    watch = Watch(pool, top)
     try:
         select(s, order, demo.holder)
         s.keys("s")

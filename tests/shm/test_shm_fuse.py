@@ -19,10 +19,13 @@ ANSWER_WITHIN = 8       # seconds (shmdump gives a file 4 s); longer counts as a
 chk = dt.Checker("shm-fuse")
 
 
-def shmdump_pids():
+def shmdump_pids(path):
+    """shmdump processes whose command line names path (the runs of this test and
+    what they forked: another test of the suite may run a shmdump of its own)."""
     out = set()
     for d in os.listdir("/proc"):
-        if d.isdigit() and (dt.read_file("/proc/%s/comm" % d) or "").strip() == "shmdump":
+        if d.isdigit() and (dt.read_file("/proc/%s/comm" % d) or "").strip() == "shmdump" and \
+           path in (dt.read_file("/proc/%s/cmdline" % d) or "").split("\0"):
             out.add(int(d))
     return out
 
@@ -45,7 +48,7 @@ def one_line(r, what, path):
 
 def check_runs(path, tmp):
     sh = dt.which("sh")
-    before = shmdump_pids()
+    before = shmdump_pids(path)
     stuck = set()
     # the pipeline: cat ends only when every holder of the pipe has closed it
     r = dt.run_bounded([sh, "-c", '"$0" "$1" | cat', dt.need_path("shmdump"), path], timeout=ANSWER_WITHIN + 5)
@@ -70,7 +73,7 @@ def check_runs(path, tmp):
         stuck.add(one_line(r, "--save", path))
     chk.eq(os.listdir(tmp), [], "--save from the hung file left files in the output directory")
 
-    left = shmdump_pids() - before - stuck
+    left = shmdump_pids(path) - before - stuck
     chk.eq(sorted(left), [], "shmdump processes left behind (not named as stuck helpers)")
 
 
