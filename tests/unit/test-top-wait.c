@@ -575,7 +575,11 @@ static void test_sleepers(void) {
         }
         printf("group: blocked %lld ms (oracle %lld..%lld), pss %lld (oracle %lld)\n", (long long) g.blocked_ms,
                (long long) longest0, (long long) longest1, (long long) g.pss, (long long) pss);
-        CHECK(g.blocked_ms >= longest0 && g.blocked_ms <= longest1);
+        /* A thread that has not run since the last fill is taken from it, its time
+         * carried forward by CLOCK_MONOTONIC; the oracle reads the CPU's task clock,
+         * which leaves out IRQ and steal time: on a busy VM they part by a few ms
+         * over a second (4 ms seen). */
+        CHECK(g.blocked_ms >= longest0 - 50 && g.blocked_ms <= longest1 + 50);
         CHECK_INT(g.blocked_state, 'S');
         CHECK(g.wait == NULL);
         CHECK(g.pss > 0);
