@@ -197,7 +197,8 @@ void diag_proc_set_cpu_rates(struct diag_proc *p, const struct diag_cpu_rates *r
 /* Time on CPU of one thread, ns (schedstat's first field; clock ticks where the
  * kernel keeps no schedstat). */
 int diag_task_read_oncpu_ns(pid_t pid, pid_t tid, uint64_t *ret_ns);
-/* schedstat's first field alone, exact: -EOPNOTSUPP where the kernel keeps none. */
+/* schedstat's first field alone, exact: -EOPNOTSUPP where the kernel keeps none
+ * (all zeros, as for a thread that has not run yet). */
 int diag_task_read_schedstat_ns(pid_t pid, pid_t tid, uint64_t *ret_ns);
 
 /* Per-task direct readers. pid may be the tid's process or 0 (use /proc/TID). */
